@@ -1,0 +1,123 @@
+namespace Kiln.Build.Definition;
+
+/// <summary>Where in a kiln.yaml a value came from (1-based line and column).</summary>
+public readonly record struct SourceMark(string File, int Line, int Column)
+{
+    public override string ToString() => $"{File}:{Line}:{Column}";
+}
+
+/// <summary>A parsed, validated and normalised kiln.yaml.</summary>
+public sealed record KilnFile
+{
+    /// <summary>Absolute path of the kiln.yaml.</summary>
+    public required string Path { get; init; }
+
+    /// <summary>Absolute path of the build context (the folder holding the file).</summary>
+    public required string ContextDir { get; init; }
+
+    /// <summary>Images by name, in file order.</summary>
+    public required IReadOnlyList<ImageDefinition> Images { get; init; }
+}
+
+public sealed record ImageDefinition
+{
+    public required string Name { get; init; }
+    public required SourceMark Mark { get; init; }
+    public required ImageSource Source { get; init; }
+    public IReadOnlyList<StepDefinition> Steps { get; init; } = [];
+    public ConfigDefinition Config { get; init; } = new();
+}
+
+/// <summary>What an image starts from.</summary>
+public abstract record ImageSource
+{
+    public required SourceMark Mark { get; init; }
+}
+
+public sealed record BootstrapSource : ImageSource
+{
+    public required string Distro { get; init; }          // "debian"
+    public required string Suite { get; init; }           // "bookworm"
+    public string Variant { get; init; } = "minbase";
+    public IReadOnlyList<string> Packages { get; init; } = [];
+    /// <summary>Explicit mirror URI, or null to use the build host's apt sources.</summary>
+    public string? Mirror { get; init; }
+}
+
+public sealed record FromImageSource : ImageSource
+{
+    public required string ImageName { get; init; }
+}
+
+public sealed record ScratchSource : ImageSource;
+
+/// <summary><c>from: oci:PATH[:TAG]</c>; Path is absolute (resolved against the context dir).</summary>
+public sealed record OciLayoutSource : ImageSource
+{
+    public required string LayoutPath { get; init; }
+    public string Tag { get; init; } = "latest";
+}
+
+public abstract record StepDefinition
+{
+    public required SourceMark Mark { get; init; }
+}
+
+public sealed record PackagesStep : StepDefinition
+{
+    public required IReadOnlyList<string> Packages { get; init; }
+}
+
+public enum StepNetwork { Host, None }
+
+public sealed record RunStep : StepDefinition
+{
+    /// <summary>A shell command line, run with <c>/bin/sh -c</c>.</summary>
+    public required string Command { get; init; }
+    public StepNetwork Network { get; init; } = StepNetwork.Host;
+    /// <summary>Absolute directories inside the image that are persistent cache mounts.</summary>
+    public IReadOnlyList<string> Cache { get; init; } = [];
+}
+
+public sealed record CopyStep : StepDefinition
+{
+    /// <summary>Source paths relative to the context dir, normalised (forward slashes, no "." or ".."),
+    /// as written; a trailing slash means "the contents of this directory".</summary>
+    public required IReadOnlyList<string> Sources { get; init; }
+    /// <summary>Absolute destination inside the image; a trailing slash means "into this directory".</summary>
+    public required string To { get; init; }
+    public int? Uid { get; init; }
+    public int? Gid { get; init; }
+    /// <summary>Octal file mode applied to copied regular files (directories keep theirs), or null.</summary>
+    public int? Mode { get; init; }
+}
+
+public sealed record EnvStep : StepDefinition
+{
+    /// <summary>Sorted by key.</summary>
+    public required IReadOnlyList<KeyValuePair<string, string>> Variables { get; init; }
+}
+
+public sealed record WorkdirStep : StepDefinition
+{
+    public required string Path { get; init; }
+}
+
+public sealed record UserStep : StepDefinition
+{
+    public required string User { get; init; }
+}
+
+/// <summary>The <c>config:</c> block; null means "inherit from the parent".</summary>
+public sealed record ConfigDefinition
+{
+    public IReadOnlyList<string>? Entrypoint { get; init; }
+    public IReadOnlyList<string>? Cmd { get; init; }
+    public IReadOnlyList<KeyValuePair<string, string>>? Env { get; init; }
+    public string? Workdir { get; init; }
+    public string? User { get; init; }
+    /// <summary>Normalised to "PORT/tcp" or "PORT/udp".</summary>
+    public IReadOnlyList<string>? Expose { get; init; }
+    public IReadOnlyList<KeyValuePair<string, string>>? Labels { get; init; }
+    public string? StopSignal { get; init; }
+}

@@ -1,0 +1,33 @@
+using System.Text.Json.Serialization;
+
+namespace Kiln.Oci;
+
+public sealed record Descriptor
+{
+    [JsonPropertyName("mediaType")]
+    public required string MediaType { get; init; }
+
+    [JsonPropertyName("digest")]
+    [JsonConverter(typeof(DigestJsonConverter))]
+    public required Digest Digest { get; init; }
+
+    [JsonPropertyName("size")]
+    public required long Size { get; init; }
+
+    [JsonPropertyName("annotations")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, string>? Annotations { get; init; }
+
+    [JsonPropertyName("platform")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Platform? Platform { get; init; }
+}
+
+public sealed record Platform
+{
+    [JsonPropertyName("architecture")]
+    public required string Architecture { get; init; }
+
+    [JsonPropertyName("os")]
+    public required string Os { get; init; }
+}
