@@ -1,0 +1,13 @@
+#!/bin/bash
+# Builds the kiln binary (NativeAOT) into out/ when any source changed since the last build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=out/kiln
+if [ -x "$bin" ] && [ -z "$(find src Directory.Build.props -newer "$bin" -type f 2>/dev/null | head -1)" ]; then
+  exit 0
+fi
+echo "kiln: building the tool (NativeAOT) ..." >&2
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet publish src/Kiln.Cli -c Release -r linux-x64 -p:PublishAot=true -o out/publish -v quiet -nologo >&2
+install -m 0755 out/publish/kiln "$bin.tmp"
+mv -f "$bin.tmp" "$bin"

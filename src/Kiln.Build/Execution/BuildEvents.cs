@@ -1,0 +1,31 @@
+using Kiln.Oci;
+
+namespace Kiln.Build.Execution;
+
+/// <summary>Progress of a build, as data: the CLI renders it.</summary>
+public abstract record BuildEvent(string Image);
+
+public sealed record ImageStarted(string Image, int StepCount) : BuildEvent(Image);
+
+/// <summary>Index -1 is the image's base (bootstrap or import).</summary>
+public sealed record StepStarted(string Image, int Index, string Description) : BuildEvent(Image);
+
+public sealed record StepOutput(string Image, int Index, string Line) : BuildEvent(Image);
+
+public sealed record StepFinished(string Image, int Index, string Description, bool Cached, TimeSpan Duration, Descriptor? Layer) : BuildEvent(Image);
+
+public sealed record ImageFinished(string Image, ImageResult Result) : BuildEvent(Image);
+
+public sealed record StepResult(int Index, string Description, bool Cached, TimeSpan Duration, Descriptor? Layer);
+
+public sealed record ImageResult
+{
+    public required string Name { get; init; }
+    public required Descriptor Manifest { get; init; }
+    public required IReadOnlyList<StepResult> Steps { get; init; }
+    public required TimeSpan Duration { get; init; }
+    public int StepsRun => Steps.Count(s => !s.Cached);
+    public int StepsCached => Steps.Count(s => s.Cached);
+}
+
+public sealed record BuildResult(IReadOnlyList<ImageResult> Images);

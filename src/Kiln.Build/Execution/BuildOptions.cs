@@ -1,0 +1,28 @@
+using Kiln.Build.Layers;
+
+namespace Kiln.Build.Execution;
+
+public sealed record BuildOptions
+{
+    /// <summary>Images to build (with what they need); empty: all.</summary>
+    public IReadOnlyCollection<string> Targets { get; init; } = [];
+
+    /// <summary>Run every step, ignoring the step cache.</summary>
+    public bool NoCache { get; init; }
+
+    /// <summary>Rerun steps that fetch packages (and what follows, when their result changed).</summary>
+    public bool Refresh { get; init; }
+
+    public Compression Compression { get; init; } = Compression.Gzip;
+
+    /// <summary>Times in layers are clamped to this; also the images' created time.</summary>
+    public DateTimeOffset Epoch { get; init; } = DateTimeOffset.UnixEpoch;
+
+    /// <summary>Where the host's apt configuration lives (for bootstraps without a mirror).</summary>
+    public string HostAptDir { get; init; } = "/etc/apt";
+
+    /// <summary>Package lists older than this are refreshed before a packages step.</summary>
+    public TimeSpan ListsMaxAge { get; init; } = TimeSpan.FromHours(24);
+
+    public string Timestamp => Epoch.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using Kiln.Build.Definition;
+using Kiln.Build.Layers;
+using Kiln.Build.Planning;
+using Kiln.Build.Store;
+using Kiln.Oci;
+
+namespace Kiln.Build.Execution;
+
+/// <summary>Runs a build plan: each image's base, then each step (or its cached result), then the image's
+/// config; writes the image to the store and tags it with its name.</summary>
+public sealed class Executor
+{
+    private readonly KilnStore _store;
+    private readonly BuildOptions _options;
+    private readonly IProgress<BuildEvent>? _progress;
+
+    public Executor(KilnStore store, BuildOptions options, IProgress<BuildEvent>? progress = null)
+    {
+        _store = store;
+        _options = options;
+        _progress = progress;
+    }
+
+    public async Task<BuildResult> BuildAsync(BuildPlan plan, CancellationToken cancellationToken = default)
+    {
+        var finals = new Dictionary<string, (ImageState State, bool Dirty)>(StringComparer.Ordinal);
+        var results = new List<ImageResult>();
+        using var storeLock = _store.AcquireLock(exclusive: false, cancellationToken);
+        foreach (var image in plan.Images)
+        {
+            var result = await BuildImageAsync(plan, image, finals, cancellationToken).ConfigureAwait(false);
+            results.Add(result);
+            _progress?.Report(new ImageFinished(image.Name, result));
+        }
+        return new BuildResult(results);
+    }
+
+    private async Task<ImageResult> BuildImageAsync(BuildPlan plan, ImagePlan image, Dictionary<string, (ImageState State, bool Dirty)> finals, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        _progress?.Report(new ImageStarted(image.Name, image.Steps.Count));
+        var steps = new List<StepResult>();
+        ImageState state;
+        bool dirty = false; // true once a step's result differs from what the cache held for its key
+        switch (image.Definition.Source)
+        {
+            case FromImageSource from:
+                (state, dirty) = finals[from.ImageName];
+                break;
+            case ScratchSource:
+                state = ImageState.Empty(_options.Timestamp);
+                break;
+            case BootstrapSource bootstrap:
+                {
+                    var r = await BaseStepAsync(image, "bootstrap " + Describe(bootstrap), fetches: true,
+                        () => new Bootstrapper(_store, _options).RunAsync(image.Name, bootstrap, line => Output(image.Name, -1, line), ct), ct).ConfigureAwait(false);
+                    state = r.State;
+                    dirty = r.Dirty;
+                    steps.Add(r.Result);
+                    break;
+                }
+            case OciLayoutSource oci:
+                {
+                    var r = await BaseStepAsync(image, $"from oci:{oci.LayoutPath}:{oci.Tag}", fetches: false,
+                        () => OciImport.ImportAsync(_store, oci, _options, ct), ct).ConfigureAwait(false);
+                    state = r.State;
+                    dirty = r.Dirty;
+                    steps.Add(r.Result);
+                    break;
+                }
+            default:
+                throw new NotSupportedException($"{image.Name}: this kind of base is not supported yet");
+        }
+
+        foreach (var step in image.Steps)
+        {
+            ct.ThrowIfCancellationRequested();
+            _progress?.Report(new StepStarted(image.Name, step.Index, step.Description));
+            var stepClock = Stopwatch.StartNew();
+            var cached = _options.NoCache ? null : _store.TryGetStep(step.CacheKey);
+            bool reuse = cached is not null && !dirty && !(_options.Refresh && step.FetchesPackages);
+            ImageState next;
+            if (reuse)
+            {
+                next = cached!;
+            }
+            else
+            {
+                next = await new StepRunner(_store, _options, plan.File, line => Output(image.Name, step.Index, line))
+                    .RunAsync(image.Name, step, state, ct).ConfigureAwait(false);
+                if (cached is null || !SameLayers(cached, next))
+                {
+                    dirty = dirty || cached is not null;
+                }
+                await _store.PutStepAsync(step.CacheKey, next, ct).ConfigureAwait(false);
+            }
+            var layer = next.Layers.Count > state.Layers.Count ? next.Layers[^1] : null;
+            var sr = new StepResult(step.Index, step.Description, reuse, stepClock.Elapsed, layer);
+            steps.Add(sr);
+            _progress?.Report(new StepFinished(image.Name, step.Index, step.Description, reuse, sr.Duration, layer));
+            state = next;
+        }
+
+        state = state with
+        {
+            Config = state.Config with
+            {
+                Created = _options.Timestamp,
+                Config = ConfigMerge.Apply(state.Config.Config, image.Definition.Config),
+            },
+        };
+        finals[image.Name] = (state, dirty);
+        var manifest = await _store.WriteImageAsync(state, ct).ConfigureAwait(false);
+        await _store.TagAsync(image.Name, manifest, ct).ConfigureAwait(false);
+        return new ImageResult { Name = image.Name, Manifest = manifest, Steps = steps, Duration = clock.Elapsed };
+    }
+
+    private async Task<(ImageState State, bool Dirty, StepResult Result)> BaseStepAsync(
+        ImagePlan image, string description, bool fetches, Func<Task<ImageState>> make, CancellationToken ct)
+    {
+        _progress?.Report(new StepStarted(image.Name, -1, description));
+        var clock = Stopwatch.StartNew();
+        var cached = _options.NoCache ? null : _store.TryGetStep(image.BaseKey);
+        bool reuse = cached is not null && !(_options.Refresh && fetches);
+        bool dirty = false;
+        ImageState state;
+        if (reuse)
+        {
+            state = cached!;
+        }
+        else
+        {
+            state = await make().ConfigureAwait(false);
+            dirty = cached is not null && !SameLayers(cached, state);
+            await _store.PutStepAsync(image.BaseKey, state, ct).ConfigureAwait(false);
+        }
+        var layer = state.Layers.Count > 0 ? state.Layers[^1] : null;
+        var result = new StepResult(-1, description, reuse, clock.Elapsed, layer);
+        _progress?.Report(new StepFinished(image.Name, -1, description, reuse, result.Duration, layer));
+        return (state, dirty, result);
+    }
+
+    private static bool SameLayers(ImageState a, ImageState b) =>
+        a.Layers.Select(l => l.Digest).SequenceEqual(b.Layers.Select(l => l.Digest));
+
+    private void Output(string image, int index, string line) => _progress?.Report(new StepOutput(image, index, line));
+
+    private static string Describe(BootstrapSource b) =>
+        $"{b.Distro}/{b.Suite} ({b.Variant}{(b.Packages.Count > 0 ? " + " + string.Join(' ', b.Packages) : "")})";
+}

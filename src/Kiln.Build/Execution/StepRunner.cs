@@ -1,0 +1,180 @@
+using Kiln.Build.Definition;
+using Kiln.Build.Layers;
+using Kiln.Build.Planning;
+using Kiln.Build.Sandbox;
+using Kiln.Build.Store;
+
+namespace Kiln.Build.Execution;
+
+/// <summary>Runs one step on an image state and returns the next state. One method per step kind.</summary>
+internal sealed class StepRunner
+{
+    // Files that package tools rewrite with the time of day; dropping them from a packages step's layer
+    // keeps the layer reproducible (the image keeps the parent's copies).
+    private static readonly string[] VolatileFiles =
+    [
+        "var/log/dpkg.log", "var/log/alternatives.log", "var/log/apt/history.log", "var/log/apt/term.log",
+        "var/log/apt/eipp.log.xz", "var/cache/ldconfig/aux-cache", "var/cache/debconf/config.dat-old",
+        "var/cache/debconf/templates.dat-old", "var/cache/debconf/passwords.dat-old",
+    ];
+
+    private readonly KilnStore _store;
+    private readonly BuildOptions _options;
+    private readonly KilnFile _file;
+    private readonly Action<string> _output;
+    private readonly Queue<string> _tail = new();
+    private bool _ranUpdate;
+
+    public StepRunner(KilnStore store, BuildOptions options, KilnFile file, Action<string> output)
+    {
+        _store = store;
+        _options = options;
+        _file = file;
+        _output = output;
+    }
+
+    public async Task<ImageState> RunAsync(string image, StepPlan step, ImageState state, CancellationToken ct)
+    {
+        var createdBy = "kiln " + step.Canonical;
+        var config = state.Config.Config;
+        switch (step.Step)
+        {
+            case EnvStep env:
+                return LayerCommit.AddHistory(state with { Config = state.Config with { Config = ConfigMerge.WithEnv(config, env.Variables) } }, createdBy, _options, emptyLayer: true);
+            case WorkdirStep wd:
+                return LayerCommit.AddHistory(state with { Config = state.Config with { Config = config with { WorkingDir = wd.Path } } }, createdBy, _options, emptyLayer: true);
+            case UserStep user:
+                return LayerCommit.AddHistory(state with { Config = state.Config with { Config = config with { User = user.User } } }, createdBy, _options, emptyLayer: true);
+        }
+
+        var scratch = _store.CreateTempDir("step");
+        try
+        {
+            var upper = Path.Combine(scratch, "upper");
+            Directory.CreateDirectory(upper);
+            var lowers = LayerCommit.LowerDirs(_store, state);
+            switch (step.Step)
+            {
+                case RunStep run:
+                    await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", run.Command],
+                        hostNetwork: run.Network == StepNetwork.Host, binds: CacheBinds(run), extraEnv: [], ct).ConfigureAwait(false);
+                    break;
+                case PackagesStep packages:
+                    await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", PackagesScript(packages)],
+                        hostNetwork: true, binds: AptBinds(), extraEnv: [new("DEBIAN_FRONTEND", "noninteractive")], ct).ConfigureAwait(false);
+                    if (_ranUpdate)
+                    {
+                        File.WriteAllBytes(ListsMarker, []);
+                    }
+                    foreach (var f in VolatileFiles)
+                    {
+                        var p = Path.Combine(upper, f);
+                        if (File.Exists(p) && new FileInfo(p).LinkTarget is null)
+                        {
+                            File.Delete(p);
+                        }
+                    }
+                    break;
+                case CopyStep copy:
+                    await LayerCopier.CopyAsync(_file.ContextDir, copy.Sources, copy.To, upper, lowers, copy.Uid, copy.Gid, copy.Mode, ct).ConfigureAwait(false);
+                    break;
+                default:
+                    throw new NotSupportedException($"step kind {step.Step.GetType().Name} is not supported");
+            }
+            return await LayerCommit.CommitAsync(_store, upper, state, createdBy, _options, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _store.DeleteTempDir(scratch);
+        }
+    }
+
+    private async Task RunInSandboxAsync(string image, StepPlan step, ImageState state, string scratch, string upper, IReadOnlyList<string> lowers,
+        IReadOnlyList<string> command, bool hostNetwork, IReadOnlyList<BindMount> binds, IReadOnlyList<KeyValuePair<string, string>> extraEnv, CancellationToken ct)
+    {
+        var config = state.Config.Config;
+        var spec = new SandboxSpec
+        {
+            LowerDirsTopFirst = lowers,
+            UpperDir = upper,
+            ScratchDir = Path.Combine(scratch, "sandbox"),
+            Command = command,
+            Environment = ConfigMerge.StepEnvironment(config, _options.Epoch, extraEnv),
+            WorkingDirectory = config.WorkingDir is { Length: > 0 } wd ? wd : "/",
+            User = step.Step is PackagesStep ? null : config.User,
+            HostNetwork = hostNetwork,
+            Binds = binds,
+        };
+        int status = await Sandbox.Sandbox.RunAsync(spec, Line, ct).ConfigureAwait(false);
+        if (status != 0)
+        {
+            throw BuildException.StepFailed(image, step.Index, step.Description, status, [.. _tail]);
+        }
+    }
+
+    private void Line(string line)
+    {
+        lock (_tail)
+        {
+            _tail.Enqueue(line);
+            while (_tail.Count > 30)
+            {
+                _tail.Dequeue();
+            }
+        }
+        _output(line);
+    }
+
+    private string CacheRoot => Path.GetFullPath(Path.Combine(_store.AptArchivesDir, "..", ".."));
+
+    private string ListsMarker => Path.Combine(CacheRoot, "apt", "lists.updated");
+
+    private IReadOnlyList<BindMount> AptBinds()
+    {
+        Directory.CreateDirectory(Path.Combine(_store.AptArchivesDir, "partial"));
+        Directory.CreateDirectory(Path.Combine(_store.AptListsDir, "partial"));
+        return [new BindMount(_store.AptArchivesDir, "/var/cache/apt/archives"), new BindMount(_store.AptListsDir, "/var/lib/apt/lists")];
+    }
+
+    private IReadOnlyList<BindMount> CacheBinds(RunStep run)
+    {
+        var binds = new List<BindMount>();
+        foreach (var dir in run.Cache)
+        {
+            // One host dir per image path, named by a hash of the path: no path can climb out of the cache root.
+            var name = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(dir)))[..24];
+            var host = Path.Combine(CacheRoot, "run", name);
+            Directory.CreateDirectory(host);
+            binds.Add(new BindMount(host, dir));
+        }
+        return binds;
+    }
+
+    private string PackagesScript(PackagesStep packages)
+    {
+        bool fresh = ListsAreFresh();
+        var apt = "apt-get -q -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o APT::Sandbox::User=root -o Acquire::Retries=3";
+        var install = $"{apt} -o Dpkg::Options::=--force-unsafe-io -o Dpkg::Options::=--force-confdef -o Dpkg::Use-Pty=0 install -y --no-install-recommends " +
+            string.Join(' ', packages.Packages.Select(ShellQuote));
+        var update = $"{apt} update";
+        _ranUpdate = !fresh || _options.Refresh;
+        // With fresh shared lists apt-get update is skipped; if the lists turn out stale, update and retry once.
+        return fresh && !_options.Refresh
+            ? $"set -e\n{install} || {{ {update} && {install}; }}\n"
+            : $"set -e\n{update}\n{install}\n";
+    }
+
+    private bool ListsAreFresh()
+    {
+        var dir = new DirectoryInfo(_store.AptListsDir);
+        if (!dir.Exists)
+        {
+            return false;
+        }
+        // apt dates list files by the archive's Release, not by the download; keep our own marker.
+        var marker = new FileInfo(ListsMarker);
+        return dir.GetFiles("*_Packages*").Length > 0 && marker.Exists && DateTime.UtcNow - marker.LastWriteTimeUtc < _options.ListsMaxAge;
+    }
+
+    private static string ShellQuote(string s) => "'" + s.Replace("'", "'\\''") + "'";
+}

@@ -1,0 +1,129 @@
+namespace Kiln.Build.Sandbox;
+
+/// <summary>Builds the sandbox's mount points as an extra read-only layer between the image and the step's
+/// upper dir, so that creating a mount point never writes into the step's layer.</summary>
+internal static class MountSkeleton
+{
+    private const string PolicyRcD = "#!/bin/sh\n# written by kiln: services are not started while building an image\nexit 101\n";
+
+    /// <summary>Fills <paramref name="skeleton"/> and returns the bind mounts to make (checked against the image).</summary>
+    public static IReadOnlyList<BindMount> Prepare(string skeleton, SandboxSpec spec)
+    {
+        var lowers = spec.LowerDirsTopFirst;
+        foreach (var dir in new[] { "/proc", "/sys", "/dev" })
+        {
+            if (PathIsPlain(lowers, dir))
+            {
+                MakeDir(skeleton, lowers, dir);
+            }
+        }
+        if (spec.ResolvConf && PathIsPlain(lowers, "/etc/resolv.conf") && File.Exists("/etc/resolv.conf"))
+        {
+            MakeDir(skeleton, lowers, "/etc");
+            File.Copy("/etc/resolv.conf", Path.Combine(skeleton, "etc/resolv.conf"), overwrite: true);
+            File.SetUnixFileMode(Path.Combine(skeleton, "etc/resolv.conf"), (UnixFileMode)Convert.ToInt32("644", 8));
+        }
+        if (spec.PolicyRcD && PathIsPlain(lowers, "/usr/sbin/policy-rc.d"))
+        {
+            MakeDir(skeleton, lowers, "/usr/sbin");
+            var file = Path.Combine(skeleton, "usr/sbin/policy-rc.d");
+            File.WriteAllText(file, PolicyRcD);
+            File.SetUnixFileMode(file, (UnixFileMode)Convert.ToInt32("755", 8));
+        }
+        foreach (var bind in spec.Binds)
+        {
+            if (!bind.ImagePath.StartsWith('/') || bind.ImagePath.Split('/').Any(c => c is "." or ".."))
+            {
+                throw SandboxException.SetupFailed($"mount point '{bind.ImagePath}' must be an absolute path without '.' or '..'");
+            }
+            if (!PathIsPlain(lowers, bind.ImagePath))
+            {
+                throw SandboxException.SetupFailed($"mount point '{bind.ImagePath}' passes through a symlink or a file in the image");
+            }
+            if (Directory.Exists(bind.HostPath))
+            {
+                MakeDir(skeleton, lowers, bind.ImagePath);
+            }
+            else
+            {
+                MakeDir(skeleton, lowers, ParentOf(bind.ImagePath));
+                var target = Path.Combine(skeleton, bind.ImagePath.TrimStart('/'));
+                if (!File.Exists(target))
+                {
+                    File.WriteAllBytes(target, []);
+                }
+            }
+        }
+        return spec.Binds;
+    }
+
+    private static string ParentOf(string imagePath)
+    {
+        int slash = imagePath.TrimEnd('/').LastIndexOf('/');
+        return slash <= 0 ? "/" : imagePath[..slash];
+    }
+
+    /// <summary>True when no component of the path is a symlink or a non-directory (but the last may be a file
+    /// or missing) in the topmost layer that holds it.</summary>
+    private static bool PathIsPlain(IReadOnlyList<string> lowers, string imagePath)
+    {
+        var parts = imagePath.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var prefix = "";
+        for (int i = 0; i < parts.Length; i++)
+        {
+            prefix = prefix + "/" + parts[i];
+            var info = Topmost(lowers, prefix);
+            if (info is null)
+            {
+                return true;
+            }
+            if (info.LinkTarget is not null)
+            {
+                return false;
+            }
+            if (i < parts.Length - 1 && info is not DirectoryInfo)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static FileSystemInfo? Topmost(IReadOnlyList<string> lowers, string imagePath)
+    {
+        foreach (var lower in lowers)
+        {
+            var host = Path.Combine(lower, imagePath.TrimStart('/'));
+            FileSystemInfo dir = new DirectoryInfo(host);
+            if (dir.Exists || dir.LinkTarget is not null)
+            {
+                return dir;
+            }
+            var file = new FileInfo(host);
+            if (file.Exists || file.LinkTarget is not null)
+            {
+                return file;
+            }
+        }
+        return null;
+    }
+
+    private static void MakeDir(string skeleton, IReadOnlyList<string> lowers, string imagePath)
+    {
+        var parts = imagePath.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var prefix = "";
+        foreach (var part in parts)
+        {
+            prefix = prefix + "/" + part;
+            var target = Path.Combine(skeleton, prefix.TrimStart('/'));
+            if (Directory.Exists(target))
+            {
+                continue;
+            }
+            Directory.CreateDirectory(target);
+            // A skeleton directory shadows the image's in the merged view: give it the image's mode.
+            var existing = Topmost(lowers, prefix) as DirectoryInfo;
+            File.SetUnixFileMode(target, existing?.UnixFileMode ?? (UnixFileMode)Convert.ToInt32("755", 8));
+        }
+    }
+}

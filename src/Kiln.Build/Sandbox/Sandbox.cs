@@ -1,0 +1,116 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Kiln.Build.Sandbox;
+
+/// <summary>Runs a command in new mount, pid, uts and ipc namespaces (and a new network namespace unless
+/// the host's is asked for), chrooted into an overlay of an image's layers.</summary>
+/// <remarks>The namespaces come from util-linux's unshare(1) rather than clone(2) from .NET: a managed
+/// runtime cannot safely fork into a single-threaded child. Teardown is the kernel's: all mounts are in
+/// the private mount namespace and every process is in the pid namespace, so when PID 1 dies, all is
+/// gone. PID 1 dies with unshare (--kill-child) and unshare dies with us (setpriv --pdeathsig).</remarks>
+public static class Sandbox
+{
+    public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+    /// <summary>Runs the command and returns its exit status. Output lines go to <paramref name="output"/>.
+    /// Throws <see cref="SandboxException"/> when the sandbox itself could not be set up (status 125
+    /// from the setup script) and <see cref="OperationCanceledException"/> when cancelled (after every
+    /// process of the sandbox has exited).</summary>
+    public static async Task<int> RunAsync(SandboxSpec spec, Action<string>? output = null, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var merged = Path.Combine(spec.ScratchDir, "merged");
+        var work = Path.Combine(spec.ScratchDir, "work");
+        var skeleton = Path.Combine(spec.ScratchDir, "skeleton");
+        Directory.CreateDirectory(merged);
+        Directory.CreateDirectory(work);
+        Directory.CreateDirectory(skeleton);
+        Directory.CreateDirectory(spec.UpperDir);
+
+        var binds = MountSkeleton.Prepare(skeleton, spec);
+        var lowers = new List<string> { skeleton };
+        lowers.AddRange(spec.LowerDirsTopFirst);
+        foreach (var dir in lowers)
+        {
+            if (dir.Contains(':') || dir.Contains(','))
+            {
+                throw SandboxException.SetupFailed($"layer path '{dir}' contains ':' or ',' which overlayfs cannot take");
+            }
+        }
+
+        var psi = new ProcessStartInfo("setpriv")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.Environment.Clear();
+        psi.Environment["PATH"] = DefaultPath;
+        psi.Environment["KILN_MERGED"] = merged;
+        psi.Environment["KILN_LOWER"] = string.Join(':', lowers);
+        psi.Environment["KILN_UPPER"] = spec.UpperDir;
+        psi.Environment["KILN_WORK"] = work;
+        psi.Environment["KILN_NET"] = spec.HostNetwork ? "host" : "none";
+        psi.Environment["KILN_HOSTNAME"] = spec.Hostname;
+        psi.Environment["KILN_BINDS"] = string.Join('\n', binds.Select(b => $"{b.HostPath}|{b.ImagePath}|{(b.ReadOnly ? "ro" : "rw")}"));
+
+        string[] prefix = ["--pdeathsig", "KILL", "--", "unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child", "--propagation", "private"];
+        foreach (var a in prefix)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        if (!spec.HostNetwork)
+        {
+            psi.ArgumentList.Add("--net");
+        }
+        psi.ArgumentList.Add("--");
+        psi.ArgumentList.Add("/bin/sh");
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(SandboxScript.Text);
+        psi.ArgumentList.Add("kiln-sandbox");
+        foreach (var (k, v) in spec.Environment)
+        {
+            psi.ArgumentList.Add($"{k}={v}");
+        }
+        psi.ArgumentList.Add("chroot");
+        if (spec.User is { Length: > 0 } user)
+        {
+            psi.ArgumentList.Add($"--userspec={user}");
+        }
+        psi.ArgumentList.Add(merged);
+        psi.ArgumentList.Add("/bin/sh");
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add("cd -- \"$0\" || exit 125; exec \"$@\"");
+        psi.ArgumentList.Add(spec.WorkingDirectory);
+        foreach (var a in spec.Command)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        var setupErrors = new StringBuilder();
+        void OnLine(string? line)
+        {
+            if (line is null)
+            {
+                return;
+            }
+            if (line.StartsWith("kiln-sandbox: ", StringComparison.Ordinal))
+            {
+                lock (setupErrors)
+                {
+                    setupErrors.AppendLine(line["kiln-sandbox: ".Length..]);
+                }
+            }
+            output?.Invoke(line);
+        }
+
+        int status = await ChildProcess.RunAsync(psi, OnLine, cancellationToken).ConfigureAwait(false);
+        if (status == 125 && setupErrors.Length > 0)
+        {
+            throw SandboxException.SetupFailed(setupErrors.ToString().Trim());
+        }
+        return status;
+    }
+}

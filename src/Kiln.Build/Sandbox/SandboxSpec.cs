@@ -1,0 +1,43 @@
+namespace Kiln.Build.Sandbox;
+
+/// <summary>A bind mount into the sandbox: a host path made visible at an absolute path inside the image.</summary>
+public sealed record BindMount(string HostPath, string ImagePath, bool ReadOnly = false);
+
+/// <summary>What to run and on which filesystem. The root is an overlay of <see cref="LowerDirsTopFirst"/>
+/// with <see cref="UpperDir"/> on top; everything else the sandbox needs is mounted for the run only.</summary>
+public sealed record SandboxSpec
+{
+    /// <summary>The image's layer snapshots, topmost first. May be empty for a scratch image.</summary>
+    public required IReadOnlyList<string> LowerDirsTopFirst { get; init; }
+
+    /// <summary>An empty directory that receives every change (the step's layer).</summary>
+    public required string UpperDir { get; init; }
+
+    /// <summary>A scratch directory for the sandbox's own use (overlay work dir, mount point, skeleton).
+    /// Must be on the same filesystem as <see cref="UpperDir"/>.</summary>
+    public required string ScratchDir { get; init; }
+
+    /// <summary>The command and its arguments, run inside the image.</summary>
+    public required IReadOnlyList<string> Command { get; init; }
+
+    /// <summary>The environment inside; nothing of the host's environment is passed.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Environment { get; init; } = [];
+
+    public string WorkingDirectory { get; init; } = "/";
+
+    /// <summary>USER[:GROUP] as chroot(8) --userspec takes it, or null for root.</summary>
+    public string? User { get; init; }
+
+    /// <summary>True: the host's network namespace. False: a fresh one with only loopback.</summary>
+    public bool HostNetwork { get; init; }
+
+    /// <summary>Give the host's resolv.conf (as a copy) to the image.</summary>
+    public bool ResolvConf { get; init; } = true;
+
+    /// <summary>Install a policy-rc.d that stops package scripts from starting services.</summary>
+    public bool PolicyRcD { get; init; } = true;
+
+    public IReadOnlyList<BindMount> Binds { get; init; } = [];
+
+    public string Hostname { get; init; } = "kiln";
+}

@@ -1,0 +1,57 @@
+using Kiln.Build.Execution;
+using Kiln.Build.Layers;
+using Spectre.Console;
+
+namespace Kiln.Cli;
+
+internal static class BuildCommand
+{
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
+    {
+        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd"], ["--target"],
+            new Dictionary<string, string> { ["-t"] = "--target", ["-v"] = "--verbose", ["-h"] = "--help" });
+        if (a.Has("--help"))
+        {
+            stdout.Write(Help.Build);
+            return ExitCodes.Ok;
+        }
+        if (a.Positionals.Count > 1)
+        {
+            throw new UsageException("kiln build: takes one PATH (a kiln.yaml or its folder)");
+        }
+        var path = a.Positionals.Count == 1 ? a.Positionals[0] : ".";
+        var options = new BuildOptions
+        {
+            Targets = a.All("--target"),
+            NoCache = a.Has("--no-cache"),
+            Refresh = a.Has("--refresh"),
+            Compression = a.Has("--zstd") ? Compression.Zstd : Compression.Gzip,
+            Epoch = Cli.Epoch(),
+        };
+        bool json = a.Has("--json");
+        bool live = !json && !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is { } term && term != "dumb";
+        var renderer = new BuildRenderer(json ? stderr : stdout, a.Has("--verbose"));
+        BuildResult result;
+        if (live)
+        {
+            result = await AnsiConsole.Status().Spinner(Spinner.Known.Dots).StartAsync("planning", async ctx =>
+            {
+                renderer.Status = text => ctx.Status(Markup.Escape(text));
+                return await Builder.BuildAsync(path, Cli.StoreRoot(), options, renderer, ct).ConfigureAwait(false);
+            }).ConfigureAwait(false);
+        }
+        else
+        {
+            result = await Builder.BuildAsync(path, Cli.StoreRoot(), options, renderer, ct).ConfigureAwait(false);
+        }
+        if (json)
+        {
+            stdout.WriteLine(JsonOutput.Build(result));
+        }
+        else
+        {
+            renderer.Summary(result);
+        }
+        return ExitCodes.Ok;
+    }
+}

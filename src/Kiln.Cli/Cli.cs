@@ -1,0 +1,99 @@
+using Kiln.Build.Definition;
+using Kiln.Build.Execution;
+using Kiln.Build.Sandbox;
+using Kiln.Build.Store;
+
+namespace Kiln.Cli;
+
+/// <summary>Dispatches a command line to a command and maps failures to exit codes.</summary>
+public static class Cli
+{
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            (args.Length == 0 ? stderr : stdout).Write(Help.Main);
+            return args.Length == 0 ? ExitCodes.BadInput : ExitCodes.Ok;
+        }
+        if (args[0] is "--version")
+        {
+            stdout.WriteLine("kiln " + typeof(Cli).Assembly.GetName().Version);
+            return ExitCodes.Ok;
+        }
+        var command = args[0];
+        var rest = args.Skip(1).ToArray();
+        try
+        {
+            return command switch
+            {
+                "build" => await BuildCommand.RunAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "images" => await StoreCommands.ImagesAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
+                "inspect" => await StoreCommands.InspectAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
+                "history" => await StoreCommands.HistoryAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
+                "verify" => await StoreCommands.VerifyAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
+                "gc" => await StoreCommands.GcAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
+                _ => throw new UsageException($"kiln: unknown command '{command}' (see 'kiln --help')"),
+            };
+        }
+        catch (UsageException ex)
+        {
+            stderr.WriteLine(ex.Message);
+            return ExitCodes.BadInput;
+        }
+        catch (DefinitionException ex)
+        {
+            stderr.WriteLine("error: the definition has " + (ex.Problems.Count == 1 ? "a problem:" : $"{ex.Problems.Count} problems:"));
+            foreach (var p in ex.Problems)
+            {
+                stderr.WriteLine($"  {p}");
+            }
+            return ExitCodes.BadInput;
+        }
+        catch (ArgumentException ex)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            return ExitCodes.BadInput;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            stderr.WriteLine("interrupted");
+            return ExitCodes.Interrupted;
+        }
+        catch (BuildException ex)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            if (ex.OutputTail.Count > 0)
+            {
+                stderr.WriteLine("last output:");
+                foreach (var line in ex.OutputTail)
+                {
+                    stderr.WriteLine("  | " + line);
+                }
+            }
+            return ExitCodes.Failed;
+        }
+        catch (Exception ex) when (ex is SandboxException or StoreException or IOException or InvalidDataException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            return ExitCodes.Failed;
+        }
+    }
+
+    /// <summary>The store folder: KILN_STORE, else /var/lib/kiln.</summary>
+    public static string StoreRoot() =>
+        Environment.GetEnvironmentVariable("KILN_STORE") is { Length: > 0 } s ? Path.GetFullPath(s) : "/var/lib/kiln";
+
+    public static DateTimeOffset Epoch()
+    {
+        var text = Environment.GetEnvironmentVariable("SOURCE_DATE_EPOCH");
+        if (string.IsNullOrEmpty(text))
+        {
+            return DateTimeOffset.UnixEpoch;
+        }
+        if (!long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds))
+        {
+            throw new UsageException($"SOURCE_DATE_EPOCH must be a number of seconds, not '{text}'");
+        }
+        return DateTimeOffset.FromUnixTimeSeconds(seconds);
+    }
+}

@@ -1,0 +1,75 @@
+namespace Kiln.Cli;
+
+internal static class Help
+{
+    public const string Main = """
+kiln — bake immutable server images fast
+
+Usage: kiln COMMAND [OPTIONS]
+
+Commands:
+  build [PATH]        build the images of a kiln.yaml (PATH: the file or its folder; default .)
+  images              list the images in the store
+  inspect IMAGE       an image's config and its layers, with sizes and the step that made each
+  history IMAGE       the steps that made an image
+  verify              check every blob against its digest and every image's layers and snapshots
+  gc                  remove blobs and snapshots that nothing references
+
+Every command takes --help. The store is /var/lib/kiln unless KILN_STORE names another folder.
+Exit codes: 0 success, 1 failed build or check, 2 bad usage or bad input, 130 interrupted.
+""";
+
+    public const string Build = """
+Usage: kiln build [PATH] [OPTIONS]
+
+Builds every image of the kiln.yaml at PATH (a file, or a folder holding kiln.yaml; default: .),
+parents before children. Each step's result is cached by a key over its parent, its definition
+and the files it reads: an unchanged step does not run again.
+
+Options:
+  -t, --target IMAGE   build only IMAGE and the images it needs (repeatable)
+  --no-cache           run every step again, ignoring the step cache
+  --refresh            run package steps and bootstraps again (security updates); later steps
+                       run again only where the packages changed
+  --zstd               compress new layers with zstd instead of gzip
+  --json               print the result as JSON on stdout (progress goes to stderr)
+  -v, --verbose        show every step's output (always shown live on a terminal, and on failure)
+  -h, --help           show this help
+
+Environment: KILN_STORE (store folder), SOURCE_DATE_EPOCH (clamp for file times; default 0).
+""";
+
+    public const string Images = """
+Usage: kiln images [--json]
+
+Lists the images the store names: name, manifest digest, layer count and compressed size.
+""";
+
+    public const string Inspect = """
+Usage: kiln inspect IMAGE [--json]
+
+Shows IMAGE's digest, its config (entrypoint, cmd, env, workdir, user, ports, labels) and its
+layers with their sizes and the step that made each.
+""";
+
+    public const string History = """
+Usage: kiln history IMAGE [--json]
+
+Lists the steps that made IMAGE, oldest first, with the size of the layer each added.
+""";
+
+    public const string Verify = """
+Usage: kiln verify [--json]
+
+Re-hashes every blob in the store and checks that every image's config, layers and snapshots
+are present and match. Exit 1 if anything is wrong, naming the images it affects.
+""";
+
+    public const string Gc = """
+Usage: kiln gc [--prune-cache] [--json]
+
+Removes blobs and snapshots that no image and no step-cache entry references.
+  --prune-cache   also drop step-cache entries that no named image uses (their steps will
+                  run again next time)
+""";
+}

@@ -1,0 +1,274 @@
+using Kiln.Build.Store;
+using Kiln.Oci;
+
+namespace Kiln.Cli;
+
+/// <summary>Commands that read (or collect) the store: images, inspect, history, verify, gc.</summary>
+internal static class StoreCommands
+{
+    private static readonly Dictionary<string, string> HelpAlias = new() { ["-h"] = "--help" };
+
+    public static async Task<int> ImagesAsync(string[] args, TextWriter stdout, CancellationToken ct)
+    {
+        var a = Arguments.Parse(args, "images", ["--json", "--help"], [], HelpAlias);
+        if (a.Has("--help"))
+        {
+            stdout.Write(Help.Images);
+            return ExitCodes.Ok;
+        }
+        NoPositionals(a, "images");
+        var store = OpenExisting();
+        var rows = new List<(string Name, Descriptor Manifest, Manifest M)>();
+        foreach (var (name, desc) in store?.ListTags() ?? [])
+        {
+            var (m, _) = await store!.ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
+            rows.Add((name, desc, m));
+        }
+        if (a.Has("--json"))
+        {
+            stdout.WriteLine(JsonOutput.Write(w =>
+            {
+                w.WriteStartArray();
+                foreach (var r in rows)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("name", r.Name);
+                    w.WriteString("digest", r.Manifest.Digest.Value);
+                    w.WriteNumber("layers", r.M.Layers.Count);
+                    w.WriteNumber("size", r.M.Layers.Sum(l => l.Size));
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }));
+            return ExitCodes.Ok;
+        }
+        stdout.WriteLine($"{"NAME",-20} {"DIGEST",-19} {"LAYERS",6} {"SIZE",11}");
+        foreach (var r in rows)
+        {
+            stdout.WriteLine($"{r.Name,-20} {r.Manifest.Digest.Short,-19} {r.M.Layers.Count,6} {BuildRenderer.Size(r.M.Layers.Sum(l => l.Size)),11}");
+        }
+        return ExitCodes.Ok;
+    }
+
+    public static async Task<int> InspectAsync(string[] args, TextWriter stdout, CancellationToken ct)
+    {
+        var a = Arguments.Parse(args, "inspect", ["--json", "--help"], [], HelpAlias);
+        if (a.Has("--help"))
+        {
+            stdout.Write(Help.Inspect);
+            return ExitCodes.Ok;
+        }
+        var (name, desc, manifest, config) = await LoadImageAsync(a, "inspect", ct).ConfigureAwait(false);
+        var layers = LayersWithSteps(manifest, config);
+        if (a.Has("--json"))
+        {
+            stdout.WriteLine(JsonOutput.Write(w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("name", name);
+                w.WriteString("digest", desc.Digest.Value);
+                w.WriteString("created", config.Created);
+                w.WriteString("architecture", config.Architecture);
+                w.WriteString("os", config.Os);
+                JsonOutput.Config(w, config.Config);
+                w.WriteStartArray("layers");
+                foreach (var l in layers)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("digest", l.Layer.Digest.Value);
+                    w.WriteString("diffId", l.DiffId.Value);
+                    w.WriteString("mediaType", l.Layer.MediaType);
+                    w.WriteNumber("size", l.Layer.Size);
+                    w.WriteString("createdBy", l.CreatedBy);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }));
+            return ExitCodes.Ok;
+        }
+        var c = config.Config;
+        stdout.WriteLine($"Name:        {name}");
+        stdout.WriteLine($"Digest:      {desc.Digest}");
+        stdout.WriteLine($"Created:     {config.Created}");
+        stdout.WriteLine($"Platform:    {config.Os}/{config.Architecture}");
+        stdout.WriteLine($"Entrypoint:  {Show(c.Entrypoint)}");
+        stdout.WriteLine($"Cmd:         {Show(c.Cmd)}");
+        stdout.WriteLine($"Workdir:     {c.WorkingDir ?? "-"}");
+        stdout.WriteLine($"User:        {c.User ?? "-"}");
+        stdout.WriteLine($"Expose:      {(c.ExposedPorts is { Count: > 0 } p ? string.Join(' ', p.Keys) : "-")}");
+        stdout.WriteLine("Env:");
+        foreach (var e in c.Env ?? [])
+        {
+            stdout.WriteLine($"  {e}");
+        }
+        stdout.WriteLine("Labels:");
+        foreach (var (k, v) in c.Labels ?? new Dictionary<string, string>())
+        {
+            stdout.WriteLine($"  {k}={v}");
+        }
+        stdout.WriteLine($"Layers ({layers.Count}, {BuildRenderer.Size(manifest.Layers.Sum(l => l.Size))}):");
+        foreach (var l in layers)
+        {
+            stdout.WriteLine($"  {l.Layer.Digest.Short}  {BuildRenderer.Size(l.Layer.Size),10}  {l.CreatedBy}");
+        }
+        return ExitCodes.Ok;
+    }
+
+    public static async Task<int> HistoryAsync(string[] args, TextWriter stdout, CancellationToken ct)
+    {
+        var a = Arguments.Parse(args, "history", ["--json", "--help"], [], HelpAlias);
+        if (a.Has("--help"))
+        {
+            stdout.Write(Help.History);
+            return ExitCodes.Ok;
+        }
+        var (_, _, manifest, config) = await LoadImageAsync(a, "history", ct).ConfigureAwait(false);
+        var rows = new List<(string CreatedBy, Descriptor? Layer)>();
+        int li = 0;
+        foreach (var h in config.History)
+        {
+            Descriptor? layer = null;
+            if (!h.EmptyLayer && li < manifest.Layers.Count)
+            {
+                layer = manifest.Layers[li++];
+            }
+            rows.Add((h.CreatedBy ?? "", layer));
+        }
+        if (a.Has("--json"))
+        {
+            stdout.WriteLine(JsonOutput.Write(w =>
+            {
+                w.WriteStartArray();
+                foreach (var r in rows)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("createdBy", r.CreatedBy);
+                    if (r.Layer is { } l)
+                    {
+                        w.WriteString("layer", l.Digest.Value);
+                        w.WriteNumber("size", l.Size);
+                    }
+                    else
+                    {
+                        w.WriteNull("layer");
+                        w.WriteNumber("size", 0);
+                    }
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }));
+            return ExitCodes.Ok;
+        }
+        stdout.WriteLine($"{"LAYER",-14} {"SIZE",10}  CREATED BY");
+        foreach (var r in rows)
+        {
+            stdout.WriteLine($"{(r.Layer is { } l ? l.Digest.Short : "-"),-14} {(r.Layer is { } l2 ? BuildRenderer.Size(l2.Size) : "0 B"),10}  {r.CreatedBy}");
+        }
+        return ExitCodes.Ok;
+    }
+
+    public static async Task<int> VerifyAsync(string[] args, TextWriter stdout, CancellationToken ct)
+    {
+        var a = Arguments.Parse(args, "verify", ["--json", "--help"], [], HelpAlias);
+        if (a.Has("--help"))
+        {
+            stdout.Write(Help.Verify);
+            return ExitCodes.Ok;
+        }
+        NoPositionals(a, "verify");
+        var store = OpenExisting();
+        if (store is null)
+        {
+            stdout.WriteLine("no store at " + Cli.StoreRoot() + ": nothing to verify");
+            return ExitCodes.Ok;
+        }
+        var report = await store.VerifyAsync(ct).ConfigureAwait(false);
+        if (a.Has("--json"))
+        {
+            stdout.WriteLine(JsonOutput.Write(w =>
+            {
+                w.WriteStartObject();
+                w.WriteBoolean("ok", report.Ok);
+                w.WriteStartArray("problems");
+                foreach (var p in report.Problems)
+                {
+                    w.WriteStringValue(p.ToString());
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }));
+        }
+        else
+        {
+            foreach (var p in report.Problems)
+            {
+                stdout.WriteLine(p.ToString());
+            }
+            stdout.WriteLine(report.Ok ? "store is consistent" : $"{report.Problems.Count} problem(s) found");
+        }
+        return report.Ok ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+
+    public static async Task<int> GcAsync(string[] args, TextWriter stdout, CancellationToken ct)
+    {
+        var a = Arguments.Parse(args, "gc", ["--json", "--help", "--prune-cache"], [], HelpAlias);
+        if (a.Has("--help"))
+        {
+            stdout.Write(Help.Gc);
+            return ExitCodes.Ok;
+        }
+        NoPositionals(a, "gc");
+        var store = OpenExisting();
+        if (store is null)
+        {
+            stdout.WriteLine("no store at " + Cli.StoreRoot() + ": nothing to collect");
+            return ExitCodes.Ok;
+        }
+        var report = await store.CollectGarbageAsync(a.Has("--prune-cache"), ct).ConfigureAwait(false);
+        stdout.WriteLine(report.ToString());
+        return ExitCodes.Ok;
+    }
+
+    private static async Task<(string Name, Descriptor Desc, Manifest Manifest, ImageConfig Config)> LoadImageAsync(Arguments a, string command, CancellationToken ct)
+    {
+        if (a.Positionals.Count != 1)
+        {
+            throw new UsageException($"kiln {command}: takes one IMAGE (see 'kiln images')");
+        }
+        var name = a.Positionals[0];
+        var store = OpenExisting();
+        var desc = store?.TryGetTag(name) ?? throw new UsageException($"kiln {command}: no image named '{name}' in {Cli.StoreRoot()} (see 'kiln images')");
+        var (manifest, config) = await store!.ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
+        return (name, desc, manifest, config);
+    }
+
+    private static List<(Descriptor Layer, Digest DiffId, string CreatedBy)> LayersWithSteps(Manifest manifest, ImageConfig config)
+    {
+        var steps = config.History.Where(h => !h.EmptyLayer).Select(h => h.CreatedBy ?? "").ToList();
+        var list = new List<(Descriptor, Digest, string)>();
+        for (int i = 0; i < manifest.Layers.Count; i++)
+        {
+            list.Add((manifest.Layers[i], config.RootFs.DiffIds[i], i < steps.Count ? steps[i] : ""));
+        }
+        return list;
+    }
+
+    /// <summary>Read-only commands never create a store.</summary>
+    private static KilnStore? OpenExisting()
+    {
+        var root = Cli.StoreRoot();
+        return File.Exists(Path.Combine(root, "oci-layout")) ? KilnStore.Open(root) : null;
+    }
+
+    private static void NoPositionals(Arguments a, string command)
+    {
+        if (a.Positionals.Count > 0)
+        {
+            throw new UsageException($"kiln {command}: unexpected argument '{a.Positionals[0]}'");
+        }
+    }
+
+    private static string Show(IReadOnlyList<string>? list) =>
+        list is null ? "-" : "[" + string.Join(", ", list.Select(s => "\"" + s + "\"")) + "]";
+}

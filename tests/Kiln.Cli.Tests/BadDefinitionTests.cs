@@ -1,0 +1,95 @@
+using System.Security.Cryptography;
+using System.Text.RegularExpressions;
+
+namespace Kiln.Cli.Tests;
+
+/// <summary>Every bad definition exits 2, names file:line:column, and leaves the store byte-for-byte unchanged.</summary>
+public sealed class BadDefinitionTests : IDisposable
+{
+    private readonly TempDir _store = new("kiln-store");
+
+    public BadDefinitionTests()
+    {
+        // A store with one image in it, so "unchanged" means something.
+        using var ctx = new TinyContext("images:\n  tiny:\n    from: scratch\n    steps:\n" + TinyContext.RootStep);
+        var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+    }
+
+    public void Dispose() => _store.Dispose();
+
+    public static TheoryData<string, string, int, int> Cases => new()
+    {
+        { "unknown top-level key", "images: {}\nimagez: {}\n", 2, 1 },
+        { "unknown image key", "images:\n  a:\n    from: scratch\n    stepz: []\n", 4, 5 },
+        { "unknown step key", "images:\n  a:\n    from: scratch\n    steps:\n      - run: true\n        netwrk: none\n", 6, 9 },
+        { "wrong type", "images:\n  a:\n    from: scratch\n    steps:\n      - packages: {a: b}\n", 5, 19 },
+        { "cycle of from", "images:\n  a:\n    from: b\n  b:\n    from: a\n", 3, 11 },
+        { "missing image", "images:\n  a:\n    from: nothere\n", 3, 11 },
+        { "missing copy source", "images:\n  a:\n    from: scratch\n    steps:\n      - copy: nothere.txt\n        to: /x\n", 5, 15 },
+        { "copy source outside the context", "images:\n  a:\n    from: scratch\n    steps:\n      - copy: ../outside.txt\n        to: /x\n", 5, 15 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void A_bad_definition_exits_2_with_file_line_column_and_leaves_the_store_unchanged(string what, string yaml, int line, int column)
+    {
+        using var ctx = new TinyContext(yaml);
+        File.WriteAllText(Path.Combine(Path.GetDirectoryName(ctx.Path)!, "outside.txt"), "secret");
+        var before = Snapshot(_store.Path);
+        var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        Assert.True(r.ExitCode == 2, $"{what}: exit {r.ExitCode}\n{r.All}");
+        var location = new Regex(Regex.Escape(ctx.Yaml) + @":(\d+):(\d+)");
+        var m = location.Match(r.Stderr);
+        Assert.True(m.Success, $"{what}: no file:line:column in\n{r.Stderr}");
+        Assert.Equal((line, column), (int.Parse(m.Groups[1].Value), int.Parse(m.Groups[2].Value)));
+        Assert.Equal(before, Snapshot(_store.Path));
+    }
+
+    [Fact]
+    public void A_bad_definition_does_not_create_a_missing_store()
+    {
+        using var ctx = new TinyContext("images:\n  a:\n    frm: scratch\n");
+        var missing = Path.Combine(_store.Path, "not-yet");
+        var r = KilnProcess.Run(missing, "build", ctx.Path);
+        Assert.Equal(2, r.ExitCode);
+        Assert.False(Directory.Exists(missing));
+    }
+
+    [Fact]
+    public void An_unknown_option_or_command_exits_2()
+    {
+        Assert.Equal(2, KilnProcess.Run(_store.Path, "build", "--frobnicate").ExitCode);
+        Assert.Equal(2, KilnProcess.Run(_store.Path, "frobnicate").ExitCode);
+        Assert.Equal(2, KilnProcess.Run(_store.Path, "inspect", "no-such-image").ExitCode);
+    }
+
+    /// <summary>Every path under the store with its type, mode, size and content hash.</summary>
+    private static string Snapshot(string root)
+    {
+        var lines = new List<string>();
+        foreach (var path in Directory.EnumerateFileSystemEntries(root, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }).Order(StringComparer.Ordinal))
+        {
+            var info = new FileInfo(path);
+            var rel = Path.GetRelativePath(root, path);
+            if (info.LinkTarget is not null)
+            {
+                lines.Add($"{rel} -> {info.LinkTarget}");
+            }
+            else if (Directory.Exists(path))
+            {
+                lines.Add($"{rel}/ {info.UnixFileMode}");
+            }
+            else if ((info.Attributes & FileAttributes.Device) == 0 && info.Exists)
+            {
+                using var s = File.OpenRead(path);
+                lines.Add($"{rel} {info.UnixFileMode} {info.Length} {Convert.ToHexString(SHA256.HashData(s))}");
+            }
+            else
+            {
+                lines.Add($"{rel} special");
+            }
+        }
+        return string.Join('\n', lines);
+    }
+}

@@ -1,0 +1,118 @@
+using System.Text.Json;
+
+namespace Kiln.Cli.Tests;
+
+/// <summary>examples/web, built as the README says, and what the issue asks of it.</summary>
+public sealed class ExampleWebTests : IClassFixture<ExampleWebFixture>
+{
+    private readonly ExampleWebFixture _web;
+
+    public ExampleWebTests(ExampleWebFixture web)
+    {
+        _web = web;
+        Assert.True(web.Cold.ExitCode == 0, "cold build of examples/web failed:\n" + web.Cold.All);
+    }
+
+    private string Store => _web.Store.Path;
+
+    [Fact]
+    public void The_example_builds_both_images_and_skopeo_reads_the_store()
+    {
+        foreach (var name in new[] { "base", "web" })
+        {
+            var r = KilnProcess.Tool("skopeo", "inspect", $"oci:{Store}:{name}");
+            Assert.True(r.ExitCode == 0, r.All);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            Assert.Equal(StoreReader.LayerDigests(Store, name), doc.RootElement.GetProperty("Layers").EnumerateArray().Select(l => l.GetString()!).ToList());
+        }
+        // web is base plus its own layers.
+        var baseLayers = StoreReader.LayerDigests(Store, "base");
+        Assert.Equal(baseLayers, StoreReader.LayerDigests(Store, "web").Take(baseLayers.Count).ToList());
+    }
+
+    [Fact]
+    public void Umoci_unpacks_the_same_tree_as_the_image()
+    {
+        using var bundle = new TempDir("kiln-umoci");
+        var u = KilnProcess.Tool("umoci", "unpack", "--image", $"{Store}:web", bundle.Sub("b"));
+        Assert.True(u.ExitCode == 0, u.All);
+        var fromUmoci = TreeListing.Of(bundle.Sub("b/rootfs"));
+        var fromKiln = TreeListing.OfImage(Store, "web");
+        Assert.Contains("var/www/html/index.html\tf\t644\t0\t0\t", fromKiln);
+        Assert.Contains("usr/sbin/nginx\tf\t755", fromKiln);
+        TreeListing.AssertSame(fromKiln, fromUmoci);
+    }
+
+    [Fact]
+    public void A_second_build_with_no_change_runs_no_step_and_gives_the_same_digests()
+    {
+        var before = new[] { "base", "web" }.Select(n => StoreReader.ManifestDigest(Store, n)).ToList();
+        using var ctx = new TempDir("kiln-web-ctx");
+        ExampleWebFixture.CopyTree(ExampleWebFixture.ExamplePath, ctx.Path);
+        var r = KilnProcess.Run(Store, "build", "--json", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        foreach (var image in doc.RootElement.GetProperty("images").EnumerateArray())
+        {
+            Assert.Equal(0, image.GetProperty("stepsRun").GetInt32());
+        }
+        var after = doc.RootElement.GetProperty("images").EnumerateArray().Select(i => i.GetProperty("digest").GetString()!).ToList();
+        Assert.Equal(Digests(_web.Cold.Stdout), after);
+        Assert.Equal(before.Count, after.Count);
+    }
+
+    [Fact]
+    public void Changing_one_site_file_reruns_only_the_copy_step_and_reuses_base()
+    {
+        using var ctx = new TempDir("kiln-web-ctx");
+        ExampleWebFixture.CopyTree(ExampleWebFixture.ExamplePath, ctx.Path);
+        File.AppendAllText(Path.Combine(ctx.Path, "site", "index.html"), "<!-- changed -->\n");
+        var r = KilnProcess.Run(Store, "build", "--json", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var images = doc.RootElement.GetProperty("images").EnumerateArray().ToDictionary(i => i.GetProperty("name").GetString()!);
+        Assert.Equal(0, images["base"].GetProperty("stepsRun").GetInt32());
+        Assert.Equal(Digests(_web.Cold.Stdout)[0], images["base"].GetProperty("digest").GetString());
+        var ran = images["web"].GetProperty("steps").EnumerateArray()
+            .Where(s => !s.GetProperty("cached").GetBoolean())
+            .Select(s => s.GetProperty("description").GetString()!).ToList();
+        Assert.Single(ran);
+        Assert.StartsWith("copy", ran[0]);
+        // The unchanged layers are the very same blobs.
+        var cold = ColdLayers("web");
+        var now = images["web"].GetProperty("steps").EnumerateArray().Where(s => s.TryGetProperty("layer", out _)).Select(s => s.GetProperty("layer").GetString()!).ToList();
+        Assert.Equal(cold.Take(cold.Count - 1), now.Take(now.Count - 1));
+        Assert.NotEqual(cold[^1], now[^1]);
+    }
+
+    [Fact]
+    public void Two_empty_stores_give_identical_digests_for_every_layer()
+    {
+        using var other = new TempDir("kiln-web-store2");
+        var r = KilnProcess.Run(other.Path, "build", "--json", _web.Context.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        foreach (var name in new[] { "base", "web" })
+        {
+            var a = StoreReader.LayerDigests(Store, name);
+            var b = StoreReader.LayerDigests(other.Path, name);
+            Assert.Equal(a.Count, b.Count);
+            // Every layer after the bootstrap layer must match; the bootstrap layer is checked too.
+            Assert.Equal(a.Skip(1), b.Skip(1));
+            Assert.Equal(a[0], b[0]);
+            Assert.Equal(StoreReader.ManifestDigest(Store, name), StoreReader.ManifestDigest(other.Path, name));
+        }
+    }
+
+    private static List<string> Digests(string buildJson)
+    {
+        using var doc = JsonDocument.Parse(buildJson);
+        return [.. doc.RootElement.GetProperty("images").EnumerateArray().Select(i => i.GetProperty("digest").GetString()!)];
+    }
+
+    private List<string> ColdLayers(string image)
+    {
+        using var doc = JsonDocument.Parse(_web.Cold.Stdout);
+        return [.. doc.RootElement.GetProperty("images").EnumerateArray().First(i => i.GetProperty("name").GetString() == image)
+            .GetProperty("steps").EnumerateArray().Where(s => s.TryGetProperty("layer", out _)).Select(s => s.GetProperty("layer").GetString()!)];
+    }
+}

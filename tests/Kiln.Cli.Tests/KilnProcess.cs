@@ -1,0 +1,75 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Kiln.Cli.Tests;
+
+/// <summary>Runs the kiln command (this build's kiln.dll) as a child process against a given store.</summary>
+public static class KilnProcess
+{
+    public sealed record Result(int ExitCode, string Stdout, string Stderr)
+    {
+        public string All => Stdout + Stderr;
+    }
+
+    public static string Dll => Path.Combine(AppContext.BaseDirectory, "kiln.dll");
+
+    public static ProcessStartInfo StartInfo(string store, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Dll);
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        psi.Environment["KILN_STORE"] = store;
+        psi.Environment.Remove("SOURCE_DATE_EPOCH");
+        psi.Environment["TERM"] = "dumb";
+        return psi;
+    }
+
+    public static Result Run(string store, params string[] args) => Run(StartInfo(store, args), TimeSpan.FromMinutes(8));
+
+    public static Result Run(ProcessStartInfo psi, TimeSpan timeout)
+    {
+        using var p = new Process { StartInfo = psi };
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (stdout) { stdout.AppendLine(e.Data); } } };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (stderr) { stderr.AppendLine(e.Data); } } };
+        p.Start();
+        p.StandardInput.Close();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        if (!p.WaitForExit(timeout))
+        {
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+            throw new TimeoutException($"kiln {string.Join(' ', psi.ArgumentList.Skip(1))} did not finish in {timeout}");
+        }
+        p.WaitForExit();
+        return new Result(p.ExitCode, stdout.ToString(), stderr.ToString());
+    }
+
+    /// <summary>Runs a host tool and returns its exit code and output.</summary>
+    public static Result Tool(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        return Run(psi, TimeSpan.FromMinutes(5));
+    }
+}

@@ -1,0 +1,135 @@
+using System.Diagnostics;
+
+namespace Kiln.Cli.Tests;
+
+/// <summary>End-to-end builds of tiny busybox images through the kiln command.</summary>
+public sealed class TinyImageTests : IDisposable
+{
+    private readonly TempDir _store = new("kiln-store");
+
+    public void Dispose() => _store.Dispose();
+
+    private static string Image(string steps, string name = "tiny") =>
+        $"images:\n  {name}:\n    from: scratch\n    steps:\n{TinyContext.RootStep}{steps}";
+
+    [Fact]
+    public void A_file_deleted_in_a_later_step_is_a_whiteout_and_absent_after_unpacking()
+    {
+        using var ctx = new TinyContext(Image(
+            "      - run: echo hello > /etc/greeting && echo bye > /etc/old\n" +
+            "      - run: rm /etc/old\n"));
+        var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+
+        var layers = StoreReader.LayerDigests(_store.Path, "tiny");
+        Assert.Equal(3, layers.Count);
+        Assert.Contains("etc/greeting", StoreReader.LayerEntries(_store.Path, layers[1]));
+        Assert.Contains("etc/.wh.old", StoreReader.LayerEntries(_store.Path, layers[2]));
+
+        using var bundle = new TempDir("kiln-umoci");
+        var u = KilnProcess.Tool("umoci", "unpack", "--image", _store.Path + ":tiny", bundle.Sub("b"));
+        Assert.True(u.ExitCode == 0, u.All);
+        Assert.Equal("hello\n", File.ReadAllText(bundle.Sub("b/rootfs/etc/greeting")));
+        Assert.False(File.Exists(bundle.Sub("b/rootfs/etc/old")));
+        Leftovers.AssertNone(_store.Path);
+    }
+
+    [Fact]
+    public void A_failing_step_exits_1_shows_its_output_and_leaves_nothing_behind()
+    {
+        using var ctx = new TinyContext(Image("      - run: echo about to fail; mkdir /made-by-failed-step; exit 3\n"));
+        var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("exit status 3", r.Stderr);
+        Assert.Contains("about to fail", r.Stderr);
+        Leftovers.AssertNone(_store.Path);
+        Assert.DoesNotContain("\"tiny\"", File.ReadAllText(Path.Combine(_store.Path, "index.json")));
+    }
+
+    [Fact]
+    public void Interrupting_a_build_exits_130_and_leaves_nothing_behind()
+    {
+        using var ctx = new TinyContext(Image("      - run: echo sleeping; sleep 300\n"));
+        var psi = KilnProcess.StartInfo(_store.Path, "build", "--verbose", ctx.Path);
+        using var p = new Process { StartInfo = psi };
+        var started = new ManualResetEventSlim();
+        p.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data?.Contains("sleeping", StringComparison.Ordinal) == true)
+            {
+                started.Set();
+            }
+        };
+        p.ErrorDataReceived += (_, _) => { };
+        p.Start();
+        p.StandardInput.Close();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        Assert.True(started.Wait(TimeSpan.FromSeconds(60)), "the step did not start");
+        Assert.Equal(0, KilnProcess.Tool("kill", "-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)).ExitCode);
+        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), "kiln did not stop after SIGINT");
+        Assert.Equal(130, p.ExitCode);
+        Leftovers.AssertNone(_store.Path);
+    }
+
+    [Fact]
+    public void A_step_with_network_none_sees_only_loopback()
+    {
+        using var ctx = new TinyContext(Image(
+            "      - run: test \"$(ls /sys/class/net)\" = lo && ip=$(cat /proc/net/dev | grep -c :) && test $ip = 1\n        network: none\n"));
+        var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+    }
+
+    [Fact]
+    public void A_step_sees_no_file_descriptor_beyond_stderr_and_runs_as_pid_1_of_its_namespace()
+    {
+        // ls opens the directory it lists, so it sees 0, 1, 2 and its own descriptor 3.
+        using var ctx = new TinyContext(Image(
+            "      - run: test \"$(ls /proc/self/fd | tr '\\n' ' ')\" = '0 1 2 3 ' && test \"$(cat /proc/1/comm)\" = sh\n"));
+        var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+    }
+
+    [Fact]
+    public void Services_are_kept_from_starting_and_the_sandbox_files_stay_out_of_the_layer()
+    {
+        using var ctx = new TinyContext(Image(
+            "      - run: /usr/sbin/policy-rc.d; test $? = 101 && test -s /etc/resolv.conf && touch /etc/made\n"));
+        var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        var layers = StoreReader.LayerDigests(_store.Path, "tiny");
+        var entries = StoreReader.LayerEntries(_store.Path, layers[^1]);
+        Assert.Contains("etc/made", entries);
+        Assert.DoesNotContain(entries, e => e.Contains("policy-rc.d", StringComparison.Ordinal) || e.Contains("resolv.conf", StringComparison.Ordinal)
+            || e.StartsWith("proc/", StringComparison.Ordinal) || e.StartsWith("dev/", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_second_build_runs_no_step_and_a_changed_file_reruns_only_its_copy_and_later_steps()
+    {
+        using var ctx = new TinyContext(Image(
+            "      - run: echo one > /one\n" +
+            "      - copy: app.txt\n        to: /app/\n" +
+            "      - run: cat /app/app.txt > /app/copy.txt\n"));
+        ctx.Write("app.txt", "v1\n");
+        var first = KilnProcess.Run(_store.Path, "build", "--json", ctx.Path);
+        Assert.True(first.ExitCode == 0, first.All);
+        var digest1 = StoreReader.ManifestDigest(_store.Path, "tiny");
+
+        var second = KilnProcess.Run(_store.Path, "build", "--json", ctx.Path);
+        Assert.True(second.ExitCode == 0, second.All);
+        Assert.Contains("\"stepsRun\": 0", second.Stdout);
+        Assert.Equal(digest1, StoreReader.ManifestDigest(_store.Path, "tiny"));
+
+        ctx.Write("app.txt", "v2\n");
+        var third = KilnProcess.Run(_store.Path, "build", "--json", ctx.Path);
+        Assert.True(third.ExitCode == 0, third.All);
+        using var json = System.Text.Json.JsonDocument.Parse(third.Stdout);
+        var steps = json.RootElement.GetProperty("images")[0].GetProperty("steps").EnumerateArray()
+            .Select(s => s.GetProperty("cached").GetBoolean()).ToList();
+        Assert.Equal([true, true, false, false], steps);
+        Assert.NotEqual(digest1, StoreReader.ManifestDigest(_store.Path, "tiny"));
+        Leftovers.AssertNone(_store.Path);
+    }
+}
