@@ -21,7 +21,8 @@ internal sealed partial class DefinitionValidator
             validator.CheckFile(root);
         }
 
-        return validator._problems;
+        // Stable sort: file order for the reader, traversal order within one position.
+        return validator._problems.OrderBy(p => p.Mark.Line).ThenBy(p => p.Mark.Column).ToList();
     }
 
     private void CheckFile(YNode root)
