@@ -1,0 +1,138 @@
+using System.Globalization;
+
+namespace Kiln.Build.Definition;
+
+/// <summary>Builds the immutable model from a tree that validation has accepted.</summary>
+internal static class DefinitionNormaliser
+{
+    public static KilnFile Normalise(YNode root, string file, string contextDir)
+    {
+        var images = (YMapping)((YMapping)root).Get("images")!;
+        return new KilnFile
+        {
+            Path = file,
+            ContextDir = contextDir,
+            Images = images.Entries.Select(e => Image(((YScalar)e.Key), (YMapping)e.Value, contextDir)).ToList(),
+        };
+    }
+
+    private static ImageDefinition Image(YScalar name, YMapping image, string contextDir)
+    {
+        var steps = image.Get("steps") as YSequence;
+        var config = image.Get("config") as YMapping;
+        return new ImageDefinition
+        {
+            Name = name.Value,
+            Mark = name.Mark,
+            Source = image.Get("bootstrap") is { } bootstrap ? Bootstrap(bootstrap) : From((YScalar)image.Get("from")!, contextDir),
+            Steps = steps?.Items.Select(s => Step((YMapping)s)).ToList() ?? [],
+            Config = config is null ? new ConfigDefinition() : Config(config),
+        };
+    }
+
+    private static ImageSource Bootstrap(YNode node)
+    {
+        if (node is YScalar scalar)
+        {
+            var parts = scalar.Value.Split('/');
+            return new BootstrapSource { Mark = node.Mark, Distro = parts[0], Suite = parts[1] };
+        }
+
+        var map = (YMapping)node;
+        return new BootstrapSource
+        {
+            Mark = node.Mark,
+            Distro = Text(map.Get("distro")!),
+            Suite = Text(map.Get("suite")!),
+            Variant = map.Get("variant") is { } variant ? Text(variant) : "minbase",
+            Packages = map.Get("packages") is { } packages ? Packages(packages) : [],
+            Mirror = map.Get("mirror") is { } mirror ? Text(mirror) : null,
+        };
+    }
+
+    private static ImageSource From(YScalar node, string contextDir)
+    {
+        var reference = FromReference.Classify(node.Value);
+        return reference.Kind switch
+        {
+            FromKind.Scratch => new ScratchSource { Mark = node.Mark },
+            FromKind.OciLayout => new OciLayoutSource
+            {
+                Mark = node.Mark,
+                LayoutPath = Path.GetFullPath(reference.LayoutPath!, contextDir),
+                Tag = reference.Tag,
+            },
+            FromKind.ImageName => new FromImageSource { Mark = node.Mark, ImageName = node.Value },
+            _ => throw new InvalidOperationException($"validation let `from: {node.Value}` through"),
+        };
+    }
+
+    private static StepDefinition Step(YMapping step)
+    {
+        var kind = step.Entries.First(e => DefinitionSyntax.StepKinds.Contains(e.Name!));
+        var value = kind.Value;
+        var mark = kind.Key.Mark;
+        switch (kind.Name)
+        {
+            case "packages":
+                return new PackagesStep { Mark = mark, Packages = Packages(value) };
+            case "run":
+                return new RunStep
+                {
+                    Mark = mark,
+                    Command = Text(value),
+                    Network = step.Get("network") is YScalar { Value: "none" } ? StepNetwork.None : StepNetwork.Host,
+                    Cache = step.Get("cache") is { } cache ? Strings(cache).Select(DefinitionSyntax.NormaliseImagePath).ToList() : [],
+                };
+            case "copy":
+                var owner = step.Get("owner") is { } o ? DefinitionSyntax.Owner().Match(Text(o)) : null;
+                return new CopyStep
+                {
+                    Mark = mark,
+                    Sources = Strings(value).Select(s => ContextPaths.Normalise(s, out _)!).ToList(),
+                    To = DefinitionSyntax.NormaliseImagePath(Text(step.Get("to")!)),
+                    Uid = owner is null ? null : int.Parse(owner.Groups[1].Value, CultureInfo.InvariantCulture),
+                    Gid = owner is { Groups: [_, _, _, { Success: true } gid] } ? int.Parse(gid.Value, CultureInfo.InvariantCulture) : null,
+                    Mode = step.Get("mode") is { } mode ? DefinitionSyntax.ParseOctal(Text(mode)) : null,
+                };
+            case "env":
+                return new EnvStep { Mark = mark, Variables = Map(value) };
+            case "workdir":
+                return new WorkdirStep { Mark = mark, Path = DefinitionSyntax.NormaliseImagePath(Text(value)) };
+            default:
+                return new UserStep { Mark = mark, User = Text(value) };
+        }
+    }
+
+    private static ConfigDefinition Config(YMapping config) => new()
+    {
+        Entrypoint = config.Get("entrypoint") is { } entrypoint ? Command(entrypoint) : null,
+        Cmd = config.Get("cmd") is { } cmd ? Command(cmd) : null,
+        Env = config.Get("env") is { } env ? Map(env) : null,
+        Workdir = config.Get("workdir") is { } workdir ? DefinitionSyntax.NormaliseImagePath(Text(workdir)) : null,
+        User = config.Get("user") is { } user ? Text(user) : null,
+        Expose = config.Get("expose") is YSequence expose
+            ? expose.Items.Select(p => Text(p).Contains('/') ? Text(p) : Text(p) + "/tcp").Distinct().ToList()
+            : null,
+        Labels = config.Get("labels") is { } labels ? Map(labels) : null,
+        StopSignal = config.Get("stop-signal") is { } signal ? Text(signal) : null,
+    };
+
+    /// <summary>A string is a shell command line, run as <c>/bin/sh -c</c>.</summary>
+    private static List<string> Command(YNode node) =>
+        node is YScalar scalar ? ["/bin/sh", "-c", scalar.Value] : Strings(node);
+
+    private static string Text(YNode node) => ((YScalar)node).Value;
+
+    private static List<string> Strings(YNode node) =>
+        node is YSequence list ? list.Items.Select(Text).ToList() : [Text(node)];
+
+    private static List<string> Packages(YNode node) => Strings(node);
+
+    /// <summary>Sorted by key (ordinal), as the model promises.</summary>
+    private static List<KeyValuePair<string, string>> Map(YNode node) =>
+        ((YMapping)node).Entries
+            .Select(e => KeyValuePair.Create(((YScalar)e.Key).Value, Text(e.Value)))
+            .OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .ToList();
+}

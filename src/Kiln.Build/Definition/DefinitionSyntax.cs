@@ -1,0 +1,69 @@
+using System.Text.RegularExpressions;
+
+namespace Kiln.Build.Definition;
+
+/// <summary>The lexical rules of kiln.yaml, shared by validation and normalisation.</summary>
+internal static partial class DefinitionSyntax
+{
+    public static readonly string[] ImageKeys = ["bootstrap", "from", "steps", "config"];
+    public static readonly string[] BootstrapKeys = ["distro", "suite", "variant", "packages", "mirror"];
+    public static readonly string[] StepKinds = ["packages", "run", "copy", "env", "workdir", "user"];
+    public static readonly string[] ConfigKeys = ["entrypoint", "cmd", "env", "workdir", "user", "expose", "labels", "stop-signal"];
+
+    /// <summary>Options of a step and the one step kind each belongs to.</summary>
+    public static readonly IReadOnlyDictionary<string, string> StepOptions = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["network"] = "run",
+        ["cache"] = "run",
+        ["to"] = "copy",
+        ["owner"] = "copy",
+        ["mode"] = "copy",
+    };
+
+    public static readonly string[] SupportedDistros = ["debian"];
+
+    public static readonly string[] Variants =
+        ["extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard"];
+
+    /// <summary>Keys that will exist one day; until then they are unknown keys with a hint.</summary>
+    public static string? NotYetSupportedHint(string key) =>
+        key is "test" or "outputs" ? $"`{key}` is not supported yet" : null;
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]*$")]
+    public static partial Regex ImageName();
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:_-]+)?$")]
+    public static partial Regex PackageName();
+
+    [GeneratedRegex("^[a-z][a-z0-9.-]*$")]
+    public static partial Regex Suite();
+
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*$")]
+    public static partial Regex EnvName();
+
+    [GeneratedRegex("^([0-9]+)(:([0-9]+))?$")]
+    public static partial Regex Owner();
+
+    [GeneratedRegex("^0?[0-7]{3,4}$")]
+    public static partial Regex OctalMode();
+
+    [GeneratedRegex("^([0-9]+)(/(tcp|udp))?$")]
+    public static partial Regex Port();
+
+    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")]
+    public static partial Regex Tag();
+
+    /// <summary>An absolute path inside an image: starts with '/', no '..' component.</summary>
+    public static bool IsAbsoluteImagePath(string path) =>
+        path.StartsWith('/') && !path.Split('/').Contains("..");
+
+    /// <summary>Collapses repeated slashes and "." components, keeping a trailing slash if written.</summary>
+    public static string NormaliseImagePath(string path)
+    {
+        var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(p => p != ".");
+        var joined = "/" + string.Join('/', parts);
+        return path.EndsWith('/') && joined.Length > 1 ? joined + "/" : joined;
+    }
+
+    public static int ParseOctal(string text) => Convert.ToInt32(text, 8);
+}

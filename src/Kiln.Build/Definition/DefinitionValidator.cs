@@ -1,0 +1,254 @@
+namespace Kiln.Build.Definition;
+
+/// <summary>Checks a parsed kiln.yaml and collects every problem. Changes nothing; reads the file
+/// system only to check copy sources.</summary>
+internal sealed partial class DefinitionValidator
+{
+    private readonly string _contextDir;
+    private readonly List<DefinitionProblem> _problems = [];
+
+    private DefinitionValidator(string contextDir) => _contextDir = contextDir;
+
+    public static IReadOnlyList<DefinitionProblem> Validate(YNode? root, string file, string contextDir)
+    {
+        var validator = new DefinitionValidator(contextDir);
+        if (root is null || root is YScalar { IsNull: true })
+        {
+            validator._problems.Add(new DefinitionProblem(new SourceMark(file, 1, 1), "the file is empty; expected a map with `images:`"));
+        }
+        else
+        {
+            validator.CheckFile(root);
+        }
+
+        // Stable sort: file order for the reader, traversal order within one position.
+        return validator._problems.OrderBy(p => p.Mark.Line).ThenBy(p => p.Mark.Column).ToList();
+    }
+
+    private void CheckFile(YNode root)
+    {
+        if (root is not YMapping top)
+        {
+            Problem(root, $"the file must be a map with `images:`, found {root.KindName}");
+            return;
+        }
+
+        CheckKeys(top, "at the top level", ["images"]);
+        var imagesEntry = top.Find("images");
+        if (imagesEntry is null)
+        {
+            Problem(top, "missing `images:` (a map of image name to image)");
+            return;
+        }
+
+        if (imagesEntry.Value is not YMapping images)
+        {
+            Problem(imagesEntry.Value, $"`images` expects a map of image name to image, found {imagesEntry.Value.KindName}");
+            return;
+        }
+
+        if (images.Entries.Count == 0)
+        {
+            Problem(images, "`images` is empty; define at least one image");
+        }
+
+        var names = images.Entries.Select(e => e.Name).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        foreach (var entry in images.Entries)
+        {
+            if (!CheckKey(entry, images, "in `images`", null))
+            {
+                continue;
+            }
+
+            var name = entry.Name!;
+            if (!DefinitionSyntax.ImageName().IsMatch(name))
+            {
+                Problem(entry.Key, $"image name `{name}` is not valid: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit");
+            }
+
+            CheckImage(name, entry.Value, names);
+        }
+
+        CheckCycles(images);
+    }
+
+    private void CheckImage(string name, YNode node, HashSet<string> names)
+    {
+        if (node is not YMapping image)
+        {
+            Problem(node, $"image `{name}` expects a map with `bootstrap` or `from`, and `steps`, `config`; found {node.KindName}");
+            return;
+        }
+
+        CheckKeys(image, $"in image `{name}`", DefinitionSyntax.ImageKeys, DefinitionSyntax.NotYetSupportedHint);
+        var bootstrap = image.Find("bootstrap");
+        var from = image.Find("from");
+        if (bootstrap is not null && from is not null)
+        {
+            Problem(from.Key, $"image `{name}` has both `bootstrap` and `from`; use exactly one");
+        }
+        else if (bootstrap is null && from is null)
+        {
+            Problem(image, $"image `{name}` needs `bootstrap` or `from`");
+        }
+
+        if (bootstrap is not null)
+        {
+            CheckBootstrap(bootstrap.Value);
+        }
+
+        if (from is not null)
+        {
+            CheckFrom(from.Value, names);
+        }
+
+        if (image.Get("steps") is { } steps)
+        {
+            CheckSteps(steps);
+        }
+
+        if (image.Get("config") is { } config)
+        {
+            CheckConfig(config);
+        }
+    }
+
+    private void CheckBootstrap(YNode node)
+    {
+        if (node is YScalar scalar && !scalar.IsNull)
+        {
+            var parts = scalar.Value.Split('/');
+            if (parts.Length != 2 || parts[0].Length == 0 || parts[1].Length == 0)
+            {
+                Problem(node, $"`bootstrap` expects DISTRO/SUITE (e.g. debian/bookworm), found `{scalar.Value}`");
+                return;
+            }
+
+            CheckDistro(node, parts[0]);
+            CheckSuite(node, parts[1]);
+            return;
+        }
+
+        if (node is not YMapping map)
+        {
+            Problem(node, $"`bootstrap` expects DISTRO/SUITE (e.g. debian/bookworm) or a map with `distro`, `suite`, `variant`, `packages`, `mirror`; found {node.KindName}");
+            return;
+        }
+
+        CheckKeys(map, "in `bootstrap`", DefinitionSyntax.BootstrapKeys);
+        if (RequiredString(map, "distro", "in `bootstrap`") is { } distro)
+        {
+            CheckDistro(distro, distro.Value);
+        }
+
+        if (RequiredString(map, "suite", "in `bootstrap`") is { } suite)
+        {
+            CheckSuite(suite, suite.Value);
+        }
+
+        if (OptionalString(map, "variant") is { } variant && !DefinitionSyntax.Variants.Contains(variant.Value))
+        {
+            Problem(variant, $"`variant` must be one of {string.Join(", ", DefinitionSyntax.Variants)}; found `{variant.Value}`");
+        }
+
+        if (map.Get("packages") is { } packages)
+        {
+            CheckPackageList(packages, "packages", allowEmpty: true);
+        }
+
+        if (OptionalString(map, "mirror") is { } mirror
+            && (!Uri.TryCreate(mirror.Value, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https" or "file")))
+        {
+            Problem(mirror, $"`mirror` expects an http, https or file URI, found `{mirror.Value}`");
+        }
+    }
+
+    private void CheckDistro(YNode node, string distro)
+    {
+        if (!DefinitionSyntax.SupportedDistros.Contains(distro))
+        {
+            Problem(node, $"distro `{distro}` is not supported yet (supported: {string.Join(", ", DefinitionSyntax.SupportedDistros)})");
+        }
+    }
+
+    private void CheckSuite(YNode node, string suite)
+    {
+        if (!DefinitionSyntax.Suite().IsMatch(suite))
+        {
+            Problem(node, $"suite `{suite}` is not valid: expected a name like bookworm");
+        }
+    }
+
+    private void CheckFrom(YNode node, HashSet<string> names)
+    {
+        if (ExpectString(node, "from", "an image name, scratch or oci:PATH[:TAG]") is not { } scalar)
+        {
+            return;
+        }
+
+        var reference = FromReference.Classify(scalar.Value);
+        switch (reference.Kind)
+        {
+            case FromKind.OciArchive:
+                Problem(node, $"`from: {scalar.Value}`: oci-archive sources are not supported yet");
+                break;
+            case FromKind.Registry:
+                Problem(node, $"`from: {scalar.Value}`: registry references are not supported yet");
+                break;
+            case FromKind.OciLayout when string.IsNullOrEmpty(reference.LayoutPath):
+                Problem(node, "`from: oci:PATH[:TAG]` needs a PATH");
+                break;
+            case FromKind.OciLayout when !DefinitionSyntax.Tag().IsMatch(reference.Tag):
+                Problem(node, $"`from: {scalar.Value}`: `{reference.Tag}` is not a valid tag");
+                break;
+            case FromKind.ImageName when !names.Contains(scalar.Value):
+                var hint = scalar.Value.Contains(':') ? " (a registry reference needs a host, e.g. docker.io/library/debian:bookworm)" : "";
+                Problem(node, $"no image named `{scalar.Value}` in this file{hint}");
+                break;
+        }
+    }
+
+    private void CheckCycles(YMapping images)
+    {
+        // Parent of each image by `from: NAME`, in file order; first definition wins for duplicates.
+        var parents = new Dictionary<string, (string Parent, YNode Node)>(StringComparer.Ordinal);
+        foreach (var entry in images.Entries)
+        {
+            if (entry.Name is { } name && !parents.ContainsKey(name)
+                && entry.Value is YMapping image && image.Find("bootstrap") is null
+                && image.Get("from") is YScalar { IsNull: false } from
+                && FromReference.Classify(from.Value).Kind == FromKind.ImageName)
+            {
+                parents[name] = (from.Value, from);
+            }
+        }
+
+        var reported = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var start in parents.Keys)
+        {
+            var path = new List<string> { start };
+            var current = start;
+            while (parents.TryGetValue(current, out var parent))
+            {
+                var at = path.IndexOf(parent.Parent);
+                if (at >= 0)
+                {
+                    var cycle = path.Skip(at).ToList();
+                    // Every member of a cycle finds it from itself (at == 0); report it once, at the first member in file order.
+                    if (at == 0 && !cycle.Any(reported.Contains))
+                    {
+                        reported.UnionWith(cycle);
+                        Problem(parents[start].Node, $"`from` makes a cycle: {string.Join(" -> ", cycle)} -> {start}");
+                    }
+
+                    break;
+                }
+
+                path.Add(parent.Parent);
+                current = parent.Parent;
+            }
+        }
+    }
+
+    private void Problem(YNode node, string message) => _problems.Add(new DefinitionProblem(node.Mark, message));
+}

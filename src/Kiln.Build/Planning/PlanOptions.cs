@@ -1,0 +1,17 @@
+using Kiln.Build.Definition;
+
+namespace Kiln.Build.Planning;
+
+/// <summary>What the planner needs from outside: identities of external bases and a way to hash context files.</summary>
+public sealed record PlanOptions
+{
+    /// <summary>The resolved identity of a bootstrap's package sources (mirror, apt sources, release
+    /// files...); it goes into the bootstrap's key, so a change of sources gives a new base.</summary>
+    public required Func<BootstrapSource, string> BootstrapIdentity { get; init; }
+
+    /// <summary>The identity (e.g. manifest digest) of an imported <c>oci:</c> image; required when
+    /// a selected image starts from one.</summary>
+    public Func<OciLayoutSource, string>? ImportIdentity { get; init; }
+
+    public IContextHasher Hasher { get; init; } = new Sha256ContextHasher();
+}
