@@ -25,6 +25,10 @@ public sealed record ImagePlan
 
     /// <summary>The key of the image's filesystem and step config: the last step's key, or BaseKey when there are no steps.</summary>
     public string FinalKey => Steps.Count == 0 ? BaseKey : Steps[^1].CacheKey;
+
+    /// <summary>FinalKey together with the image's config: what a child (<c>from: NAME</c>) starts from,
+    /// so a change to the parent's config reaches the child's keys.</summary>
+    public required string ImageKey { get; init; }
 }
 
 public sealed record StepPlan

@@ -77,6 +77,53 @@ internal static class CanonicalForm
     };
 
     /// <summary>One line for humans.</summary>
+    /// <summary>The <c>config:</c> block; it is part of what a child image (<c>from: NAME</c>) starts from.</summary>
+    public static string Config(ConfigDefinition c) => Json(w =>
+    {
+        if (c.Cmd is { } cmd)
+        {
+            WriteArray(w, "cmd", cmd);
+        }
+        if (c.Entrypoint is { } ep)
+        {
+            WriteArray(w, "entrypoint", ep);
+        }
+        if (c.Env is { } env)
+        {
+            w.WriteStartObject("env");
+            foreach (var (k, v) in env)
+            {
+                w.WriteString(k, v);
+            }
+            w.WriteEndObject();
+        }
+        if (c.Expose is { } expose)
+        {
+            WriteArray(w, "expose", expose);
+        }
+        if (c.Labels is { } labels)
+        {
+            w.WriteStartObject("labels");
+            foreach (var (k, v) in labels.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                w.WriteString(k, v);
+            }
+            w.WriteEndObject();
+        }
+        if (c.StopSignal is { } sig)
+        {
+            w.WriteString("stop-signal", sig);
+        }
+        if (c.User is { } user)
+        {
+            w.WriteString("user", user);
+        }
+        if (c.Workdir is { } wd)
+        {
+            w.WriteString("workdir", wd);
+        }
+    });
+
     public static string Describe(StepDefinition step) => step switch
     {
         PackagesStep p => Truncate("packages " + string.Join(' ', p.Packages)),

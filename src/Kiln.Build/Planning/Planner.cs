@@ -12,6 +12,7 @@ public static class Planner
     public const string BootstrapKeyPrefix = "kiln/bootstrap/v1\n";
     public const string OciKeyPrefix = "kiln/oci/v1\n";
     public const string StepKeyPrefix = "kiln/step/v1\n";
+    public const string ImageKeyPrefix = "kiln/image/v1\n";
 
     /// <param name="targets">Image names to build; empty means every image. Their ancestors by
     /// <c>from: NAME</c> are always included.</param>
@@ -110,6 +111,7 @@ public static class Planner
         {
             Definition = image,
             BaseKey = baseKey,
+            ImageKey = Sha256(ImageKeyPrefix + (steps.Count == 0 ? baseKey : steps[^1].CacheKey) + "\n" + CanonicalForm.Config(image.Config)),
             ParentImage = (image.Source as FromImageSource)?.ImageName,
             Steps = steps,
         };
@@ -119,7 +121,7 @@ public static class Planner
     {
         BootstrapSource b => Sha256(BootstrapKeyPrefix + CanonicalForm.Bootstrap(b, options.BootstrapIdentity(b))),
         ScratchSource => Sha256(ScratchKeyPrefix),
-        FromImageSource f => planned[f.ImageName].FinalKey,
+        FromImageSource f => planned[f.ImageName].ImageKey,
         OciLayoutSource o => Sha256(OciKeyPrefix + (options.ImportIdentity
             ?? throw new ArgumentException($"image {image.Name} starts from oci:{o.LayoutPath}:{o.Tag}, so PlanOptions.ImportIdentity is required", nameof(options)))(o)),
         _ => throw new ArgumentException($"image {image.Name} has an unknown source {image.Source.GetType().Name}"),

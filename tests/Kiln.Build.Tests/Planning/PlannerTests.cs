@@ -126,11 +126,24 @@ public sealed class PlannerTests : IDisposable
         var after = Plan(_context.Load(), [], new PlanOptions { BootstrapIdentity = _ => "other-sources" });
 
         Assert.NotEqual(Image(before, "base").BaseKey, Image(after, "base").BaseKey);
-        Assert.Equal(Image(after, "base").FinalKey, Image(after, "web").BaseKey);
+        Assert.Equal(Image(after, "base").ImageKey, Image(after, "web").BaseKey);
         foreach (var (b, a) in Image(before, "web").Steps.Zip(Image(after, "web").Steps))
         {
             Assert.NotEqual(b.CacheKey, a.CacheKey);
         }
+    }
+
+    [Fact]
+    public void A_change_to_a_parents_config_changes_every_key_of_its_child()
+    {
+        var before = PlanWeb();
+        _context.Yaml(Web.Replace("bootstrap: debian/bookworm", "bootstrap: debian/bookworm\n    config: {env: {A: \"1\"}}"));
+        var after = Plan(_context.Load(), [], Options);
+
+        Assert.Equal(Image(before, "base").FinalKey, Image(after, "base").FinalKey);
+        Assert.NotEqual(Image(before, "base").ImageKey, Image(after, "base").ImageKey);
+        Assert.NotEqual(Image(before, "web").BaseKey, Image(after, "web").BaseKey);
+        Assert.NotEqual(Image(before, "web").FinalKey, Image(after, "web").FinalKey);
     }
 
     [Fact]
