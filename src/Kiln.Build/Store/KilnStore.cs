@@ -84,7 +84,9 @@ public sealed partial class KilnStore : IDisposable
 
     private void Initialize()
     {
-        if (Directory.Exists(Root) && !File.Exists(LayoutPath) && Directory.EnumerateFileSystemEntries(Root).Any())
+        // A directory holding only what an interrupted Open creates is finished, anything else is refused.
+        if (Directory.Exists(Root) && !File.Exists(LayoutPath)
+            && Directory.EnumerateFileSystemEntries(Root).Any(e => Path.GetFileName(e) is not ("kiln" or "blobs" or "index.json")))
         {
             throw StoreException.NotAStore(Root);
         }
