@@ -1,0 +1,123 @@
+using Kiln.Oci;
+
+namespace Kiln.Build.Store;
+
+public sealed partial class KilnStore
+{
+    public Task<GcReport> CollectGarbageAsync(CancellationToken ct = default) => CollectGarbageAsync(pruneCache: false, ct);
+
+    /// <summary>Under the exclusive store lock, deletes blobs and snapshots that no tag and no step cache entry
+    /// references. With <paramref name="pruneCache"/>, first drops step cache entries whose layers are not a prefix
+    /// of some tagged image's layers. The caller must not hold the store lock itself.</summary>
+    public async Task<GcReport> CollectGarbageAsync(bool pruneCache, CancellationToken ct = default)
+    {
+        using var storeLock = await FileLock.AcquireAsync(StoreLockPath, exclusive: true, ct).ConfigureAwait(false);
+
+        var keepBlobs = new HashSet<Digest>();
+        var keepSnapshots = new HashSet<Digest>();
+        var taggedLayers = new List<IReadOnlyList<Descriptor>>();
+        foreach (var (name, desc) in ListTags())
+        {
+            ct.ThrowIfCancellationRequested();
+            Manifest manifest;
+            ImageConfig config;
+            try
+            {
+                (manifest, config) = await ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
+            }
+            catch (StoreException e)
+            {
+                // Without the manifest we cannot know what it needs; deleting blindly could destroy the only copy.
+                throw new StoreException($"garbage collection stopped: image '{name}' cannot be read ({e.Message}); untag or rebuild it, then run gc again", e);
+            }
+            keepBlobs.Add(desc.Digest);
+            keepBlobs.Add(manifest.Config.Digest);
+            keepBlobs.UnionWith(manifest.Layers.Select(l => l.Digest));
+            keepSnapshots.UnionWith(config.RootFs.DiffIds);
+            taggedLayers.Add(manifest.Layers);
+        }
+
+        int stepsRemoved = 0;
+        foreach (var (_, path, state) in EnumerateSteps().ToList())
+        {
+            ct.ThrowIfCancellationRequested();
+            bool drop = state is null || (pruneCache && !taggedLayers.Any(t => IsPrefix(state.Layers, t)));
+            if (drop)
+            {
+                File.Delete(path);
+                stepsRemoved++;
+                continue;
+            }
+            keepBlobs.UnionWith(state!.Layers.Select(l => l.Digest));
+            keepSnapshots.UnionWith(state.Config.RootFs.DiffIds);
+        }
+        if (stepsRemoved > 0)
+        {
+            Native.FsyncDirectory(_stepsDir);
+        }
+
+        int blobsRemoved = 0, blobsKept = 0;
+        long blobBytes = 0;
+        foreach (var file in Directory.EnumerateFiles(BlobsDir).ToList())
+        {
+            ct.ThrowIfCancellationRequested();
+            if (!Digest.TryParse(Digest.Sha256Prefix + Path.GetFileName(file), out var d))
+            {
+                continue; // not ours to judge; verify reports it
+            }
+            if (keepBlobs.Contains(d))
+            {
+                blobsKept++;
+                continue;
+            }
+            long size = new FileInfo(file).Length;
+            File.Delete(file);
+            blobsRemoved++;
+            blobBytes += size;
+        }
+        if (blobsRemoved > 0)
+        {
+            Native.FsyncDirectory(BlobsDir);
+        }
+
+        int snapsRemoved = 0, snapsKept = 0;
+        long snapBytes = 0;
+        foreach (var dir in Directory.EnumerateFileSystemEntries(SnapshotsDir).ToList())
+        {
+            ct.ThrowIfCancellationRequested();
+            if (!Digest.TryParse(Digest.Sha256Prefix + Path.GetFileName(dir), out var d))
+            {
+                continue;
+            }
+            if (keepSnapshots.Contains(d))
+            {
+                snapsKept++;
+                continue;
+            }
+            snapBytes += StoreFs.TreeSize(dir);
+            // Rename out of snapshots/ first so a crash mid-delete never leaves a half snapshot that looks complete.
+            var doomed = Path.Combine(_tmpDir, $"{_pid}-gc-{d.Short}-{RandomSuffix()}");
+            Directory.Move(dir, doomed);
+            StoreFs.DeleteTree(doomed);
+            snapsRemoved++;
+        }
+        if (snapsRemoved > 0)
+        {
+            Native.FsyncDirectory(SnapshotsDir);
+        }
+
+        return new GcReport
+        {
+            BlobsRemoved = blobsRemoved,
+            BlobBytesFreed = blobBytes,
+            BlobsKept = blobsKept,
+            SnapshotsRemoved = snapsRemoved,
+            SnapshotBytesFreed = snapBytes,
+            SnapshotsKept = snapsKept,
+            StepEntriesRemoved = stepsRemoved,
+        };
+    }
+
+    private static bool IsPrefix(IReadOnlyList<Descriptor> prefix, IReadOnlyList<Descriptor> of) =>
+        prefix.Count <= of.Count && prefix.Select(l => l.Digest).SequenceEqual(of.Take(prefix.Count).Select(l => l.Digest));
+}

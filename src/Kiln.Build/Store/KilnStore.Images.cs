@@ -1,0 +1,70 @@
+using System.Text.Json;
+using Kiln.Oci;
+
+namespace Kiln.Build.Store;
+
+public sealed partial class KilnStore
+{
+    /// <summary>Writes the config and manifest blobs (canonical JSON) of <paramref name="state"/>; its layer blobs
+    /// must already be in the store. Returns the manifest descriptor.</summary>
+    public async Task<Descriptor> WriteImageAsync(ImageState state, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        CheckState(state);
+        foreach (var layer in state.Layers)
+        {
+            if (!HasBlob(layer.Digest))
+            {
+                throw StoreException.InvalidImage($"layer {layer.Digest} is not in the store; write it before the image");
+            }
+        }
+        var config = await WriteBlobAsync(OciJson.Serialize(state.Config), MediaTypes.ImageConfig, ct).ConfigureAwait(false);
+        var manifest = new Manifest { Config = config, Layers = state.Layers };
+        return await WriteBlobAsync(OciJson.Serialize(manifest), MediaTypes.ImageManifest, ct).ConfigureAwait(false);
+    }
+
+    public async Task<(Manifest Manifest, ImageConfig Config)> ReadImageAsync(Digest manifest, CancellationToken ct = default)
+    {
+        var manifestBytes = await ReadBlobAsync(manifest, ct).ConfigureAwait(false);
+        Manifest m;
+        try
+        {
+            m = OciJson.DeserializeManifest(manifestBytes);
+        }
+        catch (JsonException e)
+        {
+            throw StoreException.CorruptDocument($"manifest {manifest}", BlobPath(manifest), e);
+        }
+        var configBytes = await ReadBlobAsync(m.Config.Digest, ct).ConfigureAwait(false);
+        if (configBytes.Length != m.Config.Size)
+        {
+            throw StoreException.InvalidImage($"manifest {manifest}: config {m.Config.Digest} has {configBytes.Length} bytes, the manifest says {m.Config.Size}");
+        }
+        ImageConfig c;
+        try
+        {
+            c = OciJson.DeserializeConfig(configBytes);
+        }
+        catch (JsonException e)
+        {
+            throw StoreException.CorruptDocument($"config {m.Config.Digest}", BlobPath(m.Config.Digest), e);
+        }
+        return (m, c);
+    }
+
+    /// <summary>Reads the state (layers and config) of a stored image, e.g. a tagged base image.</summary>
+    public async Task<ImageState> ReadImageStateAsync(Digest manifest, CancellationToken ct = default)
+    {
+        var (m, c) = await ReadImageAsync(manifest, ct).ConfigureAwait(false);
+        return new ImageState { Layers = m.Layers, Config = c };
+    }
+
+    private static void CheckState(ImageState state)
+    {
+        if (state.Config.RootFs.DiffIds.Count != state.Layers.Count)
+        {
+            throw StoreException.InvalidImage(
+                $"{state.Layers.Count} layers but {state.Config.RootFs.DiffIds.Count} rootfs.diff_ids; they must match one to one");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+using System.Text.Json;
+using Kiln.Oci;
+
+namespace Kiln.Build.Store;
+
+public sealed partial class KilnStore
+{
+    // ---- snapshots: extracted layers, named by diffId; the rename into snapshots/ is the commit point ----
+
+    public string SnapshotPath(Digest diffId) => Path.Combine(SnapshotsDir, CheckDigest(diffId).Hex);
+
+    /// <summary>True when a complete snapshot exists (partial ones live only under kiln/tmp).</summary>
+    public bool HasSnapshot(Digest diffId) => Directory.Exists(SnapshotPath(diffId));
+
+    /// <summary>Moves a fully prepared directory (on the store's filesystem, e.g. from <see cref="CreateTempDir"/>)
+    /// into place as the snapshot of <paramref name="diffId"/>. If one already exists, the prepared dir is deleted.</summary>
+    public void CommitSnapshot(string preparedDir, Digest diffId)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(preparedDir);
+        var target = SnapshotPath(diffId);
+        var source = Path.GetFullPath(preparedDir);
+        var info = new DirectoryInfo(source);
+        if (!info.Exists || info.LinkTarget is not null)
+        {
+            throw new StoreException($"cannot commit snapshot {diffId.Short}: '{source}' is not a directory");
+        }
+        try
+        {
+            if (!Directory.Exists(target))
+            {
+                // Content must be on disk before the rename makes it visible as complete.
+                Native.SyncFilesystem(source);
+                try
+                {
+                    Directory.Move(source, target);
+                    Native.FsyncDirectory(SnapshotsDir);
+                    return;
+                }
+                catch (IOException) when (Directory.Exists(target))
+                {
+                    // Lost a race with another committer of the same layer: theirs is as good as ours.
+                }
+            }
+            StoreFs.DeleteTree(source);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw StoreException.Io($"committing snapshot {diffId} from '{source}' (it must be on the store's filesystem)", e);
+        }
+    }
+
+    // ---- step cache: kiln/steps/KEY.json → ImageState ----
+
+    /// <summary>The cached state after the step with this key, or null if absent, unreadable, or if any of its
+    /// layer blobs or snapshots is missing.</summary>
+    public ImageState? TryGetStep(string cacheKey)
+    {
+        var path = StepPath(cacheKey);
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+        var state = ParseStep(bytes);
+        if (state is null || !IsComplete(state))
+        {
+            return null;
+        }
+        return state;
+    }
+
+    public async Task PutStepAsync(string cacheKey, ImageState state, CancellationToken ct = default)
+    {
+        var path = StepPath(cacheKey);
+        ArgumentNullException.ThrowIfNull(state);
+        CheckState(state);
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(new StepEntry { State = state }, StoreJsonContext.Default.StepEntry);
+        try
+        {
+            await StoreFs.AtomicWriteAsync(NewIngestPath(), path, bytes, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw StoreException.Io($"writing step cache entry '{path}'", e);
+        }
+    }
+
+    public static bool IsValidCacheKey(string? key)
+    {
+        if (key is null || key.Length != 64)
+        {
+            return false;
+        }
+        foreach (char c in key)
+        {
+            if (!char.IsAsciiDigit(c) && c is not (>= 'a' and <= 'f'))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private string StepPath(string cacheKey) =>
+        IsValidCacheKey(cacheKey) ? Path.Combine(_stepsDir, cacheKey + ".json") : throw StoreException.InvalidCacheKey(cacheKey ?? "");
+
+    private static ImageState? ParseStep(byte[] bytes)
+    {
+        try
+        {
+            var entry = JsonSerializer.Deserialize(bytes, StoreJsonContext.Default.StepEntry);
+            // Null checks: JSON nulls bypass the records' non-nullable declarations.
+            return entry is { SchemaVersion: 1, State: { Layers: not null, Config.RootFs.DiffIds: not null } }
+                && entry.State.Layers.All(l => l is not null && l.Digest.Value is not null)
+                && entry.State.Config.RootFs.DiffIds.Count == entry.State.Layers.Count
+                ? entry.State
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private bool IsComplete(ImageState state) =>
+        state.Layers.All(l => HasBlob(l.Digest)) && state.Config.RootFs.DiffIds.All(HasSnapshot);
+
+    /// <summary>All step cache entries (key, parsed state or null if unreadable).</summary>
+    private IEnumerable<(string Key, string Path, ImageState? State)> EnumerateSteps()
+    {
+        foreach (var file in Directory.EnumerateFiles(_stepsDir, "*.json"))
+        {
+            var key = Path.GetFileNameWithoutExtension(file);
+            if (!IsValidCacheKey(key))
+            {
+                continue;
+            }
+            ImageState? state;
+            try
+            {
+                state = ParseStep(File.ReadAllBytes(file));
+            }
+            catch (FileNotFoundException)
+            {
+                continue;
+            }
+            yield return (key, file, state);
+        }
+    }
+}

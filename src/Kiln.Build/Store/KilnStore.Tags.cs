@@ -1,0 +1,123 @@
+using System.Text.Json;
+using Kiln.Oci;
+
+namespace Kiln.Build.Store;
+
+public sealed partial class KilnStore
+{
+    /// <summary>Points <paramref name="name"/> at a manifest in <c>index.json</c>, replacing any previous target.</summary>
+    public async Task TagAsync(string name, Descriptor manifest, CancellationToken ct = default)
+    {
+        CheckTagName(name);
+        ArgumentNullException.ThrowIfNull(manifest);
+        if (!HasBlob(manifest.Digest))
+        {
+            throw StoreException.BlobNotFound(manifest.Digest);
+        }
+        var annotations = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (manifest.Annotations is not null)
+        {
+            foreach (var (k, v) in manifest.Annotations)
+            {
+                annotations[k] = v;
+            }
+        }
+        annotations[Annotations.RefName] = name;
+        var entry = manifest with { Annotations = annotations };
+        await UpdateIndexAsync(list =>
+        {
+            list.RemoveAll(d => RefName(d) == name);
+            list.Add(entry);
+        }, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Removes <paramref name="name"/> from <c>index.json</c>; returns false if it was not there.</summary>
+    public async Task<bool> UntagAsync(string name, CancellationToken ct = default)
+    {
+        CheckTagName(name);
+        bool removed = false;
+        await UpdateIndexAsync(list => removed = list.RemoveAll(d => RefName(d) == name) > 0, ct).ConfigureAwait(false);
+        return removed;
+    }
+
+    public IReadOnlyList<(string Name, Descriptor Manifest)> ListTags() =>
+        ReadIndex().Manifests
+            .Where(d => RefName(d) is not null)
+            .Select(d => (RefName(d)!, d))
+            .OrderBy(t => t.Item1, StringComparer.Ordinal)
+            .ToList();
+
+    public Descriptor? TryGetTag(string name)
+    {
+        CheckTagName(name);
+        return ReadIndex().Manifests.FirstOrDefault(d => RefName(d) == name);
+    }
+
+    private static string? RefName(Descriptor d) =>
+        d.Annotations is not null && d.Annotations.TryGetValue(Annotations.RefName, out var n) ? n : null;
+
+    /// <summary>index.json is only ever replaced by rename, so reading it needs no lock.</summary>
+    private ImageIndex ReadIndex()
+    {
+        try
+        {
+            return OciJson.DeserializeIndex(File.ReadAllBytes(IndexPath));
+        }
+        catch (JsonException e)
+        {
+            throw StoreException.CorruptDocument("index", IndexPath, e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw StoreException.Io($"reading '{IndexPath}'", e);
+        }
+    }
+
+    private async Task UpdateIndexAsync(Action<List<Descriptor>> change, CancellationToken ct)
+    {
+        using var indexLock = await FileLock.AcquireAsync(IndexLockPath, exclusive: true, ct).ConfigureAwait(false);
+        var index = ReadIndex();
+        var list = index.Manifests.ToList();
+        change(list);
+        // Sorted by name (untagged entries first, by digest) so equal contents give equal bytes.
+        list.Sort((a, b) =>
+        {
+            int byName = string.CompareOrdinal(RefName(a), RefName(b));
+            return byName != 0 ? byName : string.CompareOrdinal(a.Digest.Value, b.Digest.Value);
+        });
+        var bytes = OciJson.Serialize(index with { Manifests = list });
+        try
+        {
+            await StoreFs.AtomicWriteAsync(NewIngestPath(), IndexPath, bytes, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw StoreException.Io($"writing '{IndexPath}'", e);
+        }
+    }
+
+    /// <summary>Image names: what OCI allows in a ref name minus anything that could confuse a shell or a path.</summary>
+    public static bool IsValidTagName(string? name)
+    {
+        if (string.IsNullOrEmpty(name) || name.Length > 255 || !char.IsAsciiLetterOrDigit(name[0]))
+        {
+            return false;
+        }
+        foreach (char c in name)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' or ':' or '/' or '+' or '@'))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static void CheckTagName(string name)
+    {
+        if (!IsValidTagName(name))
+        {
+            throw StoreException.InvalidTagName(name ?? "");
+        }
+    }
+}

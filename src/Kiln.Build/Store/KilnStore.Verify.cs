@@ -1,0 +1,148 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Kiln.Oci;
+
+namespace Kiln.Build.Store;
+
+public sealed partial class KilnStore
+{
+    /// <summary>Re-hashes every blob and checks every tagged image (manifest, config, layers, sizes, diff_ids,
+    /// snapshots). Collects every problem rather than stopping at the first.</summary>
+    public async Task<VerifyReport> VerifyAsync(CancellationToken ct = default)
+    {
+        var problems = new List<StoreProblem>();
+        var corrupt = new Dictionary<Digest, string>();
+        int blobs = 0;
+        foreach (var file in Directory.EnumerateFiles(BlobsDir).Order(StringComparer.Ordinal))
+        {
+            ct.ThrowIfCancellationRequested();
+            var name = Path.GetFileName(file);
+            if (!Digest.TryParse(Digest.Sha256Prefix + name, out var digest))
+            {
+                problems.Add(new StoreProblem { Kind = StoreProblemKind.StrayFile, Path = file, Detail = "file name is not a sha256 digest" });
+                continue;
+            }
+            blobs++;
+            var stream = OpenBlob(digest);
+            Digest actual;
+            long length;
+            await using (stream.ConfigureAwait(false))
+            {
+                actual = Digest.FromHash(await SHA256.HashDataAsync(stream, ct).ConfigureAwait(false));
+                length = stream.Length;
+            }
+            if (actual != digest)
+            {
+                corrupt[digest] = $"content ({length} bytes) hashes to {actual}";
+            }
+        }
+
+        // Which images reference each blob / snapshot, to name them in each problem.
+        var users = new Dictionary<string, SortedSet<string>>(StringComparer.Ordinal);
+        var found = new List<(StoreProblemKind Kind, Digest? Digest, string Path, string Detail)>();
+        void Use(string key, string image)
+        {
+            if (!users.TryGetValue(key, out var set))
+            {
+                users[key] = set = new SortedSet<string>(StringComparer.Ordinal);
+            }
+            set.Add(image);
+        }
+        void CheckBlob(Descriptor d, string image, string role)
+        {
+            Use(d.Digest.Value, image);
+            var path = BlobPath(d.Digest);
+            var info = new FileInfo(path);
+            if (!info.Exists)
+            {
+                found.Add((StoreProblemKind.MissingBlob, d.Digest, path, $"{role} blob {d.Digest} is missing"));
+            }
+            else if (info.Length != d.Size)
+            {
+                found.Add((StoreProblemKind.SizeMismatch, d.Digest, path, $"{role} blob {d.Digest} has {info.Length} bytes, its descriptor says {d.Size}"));
+            }
+        }
+
+        IReadOnlyList<(string Name, Descriptor Manifest)> tags;
+        try
+        {
+            tags = ListTags();
+        }
+        catch (StoreException e)
+        {
+            problems.Add(new StoreProblem { Kind = StoreProblemKind.InvalidDocument, Path = IndexPath, Detail = e.Message });
+            tags = [];
+        }
+        foreach (var (image, desc) in tags)
+        {
+            ct.ThrowIfCancellationRequested();
+            CheckBlob(desc, image, "manifest");
+            var manifest = await TryParseBlobAsync(desc.Digest, corrupt, b => OciJson.DeserializeManifest(b), image, "manifest", found, ct).ConfigureAwait(false);
+            if (manifest is null)
+            {
+                continue;
+            }
+            CheckBlob(manifest.Config, image, "config");
+            foreach (var layer in manifest.Layers)
+            {
+                CheckBlob(layer, image, "layer");
+            }
+            var config = await TryParseBlobAsync(manifest.Config.Digest, corrupt, b => OciJson.DeserializeConfig(b), image, "config", found, ct).ConfigureAwait(false);
+            if (config is null)
+            {
+                continue;
+            }
+            if (config.RootFs.DiffIds.Count != manifest.Layers.Count)
+            {
+                found.Add((StoreProblemKind.DiffIdCountMismatch, desc.Digest, BlobPath(manifest.Config.Digest),
+                    $"image has {manifest.Layers.Count} layers but {config.RootFs.DiffIds.Count} diff_ids"));
+                Use(desc.Digest.Value, image);
+            }
+            foreach (var diffId in config.RootFs.DiffIds)
+            {
+                Use("snapshot:" + diffId.Value, image);
+                if (!HasSnapshot(diffId))
+                {
+                    found.Add((StoreProblemKind.MissingSnapshot, diffId, SnapshotPath(diffId), $"snapshot of layer {diffId} is missing"));
+                }
+            }
+        }
+
+        foreach (var (digest, detail) in corrupt.OrderBy(p => p.Key.Value, StringComparer.Ordinal))
+        {
+            found.Add((StoreProblemKind.CorruptBlob, digest, BlobPath(digest), $"blob {digest}: {detail}"));
+        }
+        foreach (var f in found.Distinct())
+        {
+            var key = f.Kind == StoreProblemKind.MissingSnapshot ? "snapshot:" + f.Digest!.Value.Value : f.Digest?.Value ?? "";
+            problems.Add(new StoreProblem
+            {
+                Kind = f.Kind,
+                Digest = f.Digest,
+                Path = f.Path,
+                Detail = f.Detail,
+                AffectedImages = users.TryGetValue(key, out var set) ? set.ToList() : [],
+            });
+        }
+        return new VerifyReport { Problems = problems, BlobsChecked = blobs, ImagesChecked = tags.Count };
+    }
+
+    private async Task<T?> TryParseBlobAsync<T>(Digest digest, Dictionary<Digest, string> corrupt, Func<byte[], T> parse,
+        string image, string role, List<(StoreProblemKind, Digest?, string, string)> found, CancellationToken ct)
+        where T : class
+    {
+        if (corrupt.ContainsKey(digest) || !HasBlob(digest))
+        {
+            return null; // already reported
+        }
+        try
+        {
+            return parse(await File.ReadAllBytesAsync(BlobPath(digest), ct).ConfigureAwait(false));
+        }
+        catch (JsonException e)
+        {
+            found.Add((StoreProblemKind.InvalidDocument, digest, BlobPath(digest), $"{role} of {image} is not valid: {e.Message}"));
+            return null;
+        }
+    }
+}

@@ -1,0 +1,280 @@
+using System.Globalization;
+using Kiln.Oci;
+
+namespace Kiln.Build.Store;
+
+/// <summary>The local store: an OCI image layout (<c>oci-layout</c>, <c>index.json</c>, <c>blobs/sha256/</c>)
+/// plus <c>kiln/</c> for what a layout has no place for (snapshots, step cache, package caches, ingest,
+/// temp dirs, locks). Blobs and snapshots are written aside and renamed into place, so a crash at any
+/// instant leaves a consistent store.</summary>
+/// <remarks>Callers that write blobs and later tag or cache them hold <see cref="AcquireLock"/> (shared) across
+/// the whole sequence so garbage collection (exclusive) cannot remove what they have not yet referenced.</remarks>
+public sealed partial class KilnStore : IDisposable
+{
+    private readonly string _ingestDir;
+    private readonly string _tmpDir;
+    private readonly string _stepsDir;
+    private readonly string _kilnDir;
+    private readonly string _procsDir;
+    private readonly int _pid = Environment.ProcessId;
+    private FileLock? _liveness;
+
+    private KilnStore(string root)
+    {
+        Root = root;
+        BlobsDir = Path.Combine(root, "blobs", "sha256");
+        _kilnDir = Path.Combine(root, "kiln");
+        SnapshotsDir = Path.Combine(_kilnDir, "snapshots");
+        _stepsDir = Path.Combine(_kilnDir, "steps");
+        AptArchivesDir = Path.Combine(_kilnDir, "cache", "apt", "archives");
+        AptListsDir = Path.Combine(_kilnDir, "cache", "apt", "lists");
+        _ingestDir = Path.Combine(_kilnDir, "ingest");
+        _tmpDir = Path.Combine(_kilnDir, "tmp");
+        _procsDir = Path.Combine(_kilnDir, "procs");
+    }
+
+    public string Root { get; }
+    public string BlobsDir { get; }
+    public string SnapshotsDir { get; }
+    public string AptArchivesDir { get; }
+    public string AptListsDir { get; }
+    public string TempRoot => _tmpDir;
+
+    private string IndexPath => Path.Combine(Root, "index.json");
+    private string LayoutPath => Path.Combine(Root, "oci-layout");
+    private string StoreLockPath => Path.Combine(_kilnDir, "lock");
+    private string IndexLockPath => Path.Combine(_kilnDir, "index.lock");
+    private string ProcsLockPath => Path.Combine(_kilnDir, "procs.lock");
+
+    /// <summary>Opens the store at <paramref name="root"/>, creating the layout if missing, and removes
+    /// ingest and temp entries left by processes that have died.</summary>
+    public static KilnStore Open(string root)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(root);
+        string full;
+        try
+        {
+            full = Path.GetFullPath(root);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw StoreException.Unusable(root, "not a valid path", e);
+        }
+        if (File.Exists(full))
+        {
+            throw StoreException.Unusable(full, "it is a file, not a directory");
+        }
+        var store = new KilnStore(full);
+        try
+        {
+            store.Initialize();
+            return store;
+        }
+        catch (StoreException)
+        {
+            store.Dispose();
+            throw;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            store.Dispose();
+            throw StoreException.Unusable(full, e.Message, e);
+        }
+    }
+
+    private void Initialize()
+    {
+        // A directory holding only what an interrupted Open creates is finished, anything else is refused.
+        if (Directory.Exists(Root) && !File.Exists(LayoutPath)
+            && Directory.EnumerateFileSystemEntries(Root).Any(e => Path.GetFileName(e) is not ("kiln" or "blobs" or "index.json")))
+        {
+            throw StoreException.NotAStore(Root);
+        }
+        foreach (var dir in new[] { BlobsDir, SnapshotsDir, _stepsDir, AptArchivesDir, AptListsDir, _ingestDir, _tmpDir, _procsDir })
+        {
+            Directory.CreateDirectory(dir);
+        }
+        if (File.Exists(LayoutPath))
+        {
+            CheckLayoutFile();
+        }
+        else
+        {
+            AtomicWrite(LayoutPath, OciJson.Serialize(new OciLayoutFile()));
+        }
+        using (FileLock.Acquire(IndexLockPath, exclusive: true, CancellationToken.None))
+        {
+            if (!File.Exists(IndexPath))
+            {
+                AtomicWrite(IndexPath, OciJson.Serialize(new ImageIndex()));
+            }
+        }
+        CleanDeadLeftovers();
+    }
+
+    private void CheckLayoutFile()
+    {
+        string version;
+        try
+        {
+            version = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(LayoutPath))
+                .RootElement.GetProperty("imageLayoutVersion").GetString() ?? "";
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw StoreException.Unusable(Root, "'oci-layout' is not valid JSON with an imageLayoutVersion", e);
+        }
+        if (!version.StartsWith("1.", StringComparison.Ordinal))
+        {
+            throw StoreException.Unusable(Root, $"unsupported OCI layout version '{version}'");
+        }
+    }
+
+    private void AtomicWrite(string target, byte[] bytes) =>
+        StoreFs.AtomicWriteAsync(NewIngestPath(), target, bytes, CancellationToken.None).GetAwaiter().GetResult();
+
+    /// <summary>A fresh path in the ingest area, named so a later Open can tell whether its owner is alive.</summary>
+    internal string NewIngestPath() => Path.Combine(_ingestDir, $"{_pid}-{RandomSuffix()}");
+
+    private static string RandomSuffix() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+
+    /// <summary>Takes the store lock: shared for builds and other writers, exclusive for garbage collection.
+    /// Locks of separate calls conflict even inside one process.</summary>
+    public IDisposable AcquireLock(bool exclusive, CancellationToken ct = default) =>
+        FileLock.Acquire(StoreLockPath, exclusive, ct);
+
+    // ---- temp dirs ----
+
+    /// <summary>Creates a fresh directory under <c>kiln/tmp</c> named <c>PID-purpose-RANDOM</c>.</summary>
+    public string CreateTempDir(string purpose)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(purpose);
+        foreach (char c in purpose)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            {
+                throw new ArgumentException($"temp dir purpose '{purpose}' may hold only letters, digits, '-', '_' and '.'", nameof(purpose));
+            }
+        }
+        var path = Path.Combine(_tmpDir, $"{_pid}-{purpose}-{RandomSuffix()}");
+        Directory.CreateDirectory(path);
+        return path;
+    }
+
+    /// <summary>Deletes a directory made by <see cref="CreateTempDir"/> (or anything under <c>kiln/tmp</c>),
+    /// including read-only and mode-000 dirs and whiteout devices; symbolic links are removed, never followed.</summary>
+    public void DeleteTempDir(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var full = Path.GetFullPath(path);
+        if (!IsStrictlyUnder(full, _tmpDir))
+        {
+            throw StoreException.OutsideTemp(path, _tmpDir);
+        }
+        try
+        {
+            StoreFs.DeleteTree(full);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw StoreException.Io($"deleting '{full}'", e);
+        }
+    }
+
+    private static bool IsStrictlyUnder(string full, string dir)
+    {
+        var prefix = dir.EndsWith('/') ? dir : dir + "/";
+        return full.StartsWith(prefix, StringComparison.Ordinal) && full.Length > prefix.Length
+            && !full.AsSpan(prefix.Length).Contains("/..", StringComparison.Ordinal);
+    }
+
+    // ---- dead-process cleanup ----
+
+    /// <summary>Each open store holds a shared flock on <c>kiln/procs/PID.lock</c>. An entry named <c>PID-…</c> in
+    /// ingest or tmp is dead when that lock can be taken exclusively (its owner is gone, even if the pid was reused),
+    /// or, with no lock file, when no process has that pid. Registration and cleanup are serialized by
+    /// <c>kiln/procs.lock</c>, so a lock file is never unlinked while a new owner is taking it.</summary>
+    private void CleanDeadLeftovers()
+    {
+        using var procs = FileLock.Acquire(ProcsLockPath, exclusive: true, CancellationToken.None);
+        _liveness = FileLock.Acquire(ProcLockPath(_pid), exclusive: false, CancellationToken.None);
+
+        var isDead = new Dictionary<int, bool>();
+        var held = new List<FileLock>();
+        bool Dead(int pid)
+        {
+            if (!isDead.TryGetValue(pid, out bool dead))
+            {
+                var lockPath = ProcLockPath(pid);
+                if (File.Exists(lockPath))
+                {
+                    // Keep the lock until done so the pid's entries cannot gain a live owner meanwhile.
+                    var l = FileLock.TryAcquire(lockPath, exclusive: true);
+                    dead = l is not null;
+                    if (l is not null)
+                    {
+                        held.Add(l);
+                    }
+                }
+                else
+                {
+                    dead = !Native.ProcessExists(pid);
+                }
+                isDead[pid] = dead;
+            }
+            return dead;
+        }
+
+        try
+        {
+            foreach (var dir in new[] { _ingestDir, _tmpDir })
+            {
+                foreach (var entry in Directory.EnumerateFileSystemEntries(dir))
+                {
+                    if (TryParseOwner(Path.GetFileName(entry), out int pid) && pid != _pid && Dead(pid))
+                    {
+                        try
+                        {
+                            StoreFs.DeleteTree(entry);
+                        }
+                        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                        {
+                            // Leftovers are harmless; the next Open retries.
+                        }
+                    }
+                }
+            }
+            // Lock files of owners that are gone, whether or not they left entries.
+            foreach (var file in Directory.EnumerateFiles(_procsDir, "*.lock"))
+            {
+                var name = Path.GetFileNameWithoutExtension(file);
+                if (int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out int pid) && pid != _pid && Dead(pid))
+                {
+                    StoreFs.TryDeleteFile(file);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var l in held)
+            {
+                l.Dispose();
+            }
+        }
+    }
+
+    private string ProcLockPath(int pid) => Path.Combine(_procsDir, pid.ToString(CultureInfo.InvariantCulture) + ".lock");
+
+    private static bool TryParseOwner(string name, out int pid)
+    {
+        int dash = name.IndexOf('-');
+        pid = 0;
+        return dash > 0 && int.TryParse(name.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out pid) && pid > 0;
+    }
+
+    public void Dispose()
+    {
+        _liveness?.Dispose();
+        _liveness = null;
+    }
+}

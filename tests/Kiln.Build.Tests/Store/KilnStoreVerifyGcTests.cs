@@ -1,0 +1,121 @@
+using Kiln.Build.Store;
+using Kiln.Oci;
+
+namespace Kiln.Build.Tests.Store;
+
+public sealed class KilnStoreVerifyGcTests
+{
+    [Fact]
+    public async Task Verify_passes_on_a_healthy_store()
+    {
+        using var t = new TestStore();
+        var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
+        await t.Store.TagAsync("web", await t.Store.WriteImageAsync(state));
+        var report = await t.Store.VerifyAsync();
+        Assert.True(report.Ok, string.Join("\n", report.Problems));
+        Assert.Equal(1, report.ImagesChecked);
+        Assert.Equal(3, report.BlobsChecked);
+    }
+
+    [Fact]
+    public async Task Verify_finds_truncated_corrupted_and_missing_blobs_and_names_the_affected_image()
+    {
+        using var t = new TestStore();
+        var state = await t.AddLayerAsync(TestStore.Empty, "a", "aaaaaaaa");
+        state = await t.AddLayerAsync(state, "b", "bbbbbbbb");
+        state = await t.AddLayerAsync(state, "c", "cccccccc");
+        await t.Store.TagAsync("web", await t.Store.WriteImageAsync(state));
+        await t.Store.TagAsync("other", await t.Store.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "z", "z")));
+
+        var truncated = state.Layers[0].Digest;
+        var corrupted = state.Layers[1].Digest;
+        var missing = state.Layers[2].Digest;
+        var bytes = File.ReadAllBytes(t.Store.BlobPath(truncated));
+        File.WriteAllBytes(t.Store.BlobPath(truncated), bytes[..(bytes.Length / 2)]);
+        bytes = File.ReadAllBytes(t.Store.BlobPath(corrupted));
+        bytes[^1] ^= 0xff;
+        File.WriteAllBytes(t.Store.BlobPath(corrupted), bytes);
+        File.Delete(t.Store.BlobPath(missing));
+
+        var report = await t.Store.VerifyAsync();
+
+        Assert.False(report.Ok);
+        AssertProblem(report, StoreProblemKind.CorruptBlob, truncated);
+        AssertProblem(report, StoreProblemKind.SizeMismatch, truncated);
+        AssertProblem(report, StoreProblemKind.CorruptBlob, corrupted);
+        AssertProblem(report, StoreProblemKind.MissingBlob, missing);
+        Assert.DoesNotContain(report.Problems, p => p.AffectedImages.Contains("other"));
+    }
+
+    [Fact]
+    public async Task Verify_finds_a_missing_snapshot_of_a_tagged_image()
+    {
+        using var t = new TestStore();
+        var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
+        await t.Store.TagAsync("web", await t.Store.WriteImageAsync(state));
+        var diffId = state.Config.RootFs.DiffIds[0];
+        Directory.Delete(t.Store.SnapshotPath(diffId), recursive: true);
+        var report = await t.Store.VerifyAsync();
+        AssertProblem(report, StoreProblemKind.MissingSnapshot, diffId);
+    }
+
+    [Fact]
+    public async Task Gc_removes_unreferenced_blobs_and_snapshots_and_keeps_referenced_ones()
+    {
+        using var t = new TestStore();
+        var tagged = await t.AddLayerAsync(TestStore.Empty, "a", "a");
+        var manifest = await t.Store.WriteImageAsync(tagged);
+        await t.Store.TagAsync("web", manifest);
+        var cached = await t.AddLayerAsync(TestStore.Empty, "cached", "cached");
+        await t.Store.PutStepAsync(new string('c', 64), cached);
+        var orphan = await t.AddLayerAsync(TestStore.Empty, "orphan", "orphan content");
+        var orphanImage = await t.Store.WriteImageAsync(orphan);
+
+        var report = await t.Store.CollectGarbageAsync();
+
+        Assert.False(t.Store.HasBlob(orphan.Layers[0].Digest));
+        Assert.False(t.Store.HasBlob(orphanImage.Digest));
+        Assert.False(t.Store.HasSnapshot(orphan.Config.RootFs.DiffIds[0]));
+        Assert.True(t.Store.HasBlob(manifest.Digest));
+        Assert.True(t.Store.HasBlob(tagged.Layers[0].Digest));
+        Assert.True(t.Store.HasSnapshot(tagged.Config.RootFs.DiffIds[0]));
+        Assert.True(t.Store.HasBlob(cached.Layers[0].Digest));
+        Assert.True(t.Store.HasSnapshot(cached.Config.RootFs.DiffIds[0]));
+        Assert.NotNull(t.Store.TryGetStep(new string('c', 64)));
+        Assert.Equal(3, report.BlobsRemoved); // orphan layer, config, manifest
+        Assert.Equal(1, report.SnapshotsRemoved);
+        Assert.True(report.BlobBytesFreed > 0);
+        Assert.Equal("orphan content".Length, report.SnapshotBytesFreed);
+        Assert.True((await t.Store.VerifyAsync()).Ok);
+    }
+
+    [Fact]
+    public async Task Gc_with_prune_cache_drops_cache_entries_that_are_not_a_prefix_of_a_tagged_image()
+    {
+        using var t = new TestStore();
+        var baseState = await t.AddLayerAsync(TestStore.Empty, "a", "a");
+        var full = await t.AddLayerAsync(baseState, "b", "b");
+        await t.Store.TagAsync("web", await t.Store.WriteImageAsync(full));
+        var stray = await t.AddLayerAsync(TestStore.Empty, "stray", "stray");
+        string prefixKey = new('1', 64), strayKey = new('2', 64);
+        await t.Store.PutStepAsync(prefixKey, baseState);
+        await t.Store.PutStepAsync(strayKey, stray);
+
+        var keep = await t.Store.CollectGarbageAsync(pruneCache: false);
+        Assert.Equal(0, keep.StepEntriesRemoved);
+        Assert.True(t.Store.HasBlob(stray.Layers[0].Digest));
+
+        var report = await t.Store.CollectGarbageAsync(pruneCache: true);
+        Assert.Equal(1, report.StepEntriesRemoved);
+        Assert.NotNull(t.Store.TryGetStep(prefixKey));
+        Assert.Null(t.Store.TryGetStep(strayKey));
+        Assert.False(t.Store.HasBlob(stray.Layers[0].Digest));
+        Assert.False(t.Store.HasSnapshot(stray.Config.RootFs.DiffIds[0]));
+    }
+
+    private static void AssertProblem(VerifyReport report, StoreProblemKind kind, Digest digest)
+    {
+        var p = Assert.Single(report.Problems, p => p.Kind == kind && p.Digest == digest);
+        Assert.Contains("web", p.AffectedImages);
+    }
+}
