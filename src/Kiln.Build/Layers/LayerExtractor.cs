@@ -1,0 +1,384 @@
+using System.Buffers;
+using System.IO.Compression;
+using Kiln.Build.Native;
+using Kiln.Oci;
+using ZstdSharp;
+
+namespace Kiln.Build.Layers;
+
+/// <summary>Extracts an OCI layer into overlay lower-dir form, refusing anything that would leave the target.</summary>
+public static class LayerExtractor
+{
+    /// <summary>Extracts <paramref name="blob"/> into <paramref name="targetDir"/> (created if missing; must be empty)
+    /// and returns the diff ID. On failure everything it created is removed.</summary>
+    public static async Task<Digest> ExtractAsync(Stream blob, string mediaType, string targetDir,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(blob);
+        if (!MediaTypes.IsLayer(mediaType))
+        {
+            throw new ArgumentException($"'{mediaType}' is not a layer media type", nameof(mediaType));
+        }
+        string root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(targetDir));
+        bool created = false;
+        if (Directory.Exists(root))
+        {
+            if (Directory.EnumerateFileSystemEntries(root).Any())
+            {
+                throw new IOException($"extraction target '{root}' is not empty");
+            }
+        }
+        else
+        {
+            Directory.CreateDirectory(root);
+            created = true;
+        }
+        try
+        {
+            return await Task.Run(() => Extract(blob, mediaType, root, cancellationToken), cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch
+        {
+            Cleanup(root, created);
+            throw;
+        }
+    }
+
+    private static Digest Extract(Stream blob, string mediaType, string root, CancellationToken cancellationToken)
+    {
+        using Stream decompressed = mediaType switch
+        {
+            MediaTypes.LayerGzip or MediaTypes.DockerLayerGzip => new GZipStream(blob, CompressionMode.Decompress, leaveOpen: true),
+            MediaTypes.LayerZstd => new DecompressionStream(blob, leaveOpen: true),
+            _ => new NonClosingStream(blob),
+        };
+        using var hashing = new HashingReadStream(decompressed);
+        using var buffered = new BufferedStream(hashing, 1 << 20);
+        var reader = new TarStreamReader(buffered);
+        var extraction = new Extraction(root, reader);
+        TarEntry? entry;
+        while ((entry = reader.Next()) is not null)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                extraction.Apply(entry);
+            }
+            catch (IOException ex) when (ex is not LayerException)
+            {
+                throw LayerException.Wrap($"extracting layer entry '{entry.Name}'", ex);
+            }
+            catch (UnauthorizedAccessException ex)
+            {
+                throw LayerException.Wrap($"extracting layer entry '{entry.Name}'", ex);
+            }
+        }
+        extraction.FinishDirectories();
+        buffered.CopyTo(Stream.Null); // the diff ID covers the trailing padding too
+        return Digest.FromHash(hashing.GetHash());
+    }
+
+    private static void Cleanup(string root, bool created)
+    {
+        try
+        {
+            if (LibC.TryLstat(root) is { IsDirectory: true })
+            {
+                foreach (string child in Directory.EnumerateFileSystemEntries(root))
+                {
+                    RemoveTree(child);
+                }
+                if (created)
+                {
+                    Directory.Delete(root);
+                }
+            }
+        }
+        catch (IOException)
+        {
+            // best effort: the original error matters more
+        }
+    }
+
+    /// <summary>Removes a tree without ever following a symlink.</summary>
+    internal static void RemoveTree(string path)
+    {
+        var st = LibC.TryLstat(path);
+        if (st is null)
+        {
+            return;
+        }
+        if (st.Value.IsDirectory)
+        {
+            foreach (string child in Directory.EnumerateFileSystemEntries(path))
+            {
+                RemoveTree(child);
+            }
+            Directory.Delete(path);
+        }
+        else
+        {
+            File.Delete(path);
+        }
+    }
+
+    private sealed class Extraction(string root, TarStreamReader reader)
+    {
+        private readonly HashSet<string> _directories = new(StringComparer.Ordinal) { "" };
+        private readonly HashSet<string> _nonDirectories = new(StringComparer.Ordinal);
+        private readonly List<(string Host, TarEntry Entry)> _directoryMetadata = [];
+
+        public void Apply(TarEntry entry)
+        {
+            var parts = SplitName(entry.Name, entry.Name);
+            if (parts.Count == 0)
+            {
+                return; // the layer root ("./"): its metadata belongs to the image root, which a layer does not own
+            }
+            string baseName = parts[^1];
+            var parentParts = parts.GetRange(0, parts.Count - 1);
+            if (baseName.StartsWith(LayerPacker.WhiteoutPrefix, StringComparison.Ordinal))
+            {
+                ApplyWhiteout(entry.Name, parentParts, baseName);
+                return;
+            }
+            string parentRel = EnsureParents(entry.Name, parentParts);
+            string rel = parentRel.Length == 0 ? baseName : parentRel + "/" + baseName;
+            string host = root + "/" + rel;
+            var existing = LibC.TryLstat(host);
+
+            if (entry.Kind == TarKind.Directory)
+            {
+                if (existing is { IsDirectory: false })
+                {
+                    File.Delete(host);
+                    _nonDirectories.Remove(rel);
+                    existing = null;
+                }
+                if (existing is null)
+                {
+                    Directory.CreateDirectory(host);
+                }
+                _directories.Add(rel);
+                LibC.Lchown(host, (uint)entry.Uid, (uint)entry.Gid);
+                SetXattrs(host, entry);
+                _directoryMetadata.Add((host, entry));
+                return;
+            }
+
+            if (existing is { IsDirectory: true })
+            {
+                throw LayerException.BadEntry(entry.Name, "replaces a directory with a non-directory");
+            }
+            if (existing is not null)
+            {
+                File.Delete(host); // unlinks; never follows a symlink
+            }
+
+            switch (entry.Kind)
+            {
+                case TarKind.File:
+                    WriteFile(host, entry);
+                    break;
+                case TarKind.Symlink:
+                    if (entry.LinkName.Length == 0 || entry.LinkName.Contains('\0'))
+                    {
+                        throw LayerException.BadEntry(entry.Name, "symlink with an empty or invalid target");
+                    }
+                    File.CreateSymbolicLink(host, entry.LinkName);
+                    break;
+                case TarKind.HardLink:
+                    var targetParts = SplitName(entry.LinkName, entry.Name);
+                    string targetRel = string.Join('/', targetParts);
+                    if (targetParts.Count == 0 || !_nonDirectories.Contains(targetRel))
+                    {
+                        throw LayerException.BadEntry(entry.Name,
+                            $"hard link to '{entry.LinkName}', which is not a file extracted earlier from this layer");
+                    }
+                    LibC.Link(root + "/" + targetRel, host);
+                    _nonDirectories.Add(rel);
+                    return; // shares the target's inode and metadata
+                case TarKind.CharDevice:
+                    LibC.Mknod(host, LibC.S_IFCHR | (entry.Mode & 0xFFF), entry.DevMajor, entry.DevMinor);
+                    break;
+                case TarKind.BlockDevice:
+                    LibC.Mknod(host, LibC.S_IFBLK | (entry.Mode & 0xFFF), entry.DevMajor, entry.DevMinor);
+                    break;
+                case TarKind.Fifo:
+                    LibC.Mknod(host, LibC.S_IFIFO | (entry.Mode & 0xFFF));
+                    break;
+                default:
+                    throw LayerException.BadEntry(entry.Name, $"unsupported entry kind {entry.Kind}");
+            }
+            _nonDirectories.Add(rel);
+            LibC.Lchown(host, (uint)entry.Uid, (uint)entry.Gid);
+            if (entry.Kind != TarKind.Symlink)
+            {
+                LibC.Chmod(host, entry.Mode); // after chown, which clears setuid/setgid
+            }
+            SetXattrs(host, entry);
+            LibC.SetTimesNoFollow(host, entry.MTime);
+        }
+
+        public void FinishDirectories()
+        {
+            // Children change a directory's mtime, so directories get theirs last, deepest first.
+            for (int i = _directoryMetadata.Count - 1; i >= 0; i--)
+            {
+                var (host, entry) = _directoryMetadata[i];
+                LibC.Chmod(host, entry.Mode);
+                LibC.SetTimesNoFollow(host, entry.MTime);
+            }
+        }
+
+        private void ApplyWhiteout(string name, List<string> parentParts, string baseName)
+        {
+            if (baseName == LayerPacker.OpaqueMarker)
+            {
+                string dirRel = EnsureParents(name, parentParts);
+                LibC.SetXattr(dirRel.Length == 0 ? root : root + "/" + dirRel, LayerPacker.OpaqueXattr, "y"u8);
+                return;
+            }
+            if (baseName.StartsWith(LayerPacker.WhiteoutPrefix + LayerPacker.WhiteoutPrefix, StringComparison.Ordinal))
+            {
+                return; // other AUFS meta entries (.wh..wh.plnk, .wh..wh.aufs) mean nothing to overlayfs
+            }
+            string hidden = baseName[LayerPacker.WhiteoutPrefix.Length..];
+            if (hidden is "" or "." or "..")
+            {
+                throw LayerException.BadEntry(name, "invalid whiteout: it names no file");
+            }
+            string parentRel = EnsureParents(name, parentParts);
+            string rel = parentRel.Length == 0 ? hidden : parentRel + "/" + hidden;
+            string host = root + "/" + rel;
+            var existing = LibC.TryLstat(host);
+            if (existing is { IsDirectory: true })
+            {
+                throw LayerException.BadEntry(name, "whiteout of a directory this same layer created");
+            }
+            if (existing is not null)
+            {
+                File.Delete(host);
+            }
+            _nonDirectories.Remove(rel);
+            LibC.MknodWhiteout(host);
+        }
+
+        /// <summary>Makes sure every parent is a real directory inside the root (creating missing ones 0755
+        /// root:root), never passing through a symlink; returns the parent's relative path.</summary>
+        private string EnsureParents(string entryName, List<string> parentParts)
+        {
+            string rel = "";
+            foreach (string part in parentParts)
+            {
+                rel = rel.Length == 0 ? part : rel + "/" + part;
+                if (_directories.Contains(rel))
+                {
+                    continue;
+                }
+                string host = root + "/" + rel;
+                var st = LibC.TryLstat(host);
+                if (st is null)
+                {
+                    Directory.CreateDirectory(host);
+                    LibC.Chmod(host, 0x1ED); // 0755
+                }
+                else if (st.Value.IsSymlink)
+                {
+                    throw LayerException.BadEntry(entryName,
+                        $"its parent '{rel}' is a symlink; refusing to write through a link (it could lead outside the target)");
+                }
+                else if (!st.Value.IsDirectory)
+                {
+                    throw LayerException.BadEntry(entryName, $"its parent '{rel}' is not a directory");
+                }
+                _directories.Add(rel);
+            }
+            return rel;
+        }
+
+        private void WriteFile(string host, TarEntry entry)
+        {
+            byte[] buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
+            try
+            {
+                // CreateNew is O_CREAT|O_EXCL: it fails rather than follow a symlink planted at this name.
+                using var file = new FileStream(host, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0);
+                if (entry.Size > 0)
+                {
+                    file.SetLength(entry.Size);
+                }
+                long written = 0;
+                int n;
+                while ((n = reader.ReadData(buffer)) > 0)
+                {
+                    file.Write(buffer, 0, n);
+                    written += n;
+                }
+                if (written != entry.Size)
+                {
+                    throw LayerException.Truncated(entry.Name);
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        private static void SetXattrs(string host, TarEntry entry)
+        {
+            foreach (var (name, value) in entry.Xattrs)
+            {
+                if (name.StartsWith(LayerPacker.OverlayXattrPrefix, StringComparison.Ordinal))
+                {
+                    continue; // overlay's own state comes only from whiteout entries, never from layer content
+                }
+                LibC.SetXattr(host, name, value);
+            }
+        }
+
+        /// <summary>Splits a tar name into components, dropping "." and empty ones; refuses absolute names and "..".</summary>
+        private static List<string> SplitName(string name, string entryName)
+        {
+            if (name.StartsWith('/'))
+            {
+                throw LayerException.BadEntry(entryName, $"absolute name '{name}' is not allowed in a layer");
+            }
+            if (name.Contains('\0'))
+            {
+                throw LayerException.BadEntry(entryName, "name contains a NUL character");
+            }
+            var parts = new List<string>();
+            foreach (string part in name.Split('/'))
+            {
+                if (part is "" or ".")
+                {
+                    continue;
+                }
+                if (part == "..")
+                {
+                    throw LayerException.BadEntry(entryName, $"name '{name}' has a '..' component");
+                }
+                parts.Add(part);
+            }
+            return parts;
+        }
+    }
+
+    private sealed class NonClosingStream(Stream inner) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+        public override int Read(Span<byte> buffer) => inner.Read(buffer);
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,196 @@
+using System.Buffers;
+using System.Text;
+using Kiln.Build.Native;
+using Kiln.Oci;
+
+namespace Kiln.Build.Layers;
+
+/// <summary>Turns an overlay upper dir (or any directory tree) into a deterministic, compressed OCI layer.</summary>
+public static class LayerPacker
+{
+    internal const string WhiteoutPrefix = ".wh.";
+    internal const string OpaqueMarker = ".wh..wh..opq";
+    internal const string OverlayXattrPrefix = "trusted.overlay.";
+    internal const string OpaqueXattr = "trusted.overlay.opaque";
+
+    private enum ItemKind { Normal, Whiteout, Opaque }
+
+    private sealed record Item(string TarName, byte[] SortKey, string HostPath, FileStatus Status, ItemKind Kind,
+        List<KeyValuePair<string, byte[]>> Xattrs);
+
+    /// <summary>Writes <paramref name="upperDir"/> as a PAX tar compressed with <paramref name="compression"/> to
+    /// <paramref name="destination"/> (left open), hashing while streaming.</summary>
+    public static async Task<PackedLayer> PackAsync(string upperDir, Stream destination, Compression compression,
+        DateTimeOffset epoch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        if (!Directory.Exists(upperDir))
+        {
+            throw new DirectoryNotFoundException($"layer source directory '{upperDir}' does not exist");
+        }
+        long epochSeconds = epoch.ToUnixTimeSeconds();
+        return await Task.Run(() => Pack(Path.GetFullPath(upperDir), destination, compression, epochSeconds, cancellationToken),
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    private static PackedLayer Pack(string root, Stream destination, Compression compression, long epoch,
+        CancellationToken cancellationToken)
+    {
+        var items = Walk(root, cancellationToken);
+        items.Sort((a, b) => a.SortKey.AsSpan().SequenceCompareTo(b.SortKey));
+
+        var firstOfInode = new Dictionary<(ulong, ulong), string>();
+        var output = new ParallelCompressStream(destination, compression, cancellationToken);
+        try
+        {
+            var tar = new TarStreamWriter(output);
+            byte[] buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
+            try
+            {
+                foreach (var item in items)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var st = item.Status;
+                    long mtime = Math.Min(st.MTimeSeconds, epoch);
+                    if (item.Kind != ItemKind.Normal)
+                    {
+                        tar.WriteHeader(new TarEntry { Name = item.TarName, Kind = TarKind.File, MTime = mtime });
+                        continue;
+                    }
+                    var entry = new TarEntry
+                    {
+                        Name = item.TarName,
+                        Mode = st.Permissions,
+                        Uid = st.Uid,
+                        Gid = st.Gid,
+                        MTime = mtime,
+                    };
+                    entry.Xattrs.AddRange(item.Xattrs);
+                    if (st.IsDirectory)
+                    {
+                        entry.Kind = TarKind.Directory;
+                    }
+                    else if (st.IsSymlink)
+                    {
+                        entry.Kind = TarKind.Symlink;
+                        entry.LinkName = new FileInfo(item.HostPath).LinkTarget ?? "";
+                    }
+                    else if (st.IsRegularFile)
+                    {
+                        if (st.LinkCount > 1)
+                        {
+                            if (firstOfInode.TryGetValue((st.Device, st.Inode), out var first))
+                            {
+                                entry.Kind = TarKind.HardLink;
+                                entry.LinkName = first;
+                                tar.WriteHeader(entry);
+                                continue;
+                            }
+                            firstOfInode[(st.Device, st.Inode)] = item.TarName;
+                        }
+                        entry.Kind = TarKind.File;
+                        entry.Size = st.Size;
+                        tar.WriteHeader(entry);
+                        CopyData(item, output, buffer);
+                        tar.Pad(st.Size);
+                        continue;
+                    }
+                    else
+                    {
+                        entry.Kind = st.IsCharDevice ? TarKind.CharDevice : st.IsBlockDevice ? TarKind.BlockDevice : TarKind.Fifo;
+                        entry.DevMajor = st.RdevMajor;
+                        entry.DevMinor = st.RdevMinor;
+                    }
+                    tar.WriteHeader(entry);
+                }
+                tar.Finish();
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+            var (diffId, digest, size) = output.Complete();
+            return new PackedLayer(Digest.FromHash(diffId), Digest.FromHash(digest), size,
+                compression == Compression.Zstd ? MediaTypes.LayerZstd : MediaTypes.LayerGzip);
+        }
+        finally
+        {
+            output.Dispose();
+        }
+    }
+
+    private static void CopyData(Item item, Stream output, byte[] buffer)
+    {
+        long remaining = item.Status.Size;
+        using var file = new FileStream(item.HostPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 0,
+            FileOptions.SequentialScan);
+        while (remaining > 0)
+        {
+            int n = file.Read(buffer, 0, (int)Math.Min(buffer.Length, remaining));
+            if (n == 0)
+            {
+                throw LayerException.BadEntry(item.TarName, "file shrank while it was being packed");
+            }
+            output.Write(buffer, 0, n);
+            remaining -= n;
+        }
+    }
+
+    private static List<Item> Walk(string root, CancellationToken cancellationToken)
+    {
+        var items = new List<Item>();
+        var pending = new Stack<(string Host, string Rel)>();
+        pending.Push((root, ""));
+        while (pending.Count > 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var (dir, rel) = pending.Pop();
+            foreach (string child in Directory.EnumerateFileSystemEntries(dir))
+            {
+                string name = Path.GetFileName(child);
+                var st = LibC.Lstat(child);
+                if (st.IsSocket)
+                {
+                    continue; // tar cannot hold sockets; they are runtime artefacts anyway
+                }
+                if (st.IsWhiteout)
+                {
+                    string wh = rel + WhiteoutPrefix + name;
+                    items.Add(new Item(wh, Key(wh), child, st, ItemKind.Whiteout, []));
+                    continue;
+                }
+                var xattrs = new List<KeyValuePair<string, byte[]>>();
+                bool opaque = false;
+                foreach (string xname in LibC.ListXattrs(child))
+                {
+                    byte[]? value = LibC.GetXattr(child, xname);
+                    if (value is null)
+                    {
+                        continue;
+                    }
+                    if (xname.StartsWith(OverlayXattrPrefix, StringComparison.Ordinal))
+                    {
+                        opaque |= xname == OpaqueXattr && value.AsSpan().SequenceEqual("y"u8);
+                        continue;
+                    }
+                    xattrs.Add(new(xname, value));
+                }
+                string tarName = st.IsDirectory ? rel + name + "/" : rel + name;
+                items.Add(new Item(tarName, Key(tarName), child, st, ItemKind.Normal, xattrs));
+                if (st.IsDirectory)
+                {
+                    if (opaque)
+                    {
+                        // NUL sorts before every byte of a name, so the marker lands right after its directory.
+                        byte[] key = [.. Key(tarName), 0];
+                        items.Add(new Item(tarName + OpaqueMarker, key, child, st, ItemKind.Opaque, []));
+                    }
+                    pending.Push((child, tarName));
+                }
+            }
+        }
+        return items;
+    }
+
+    private static byte[] Key(string tarName) => Encoding.UTF8.GetBytes(tarName);
+}

@@ -1,0 +1,177 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.IO.Compression;
+using System.Security.Cryptography;
+using ZstdSharp;
+using ZstdSharp.Unsafe;
+
+namespace Kiln.Build.Layers;
+
+/// <summary>A write-only stream that cuts the uncompressed bytes into fixed-size chunks, compresses chunks in
+/// parallel as independent gzip members or zstd frames (concatenations both formats define as one stream, as
+/// pigz --independent and zstd -T do), and writes them in order to the destination while hashing the
+/// uncompressed and compressed bytes. Chunk boundaries depend only on the input, so output is deterministic.</summary>
+internal sealed class ParallelCompressStream : Stream
+{
+    private const int ChunkSize = 4 << 20;
+    private readonly Stream _destination;
+    private readonly Compression _compression;
+    private readonly BlockingCollection<Task<Chunk>> _queue;
+    private readonly Task _writer;
+    private readonly CancellationTokenSource _failed;
+    private readonly IncrementalHash _diffHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly IncrementalHash _blobHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private byte[] _current = ArrayPool<byte>.Shared.Rent(ChunkSize);
+    private int _filled;
+    private long _compressedSize;
+    private bool _completed;
+
+    [ThreadStatic] private static Compressor? t_zstd;
+
+    private sealed record Chunk(byte[] Raw, int RawLength, byte[] Compressed, int CompressedLength);
+
+    public ParallelCompressStream(Stream destination, Compression compression, CancellationToken cancellationToken)
+    {
+        _destination = destination;
+        _compression = compression;
+        _failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _queue = new BlockingCollection<Task<Chunk>>(Math.Max(2, Environment.ProcessorCount) * 2);
+        _writer = Task.Factory.StartNew(WriteInOrder, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        while (buffer.Length > 0)
+        {
+            int n = Math.Min(buffer.Length, ChunkSize - _filled);
+            buffer[..n].CopyTo(_current.AsSpan(_filled));
+            _filled += n;
+            buffer = buffer[n..];
+            if (_filled == ChunkSize)
+            {
+                Dispatch();
+            }
+        }
+    }
+
+    /// <summary>Flushes the last chunk, waits for every chunk to be written, returns (diffId, digest, size).</summary>
+    public (byte[] DiffId, byte[] Digest, long Size) Complete()
+    {
+        if (_filled > 0)
+        {
+            Dispatch();
+        }
+        _completed = true;
+        _queue.CompleteAdding();
+        _writer.GetAwaiter().GetResult();
+        return (_diffHash.GetHashAndReset(), _blobHash.GetHashAndReset(), _compressedSize);
+    }
+
+    private void Dispatch()
+    {
+        byte[] raw = _current;
+        int length = _filled;
+        _current = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        _filled = 0;
+        var task = Task.Run(() => Compress(raw, length));
+        try
+        {
+            _queue.Add(task, _failed.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // The writer failed or the caller cancelled: surface the writer's error if it has one.
+            _writer.GetAwaiter().GetResult();
+            throw;
+        }
+    }
+
+    private Chunk Compress(byte[] raw, int length)
+    {
+        _failed.Token.ThrowIfCancellationRequested();
+        if (_compression == Compression.Zstd)
+        {
+            var zstd = t_zstd ??= CreateZstd();
+            byte[] output = ArrayPool<byte>.Shared.Rent((int)Compressor.GetCompressBound(length));
+            int written = zstd.Wrap(raw.AsSpan(0, length), output);
+            return new Chunk(raw, length, output, written);
+        }
+        else
+        {
+            byte[] output = ArrayPool<byte>.Shared.Rent(length + length / 8 + 4096);
+            var ms = new MemoryStream(output, 0, output.Length, writable: true);
+            using (var gzip = new GZipStream(ms, CompressionLevel.Fastest, leaveOpen: true))
+            {
+                gzip.Write(raw, 0, length);
+            }
+            return new Chunk(raw, length, output, (int)ms.Position);
+        }
+    }
+
+    private static Compressor CreateZstd()
+    {
+        var zstd = new Compressor(3);
+        zstd.SetParameter(ZSTD_cParameter.ZSTD_c_checksumFlag, 0);
+        return zstd;
+    }
+
+    private void WriteInOrder()
+    {
+        try
+        {
+            foreach (var task in _queue.GetConsumingEnumerable())
+            {
+                var chunk = task.GetAwaiter().GetResult();
+                _diffHash.AppendData(chunk.Raw, 0, chunk.RawLength);
+                _blobHash.AppendData(chunk.Compressed, 0, chunk.CompressedLength);
+                _destination.Write(chunk.Compressed, 0, chunk.CompressedLength);
+                _compressedSize += chunk.CompressedLength;
+                ArrayPool<byte>.Shared.Return(chunk.Raw);
+                ArrayPool<byte>.Shared.Return(chunk.Compressed);
+            }
+        }
+        catch
+        {
+            _failed.Cancel();
+            throw;
+        }
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            if (!_completed)
+            {
+                // Abandoned (an error upstream): stop the pipeline and let in-flight chunks drain.
+                _failed.Cancel();
+                _queue.CompleteAdding();
+                try
+                {
+                    _writer.GetAwaiter().GetResult();
+                }
+                catch (Exception)
+                {
+                    // the upstream error is the one the caller sees
+                }
+            }
+            _queue.Dispose();
+            _failed.Dispose();
+            _diffHash.Dispose();
+            _blobHash.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+}
