@@ -75,6 +75,10 @@ public static class Cli
         catch (Exception ex) when (ex is SandboxException or StoreException or IOException or InvalidDataException or InvalidOperationException or UnauthorizedAccessException)
         {
             stderr.WriteLine("error: " + ex.Message);
+            if (Environment.GetEnvironmentVariable("KILN_DEBUG") is { Length: > 0 })
+            {
+                stderr.WriteLine(ex.ToString());
+            }
             return ExitCodes.Failed;
         }
     }

@@ -94,8 +94,8 @@ public static class SafePath
                 throw LayerException.BadPath(normalisedImagePath, "not a normalised absolute image path");
             }
         }
-        string joined = root + normalisedImagePath;
-        if (!Path.GetFullPath(joined).StartsWith(root + "/", StringComparison.Ordinal))
+        string joined = root == "/" ? normalisedImagePath : root + normalisedImagePath;
+        if (!Path.GetFullPath(joined).StartsWith(root == "/" ? "/" : root + "/", StringComparison.Ordinal))
         {
             throw LayerException.BadPath(normalisedImagePath, $"leaves '{root}'");
         }

@@ -21,6 +21,7 @@ public static class ChildProcess
                 using var process = new Process { StartInfo = psi };
                 process.OutputDataReceived += (_, e) => onLine(e.Data);
                 process.ErrorDataReceived += (_, e) => onLine(e.Data);
+                InheritedDescriptors.CloseOnExec();
                 try
                 {
                     process.Start();

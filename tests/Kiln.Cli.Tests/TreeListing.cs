@@ -1,0 +1,69 @@
+using System.Text.Json;
+
+namespace Kiln.Cli.Tests;
+
+/// <summary>A file tree as sorted lines "path\ttype\tmode\tuid\tgid\tlink target\tsha256", for comparing
+/// what different tools unpack.</summary>
+public static class TreeListing
+{
+    private const string Script = """
+cd "$1" || exit 1
+find . -mindepth 1 -printf '%P\t%y\t%m\t%U\t%G\t%l\n'
+echo '--- hashes'
+find . -mindepth 1 -type f -print0 | xargs -0 -r sha256sum
+""";
+
+    public static IReadOnlyList<string> Of(string dir) => Parse(Run(["sh", "-c", Script, "list", dir]));
+
+    /// <summary>The merged tree of a Kiln image, from its snapshots in the store (an overlay mounted in a
+    /// private mount namespace, so nothing outlives the listing).</summary>
+    public static IReadOnlyList<string> OfImage(string store, string name)
+    {
+        using var manifest = JsonDocument.Parse(File.ReadAllText(StoreReader.BlobPath(store, StoreReader.ManifestDigest(store, name))));
+        var configDigest = manifest.RootElement.GetProperty("config").GetProperty("digest").GetString()!;
+        using var config = JsonDocument.Parse(File.ReadAllText(StoreReader.BlobPath(store, configDigest)));
+        var lowers = config.RootElement.GetProperty("rootfs").GetProperty("diff_ids").EnumerateArray()
+            .Select(d => Path.Combine(store, "kiln", "snapshots", d.GetString()!["sha256:".Length..])).Reverse().ToList();
+        if (lowers.Count == 1)
+        {
+            return Of(lowers[0]);
+        }
+        using var mnt = new TempDir("kiln-merged");
+        var script = "mount -t overlay kiln-test -o \"ro,lowerdir=$2\" \"$1\" || exit 1\n" + Script;
+        return Parse(Run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "list", mnt.Path, string.Join(':', lowers)]));
+    }
+
+    public static void AssertSame(IReadOnlyList<string> expected, IReadOnlyList<string> actual)
+    {
+        var missing = expected.Except(actual).Take(20).ToList();
+        var extra = actual.Except(expected).Take(20).ToList();
+        Assert.True(missing.Count == 0 && extra.Count == 0,
+            $"trees differ ({expected.Count} vs {actual.Count} entries)\nonly in expected:\n  {string.Join("\n  ", missing)}\nonly in actual:\n  {string.Join("\n  ", extra)}");
+    }
+
+    private static string Run(string[] argv)
+    {
+        var r = KilnProcess.Tool(argv[0], argv[1..]);
+        Assert.True(r.ExitCode == 0, r.All);
+        return r.Stdout;
+    }
+
+    private static IReadOnlyList<string> Parse(string output)
+    {
+        var parts = output.Split("--- hashes\n");
+        var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var line in parts[1].Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            // "HASH  ./path"
+            hashes[line[(64 + 2 + 2)..]] = line[..64];
+        }
+        var list = new List<string>();
+        foreach (var line in parts[0].Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var path = line[..line.IndexOf('\t')];
+            list.Add(line + "\t" + hashes.GetValueOrDefault(path, ""));
+        }
+        list.Sort(StringComparer.Ordinal);
+        return list;
+    }
+}
