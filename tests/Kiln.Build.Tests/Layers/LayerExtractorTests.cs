@@ -179,7 +179,10 @@ public class LayerExtractorTests
             File_(w, "./var/.wh..wh..opq", "");
             var setuid = new PaxTarEntry(TarEntryType.RegularFile, "./usr/bin/su")
             {
-                DataStream = new MemoryStream([1, 2, 3]), Mode = (UnixFileMode)0x9ED, Uid = 0, Gid = 0,
+                DataStream = new MemoryStream([1, 2, 3]),
+                Mode = (UnixFileMode)0x9ED,
+                Uid = 0,
+                Gid = 0,
                 ModificationTime = DateTimeOffset.FromUnixTimeSeconds(1_234_567_890),
             };
             w.WriteEntry(setuid);
