@@ -94,8 +94,9 @@ public static class SafePath
                 throw LayerException.BadPath(normalisedImagePath, "not a normalised absolute image path");
             }
         }
-        string joined = root == "/" ? normalisedImagePath : root + normalisedImagePath;
-        if (!Path.GetFullPath(joined).StartsWith(root == "/" ? "/" : root + "/", StringComparison.Ordinal))
+        string prefix = root.EndsWith('/') ? root : root + "/";
+        string joined = prefix + normalisedImagePath[1..];
+        if (!Path.GetFullPath(joined).StartsWith(prefix, StringComparison.Ordinal))
         {
             throw LayerException.BadPath(normalisedImagePath, $"leaves '{root}'");
         }

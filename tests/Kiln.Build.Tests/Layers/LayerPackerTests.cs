@@ -241,4 +241,34 @@ public class LayerPackerTests
         await LayerPacker.PackAsync(src, ms, Compression.Gzip, Epoch);
         Assert.True(ms.CanWrite);
     }
+
+    [Fact]
+    public async Task A_failing_destination_fails_the_pack_instead_of_hanging()
+    {
+        using var t = new TempRoot();
+        string src = t.Dir("src");
+        BuildSampleTree(src);
+        var pack = LayerPacker.PackAsync(src, new FailingStream(), Compression.Gzip, Epoch);
+        var finished = await Task.WhenAny(pack, Task.Delay(TimeSpan.FromSeconds(30)));
+        Assert.Same(pack, finished);
+        await Assert.ThrowsAsync<IOException>(() => pack);
+    }
+
+    [Fact]
+    public async Task A_cancelled_pack_throws_operation_cancelled()
+    {
+        using var t = new TempRoot();
+        string src = t.Dir("src");
+        BuildSampleTree(src);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            LayerPacker.PackAsync(src, new MemoryStream(), Compression.Zstd, Epoch, cts.Token));
+    }
+
+    private sealed class FailingStream : MemoryStream
+    {
+        public override void Write(byte[] buffer, int offset, int count) => throw new IOException("disk full");
+        public override void Write(ReadOnlySpan<byte> buffer) => throw new IOException("disk full");
+    }
 }
