@@ -20,15 +20,21 @@ public sealed record OciLayoutFile
 /// <summary>Canonical (compact, fixed property order) JSON for OCI documents, so equal values give equal digests.</summary>
 public static class OciJson
 {
-    public static byte[] Serialize(Manifest value) => JsonSerializer.SerializeToUtf8Bytes(value, OciJsonContext.Default.Manifest);
-    public static byte[] Serialize(ImageIndex value) => JsonSerializer.SerializeToUtf8Bytes(value, OciJsonContext.Default.ImageIndex);
-    public static byte[] Serialize(ImageConfig value) => JsonSerializer.SerializeToUtf8Bytes(value, OciJsonContext.Default.ImageConfig);
-    public static byte[] Serialize(OciLayoutFile value) => JsonSerializer.SerializeToUtf8Bytes(value, OciJsonContext.Default.OciLayoutFile);
+    // Relaxed escaping writes "+json" rather than "\u002Bjson": the same JSON, as other tools write it.
+    private static readonly OciJsonContext Context = new(new JsonSerializerOptions
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+
+    public static byte[] Serialize(Manifest value) => JsonSerializer.SerializeToUtf8Bytes(value, Context.Manifest);
+    public static byte[] Serialize(ImageIndex value) => JsonSerializer.SerializeToUtf8Bytes(value, Context.ImageIndex);
+    public static byte[] Serialize(ImageConfig value) => JsonSerializer.SerializeToUtf8Bytes(value, Context.ImageConfig);
+    public static byte[] Serialize(OciLayoutFile value) => JsonSerializer.SerializeToUtf8Bytes(value, Context.OciLayoutFile);
 
     public static Manifest DeserializeManifest(ReadOnlySpan<byte> json) =>
-        JsonSerializer.Deserialize(json, OciJsonContext.Default.Manifest) ?? throw new JsonException("manifest is null");
+        JsonSerializer.Deserialize(json, Context.Manifest) ?? throw new JsonException("manifest is null");
     public static ImageIndex DeserializeIndex(ReadOnlySpan<byte> json) =>
-        JsonSerializer.Deserialize(json, OciJsonContext.Default.ImageIndex) ?? throw new JsonException("index is null");
+        JsonSerializer.Deserialize(json, Context.ImageIndex) ?? throw new JsonException("index is null");
     public static ImageConfig DeserializeConfig(ReadOnlySpan<byte> json) =>
-        JsonSerializer.Deserialize(json, OciJsonContext.Default.ImageConfig) ?? throw new JsonException("config is null");
+        JsonSerializer.Deserialize(json, Context.ImageConfig) ?? throw new JsonException("config is null");
 }
