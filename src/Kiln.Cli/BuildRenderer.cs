@@ -51,6 +51,13 @@ internal sealed class BuildRenderer : IProgress<BuildEvent>
                 case StepFinished f:
                     var what = f.Cached ? "CACHED" : "done";
                     var layer = f.Layer is { } l ? $"  layer {l.Digest.Short} {Size(l.Size)}" : "";
+                    if (Status is not null)
+                    {
+                        // On a terminal: cache hits in green, steps that ran in yellow.
+                        Spectre.Console.AnsiConsole.MarkupLine(
+                            $"{Esc(f.Image)} {Esc(Position(f.Image, f.Index))} {Esc(f.Description)}: [{(f.Cached ? "green" : "yellow")}]{what}[/] in {Seconds(f.Duration)}[grey]{Esc(layer)}[/]");
+                        break;
+                    }
                     _out.WriteLine($"{f.Image} {Position(f.Image, f.Index)} {f.Description}: {what} in {Seconds(f.Duration)}{layer}");
                     break;
                 case ImageFinished:
@@ -74,6 +81,8 @@ internal sealed class BuildRenderer : IProgress<BuildEvent>
 
     private string Position(string image, int index) =>
         index < 0 ? "[base]" : $"[{index + 1}/{_stepCounts.GetValueOrDefault(image)}]";
+
+    private static string Esc(string s) => Spectre.Console.Markup.Escape(s);
 
     private static string Truncate(string s, int n) => s.Length <= n ? s : s[..n] + "…";
 

@@ -9,7 +9,8 @@ public sealed class ExampleWebFixture : IDisposable
         Store = new TempDir("kiln-web-store");
         Context = new TempDir("kiln-web-ctx");
         CopyTree(ExamplePath, Context.Path);
-        Cold = KilnProcess.Run(Store.Path, "build", "--json", Context.Path);
+        // The cold build is the README's own command, run from the repository root.
+        Cold = KilnProcess.RunReadmeCommand(RepoRoot, Store.Path, "build", "--json", "examples/web");
     }
 
     public static string RepoRoot

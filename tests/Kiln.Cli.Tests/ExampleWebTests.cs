@@ -31,6 +31,18 @@ public sealed class ExampleWebTests : IClassFixture<ExampleWebFixture>
     }
 
     [Fact]
+    public void The_cold_build_ran_every_step_and_left_nothing_behind()
+    {
+        using var doc = JsonDocument.Parse(_web.Cold.Stdout);
+        var images = doc.RootElement.GetProperty("images").EnumerateArray().ToList();
+        Assert.Equal(["base", "web"], images.Select(i => i.GetProperty("name").GetString()));
+        Assert.All(images, i => Assert.Equal(0, i.GetProperty("stepsCached").GetInt32()));
+        Assert.Equal(2, images[0].GetProperty("stepsRun").GetInt32()); // bootstrap and ca-certificates
+        Assert.Equal(3, images[1].GetProperty("stepsRun").GetInt32());
+        Leftovers.AssertNone(Store);
+    }
+
+    [Fact]
     public void Umoci_unpacks_the_same_tree_as_the_image()
     {
         using var bundle = new TempDir("kiln-umoci");

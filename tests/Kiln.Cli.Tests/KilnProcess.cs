@@ -35,6 +35,17 @@ public static class KilnProcess
 
     public static Result Run(string store, params string[] args) => Run(StartInfo(store, args), TimeSpan.FromMinutes(8));
 
+    /// <summary>Runs <c>./kiln ARGS</c> from the repository root, exactly as README.md says: the script installs
+    /// what it needs, builds the NativeAOT binary when the sources changed, and runs it.</summary>
+    public static Result RunReadmeCommand(string repoRoot, string store, params string[] args)
+    {
+        var psi = StartInfo(store, args);
+        psi.FileName = Path.Combine(repoRoot, "kiln");
+        psi.ArgumentList.RemoveAt(0);
+        psi.WorkingDirectory = repoRoot;
+        return Run(psi, TimeSpan.FromMinutes(15));
+    }
+
     public static Result Run(ProcessStartInfo psi, TimeSpan timeout)
     {
         using var p = new Process { StartInfo = psi };

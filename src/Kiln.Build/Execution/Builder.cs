@@ -22,6 +22,10 @@ public static class Builder
         IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default)
     {
         var plan = Plan(definitionPath, options);
+        if (!Environment.IsPrivilegedProcess)
+        {
+            throw new Sandbox.SandboxException("kiln build mounts overlayfs and creates namespaces: run it as root");
+        }
         var store = KilnStore.Open(storeRoot);
         return await new Executor(store, options, progress).BuildAsync(plan, cancellationToken).ConfigureAwait(false);
     }

@@ -66,10 +66,10 @@ internal static class StoreFs
                 info = dir;
             }
         }
-        DeleteEntry(info);
+        DeleteEntry(info, Native.LibC.Lstat(info.FullName).Device);
     }
 
-    private static void DeleteEntry(FileSystemInfo info)
+    private static void DeleteEntry(FileSystemInfo info, ulong device)
     {
         bool isRealDirectory = info is DirectoryInfo && info.LinkTarget is null;
         if (!isRealDirectory)
@@ -79,6 +79,11 @@ internal static class StoreFs
             return;
         }
         var dir = (DirectoryInfo)info;
+        // Never delete across a mount point (a leaked bind mount of /dev or /proc, say): refuse instead.
+        if (Native.LibC.Lstat(dir.FullName).Device != device)
+        {
+            throw new IOException($"'{dir.FullName}' is a mount point; not deleting across it (unmount it first)");
+        }
         MakeOwnerWritable(dir);
         foreach (var child in dir.EnumerateFileSystemInfos("*", new EnumerationOptions
         {
@@ -88,7 +93,7 @@ internal static class StoreFs
             ReturnSpecialDirectories = false,
         }))
         {
-            DeleteEntry(child);
+            DeleteEntry(child, device);
         }
         Directory.Delete(dir.FullName, recursive: false);
     }
