@@ -28,7 +28,9 @@ internal sealed class Bootstrapper
         try
         {
             var rootfs = Path.Combine(work, "rootfs");
-            var psi = new ProcessStartInfo("mmdebstrap")
+            // mmdebstrap mounts /proc, /dev and /sys into the new root: in a private mount and pid namespace
+            // those mounts and every process it starts end with it, even when it is killed.
+            var psi = new ProcessStartInfo("setpriv")
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
@@ -37,6 +39,10 @@ internal sealed class Bootstrapper
             };
             psi.Environment["SOURCE_DATE_EPOCH"] = _options.Epoch.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
             psi.Environment["TMPDIR"] = work;
+            foreach (var a in new[] { "--pdeathsig", "KILL", "--", "unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--", "mmdebstrap" })
+            {
+                psi.ArgumentList.Add(a);
+            }
             psi.ArgumentList.Add("--mode=root");
             psi.ArgumentList.Add($"--variant={source.Variant}");
             psi.ArgumentList.Add("--format=directory");

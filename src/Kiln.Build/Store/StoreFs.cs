@@ -66,7 +66,7 @@ internal static class StoreFs
                 info = dir;
             }
         }
-        DeleteEntry(info, Native.LibC.Lstat(info.FullName).Device);
+        DeleteEntry(info, Kiln.Build.Native.LibC.Lstat(info.FullName).Device);
     }
 
     private static void DeleteEntry(FileSystemInfo info, ulong device)
@@ -80,7 +80,7 @@ internal static class StoreFs
         }
         var dir = (DirectoryInfo)info;
         // Never delete across a mount point (a leaked bind mount of /dev or /proc, say): refuse instead.
-        if (Native.LibC.Lstat(dir.FullName).Device != device)
+        if (Kiln.Build.Native.LibC.Lstat(dir.FullName).Device != device)
         {
             throw new IOException($"'{dir.FullName}' is a mount point; not deleting across it (unmount it first)");
         }
