@@ -115,6 +115,22 @@ public sealed class ExampleWebTests : IClassFixture<ExampleWebFixture>
         }
     }
 
+    [Fact]
+    public async Task The_web_image_boots_as_an_instance_and_serves_the_site_with_nginx()
+    {
+        using var store = Kiln.Build.Store.KilnStore.Open(Store);
+        var image = await store.ReadImageStateAsync(store.TryGetTag("web")!.Digest);
+        await using (var instance = await Kiln.Build.Testing.Boot.Instance.StartAsync(store, image, new Kiln.Build.Testing.Boot.InstanceOptions()))
+        {
+            await instance.WaitForPortsAsync([("tcp", 8080)], TimeSpan.FromSeconds(30));
+            var page = await instance.HttpGetAsync(new Uri("http://127.0.0.1:8080/"), TimeSpan.FromSeconds(10));
+            Assert.Equal(200, page.Status);
+            Assert.Contains("Hello from Kiln", page.Body);
+            Assert.StartsWith("nginx", page.Headers["Server"]);
+        }
+        Leftovers.AssertNone(Store);
+    }
+
     private static List<string> Digests(string buildJson)
     {
         using var doc = JsonDocument.Parse(buildJson);
