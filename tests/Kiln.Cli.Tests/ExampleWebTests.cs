@@ -131,6 +131,36 @@ public sealed class ExampleWebTests : IClassFixture<ExampleWebFixture>
         Leftovers.AssertNone(Store);
     }
 
+    [Fact]
+    public async Task An_image_booted_with_systemd_reaches_its_nginx_unit_and_serves_the_page()
+    {
+        using var ctx = new TempDir("kiln-web-ctx");
+        ExampleWebFixture.CopyTree(ExampleWebFixture.ExamplePath, ctx.Path);
+        File.AppendAllText(Path.Combine(ctx.Path, "kiln.yaml"), """
+
+              web-systemd:
+                from: web
+                steps:
+                  - packages: [systemd-sysv]
+                  - run: systemctl enable nginx
+            """);
+        var r = KilnProcess.Run(Store, "build", "-t", "web-systemd", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        using var store = Kiln.Build.Store.KilnStore.Open(Store);
+        var image = await store.ReadImageStateAsync(store.TryGetTag("web-systemd")!.Digest);
+        await using (var instance = await Kiln.Build.Testing.Boot.Instance.StartAsync(store, image, new Kiln.Build.Testing.Boot.InstanceOptions { Systemd = true }))
+        {
+            await instance.WaitForPortsAsync([("tcp", 8080)], TimeSpan.FromSeconds(60));
+            var units = await instance.ExecAsync("systemctl is-enabled nginx; systemctl is-active nginx; cat /proc/1/comm", TimeSpan.FromSeconds(20));
+            Assert.Equal(["enabled", "active", "systemd"], units.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            var page = await instance.HttpGetAsync(new Uri("http://127.0.0.1:8080/"), TimeSpan.FromSeconds(10));
+            Assert.Equal(200, page.Status);
+            Assert.Contains("Hello from Kiln", page.Body);
+        }
+        Leftovers.AssertNone(Store);
+        Assert.Empty(KilnProcess.Tool("pgrep", "-f", "systemd-nspawn -D " + Store).Stdout);
+    }
+
     private static List<string> Digests(string buildJson)
     {
         using var doc = JsonDocument.Parse(buildJson);

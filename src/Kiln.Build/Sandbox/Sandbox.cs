@@ -95,6 +95,15 @@ public static class Sandbox
         {
             psi.ArgumentList.Add($"{k}={v}");
         }
+        if (spec.Launcher == SandboxLauncher.Nspawn)
+        {
+            psi.Environment["KILN_SYSTEM_MOUNTS"] = "no";
+            foreach (var a in new[] { "systemd-nspawn", "-D", merged, "--register=no", "--keep-unit", "--private-network", "--boot", "--quiet", "--console=read-only", $"--hostname={spec.Hostname}" })
+            {
+                psi.ArgumentList.Add(a);
+            }
+            return psi;
+        }
         psi.ArgumentList.Add("chroot");
         if (spec.User is { Length: > 0 } user)
         {
@@ -109,7 +118,6 @@ public static class Sandbox
         {
             psi.ArgumentList.Add(a);
         }
-
         return psi;
     }
 }

@@ -71,10 +71,6 @@ public sealed class Instance : IAsyncDisposable
                 env[e[..eq]] = e[(eq + 1)..];
             }
         }
-        if (options.Systemd)
-        {
-            env["container"] = "kiln";
-        }
         var environment = env.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
         var scratch = store.CreateTempDir("instance");
         var instance = new Instance(store, scratch, options, environment);
@@ -93,6 +89,7 @@ public sealed class Instance : IAsyncDisposable
                 ResolvConf = false,
                 PolicyRcD = false,
                 Hostname = "kiln-instance",
+                Launcher = options.Systemd ? SandboxLauncher.Nspawn : SandboxLauncher.Chroot,
             };
             instance._run = await Sandbox.Sandbox.StartAsync(spec, instance.OnLine, instance._kill.Token).ConfigureAwait(false);
             await instance.WaitForInitAsync(ct).ConfigureAwait(false);
@@ -126,9 +123,9 @@ public sealed class Instance : IAsyncDisposable
             ThrowIfExited();
             // Ready once PID 1 has chrooted into the image: before that it is the setup script on the host's root,
             // and nothing may enter it.
-            if (_run!.InitPid is { } pid && IsInImage(pid))
+            if (_run!.InitPid is { } pid && (_options.Systemd ? ContainerInit(pid) : pid) is int init && IsInImage(init))
             {
-                _initPid = pid;
+                _initPid = init;
                 return;
             }
             if (deadline.Elapsed > _options.StartTimeout)
@@ -145,11 +142,32 @@ public sealed class Instance : IAsyncDisposable
     {
         try
         {
+            if (_options.Systemd)
+            {
+                // systemd-nspawn pivots the container into the image root: its init has a mount namespace
+                // of its own and runs systemd.
+                return File.ReadAllText($"/proc/{pid}/comm").Trim() == "systemd"
+                    && File.ResolveLinkTarget($"/proc/{pid}/ns/mnt", false)?.FullName != File.ResolveLinkTarget($"/proc/{_run!.InitPid}/ns/mnt", false)?.FullName;
+            }
             return File.ResolveLinkTarget($"/proc/{pid}/root", returnFinalTarget: false)?.FullName == MergedDir;
         }
         catch (IOException)
         {
             return false;
+        }
+    }
+
+    /// <summary>The container's init: the child of systemd-nspawn.</summary>
+    private static int? ContainerInit(int nspawnPid)
+    {
+        try
+        {
+            var children = File.ReadAllText($"/proc/{nspawnPid}/task/{nspawnPid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return children.Length > 0 && int.TryParse(children[0], out var pid) ? pid : null;
+        }
+        catch (IOException)
+        {
+            return null;
         }
     }
 
@@ -287,9 +305,11 @@ public sealed class Instance : IAsyncDisposable
             {
                 // PID 1 of a namespace gets only the signals it handles: when it handles SIGTERM (a server
                 // does), give it the stop timeout to shut down; else there is no point in waiting.
-                if (Handles(_initPid, 15))
+                // Under systemd-nspawn, SIGTERM to nspawn powers the container off cleanly.
+                int target = _options.Systemd && _run.InitPid is { } nspawn ? nspawn : _initPid;
+                if (Handles(target, 15))
                 {
-                    _ = Kill(_initPid, 15);
+                    _ = Kill(target, 15);
                     await Task.WhenAny(_run.Child.Exited, Task.Delay(_options.StopTimeout)).ConfigureAwait(false);
                 }
             }
