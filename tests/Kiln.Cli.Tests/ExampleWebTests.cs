@@ -98,6 +98,23 @@ public sealed class ExampleWebTests : IClassFixture<ExampleWebFixture>
     }
 
     [Fact]
+    public void Refresh_reruns_the_bootstrap_and_package_steps_and_keeps_later_steps_when_packages_did_not_change()
+    {
+        var r = KilnProcess.Run(Store, "build", "--refresh", "--json", _web.Context.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var steps = doc.RootElement.GetProperty("images").EnumerateArray()
+            .SelectMany(i => i.GetProperty("steps").EnumerateArray().Select(s => (Description: s.GetProperty("description").GetString()!, Cached: s.GetProperty("cached").GetBoolean())))
+            .ToList();
+        Assert.All(steps.Where(s => s.Description.StartsWith("bootstrap", StringComparison.Ordinal) || s.Description.StartsWith("packages", StringComparison.Ordinal)),
+            s => Assert.False(s.Cached, s.Description));
+        // The same mirror gives the same packages, so the run and copy steps built on them stay valid.
+        Assert.All(steps.Where(s => s.Description.StartsWith("run", StringComparison.Ordinal) || s.Description.StartsWith("copy", StringComparison.Ordinal)),
+            s => Assert.True(s.Cached, s.Description));
+        Assert.Equal(Digests(_web.Cold.Stdout), Digests(r.Stdout));
+    }
+
+    [Fact]
     public void Two_empty_stores_give_identical_digests_for_every_layer()
     {
         using var other = new TempDir("kiln-web-store2");
