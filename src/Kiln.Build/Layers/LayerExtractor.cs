@@ -11,9 +11,19 @@ public static class LayerExtractor
 {
     /// <summary>Extracts <paramref name="blob"/> into <paramref name="targetDir"/> (created if missing; must be empty)
     /// and returns the diff ID. On failure everything it created is removed.</summary>
+    public static Task<Digest> ExtractAsync(Stream blob, string mediaType, string targetDir,
+        CancellationToken cancellationToken = default) =>
+        ExtractAsync(blob, mediaType, targetDir, ExtractionOptions.Default, cancellationToken);
+
+    /// <summary>Extracts within the limits and device policy of <paramref name="options"/>.</summary>
+    /// <remarks>Entries apply in order and the last one at a path wins, whatever kinds they are. A whiteout only
+    /// hides what lower layers hold (OCI): a whiteout and a file of the same layer at one path leave the file, a
+    /// whiteout and a directory leave the directory opaque, in either order; an opaque marker acts the same
+    /// wherever it stands among its siblings.</remarks>
     public static async Task<Digest> ExtractAsync(Stream blob, string mediaType, string targetDir,
-        CancellationToken cancellationToken = default)
+        ExtractionOptions options, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(blob);
         if (!MediaTypes.IsLayer(mediaType))
         {
@@ -35,8 +45,14 @@ public static class LayerExtractor
         }
         try
         {
-            return await Task.Run(() => Extract(blob, mediaType, root, cancellationToken), cancellationToken)
+            return await Task.Run(() => Extract(blob, mediaType, root, options, cancellationToken), cancellationToken)
                 .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or ZstdException)
+        {
+            // A decompressor's complaint (corrupt or junk-followed data) is a bad layer like any other.
+            Cleanup(root, created);
+            throw LayerException.Wrap("decompressing layer", ex);
         }
         catch
         {
@@ -45,7 +61,7 @@ public static class LayerExtractor
         }
     }
 
-    private static Digest Extract(Stream blob, string mediaType, string root, CancellationToken cancellationToken)
+    private static Digest Extract(Stream blob, string mediaType, string root, ExtractionOptions options, CancellationToken cancellationToken)
     {
         using Stream decompressed = mediaType switch
         {
@@ -53,14 +69,20 @@ public static class LayerExtractor
             MediaTypes.LayerZstd => new DecompressionStream(blob, leaveOpen: true),
             _ => new NonClosingStream(blob),
         };
-        using var hashing = new HashingReadStream(decompressed);
+        using var limited = new LimitedReadStream(decompressed, options.MaxUncompressedBytes);
+        using var hashing = new HashingReadStream(limited);
         using var buffered = new BufferedStream(hashing, 1 << 20);
         var reader = new TarStreamReader(buffered);
-        var extraction = new Extraction(root, reader);
+        var extraction = new Extraction(root, reader, options);
         TarEntry? entry;
+        long entries = 0;
         while ((entry = reader.Next()) is not null)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (++entries > options.MaxEntries)
+            {
+                throw LayerException.Corrupt($"more than {options.MaxEntries} entries (the limit for one layer)");
+            }
             try
             {
                 extraction.Apply(entry);
@@ -75,7 +97,23 @@ public static class LayerExtractor
             }
         }
         extraction.FinishDirectories();
-        buffered.CopyTo(Stream.Null); // the diff ID covers the trailing padding too
+        // The diff ID covers the trailing padding too; anything but zeros after the end marker is not tar.
+        byte[] rest = ArrayPool<byte>.Shared.Rent(1 << 16);
+        try
+        {
+            int n;
+            while ((n = buffered.Read(rest, 0, rest.Length)) > 0)
+            {
+                if (rest.AsSpan(0, n).IndexOfAnyExcept((byte)0) >= 0)
+                {
+                    throw LayerException.Corrupt("data after the end-of-archive marker (trailing junk)");
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rest);
+        }
         return Digest.FromHash(hashing.GetHash());
     }
 
@@ -123,17 +161,23 @@ public static class LayerExtractor
         }
     }
 
-    private sealed class Extraction(string root, TarStreamReader reader)
+    private sealed class Extraction(string root, TarStreamReader reader, ExtractionOptions options)
     {
         private readonly HashSet<string> _directories = new(StringComparer.Ordinal) { "" };
         private readonly HashSet<string> _nonDirectories = new(StringComparer.Ordinal);
-        private readonly List<(string Host, TarEntry Entry)> _directoryMetadata = [];
+        // Directory metadata is applied at the end; a later entry for the same directory replaces an earlier one.
+        private readonly Dictionary<string, (string Host, TarEntry Entry)> _directoryMetadata = new(StringComparer.Ordinal);
+        private readonly List<string> _directoryOrder = [];
 
         public void Apply(TarEntry entry)
         {
             var parts = SplitName(entry.Name, entry.Name);
             if (parts.Count == 0)
             {
+                if (entry.Kind != TarKind.Directory)
+                {
+                    throw LayerException.BadEntry(entry.Name, $"a {entry.Kind} cannot stand for the layer root");
+                }
                 return; // the layer root ("./"): its metadata belongs to the image root, which a layer does not own
             }
             string baseName = parts[^1];
@@ -150,8 +194,11 @@ public static class LayerExtractor
 
             if (entry.Kind == TarKind.Directory)
             {
+                bool hidesLower = false;
                 if (existing is { IsDirectory: false })
                 {
+                    // A whiteout of this layer meant "hide what lies below": the directory replacing it must too.
+                    hidesLower = existing.Value.IsWhiteout;
                     File.Delete(host);
                     _nonDirectories.Remove(rel);
                     existing = null;
@@ -160,18 +207,28 @@ public static class LayerExtractor
                 {
                     Directory.CreateDirectory(host);
                 }
+                if (hidesLower)
+                {
+                    LibC.SetXattr(host, LayerPacker.OpaqueXattr, "y"u8);
+                }
                 _directories.Add(rel);
                 LibC.Lchown(host, (uint)entry.Uid, (uint)entry.Gid);
                 SetXattrs(host, entry);
-                _directoryMetadata.Add((host, entry));
+                if (!_directoryMetadata.ContainsKey(rel))
+                {
+                    _directoryOrder.Add(rel);
+                }
+                _directoryMetadata[rel] = (host, entry);
                 return;
             }
 
             if (existing is { IsDirectory: true })
             {
-                throw LayerException.BadEntry(entry.Name, "replaces a directory with a non-directory");
+                // Last wins: the directory (made by this layer, the target started empty) goes with what it holds.
+                RemoveTree(host);
+                ForgetTree(rel);
             }
-            if (existing is not null)
+            else if (existing is not null)
             {
                 File.Delete(host); // unlinks; never follows a symlink
             }
@@ -199,6 +256,12 @@ public static class LayerExtractor
                     LibC.Link(root + "/" + targetRel, host);
                     _nonDirectories.Add(rel);
                     return; // shares the target's inode and metadata
+                case TarKind.CharDevice when entry.DevMajor == 0 && entry.DevMinor == 0:
+                    throw LayerException.BadEntry(entry.Name,
+                        "character device 0:0 is an overlay whiteout in disguise; a layer deletes files with '.wh.' entries");
+                case TarKind.CharDevice or TarKind.BlockDevice when !options.AllowDevices:
+                    throw LayerException.BadEntry(entry.Name,
+                        $"{(entry.Kind == TarKind.CharDevice ? "character" : "block")} device {entry.DevMajor}:{entry.DevMinor}: device nodes are not allowed in imported layers");
                 case TarKind.CharDevice:
                     LibC.Mknod(host, LibC.S_IFCHR | (entry.Mode & 0xFFF), entry.DevMajor, entry.DevMinor);
                     break;
@@ -224,9 +287,13 @@ public static class LayerExtractor
         public void FinishDirectories()
         {
             // Children change a directory's mtime, so directories get theirs last, deepest first.
-            for (int i = _directoryMetadata.Count - 1; i >= 0; i--)
+            for (int i = _directoryOrder.Count - 1; i >= 0; i--)
             {
-                var (host, entry) = _directoryMetadata[i];
+                if (!_directoryMetadata.TryGetValue(_directoryOrder[i], out var meta))
+                {
+                    continue; // replaced by a non-directory later
+                }
+                var (host, entry) = meta;
                 LibC.Chmod(host, entry.Mode);
                 LibC.SetTimesNoFollow(host, entry.MTime);
             }
@@ -255,14 +322,26 @@ public static class LayerExtractor
             var existing = LibC.TryLstat(host);
             if (existing is { IsDirectory: true })
             {
-                throw LayerException.BadEntry(name, "whiteout of a directory this same layer created");
+                // The layer's own directory stays; what lower layers hold there is hidden, as the whiteout asks.
+                LibC.SetXattr(host, LayerPacker.OpaqueXattr, "y"u8);
+                return;
             }
             if (existing is not null)
             {
-                File.Delete(host);
+                return; // a file of this same layer: it stays, and already hides whatever lies below
             }
-            _nonDirectories.Remove(rel);
             LibC.MknodWhiteout(host);
+        }
+
+        private void ForgetTree(string rel)
+        {
+            string prefix = rel + "/";
+            _directories.RemoveWhere(d => d == rel || d.StartsWith(prefix, StringComparison.Ordinal));
+            _nonDirectories.RemoveWhere(d => d.StartsWith(prefix, StringComparison.Ordinal));
+            foreach (string d in _directoryMetadata.Keys.Where(d => d == rel || d.StartsWith(prefix, StringComparison.Ordinal)).ToList())
+            {
+                _directoryMetadata.Remove(d);
+            }
         }
 
         /// <summary>Makes sure every parent is a real directory inside the root (creating missing ones 0755
@@ -365,6 +444,36 @@ public static class LayerExtractor
             }
             return parts;
         }
+    }
+
+    /// <summary>Refuses to read past a cap on the decompressed size, before the bytes are buffered anywhere.</summary>
+    private sealed class LimitedReadStream(Stream inner, long max) : Stream
+    {
+        private long _read;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            // Ask for at most one byte past the cap, so a layer of exactly the cap passes and a bigger one is caught.
+            long allowed = max - _read + 1;
+            int n = inner.Read(buffer[..(int)Math.Min(buffer.Length, allowed)]);
+            _read += n;
+            if (_read > max)
+            {
+                throw LayerException.Corrupt($"uncompressed layer exceeds {max} bytes (the limit for one layer)");
+            }
+            return n;
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private sealed class NonClosingStream(Stream inner) : Stream
