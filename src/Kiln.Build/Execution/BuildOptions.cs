@@ -24,5 +24,8 @@ public sealed record BuildOptions
     /// <summary>Package lists older than this are refreshed before a packages step.</summary>
     public TimeSpan ListsMaxAge { get; init; } = TimeSpan.FromHours(24);
 
+    /// <summary>Limits and device policy for layers that come from outside (<c>from: oci:</c>).</summary>
+    public ExtractionOptions Extraction { get; init; } = ExtractionOptions.Imported;
+
     public string Timestamp => Epoch.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
 }

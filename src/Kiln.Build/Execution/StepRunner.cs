@@ -93,6 +93,8 @@ internal sealed class StepRunner
         IReadOnlyList<string> command, bool hostNetwork, IReadOnlyList<BindMount> binds, IReadOnlyList<KeyValuePair<string, string>> extraEnv, CancellationToken ct)
     {
         var config = state.Config.Config;
+        var workdir = config.WorkingDir is { Length: > 0 } wd ? wd : "/";
+        CheckWorkingDirectory(image, step, workdir, lowers);
         var spec = new SandboxSpec
         {
             LowerDirsTopFirst = lowers,
@@ -100,7 +102,7 @@ internal sealed class StepRunner
             ScratchDir = Path.Combine(scratch, "sandbox"),
             Command = command,
             Environment = ConfigMerge.StepEnvironment(config, _options.Epoch, extraEnv),
-            WorkingDirectory = config.WorkingDir is { Length: > 0 } wd ? wd : "/",
+            WorkingDirectory = workdir,
             User = step.Step is PackagesStep ? null : config.User,
             HostNetwork = hostNetwork,
             Binds = binds,
@@ -109,6 +111,29 @@ internal sealed class StepRunner
         if (status != 0)
         {
             throw BuildException.StepFailed(image, step.Index, step.Description, status, [.. _tail]);
+        }
+    }
+
+    /// <summary>The sandbox mounts its own /proc, /sys and /dev; a working directory there (such as
+    /// /proc/self/fd/N, an open descriptor's directory) could lead outside the root, so it is refused, also when
+    /// the image reaches it through a symlink.</summary>
+    private static void CheckWorkingDirectory(string image, StepPlan step, string workdir, IReadOnlyList<string> lowers)
+    {
+        string resolved;
+        try
+        {
+            resolved = SafePath.Resolve(lowers, workdir);
+        }
+        catch (LayerException ex)
+        {
+            throw new BuildException($"{image}: step {step.Index + 1} ({step.Description}): working directory '{workdir}': {ex.Message}", ex) { Image = image };
+        }
+        foreach (var kernel in new[] { "/proc", "/sys", "/dev" })
+        {
+            if (resolved == kernel || resolved.StartsWith(kernel + "/", StringComparison.Ordinal))
+            {
+                throw new BuildException($"{image}: step {step.Index + 1} ({step.Description}): working directory '{workdir}' is under {kernel}, which the sandbox mounts itself; choose a directory of the image") { Image = image };
+            }
         }
     }
 
