@@ -1,3 +1,5 @@
+using System.Formats.Tar;
+using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 
@@ -113,6 +115,68 @@ public sealed class HostileBuildTests : IDisposable
         json["manifests"]![0]!["digest"] = digest;
         File.WriteAllText(index, json.ToJsonString());
         AssertImportRefused(layout.Path, "invalid digest");
+    }
+
+    /// <summary>An OCI layout with one gzip layer made of <paramref name="write"/>'s entries, tagged <c>tiny</c>.</summary>
+    private static TempDir HandMadeLayout(Action<TarWriter> write)
+    {
+        var layout = new TempDir("kiln-layout");
+        Directory.CreateDirectory(Path.Combine(layout.Path, "blobs", "sha256"));
+        var tar = new MemoryStream();
+        using (var w = new TarWriter(tar, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            write(w);
+        }
+        var gz = new MemoryStream();
+        using (var z = new GZipStream(gz, CompressionLevel.Fastest, leaveOpen: true))
+        {
+            z.Write(tar.ToArray());
+        }
+        var layer = gz.ToArray();
+        File.WriteAllBytes(StoreReader.BlobPath(layout.Path, Sha(layer)), layer);
+        var config = JsonNode.Parse($$$"""{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["{{{Sha(tar.ToArray())}}}"]},"config":{}}""")!;
+        var (configDigest, configSize) = WriteBlob(layout.Path, config);
+        var manifest = JsonNode.Parse($$$"""{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{{{configDigest}}}","size":{{{configSize}}}},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{{{Sha(layer)}}}","size":{{{layer.Length}}}}]}""")!;
+        var (manifestDigest, manifestSize) = WriteBlob(layout.Path, manifest);
+        File.WriteAllText(Path.Combine(layout.Path, "oci-layout"), """{"imageLayoutVersion":"1.0.0"}""");
+        File.WriteAllText(Path.Combine(layout.Path, "index.json"), $$$"""{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{{{manifestDigest}}}","size":{{{manifestSize}}},"annotations":{"org.opencontainers.image.ref.name":"tiny"}}]}""");
+        return layout;
+    }
+
+    private static void File_(TarWriter w, string name) =>
+        w.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream("evil"u8.ToArray()) });
+
+    [Theory]
+    [InlineData("dotdot", "has a '..' component")]
+    [InlineData("absolute", "absolute name")]
+    [InlineData("through-symlink", "is a symlink")]
+    [InlineData("block-device", "not allowed in imported layers")]
+    [InlineData("whiteout-device", "whiteout in disguise")]
+    [InlineData("hardlink-out", "layer entry 'hl'")]
+    public void Importing_a_hostile_layer_is_refused_and_nothing_lands_anywhere(string kind, string mentioned)
+    {
+        using var outside = new TempDir("kiln-outside");
+        var sentinel = Path.Combine(outside.Path, "sentinel");
+        File.WriteAllText(sentinel, "untouched");
+        using var layout = HandMadeLayout(w =>
+        {
+            File_(w, "ok");
+            switch (kind)
+            {
+                case "dotdot": File_(w, "a/../../../../../../.." + sentinel); break;
+                case "absolute": File_(w, sentinel); break;
+                case "through-symlink":
+                    w.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "out") { LinkName = outside.Path });
+                    File_(w, "out/sentinel");
+                    break;
+                case "block-device": w.WriteEntry(new PaxTarEntry(TarEntryType.BlockDevice, "disk") { DeviceMajor = 8, DeviceMinor = 0 }); break;
+                case "whiteout-device": w.WriteEntry(new PaxTarEntry(TarEntryType.CharacterDevice, "etc")); break;
+                case "hardlink-out": w.WriteEntry(new PaxTarEntry(TarEntryType.HardLink, "hl") { LinkName = sentinel }); break;
+            }
+        });
+        AssertImportRefused(layout.Path, mentioned);
+        Assert.Equal("untouched", File.ReadAllText(sentinel));
+        Assert.Equal(["sentinel"], Directory.GetFileSystemEntries(outside.Path).Select(Path.GetFileName));
     }
 
     [Fact]
