@@ -27,6 +27,7 @@ internal static class BuildCommand
             Refresh = a.Has("--refresh"),
             Compression = a.Has("--zstd") ? Compression.Zstd : Compression.Gzip,
             Epoch = Cli.Epoch(),
+            SecretEnvironment = Environment.GetEnvironmentVariable,
         };
         bool json = a.Has("--json");
         bool live = !json && !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is { } term && term != "dumb";

@@ -60,6 +60,9 @@ internal sealed class BuildRenderer : IProgress<BuildEvent>
                     }
                     _out.WriteLine($"{f.Image} {Position(f.Image, f.Index)} {f.Description}: {what} in {Seconds(f.Duration)}{layer}");
                     break;
+                case BuildWarning w:
+                    _out.WriteLine("warning: " + w.Message);
+                    break;
                 case ImageFinished:
                     break;
             }

@@ -59,10 +59,13 @@ Lists the steps that made IMAGE, oldest first, with the size of the layer each a
 """;
 
     public const string Verify = """
-Usage: kiln verify [--json]
+Usage: kiln verify [--repair] [--json]
 
 Re-hashes every blob in the store and checks that every image's config, layers and snapshots
 are present and match. Exit 1 if anything is wrong, naming the images it affects.
+  --repair   remove corrupt blobs and broken snapshots and drop the step-cache entries that
+             need them, so the next build runs those steps again (still exit 1 when problems
+             were found: build the named images again to restore them)
 """;
 
     public const string Gc = """

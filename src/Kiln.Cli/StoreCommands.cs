@@ -170,7 +170,7 @@ internal static class StoreCommands
 
     public static async Task<int> VerifyAsync(string[] args, TextWriter stdout, CancellationToken ct)
     {
-        var a = Arguments.Parse(args, "verify", ["--json", "--help"], [], HelpAlias);
+        var a = Arguments.Parse(args, "verify", ["--json", "--help", "--repair"], [], HelpAlias);
         if (a.Has("--help"))
         {
             stdout.Write(Help.Verify);
@@ -183,7 +183,12 @@ internal static class StoreCommands
             stdout.WriteLine("no store at " + Cli.StoreRoot() + ": nothing to verify");
             return ExitCodes.Ok;
         }
-        var report = await store.VerifyAsync(ct).ConfigureAwait(false);
+        RepairReport? repair = null;
+        if (a.Has("--repair"))
+        {
+            repair = await store.RepairAsync(ct).ConfigureAwait(false);
+        }
+        var report = repair?.Found ?? await store.VerifyAsync(ct).ConfigureAwait(false);
         if (a.Has("--json"))
         {
             stdout.WriteLine(JsonOutput.Write(w =>
@@ -196,6 +201,20 @@ internal static class StoreCommands
                     w.WriteStringValue(p.ToString());
                 }
                 w.WriteEndArray();
+                if (repair is not null)
+                {
+                    w.WriteStartObject("repaired");
+                    w.WriteNumber("blobsRemoved", repair.BlobsRemoved);
+                    w.WriteNumber("snapshotsRemoved", repair.SnapshotsRemoved);
+                    w.WriteNumber("stepEntriesRemoved", repair.StepEntriesRemoved);
+                    w.WriteStartArray("rebuild");
+                    foreach (var image in repair.ImagesToRebuild)
+                    {
+                        w.WriteStringValue(image);
+                    }
+                    w.WriteEndArray();
+                    w.WriteEndObject();
+                }
                 w.WriteEndObject();
             }));
         }
@@ -206,6 +225,15 @@ internal static class StoreCommands
                 stdout.WriteLine(p.ToString());
             }
             stdout.WriteLine(report.Ok ? "store is consistent" : $"{report.Problems.Count} problem(s) found");
+            if (repair is not null)
+            {
+                stdout.WriteLine($"repaired: removed {repair.BlobsRemoved} corrupt blob(s), {repair.SnapshotsRemoved} broken snapshot(s), " +
+                    $"{repair.StepEntriesRemoved} step cache entr{(repair.StepEntriesRemoved == 1 ? "y" : "ies")}");
+                if (repair.ImagesToRebuild.Count > 0)
+                {
+                    stdout.WriteLine("build again to restore: " + string.Join(", ", repair.ImagesToRebuild));
+                }
+            }
         }
         return report.Ok ? ExitCodes.Ok : ExitCodes.Failed;
     }

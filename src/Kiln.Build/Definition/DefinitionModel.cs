@@ -77,7 +77,13 @@ public sealed record RunStep : StepDefinition
     public StepNetwork Network { get; init; } = StepNetwork.Host;
     /// <summary>Absolute directories inside the image that are persistent cache mounts.</summary>
     public IReadOnlyList<string> Cache { get; init; } = [];
+    /// <summary>Secrets mounted read-only at <c>/run/secrets/ID</c> while the step runs, never stored.</summary>
+    public IReadOnlyList<SecretRef> Secrets { get; init; } = [];
 }
+
+/// <summary>A secret for a run step: a host file (relative to the definition's folder, or absolute) or an
+/// environment variable of the kiln process. Only <see cref="Id"/> enters the cache key, never the content.</summary>
+public sealed record SecretRef(string Id, string? File, string? Env);
 
 public sealed record CopyStep : StepDefinition
 {

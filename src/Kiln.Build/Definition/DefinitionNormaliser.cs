@@ -83,6 +83,10 @@ internal static class DefinitionNormaliser
                     Command = Text(value),
                     Network = step.Get("network") is YScalar { Value: "none" } ? StepNetwork.None : StepNetwork.Host,
                     Cache = step.Get("cache") is { } cache ? Strings(cache).Select(DefinitionSyntax.NormaliseImagePath).ToList() : [],
+                    Secrets = step.Get("secrets") is YSequence secrets
+                        ? secrets.Items.OfType<YMapping>().Select(m => new SecretRef(Text(m.Get("id")!),
+                            m.Get("file") is { } f ? Text(f) : null, m.Get("env") is { } e ? Text(e) : null)).ToList()
+                        : [],
                 };
             case "copy":
                 var owner = step.Get("owner") is { } o ? DefinitionSyntax.Owner().Match(Text(o)) : null;

@@ -15,12 +15,19 @@ internal static partial class DefinitionSyntax
     {
         ["network"] = "run",
         ["cache"] = "run",
+        ["secrets"] = "run",
         ["to"] = "copy",
         ["owner"] = "copy",
         ["mode"] = "copy",
     };
 
     public static readonly string[] SupportedDistros = ["debian"];
+
+    /// <summary>Keys of one entry of a run step's <c>secrets</c>.</summary>
+    public static readonly string[] SecretKeys = ["id", "file", "env"];
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    public static partial Regex SecretId();
 
     public static readonly string[] Variants =
         ["extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard"];

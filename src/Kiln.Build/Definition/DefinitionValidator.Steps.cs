@@ -96,6 +96,59 @@ internal sealed partial class DefinitionValidator
                 CheckAbsolutePath(dir, "cache");
             }
         }
+
+        if (step.Get("secrets") is { } secrets)
+        {
+            CheckSecrets(secrets);
+        }
+    }
+
+    private void CheckSecrets(YNode node)
+    {
+        if (node is not YSequence list)
+        {
+            Problem(node, $"`secrets` expects a list of {{id: ID, file: PATH}} or {{id: ID, env: VAR}}, found {node.KindName}");
+            return;
+        }
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var item in list.Items)
+        {
+            if (item is not YMapping secret)
+            {
+                Problem(item, $"a secret expects a map {{id: ID, file: PATH}} or {{id: ID, env: VAR}}, found {item.KindName}");
+                continue;
+            }
+            CheckKeys(secret, "in a secret", DefinitionSyntax.SecretKeys);
+            if (secret.Get("id") is not { } idNode)
+            {
+                Problem(secret, "a secret needs an `id` (its file name under /run/secrets)");
+            }
+            else if (ExpectString(idNode, "id", "a secret id") is { } id)
+            {
+                if (!DefinitionSyntax.SecretId().IsMatch(id.Value))
+                {
+                    Problem(id, $"`{id.Value}` is not a valid secret id (letters, digits, '.', '_', '-'; at most 64)");
+                }
+                else if (!ids.Add(id.Value))
+                {
+                    Problem(id, $"secret `{id.Value}` is given twice in this step");
+                }
+            }
+            var file = secret.Get("file");
+            var env = secret.Get("env");
+            if ((file is null) == (env is null))
+            {
+                Problem(secret, "a secret needs exactly one of `file` (a host file) or `env` (an environment variable)");
+            }
+            if (file is not null && ExpectString(file, "file", "a host file path") is { Value.Length: 0 } emptyFile)
+            {
+                Problem(emptyFile, "`file` expects a host file path, found an empty string");
+            }
+            if (env is not null && ExpectString(env, "env", "an environment variable name") is { } name && !DefinitionSyntax.EnvName().IsMatch(name.Value))
+            {
+                Problem(name, $"`{name.Value}` is not a valid environment variable name");
+            }
+        }
     }
 
     private void CheckCopy(YMapping step, YNode sources)

@@ -14,6 +14,9 @@ public sealed record StepOutput(string Image, int Index, string Line) : BuildEve
 
 public sealed record StepFinished(string Image, int Index, string Description, bool Cached, TimeSpan Duration, Descriptor? Layer) : BuildEvent(Image);
 
+/// <summary>Something the user should know that does not stop the build (e.g. a secret-looking env value).</summary>
+public sealed record BuildWarning(string Image, string Message) : BuildEvent(Image);
+
 public sealed record ImageFinished(string Image, ImageResult Result) : BuildEvent(Image);
 
 public sealed record StepResult(int Index, string Description, bool Cached, TimeSpan Duration, Descriptor? Layer);

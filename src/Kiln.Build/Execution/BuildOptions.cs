@@ -24,5 +24,12 @@ public sealed record BuildOptions
     /// <summary>Package lists older than this are refreshed before a packages step.</summary>
     public TimeSpan ListsMaxAge { get; init; } = TimeSpan.FromHours(24);
 
+    /// <summary>Limits and device policy for layers that come from outside (<c>from: oci:</c>).</summary>
+    public ExtractionOptions Extraction { get; init; } = ExtractionOptions.Imported;
+
+    /// <summary>Reads the environment variables that <c>secrets: [{env: VAR}]</c> name (the library reads no
+    /// environment itself); null for an unset variable.</summary>
+    public Func<string, string?> SecretEnvironment { get; init; } = _ => null;
+
     public string Timestamp => Epoch.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
 }

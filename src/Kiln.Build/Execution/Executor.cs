@@ -40,6 +40,12 @@ public sealed class Executor
     {
         var clock = Stopwatch.StartNew();
         _progress?.Report(new ImageStarted(image.Name, image.Steps.Count));
+        foreach (var warning in image.Steps.Where(s => s.Step is EnvStep)
+            .SelectMany(s => SecretLooking.Warnings(image.Name, $"step {s.Index + 1} (env)", ((EnvStep)s.Step).Variables))
+            .Concat(SecretLooking.Warnings(image.Name, "config.env", image.Definition.Config.Env)))
+        {
+            _progress?.Report(new BuildWarning(image.Name, warning));
+        }
         var steps = new List<StepResult>();
         ImageState state;
         bool dirty = false; // true once a step's result differs from what the cache held for its key

@@ -12,51 +12,129 @@ internal static class OciImport
     /// <summary>The manifest digest the tag names, for the plan's base key.</summary>
     public static string Identity(OciLayoutSource source) => FindManifest(source).Digest.Value;
 
+    /// <summary>Checks everything first — each blob's size and digest, the config's diff IDs against what each
+    /// layer unpacks to — and only then commits blobs and snapshots, so a bad image leaves nothing in the store.</summary>
     public static async Task<ImageState> ImportAsync(KilnStore store, OciLayoutSource source, BuildOptions options, CancellationToken ct)
     {
+        string where = $"oci:{source.LayoutPath}:{source.Tag}";
         var desc = FindManifest(source);
-        var manifestBytes = await CopyBlobAsync(store, source, desc, ct).ConfigureAwait(false);
-        var manifest = OciJson.DeserializeManifest(manifestBytes);
-        var configBytes = await CopyBlobAsync(store, source, manifest.Config, ct).ConfigureAwait(false);
-        var config = OciJson.DeserializeConfig(configBytes);
+        var manifestBytes = await ReadSmallBlobAsync(source, desc, ct).ConfigureAwait(false);
+        var manifest = Parse(where, "manifest", () => OciJson.DeserializeManifest(manifestBytes));
+        var configBytes = await ReadSmallBlobAsync(source, manifest.Config, ct).ConfigureAwait(false);
+        var config = Parse(where, "config", () => OciJson.DeserializeConfig(configBytes));
         if (config.RootFs.DiffIds.Count != manifest.Layers.Count)
         {
-            throw new BuildException($"oci:{source.LayoutPath}:{source.Tag}: the config lists {config.RootFs.DiffIds.Count} diff IDs for {manifest.Layers.Count} layers");
+            throw new BuildException($"{where}: the config lists {config.RootFs.DiffIds.Count} diff IDs for {manifest.Layers.Count} layers");
         }
-        for (int i = 0; i < manifest.Layers.Count; i++)
+        var work = store.CreateTempDir("import");
+        try
         {
-            var layer = manifest.Layers[i];
-            if (!MediaTypes.IsLayer(layer.MediaType))
+            var snapshots = new List<(string Dir, Digest DiffId)>();
+            for (int i = 0; i < manifest.Layers.Count; i++)
             {
-                throw new BuildException($"oci:{source.LayoutPath}:{source.Tag}: layer {i + 1} has unsupported media type '{layer.MediaType}'");
-            }
-            await CopyBlobAsync(store, source, layer, ct).ConfigureAwait(false);
-            var diffId = config.RootFs.DiffIds[i];
-            if (store.HasSnapshot(diffId))
-            {
-                continue;
-            }
-            var work = store.CreateTempDir("import");
-            try
-            {
-                var target = Path.Combine(work, "snapshot");
-                Digest actual;
-                await using (var blob = store.OpenBlob(layer.Digest))
+                var layer = manifest.Layers[i];
+                if (!MediaTypes.IsLayer(layer.MediaType))
                 {
-                    actual = await LayerExtractor.ExtractAsync(blob, layer.MediaType, target, ct).ConfigureAwait(false);
+                    throw new BuildException($"{where}: layer {i + 1} has unsupported media type '{layer.MediaType}'");
+                }
+                var diffId = config.RootFs.DiffIds[i];
+                if (store.HasSnapshot(diffId) && store.HasBlob(layer.Digest))
+                {
+                    continue;
+                }
+                var target = Path.Combine(work, "layer" + i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                // The blob is checked before its bytes reach a decompressor.
+                await using (var file = OpenSourceBlob(source, layer))
+                {
+                    var blobDigest = Digest.FromHash(await System.Security.Cryptography.SHA256.HashDataAsync(file, ct).ConfigureAwait(false));
+                    if (blobDigest != layer.Digest)
+                    {
+                        throw new BuildException($"{where}: layer {i + 1} does not match its descriptor: its {layer.Size} bytes hash to {blobDigest}, the manifest says {layer.Digest}");
+                    }
+                }
+                Digest actual;
+                await using (var file = OpenSourceBlob(source, layer))
+                {
+                    try
+                    {
+                        actual = await LayerExtractor.ExtractAsync(file, layer.MediaType, target, options.Extraction, ct).ConfigureAwait(false);
+                    }
+                    catch (LayerException ex)
+                    {
+                        throw new BuildException($"{where}: layer {i + 1} ({layer.Digest}): {ex.Message}", ex);
+                    }
                 }
                 if (actual != diffId)
                 {
-                    throw new BuildException($"oci:{source.LayoutPath}:{source.Tag}: layer {i + 1} unpacks to {actual}, but the config says {diffId}");
+                    throw new BuildException($"{where}: layer {i + 1} unpacks to {actual}, but the config says {diffId}");
                 }
-                store.CommitSnapshot(target, diffId);
+                snapshots.Add((target, diffId));
             }
-            finally
+            // Everything checked: commit layers, then snapshots, then config and manifest.
+            foreach (var layer in manifest.Layers)
             {
-                store.DeleteTempDir(work);
+                await CopyBlobAsync(store, source, layer, ct).ConfigureAwait(false);
             }
+            foreach (var (dir, diffId) in snapshots)
+            {
+                store.CommitSnapshot(dir, diffId);
+            }
+            await store.WriteBlobAsync(configBytes, manifest.Config.MediaType, ct).ConfigureAwait(false);
+            await store.WriteBlobAsync(manifestBytes, desc.MediaType, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            store.DeleteTempDir(work);
         }
         return new ImageState { Layers = manifest.Layers, Config = config };
+    }
+
+    private static T Parse<T>(string where, string what, Func<T> parse)
+    {
+        try
+        {
+            return parse();
+        }
+        catch (System.Text.Json.JsonException ex)
+        {
+            throw new BuildException($"{where}: the {what} is not valid: {ex.Message}", ex);
+        }
+    }
+
+    private static Stream OpenSourceBlob(OciLayoutSource source, Descriptor desc)
+    {
+        var path = Path.Combine(source.LayoutPath, "blobs", "sha256", desc.Digest.Hex);
+        if (!File.Exists(path))
+        {
+            throw new BuildException($"oci:{source.LayoutPath}: blob {desc.Digest} is missing");
+        }
+        var length = new FileInfo(path).Length;
+        if (length != desc.Size)
+        {
+            throw new BuildException($"oci:{source.LayoutPath}: blob {desc.Digest} is {length} bytes, its descriptor says {desc.Size}");
+        }
+        return File.OpenRead(path);
+    }
+
+    /// <summary>A manifest or config: read whole (at most 4 MiB) and checked against its descriptor.</summary>
+    private static async Task<byte[]> ReadSmallBlobAsync(OciLayoutSource source, Descriptor desc, CancellationToken ct)
+    {
+        if (desc.Size > 4 << 20)
+        {
+            throw new BuildException($"oci:{source.LayoutPath}: blob {desc.Digest} claims {desc.Size} bytes; a manifest or config may have at most 4 MiB");
+        }
+        byte[] bytes;
+        await using (var file = OpenSourceBlob(source, desc))
+        {
+            bytes = new byte[desc.Size];
+            await file.ReadExactlyAsync(bytes, ct).ConfigureAwait(false);
+        }
+        var actual = Digest.Compute(bytes);
+        if (actual != desc.Digest)
+        {
+            throw new BuildException($"oci:{source.LayoutPath}: blob {desc.Digest} does not match its digest (its content hashes to {actual})");
+        }
+        return bytes;
     }
 
     private static Descriptor FindManifest(OciLayoutSource source)
@@ -66,7 +144,7 @@ internal static class OciImport
         {
             throw new BuildException($"oci:{source.LayoutPath}: not an OCI image layout (no index.json)");
         }
-        var index = OciJson.DeserializeIndex(File.ReadAllBytes(indexPath));
+        var index = Parse($"oci:{source.LayoutPath}", "index.json", () => OciJson.DeserializeIndex(File.ReadAllBytes(indexPath)));
         var matches = index.Manifests.Where(m => m.Annotations is { } a && a.TryGetValue(Annotations.RefName, out var n) && n == source.Tag).ToList();
         if (matches.Count == 0)
         {
@@ -80,30 +158,17 @@ internal static class OciImport
         return matches[0];
     }
 
-    private static async Task<byte[]> CopyBlobAsync(KilnStore store, OciLayoutSource source, Descriptor desc, CancellationToken ct)
+    private static async Task CopyBlobAsync(KilnStore store, OciLayoutSource source, Descriptor desc, CancellationToken ct)
     {
-        if (!store.HasBlob(desc.Digest))
+        if (store.HasBlob(desc.Digest))
         {
-            var path = Path.Combine(source.LayoutPath, "blobs", "sha256", desc.Digest.Hex);
-            if (!File.Exists(path))
-            {
-                throw new BuildException($"oci:{source.LayoutPath}: blob {desc.Digest} is missing");
-            }
-            if (new FileInfo(path).Length != desc.Size)
-            {
-                throw new BuildException($"oci:{source.LayoutPath}: blob {desc.Digest} is {new FileInfo(path).Length} bytes, its descriptor says {desc.Size}");
-            }
-            using var writer = store.CreateBlobWriter();
-            await using (var input = File.OpenRead(path))
-            {
-                await input.CopyToAsync(writer, ct).ConfigureAwait(false);
-            }
-            await writer.CommitAsync(desc.MediaType, desc.Digest, ct).ConfigureAwait(false);
+            return;
         }
-        if (desc.MediaType is MediaTypes.ImageManifest or MediaTypes.ImageConfig or MediaTypes.DockerManifest or MediaTypes.DockerConfig)
+        using var writer = store.CreateBlobWriter();
+        await using (var input = OpenSourceBlob(source, desc))
         {
-            return await store.ReadBlobAsync(desc.Digest, ct).ConfigureAwait(false);
+            await input.CopyToAsync(writer, ct).ConfigureAwait(false);
         }
-        return [];
+        await writer.CommitAsync(desc.MediaType, desc.Digest, ct).ConfigureAwait(false);
     }
 }

@@ -57,7 +57,7 @@ internal sealed class StepRunner
             {
                 case RunStep run:
                     await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", run.Command],
-                        hostNetwork: run.Network == StepNetwork.Host, binds: CacheBinds(run), extraEnv: [], ct).ConfigureAwait(false);
+                        hostNetwork: run.Network == StepNetwork.Host, binds: [.. CacheBinds(run), .. SecretBinds(image, step, run, scratch)], extraEnv: [], ct).ConfigureAwait(false);
                     break;
                 case PackagesStep packages:
                     await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", PackagesScript(packages)],
@@ -93,6 +93,8 @@ internal sealed class StepRunner
         IReadOnlyList<string> command, bool hostNetwork, IReadOnlyList<BindMount> binds, IReadOnlyList<KeyValuePair<string, string>> extraEnv, CancellationToken ct)
     {
         var config = state.Config.Config;
+        var workdir = config.WorkingDir is { Length: > 0 } wd ? wd : "/";
+        CheckWorkingDirectory(image, step, workdir, lowers);
         var spec = new SandboxSpec
         {
             LowerDirsTopFirst = lowers,
@@ -100,7 +102,7 @@ internal sealed class StepRunner
             ScratchDir = Path.Combine(scratch, "sandbox"),
             Command = command,
             Environment = ConfigMerge.StepEnvironment(config, _options.Epoch, extraEnv),
-            WorkingDirectory = config.WorkingDir is { Length: > 0 } wd ? wd : "/",
+            WorkingDirectory = workdir,
             User = step.Step is PackagesStep ? null : config.User,
             HostNetwork = hostNetwork,
             Binds = binds,
@@ -109,6 +111,29 @@ internal sealed class StepRunner
         if (status != 0)
         {
             throw BuildException.StepFailed(image, step.Index, step.Description, status, [.. _tail]);
+        }
+    }
+
+    /// <summary>The sandbox mounts its own /proc, /sys and /dev; a working directory there (such as
+    /// /proc/self/fd/N, an open descriptor's directory) could lead outside the root, so it is refused, also when
+    /// the image reaches it through a symlink.</summary>
+    private static void CheckWorkingDirectory(string image, StepPlan step, string workdir, IReadOnlyList<string> lowers)
+    {
+        string resolved;
+        try
+        {
+            resolved = SafePath.Resolve(lowers, workdir);
+        }
+        catch (LayerException ex)
+        {
+            throw new BuildException($"{image}: step {step.Index + 1} ({step.Description}): working directory '{workdir}': {ex.Message}", ex) { Image = image };
+        }
+        foreach (var kernel in new[] { "/proc", "/sys", "/dev" })
+        {
+            if (resolved == kernel || resolved.StartsWith(kernel + "/", StringComparison.Ordinal))
+            {
+                throw new BuildException($"{image}: step {step.Index + 1} ({step.Description}): working directory '{workdir}' is under {kernel}, which the sandbox mounts itself; choose a directory of the image") { Image = image };
+            }
         }
     }
 
@@ -146,6 +171,49 @@ internal sealed class StepRunner
             var host = Path.Combine(CacheRoot, "run", name);
             Directory.CreateDirectory(host);
             binds.Add(new BindMount(host, dir));
+        }
+        return binds;
+    }
+
+    /// <summary>Each secret as a read-only bind at /run/secrets/ID, for this run only. A file secret is bound from
+    /// where it is; an environment secret is written to a 0400 file in the step's scratch dir (under kiln/tmp,
+    /// removed with it, and by the next start after a crash). The bind lands on a mount point in the sandbox's
+    /// skeleton layer, so neither the mount point nor the content can reach the step's upper dir.</summary>
+    private IReadOnlyList<BindMount> SecretBinds(string image, StepPlan step, RunStep run, string scratch)
+    {
+        var binds = new List<BindMount>();
+        foreach (var secret in run.Secrets)
+        {
+            string host;
+            if (secret.File is { } file)
+            {
+                host = Path.GetFullPath(Path.Combine(_file.ContextDir, file));
+                if (!File.Exists(host))
+                {
+                    throw new BuildException($"{image}: step {step.Index + 1} ({step.Description}): secret '{secret.Id}': no file '{host}'") { Image = image };
+                }
+            }
+            else
+            {
+                var value = _options.SecretEnvironment(secret.Env!)
+                    ?? throw new BuildException($"{image}: step {step.Index + 1} ({step.Description}): secret '{secret.Id}': environment variable {secret.Env} is not set") { Image = image };
+                var dir = Path.Combine(scratch, "secrets");
+                if (!Directory.Exists(dir))
+                {
+                    Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                }
+                host = Path.Combine(dir, secret.Id);
+                using (var f = new FileStream(host, new FileStreamOptions
+                {
+                    Mode = FileMode.CreateNew,
+                    Access = FileAccess.Write,
+                    UnixCreateMode = UnixFileMode.UserRead,
+                }))
+                {
+                    f.Write(System.Text.Encoding.UTF8.GetBytes(value));
+                }
+            }
+            binds.Add(new BindMount(host, "/run/secrets/" + secret.Id, ReadOnly: true));
         }
         return binds;
     }

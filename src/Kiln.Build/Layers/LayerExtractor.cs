@@ -7,13 +7,23 @@ using ZstdSharp;
 namespace Kiln.Build.Layers;
 
 /// <summary>Extracts an OCI layer into overlay lower-dir form, refusing anything that would leave the target.</summary>
-public static class LayerExtractor
+public static partial class LayerExtractor
 {
     /// <summary>Extracts <paramref name="blob"/> into <paramref name="targetDir"/> (created if missing; must be empty)
     /// and returns the diff ID. On failure everything it created is removed.</summary>
+    public static Task<Digest> ExtractAsync(Stream blob, string mediaType, string targetDir,
+        CancellationToken cancellationToken = default) =>
+        ExtractAsync(blob, mediaType, targetDir, ExtractionOptions.Default, cancellationToken);
+
+    /// <summary>Extracts within the limits and device policy of <paramref name="options"/>.</summary>
+    /// <remarks>Entries apply in order and the last one at a path wins, whatever kinds they are. A whiteout only
+    /// hides what lower layers hold (OCI): a whiteout and a file of the same layer at one path leave the file, a
+    /// whiteout and a directory leave the directory opaque, in either order; an opaque marker acts the same
+    /// wherever it stands among its siblings.</remarks>
     public static async Task<Digest> ExtractAsync(Stream blob, string mediaType, string targetDir,
-        CancellationToken cancellationToken = default)
+        ExtractionOptions options, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(blob);
         if (!MediaTypes.IsLayer(mediaType))
         {
@@ -35,8 +45,14 @@ public static class LayerExtractor
         }
         try
         {
-            return await Task.Run(() => Extract(blob, mediaType, root, cancellationToken), cancellationToken)
+            return await Task.Run(() => Extract(blob, mediaType, root, options, cancellationToken), cancellationToken)
                 .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or ZstdException)
+        {
+            // A decompressor's complaint (corrupt or junk-followed data) is a bad layer like any other.
+            Cleanup(root, created);
+            throw LayerException.Wrap("decompressing layer", ex);
         }
         catch
         {
@@ -45,7 +61,7 @@ public static class LayerExtractor
         }
     }
 
-    private static Digest Extract(Stream blob, string mediaType, string root, CancellationToken cancellationToken)
+    private static Digest Extract(Stream blob, string mediaType, string root, ExtractionOptions options, CancellationToken cancellationToken)
     {
         using Stream decompressed = mediaType switch
         {
@@ -53,14 +69,20 @@ public static class LayerExtractor
             MediaTypes.LayerZstd => new DecompressionStream(blob, leaveOpen: true),
             _ => new NonClosingStream(blob),
         };
-        using var hashing = new HashingReadStream(decompressed);
+        using var limited = new LimitedReadStream(decompressed, options.MaxUncompressedBytes);
+        using var hashing = new HashingReadStream(limited);
         using var buffered = new BufferedStream(hashing, 1 << 20);
         var reader = new TarStreamReader(buffered);
-        var extraction = new Extraction(root, reader);
+        var extraction = new Extraction(root, reader, options);
         TarEntry? entry;
+        long entries = 0;
         while ((entry = reader.Next()) is not null)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (++entries > options.MaxEntries)
+            {
+                throw LayerException.Corrupt($"more than {options.MaxEntries} entries (the limit for one layer)");
+            }
             try
             {
                 extraction.Apply(entry);
@@ -75,7 +97,23 @@ public static class LayerExtractor
             }
         }
         extraction.FinishDirectories();
-        buffered.CopyTo(Stream.Null); // the diff ID covers the trailing padding too
+        // The diff ID covers the trailing padding too; anything but zeros after the end marker is not tar.
+        byte[] rest = ArrayPool<byte>.Shared.Rent(1 << 16);
+        try
+        {
+            int n;
+            while ((n = buffered.Read(rest, 0, rest.Length)) > 0)
+            {
+                if (rest.AsSpan(0, n).IndexOfAnyExcept((byte)0) >= 0)
+                {
+                    throw LayerException.Corrupt("data after the end-of-archive marker (trailing junk)");
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rest);
+        }
         return Digest.FromHash(hashing.GetHash());
     }
 
@@ -121,264 +159,5 @@ public static class LayerExtractor
         {
             File.Delete(path);
         }
-    }
-
-    private sealed class Extraction(string root, TarStreamReader reader)
-    {
-        private readonly HashSet<string> _directories = new(StringComparer.Ordinal) { "" };
-        private readonly HashSet<string> _nonDirectories = new(StringComparer.Ordinal);
-        private readonly List<(string Host, TarEntry Entry)> _directoryMetadata = [];
-
-        public void Apply(TarEntry entry)
-        {
-            var parts = SplitName(entry.Name, entry.Name);
-            if (parts.Count == 0)
-            {
-                return; // the layer root ("./"): its metadata belongs to the image root, which a layer does not own
-            }
-            string baseName = parts[^1];
-            var parentParts = parts.GetRange(0, parts.Count - 1);
-            if (baseName.StartsWith(LayerPacker.WhiteoutPrefix, StringComparison.Ordinal))
-            {
-                ApplyWhiteout(entry.Name, parentParts, baseName);
-                return;
-            }
-            string parentRel = EnsureParents(entry.Name, parentParts);
-            string rel = parentRel.Length == 0 ? baseName : parentRel + "/" + baseName;
-            string host = root + "/" + rel;
-            var existing = LibC.TryLstat(host);
-
-            if (entry.Kind == TarKind.Directory)
-            {
-                if (existing is { IsDirectory: false })
-                {
-                    File.Delete(host);
-                    _nonDirectories.Remove(rel);
-                    existing = null;
-                }
-                if (existing is null)
-                {
-                    Directory.CreateDirectory(host);
-                }
-                _directories.Add(rel);
-                LibC.Lchown(host, (uint)entry.Uid, (uint)entry.Gid);
-                SetXattrs(host, entry);
-                _directoryMetadata.Add((host, entry));
-                return;
-            }
-
-            if (existing is { IsDirectory: true })
-            {
-                throw LayerException.BadEntry(entry.Name, "replaces a directory with a non-directory");
-            }
-            if (existing is not null)
-            {
-                File.Delete(host); // unlinks; never follows a symlink
-            }
-
-            switch (entry.Kind)
-            {
-                case TarKind.File:
-                    WriteFile(host, entry);
-                    break;
-                case TarKind.Symlink:
-                    if (entry.LinkName.Length == 0 || entry.LinkName.Contains('\0'))
-                    {
-                        throw LayerException.BadEntry(entry.Name, "symlink with an empty or invalid target");
-                    }
-                    File.CreateSymbolicLink(host, entry.LinkName);
-                    break;
-                case TarKind.HardLink:
-                    var targetParts = SplitName(entry.LinkName, entry.Name);
-                    string targetRel = string.Join('/', targetParts);
-                    if (targetParts.Count == 0 || !_nonDirectories.Contains(targetRel))
-                    {
-                        throw LayerException.BadEntry(entry.Name,
-                            $"hard link to '{entry.LinkName}', which is not a file extracted earlier from this layer");
-                    }
-                    LibC.Link(root + "/" + targetRel, host);
-                    _nonDirectories.Add(rel);
-                    return; // shares the target's inode and metadata
-                case TarKind.CharDevice:
-                    LibC.Mknod(host, LibC.S_IFCHR | (entry.Mode & 0xFFF), entry.DevMajor, entry.DevMinor);
-                    break;
-                case TarKind.BlockDevice:
-                    LibC.Mknod(host, LibC.S_IFBLK | (entry.Mode & 0xFFF), entry.DevMajor, entry.DevMinor);
-                    break;
-                case TarKind.Fifo:
-                    LibC.Mknod(host, LibC.S_IFIFO | (entry.Mode & 0xFFF));
-                    break;
-                default:
-                    throw LayerException.BadEntry(entry.Name, $"unsupported entry kind {entry.Kind}");
-            }
-            _nonDirectories.Add(rel);
-            LibC.Lchown(host, (uint)entry.Uid, (uint)entry.Gid);
-            if (entry.Kind != TarKind.Symlink)
-            {
-                LibC.Chmod(host, entry.Mode); // after chown, which clears setuid/setgid
-            }
-            SetXattrs(host, entry);
-            LibC.SetTimesNoFollow(host, entry.MTime);
-        }
-
-        public void FinishDirectories()
-        {
-            // Children change a directory's mtime, so directories get theirs last, deepest first.
-            for (int i = _directoryMetadata.Count - 1; i >= 0; i--)
-            {
-                var (host, entry) = _directoryMetadata[i];
-                LibC.Chmod(host, entry.Mode);
-                LibC.SetTimesNoFollow(host, entry.MTime);
-            }
-        }
-
-        private void ApplyWhiteout(string name, List<string> parentParts, string baseName)
-        {
-            if (baseName == LayerPacker.OpaqueMarker)
-            {
-                string dirRel = EnsureParents(name, parentParts);
-                LibC.SetXattr(dirRel.Length == 0 ? root : root + "/" + dirRel, LayerPacker.OpaqueXattr, "y"u8);
-                return;
-            }
-            if (baseName.StartsWith(LayerPacker.WhiteoutPrefix + LayerPacker.WhiteoutPrefix, StringComparison.Ordinal))
-            {
-                return; // other AUFS meta entries (.wh..wh.plnk, .wh..wh.aufs) mean nothing to overlayfs
-            }
-            string hidden = baseName[LayerPacker.WhiteoutPrefix.Length..];
-            if (hidden is "" or "." or "..")
-            {
-                throw LayerException.BadEntry(name, "invalid whiteout: it names no file");
-            }
-            string parentRel = EnsureParents(name, parentParts);
-            string rel = parentRel.Length == 0 ? hidden : parentRel + "/" + hidden;
-            string host = root + "/" + rel;
-            var existing = LibC.TryLstat(host);
-            if (existing is { IsDirectory: true })
-            {
-                throw LayerException.BadEntry(name, "whiteout of a directory this same layer created");
-            }
-            if (existing is not null)
-            {
-                File.Delete(host);
-            }
-            _nonDirectories.Remove(rel);
-            LibC.MknodWhiteout(host);
-        }
-
-        /// <summary>Makes sure every parent is a real directory inside the root (creating missing ones 0755
-        /// root:root), never passing through a symlink; returns the parent's relative path.</summary>
-        private string EnsureParents(string entryName, List<string> parentParts)
-        {
-            string rel = "";
-            foreach (string part in parentParts)
-            {
-                rel = rel.Length == 0 ? part : rel + "/" + part;
-                if (_directories.Contains(rel))
-                {
-                    continue;
-                }
-                string host = root + "/" + rel;
-                var st = LibC.TryLstat(host);
-                if (st is null)
-                {
-                    Directory.CreateDirectory(host);
-                    LibC.Chmod(host, 0x1ED); // 0755
-                }
-                else if (st.Value.IsSymlink)
-                {
-                    throw LayerException.BadEntry(entryName,
-                        $"its parent '{rel}' is a symlink; refusing to write through a link (it could lead outside the target)");
-                }
-                else if (!st.Value.IsDirectory)
-                {
-                    throw LayerException.BadEntry(entryName, $"its parent '{rel}' is not a directory");
-                }
-                _directories.Add(rel);
-            }
-            return rel;
-        }
-
-        private void WriteFile(string host, TarEntry entry)
-        {
-            byte[] buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
-            try
-            {
-                // CreateNew is O_CREAT|O_EXCL: it fails rather than follow a symlink planted at this name.
-                using var file = new FileStream(host, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0);
-                if (entry.Size > 0)
-                {
-                    file.SetLength(entry.Size);
-                }
-                long written = 0;
-                int n;
-                while ((n = reader.ReadData(buffer)) > 0)
-                {
-                    file.Write(buffer, 0, n);
-                    written += n;
-                }
-                if (written != entry.Size)
-                {
-                    throw LayerException.Truncated(entry.Name);
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-        }
-
-        private static void SetXattrs(string host, TarEntry entry)
-        {
-            foreach (var (name, value) in entry.Xattrs)
-            {
-                if (name.StartsWith(LayerPacker.OverlayXattrPrefix, StringComparison.Ordinal))
-                {
-                    continue; // overlay's own state comes only from whiteout entries, never from layer content
-                }
-                LibC.SetXattr(host, name, value);
-            }
-        }
-
-        /// <summary>Splits a tar name into components, dropping "." and empty ones; refuses absolute names and "..".</summary>
-        private static List<string> SplitName(string name, string entryName)
-        {
-            if (name.StartsWith('/'))
-            {
-                throw LayerException.BadEntry(entryName, $"absolute name '{name}' is not allowed in a layer");
-            }
-            if (name.Contains('\0'))
-            {
-                throw LayerException.BadEntry(entryName, "name contains a NUL character");
-            }
-            var parts = new List<string>();
-            foreach (string part in name.Split('/'))
-            {
-                if (part is "" or ".")
-                {
-                    continue;
-                }
-                if (part == "..")
-                {
-                    throw LayerException.BadEntry(entryName, $"name '{name}' has a '..' component");
-                }
-                parts.Add(part);
-            }
-            return parts;
-        }
-    }
-
-    private sealed class NonClosingStream(Stream inner) : Stream
-    {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
-        public override int Read(Span<byte> buffer) => inner.Read(buffer);
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

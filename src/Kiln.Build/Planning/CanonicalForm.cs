@@ -39,6 +39,11 @@ internal static class CanonicalForm
             w.WriteString("command", r.Command);
             w.WriteString("kind", "run");
             w.WriteString("network", r.Network == StepNetwork.None ? "none" : "host");
+            if (r.Secrets.Count > 0)
+            {
+                // Ids only: a secret's content never enters a key (changing a token must not change the image).
+                WriteArray(w, "secrets", SortedSet(r.Secrets.Select(s => s.Id)));
+            }
         }),
         CopyStep c => Json(w =>
         {

@@ -85,6 +85,22 @@ public class LayerCopierTests
         Assert.Equal("../../..", new FileInfo(Path.Combine(upper, "data/up")).LinkTarget);
     }
 
+    [Theory]
+    [InlineData("../outside/sentinel")]
+    [InlineData("a/../../outside/sentinel")]
+    [InlineData("link/sentinel")]
+    public async Task A_source_that_climbs_out_of_the_context_or_through_a_context_symlink_is_refused(string source)
+    {
+        using var t = new TempRoot();
+        string context = t.Dir("ctx"), upper = t.Dir("upper"), lower = t.Dir("lower");
+        Fs.Write(Path.Combine(t.Path, "outside/sentinel"), "secret");
+        Directory.CreateDirectory(Path.Combine(context, "a"));
+        Fs.Symlink(Path.Combine(context, "link"), Path.Combine(t.Path, "outside"));
+        await Assert.ThrowsAsync<LayerException>(() => LayerCopier.CopyAsync(context, [source], "/x", upper, [lower], null, null, null));
+        Assert.Empty(Directory.GetFileSystemEntries(upper));
+        Assert.Equal("secret", File.ReadAllText(Path.Combine(t.Path, "outside/sentinel")));
+    }
+
     [Fact]
     public async Task A_file_goes_into_an_existing_image_directory()
     {

@@ -6,7 +6,7 @@ using Kiln.Oci;
 
 namespace Kiln.Build.Tests.Layers;
 
-public class LayerExtractorTests
+public partial class LayerExtractorTests
 {
     private static byte[] Tar(Action<TarWriter> write)
     {

@@ -20,6 +20,21 @@ public class SafePathTests
     }
 
     [Fact]
+    public void A_symlink_in_a_lower_layer_replaced_by_a_directory_in_an_upper_one_is_that_directory()
+    {
+        using var t = new TempRoot();
+        string upper = t.Dir("upper"), lower = t.Dir("lower");
+        Fs.Write(Path.Combine(lower, "etc/passwd"), "root");
+        Fs.Symlink(Path.Combine(lower, "x"), "/etc");
+        Fs.Write(Path.Combine(upper, "x/own"), "mine");
+        string[] stack = [upper, lower];
+        Assert.Equal("/x/passwd", SafePath.Resolve(stack, "/x/passwd"));
+        Assert.Null(SafePath.Lookup(stack, "/x/passwd")); // the lower link is not merged into the upper dir
+        Assert.Equal(0, SafePath.Lookup(stack, "/x/own")!.LayerIndex);
+        Assert.Equal(ImageEntryKind.Directory, SafePath.Lookup(stack, "/x")!.Kind);
+    }
+
+    [Fact]
     public void Relative_links_climbing_past_the_root_stay_inside()
     {
         using var t = new TempRoot();
