@@ -111,7 +111,8 @@ public static class LayerPacker
             }
             var (diffId, digest, size) = output.Complete();
             return new PackedLayer(Digest.FromHash(diffId), Digest.FromHash(digest), size,
-                compression == Compression.Zstd ? MediaTypes.LayerZstd : MediaTypes.LayerGzip);
+                compression == Compression.Zstd ? MediaTypes.LayerZstd : MediaTypes.LayerGzip)
+            { HashTime = output.HashTime };
         }
         finally
         {

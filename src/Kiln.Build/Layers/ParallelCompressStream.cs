@@ -24,6 +24,7 @@ internal sealed class ParallelCompressStream : Stream
     private byte[] _current = ArrayPool<byte>.Shared.Rent(ChunkSize);
     private int _filled;
     private long _compressedSize;
+    private long _hashTicks;
     private bool _completed;
 
     [ThreadStatic] private static Compressor? t_zstd;
@@ -65,6 +66,9 @@ internal sealed class ParallelCompressStream : Stream
             }
         }
     }
+
+    /// <summary>Time spent hashing so far (read after <see cref="Complete"/>).</summary>
+    public TimeSpan HashTime => System.Diagnostics.Stopwatch.GetElapsedTime(0, _hashTicks);
 
     /// <summary>Flushes the last chunk, waits for every chunk to be written, returns (diffId, digest, size).</summary>
     public (byte[] DiffId, byte[] Digest, long Size) Complete()
@@ -134,8 +138,10 @@ internal sealed class ParallelCompressStream : Stream
             foreach (var task in _queue.GetConsumingEnumerable())
             {
                 var chunk = task.GetAwaiter().GetResult();
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 _diffHash.AppendData(chunk.Raw, 0, chunk.RawLength);
                 _blobHash.AppendData(chunk.Compressed, 0, chunk.CompressedLength);
+                _hashTicks += System.Diagnostics.Stopwatch.GetTimestamp() - started;
                 _destination.Write(chunk.Compressed, 0, chunk.CompressedLength);
                 _compressedSize += chunk.CompressedLength;
                 ArrayPool<byte>.Shared.Return(chunk.Raw);
