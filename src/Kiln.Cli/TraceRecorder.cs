@@ -126,7 +126,7 @@ internal sealed class TraceRecorder : IProgress<BuildEvent>
                 w.WriteEndArray();
                 w.WriteEndObject();
                 w.Flush();
-                file.Flush(flushToDisk: true);
+                file.Flush();
             }
             File.Move(temp, full, overwrite: true);
         }
