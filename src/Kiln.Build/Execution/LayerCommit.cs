@@ -19,12 +19,13 @@ internal static class LayerCommit
         Descriptor blob;
         using (var writer = store.CreateBlobWriter())
         {
+            var timings = new PackTimings();
             using (var pack = phases?.Measure("pack"))
             {
-                packed = await LayerPacker.PackAsync(changesDir, writer, options.Compression, options.Epoch, ct).ConfigureAwait(false);
+                packed = await LayerPacker.PackAsync(changesDir, writer, options.Compression, options.Epoch, timings, ct).ConfigureAwait(false);
                 if (pack is { } p)
                 {
-                    phases!.Report("hash", p.Start, packed.HashTime);
+                    phases!.Report("hash", p.Start, timings.Hash);
                 }
             }
             using (phases?.Measure("store blob"))
