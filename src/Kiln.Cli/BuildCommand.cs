@@ -8,7 +8,7 @@ internal static class BuildCommand
 {
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd"], ["--target"],
+        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd"], ["--target", "--trace"],
             new Dictionary<string, string> { ["-t"] = "--target", ["-v"] = "--verbose", ["-h"] = "--help" });
         if (a.Has("--help"))
         {
@@ -32,18 +32,29 @@ internal static class BuildCommand
         bool json = a.Has("--json");
         bool live = !json && !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is { } term && term != "dumb";
         var renderer = new BuildRenderer(json ? stderr : stdout, a.Has("--verbose"));
+        var tracePath = a.Last("--trace");
+        var trace = tracePath is null ? null : new TraceRecorder(renderer);
+        IProgress<BuildEvent> progress = trace is null ? renderer : trace;
         BuildResult result;
-        if (live)
+        try
         {
-            result = await AnsiConsole.Status().Spinner(Spinner.Known.Dots).StartAsync("planning", async ctx =>
+            if (live)
             {
-                renderer.Status = text => ctx.Status(Markup.Escape(text));
-                return await Builder.BuildAsync(path, Cli.StoreRoot(), options, renderer, ct).ConfigureAwait(false);
-            }).ConfigureAwait(false);
+                result = await AnsiConsole.Status().Spinner(Spinner.Known.Dots).StartAsync("planning", async ctx =>
+                {
+                    renderer.Status = text => ctx.Status(Markup.Escape(text));
+                    return await Builder.BuildAsync(path, Cli.StoreRoot(), options, progress, ct).ConfigureAwait(false);
+                }).ConfigureAwait(false);
+            }
+            else
+            {
+                result = await Builder.BuildAsync(path, Cli.StoreRoot(), options, progress, ct).ConfigureAwait(false);
+            }
         }
-        else
+        finally
         {
-            result = await Builder.BuildAsync(path, Cli.StoreRoot(), options, renderer, ct).ConfigureAwait(false);
+            // Also for a failed build: the trace shows how far it got.
+            trace?.Write(tracePath!);
         }
         if (json)
         {

@@ -33,6 +33,9 @@ Options:
                        run again only where the packages changed
   --zstd               compress new layers with zstd instead of gzip
   --json               print the result as JSON on stdout (progress goes to stderr)
+  --trace FILE         write where the time went as Chrome trace-event JSON (open it in Perfetto
+                       or chrome://tracing): per image, per step, and per phase of a step (cache
+                       lookup, sandbox, copy, pack, hash, store blob, commit snapshot, cache store)
   -v, --verbose        show every step's output (always shown live on a terminal, and on failure)
   -h, --help           show this help
 

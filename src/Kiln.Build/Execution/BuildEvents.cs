@@ -32,3 +32,7 @@ public sealed record ImageResult
 }
 
 public sealed record BuildResult(IReadOnlyList<ImageResult> Images);
+
+/// <summary>A timed phase, for traces: of step <paramref name="Step"/> of an image (-1: its base), of the image as a
+/// whole when <paramref name="Step"/> is null, or of the whole build when <paramref name="Image"/> is empty.</summary>
+public sealed record StepPhase(string Image, int? Step, string Phase, DateTimeOffset Start, TimeSpan Duration) : BuildEvent(Image);

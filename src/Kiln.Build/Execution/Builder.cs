@@ -21,7 +21,11 @@ public static class Builder
     public static async Task<BuildResult> BuildAsync(string definitionPath, string storeRoot, BuildOptions options,
         IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default)
     {
-        var plan = Plan(definitionPath, options);
+        BuildPlan plan;
+        using (new PhaseClock(progress, "", null).Measure("plan"))
+        {
+            plan = Plan(definitionPath, options);
+        }
         if (!Environment.IsPrivilegedProcess)
         {
             throw new Sandbox.SandboxException("kiln build mounts overlayfs and creates namespaces: run it as root");

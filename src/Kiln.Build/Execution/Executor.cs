@@ -84,7 +84,12 @@ public sealed class Executor
             ct.ThrowIfCancellationRequested();
             _progress?.Report(new StepStarted(image.Name, step.Index, step.Description));
             var stepClock = Stopwatch.StartNew();
-            var cached = _options.NoCache ? null : _store.TryGetStep(step.CacheKey);
+            var phases = new PhaseClock(_progress, image.Name, step.Index);
+            ImageState? cached;
+            using (phases.Measure("cache lookup"))
+            {
+                cached = _options.NoCache ? null : _store.TryGetStep(step.CacheKey);
+            }
             bool reuse = cached is not null && !dirty && !(_options.Refresh && step.FetchesPackages);
             ImageState next;
             if (reuse)
@@ -93,13 +98,16 @@ public sealed class Executor
             }
             else
             {
-                next = await new StepRunner(_store, _options, plan.File, line => Output(image.Name, step.Index, line))
+                next = await new StepRunner(_store, _options, plan.File, line => Output(image.Name, step.Index, line), phases)
                     .RunAsync(image.Name, step, state, ct).ConfigureAwait(false);
                 if (cached is null || !SameLayers(cached, next))
                 {
                     dirty = dirty || cached is not null;
                 }
-                await _store.PutStepAsync(step.CacheKey, next, ct).ConfigureAwait(false);
+                using (phases.Measure("cache store"))
+                {
+                    await _store.PutStepAsync(step.CacheKey, next, ct).ConfigureAwait(false);
+                }
             }
             var layer = next.Layers.Count > state.Layers.Count ? next.Layers[^1] : null;
             var sr = new StepResult(step.Index, step.Description, reuse, stepClock.Elapsed, layer);
@@ -117,8 +125,12 @@ public sealed class Executor
             },
         };
         finals[image.Name] = (state, dirty);
-        var manifest = await _store.WriteImageAsync(state, ct).ConfigureAwait(false);
-        await _store.TagAsync(image.Name, manifest, ct).ConfigureAwait(false);
+        Descriptor manifest;
+        using (new PhaseClock(_progress, image.Name, null).Measure("write image"))
+        {
+            manifest = await _store.WriteImageAsync(state, ct).ConfigureAwait(false);
+            await _store.TagAsync(image.Name, manifest, ct).ConfigureAwait(false);
+        }
         return new ImageResult { Name = image.Name, Manifest = manifest, Steps = steps, Duration = clock.Elapsed };
     }
 
@@ -127,7 +139,11 @@ public sealed class Executor
     {
         _progress?.Report(new StepStarted(image.Name, -1, description));
         var clock = Stopwatch.StartNew();
-        var cached = _options.NoCache ? null : _store.TryGetStep(image.BaseKey);
+        ImageState? cached;
+        using (new PhaseClock(_progress, image.Name, -1).Measure("cache lookup"))
+        {
+            cached = _options.NoCache ? null : _store.TryGetStep(image.BaseKey);
+        }
         bool reuse = cached is not null && !(_options.Refresh && fetches);
         bool dirty = false;
         ImageState state;

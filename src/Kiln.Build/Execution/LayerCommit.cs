@@ -8,7 +8,8 @@ namespace Kiln.Build.Execution;
 /// the directory itself as the layer's snapshot (a rename, never a second extraction).</summary>
 internal static class LayerCommit
 {
-    public static async Task<ImageState> CommitAsync(KilnStore store, string changesDir, ImageState state, string createdBy, BuildOptions options, CancellationToken ct)
+    public static async Task<ImageState> CommitAsync(KilnStore store, string changesDir, ImageState state, string createdBy, BuildOptions options, CancellationToken ct,
+        PhaseClock? phases = null)
     {
         if (!Directory.EnumerateFileSystemEntries(changesDir).Any())
         {
@@ -18,10 +19,24 @@ internal static class LayerCommit
         Descriptor blob;
         using (var writer = store.CreateBlobWriter())
         {
-            packed = await LayerPacker.PackAsync(changesDir, writer, options.Compression, options.Epoch, ct).ConfigureAwait(false);
-            blob = await writer.CommitAsync(packed.MediaType, packed.Digest, ct).ConfigureAwait(false);
+            var timings = new PackTimings();
+            using (var pack = phases?.Measure("pack"))
+            {
+                packed = await LayerPacker.PackAsync(changesDir, writer, options.Compression, options.Epoch, timings, ct).ConfigureAwait(false);
+                if (pack is { } p)
+                {
+                    phases!.Report("hash", p.Start, timings.Hash);
+                }
+            }
+            using (phases?.Measure("store blob"))
+            {
+                blob = await writer.CommitAsync(packed.MediaType, packed.Digest, ct).ConfigureAwait(false);
+            }
         }
-        store.CommitSnapshot(changesDir, packed.DiffId);
+        using (phases?.Measure("commit snapshot"))
+        {
+            store.CommitSnapshot(changesDir, packed.DiffId);
+        }
         var next = state with
         {
             Layers = [.. state.Layers, blob],

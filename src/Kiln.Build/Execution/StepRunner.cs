@@ -23,10 +23,12 @@ internal sealed class StepRunner
     private readonly KilnFile _file;
     private readonly Action<string> _output;
     private readonly Queue<string> _tail = new();
+    private readonly PhaseClock? _phases;
     private bool _ranUpdate;
 
-    public StepRunner(KilnStore store, BuildOptions options, KilnFile file, Action<string> output)
+    public StepRunner(KilnStore store, BuildOptions options, KilnFile file, Action<string> output, PhaseClock? phases = null)
     {
+        _phases = phases;
         _store = store;
         _options = options;
         _file = file;
@@ -76,12 +78,15 @@ internal sealed class StepRunner
                     }
                     break;
                 case CopyStep copy:
-                    await LayerCopier.CopyAsync(_file.ContextDir, copy.Sources, copy.To, upper, lowers, copy.Uid, copy.Gid, copy.Mode, ct).ConfigureAwait(false);
+                    using (_phases?.Measure("copy"))
+                    {
+                        await LayerCopier.CopyAsync(_file.ContextDir, copy.Sources, copy.To, upper, lowers, copy.Uid, copy.Gid, copy.Mode, ct).ConfigureAwait(false);
+                    }
                     break;
                 default:
                     throw new NotSupportedException($"step kind {step.Step.GetType().Name} is not supported");
             }
-            return await LayerCommit.CommitAsync(_store, upper, state, createdBy, _options, ct).ConfigureAwait(false);
+            return await LayerCommit.CommitAsync(_store, upper, state, createdBy, _options, ct, _phases).ConfigureAwait(false);
         }
         finally
         {
@@ -107,7 +112,11 @@ internal sealed class StepRunner
             HostNetwork = hostNetwork,
             Binds = binds,
         };
-        int status = await Sandbox.Sandbox.RunAsync(spec, Line, ct).ConfigureAwait(false);
+        int status;
+        using (_phases?.Measure("sandbox"))
+        {
+            status = await Sandbox.Sandbox.RunAsync(spec, Line, ct).ConfigureAwait(false);
+        }
         if (status != 0)
         {
             throw BuildException.StepFailed(image, step.Index, step.Description, status, [.. _tail]);

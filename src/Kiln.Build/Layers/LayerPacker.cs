@@ -20,8 +20,14 @@ public static class LayerPacker
 
     /// <summary>Writes <paramref name="upperDir"/> as a PAX tar compressed with <paramref name="compression"/> to
     /// <paramref name="destination"/> (left open), hashing while streaming.</summary>
+    public static Task<PackedLayer> PackAsync(string upperDir, Stream destination, Compression compression,
+        DateTimeOffset epoch, CancellationToken cancellationToken = default) =>
+        PackAsync(upperDir, destination, compression, epoch, null, cancellationToken);
+
+    /// <inheritdoc cref="PackAsync(string, Stream, Compression, DateTimeOffset, CancellationToken)"/>
+    /// <param name="timings">Filled in with where the time went, when given.</param>
     public static async Task<PackedLayer> PackAsync(string upperDir, Stream destination, Compression compression,
-        DateTimeOffset epoch, CancellationToken cancellationToken = default)
+        DateTimeOffset epoch, PackTimings? timings, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(destination);
         if (!Directory.Exists(upperDir))
@@ -29,12 +35,12 @@ public static class LayerPacker
             throw new DirectoryNotFoundException($"layer source directory '{upperDir}' does not exist");
         }
         long epochSeconds = epoch.ToUnixTimeSeconds();
-        return await Task.Run(() => Pack(Path.GetFullPath(upperDir), destination, compression, epochSeconds, cancellationToken),
+        return await Task.Run(() => Pack(Path.GetFullPath(upperDir), destination, compression, epochSeconds, timings, cancellationToken),
             cancellationToken).ConfigureAwait(false);
     }
 
     private static PackedLayer Pack(string root, Stream destination, Compression compression, long epoch,
-        CancellationToken cancellationToken)
+        PackTimings? timings, CancellationToken cancellationToken)
     {
         var items = Walk(root, cancellationToken);
         items.Sort((a, b) => a.SortKey.AsSpan().SequenceCompareTo(b.SortKey));
@@ -110,6 +116,10 @@ public static class LayerPacker
                 ArrayPool<byte>.Shared.Return(buffer);
             }
             var (diffId, digest, size) = output.Complete();
+            if (timings is not null)
+            {
+                timings.Hash = output.HashTime;
+            }
             return new PackedLayer(Digest.FromHash(diffId), Digest.FromHash(digest), size,
                 compression == Compression.Zstd ? MediaTypes.LayerZstd : MediaTypes.LayerGzip);
         }

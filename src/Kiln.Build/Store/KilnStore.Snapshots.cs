@@ -29,7 +29,7 @@ public sealed partial class KilnStore
             if (!Directory.Exists(target))
             {
                 // Content must be on disk before the rename makes it visible as complete.
-                Native.SyncFilesystem(source);
+                SyncTree(source);
                 try
                 {
                     Directory.Move(source, target);
@@ -46,6 +46,49 @@ public sealed partial class KilnStore
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw StoreException.Io($"committing snapshot {diffId} from '{source}' (it must be on the store's filesystem)", e);
+        }
+    }
+
+    // A small tree (an app-change copy step) is fsynced entry by entry: syncfs would also wait for every
+    // other writer's dirty data on the filesystem. A large tree is flushed with one syncfs.
+    private const int FsyncEachLimit = 64;
+
+    private static void SyncTree(string root)
+    {
+        var entries = new List<string>();
+        var pending = new Stack<string>();
+        pending.Push(root);
+        while (pending.Count > 0)
+        {
+            var dir = pending.Pop();
+            entries.Add(dir);
+            foreach (var info in new DirectoryInfo(dir).EnumerateFileSystemInfos())
+            {
+                if (entries.Count > FsyncEachLimit)
+                {
+                    Native.SyncFilesystem(root);
+                    return;
+                }
+                var st = Kiln.Build.Native.LibC.Lstat(info.FullName);
+                if (st.IsDirectory)
+                {
+                    pending.Push(info.FullName);
+                }
+                else if (st.IsRegularFile)
+                {
+                    entries.Add(info.FullName);
+                }
+                else
+                {
+                    // Symlinks, whiteouts, fifos: nothing to open and fsync; one syncfs covers them.
+                    Native.SyncFilesystem(root);
+                    return;
+                }
+            }
+        }
+        foreach (var path in entries)
+        {
+            Native.FsyncPath(path);
         }
     }
 

@@ -86,6 +86,10 @@ public sealed partial class KilnStore
             return byName != 0 ? byName : string.CompareOrdinal(a.Digest.Value, b.Digest.Value);
         });
         var bytes = OciJson.Serialize(index with { Manifests = list });
+        if (File.Exists(IndexPath) && bytes.AsSpan().SequenceEqual(File.ReadAllBytes(IndexPath)))
+        {
+            return; // unchanged (a no-op rebuild re-tags each image): spare the fsyncs of a rewrite
+        }
         try
         {
             await StoreFs.AtomicWriteAsync(NewIngestPath(), IndexPath, bytes, ct).ConfigureAwait(false);

@@ -80,6 +80,16 @@ internal static partial class Native
         }
     }
 
+    /// <summary>fsyncs a regular file or a directory (never a device node or fifo: opening those has side effects).</summary>
+    internal static void FsyncPath(string path)
+    {
+        using var h = OpenReadOnly(path);
+        if (FSync(h) != 0)
+        {
+            throw new IOException($"fsync of '{path}' failed: {Marshal.GetLastPInvokeErrorMessage()}");
+        }
+    }
+
     /// <summary>Flushes the whole filesystem holding <paramref name="path"/> (a snapshot tree before its commit rename).</summary>
     internal static void SyncFilesystem(string path)
     {
