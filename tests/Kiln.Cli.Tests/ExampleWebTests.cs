@@ -115,6 +115,29 @@ public sealed class ExampleWebTests : IClassFixture<ExampleWebFixture>
         }
     }
 
+    [Fact]
+    public void The_bake_phase_checks_of_the_example_pass_in_the_cold_build_and_are_cached_after()
+    {
+        var phases = Tests(_web.Cold.Stdout, "web");
+        var bake = phases.Single(p => p.GetProperty("phase").GetString() == "bake");
+        Assert.True(bake.GetProperty("passed").GetBoolean(), _web.Cold.Stdout);
+        Assert.Equal(["file /var/www/html/index.html", "package nginx-light", "user www-data", "command nginx -t"],
+            bake.GetProperty("checks").EnumerateArray().Select(c => c.GetProperty("name").GetString()!));
+        Assert.All(bake.GetProperty("checks").EnumerateArray(), c => Assert.True(c.GetProperty("passed").GetBoolean()));
+        Assert.Empty(Tests(_web.Cold.Stdout, "base"));
+
+        var again = KilnProcess.Run(Store, "test", "web", "--phase", "bake", "--json", "-f", _web.Context.Path);
+        Assert.True(again.ExitCode == 0, again.All);
+        Leftovers.AssertNone(Store);
+    }
+
+    private static List<JsonElement> Tests(string buildJson, string image)
+    {
+        using var doc = JsonDocument.Parse(buildJson);
+        return [.. doc.RootElement.GetProperty("images").EnumerateArray().First(i => i.GetProperty("name").GetString() == image)
+            .GetProperty("tests").EnumerateArray().Select(p => p.Clone())];
+    }
+
     private static List<string> Digests(string buildJson)
     {
         using var doc = JsonDocument.Parse(buildJson);
