@@ -98,6 +98,23 @@ public sealed class ExampleWebTests : IClassFixture<ExampleWebFixture>
     }
 
     [Fact]
+    public void Refresh_reruns_the_bootstrap_and_package_steps_and_keeps_later_steps_when_packages_did_not_change()
+    {
+        var r = KilnProcess.Run(Store, "build", "--refresh", "--json", _web.Context.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var steps = doc.RootElement.GetProperty("images").EnumerateArray()
+            .SelectMany(i => i.GetProperty("steps").EnumerateArray().Select(s => (Description: s.GetProperty("description").GetString()!, Cached: s.GetProperty("cached").GetBoolean())))
+            .ToList();
+        Assert.All(steps.Where(s => s.Description.StartsWith("bootstrap", StringComparison.Ordinal) || s.Description.StartsWith("packages", StringComparison.Ordinal)),
+            s => Assert.False(s.Cached, s.Description));
+        // The same mirror gives the same packages, so the run and copy steps built on them stay valid.
+        Assert.All(steps.Where(s => s.Description.StartsWith("run", StringComparison.Ordinal) || s.Description.StartsWith("copy", StringComparison.Ordinal)),
+            s => Assert.True(s.Cached, s.Description));
+        Assert.Equal(Digests(_web.Cold.Stdout), Digests(r.Stdout));
+    }
+
+    [Fact]
     public void Two_empty_stores_give_identical_digests_for_every_layer()
     {
         using var other = new TempDir("kiln-web-store2");
@@ -113,6 +130,52 @@ public sealed class ExampleWebTests : IClassFixture<ExampleWebFixture>
             Assert.Equal(a[0], b[0]);
             Assert.Equal(StoreReader.ManifestDigest(Store, name), StoreReader.ManifestDigest(other.Path, name));
         }
+    }
+
+    [Fact]
+    public async Task The_web_image_boots_as_an_instance_and_serves_the_site_with_nginx()
+    {
+        using var store = Kiln.Build.Store.KilnStore.Open(Store);
+        var image = await store.ReadImageStateAsync(store.TryGetTag("web")!.Digest);
+        await using (var instance = await Kiln.Build.Testing.Boot.Instance.StartAsync(store, image, new Kiln.Build.Testing.Boot.InstanceOptions()))
+        {
+            await instance.WaitForPortsAsync([("tcp", 8080)], TimeSpan.FromSeconds(30));
+            var page = await instance.HttpGetAsync(new Uri("http://127.0.0.1:8080/"), TimeSpan.FromSeconds(10));
+            Assert.Equal(200, page.Status);
+            Assert.Contains("Hello from Kiln", page.Body);
+            Assert.StartsWith("nginx", page.Headers["Server"]);
+        }
+        Leftovers.AssertNone(Store);
+    }
+
+    [Fact]
+    public async Task An_image_booted_with_systemd_reaches_its_nginx_unit_and_serves_the_page()
+    {
+        using var ctx = new TempDir("kiln-web-ctx");
+        ExampleWebFixture.CopyTree(ExampleWebFixture.ExamplePath, ctx.Path);
+        File.AppendAllText(Path.Combine(ctx.Path, "kiln.yaml"), """
+
+              web-systemd:
+                from: web
+                steps:
+                  - packages: [systemd-sysv]
+                  - run: systemctl enable nginx
+            """);
+        var r = KilnProcess.Run(Store, "build", "-t", "web-systemd", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        using var store = Kiln.Build.Store.KilnStore.Open(Store);
+        var image = await store.ReadImageStateAsync(store.TryGetTag("web-systemd")!.Digest);
+        await using (var instance = await Kiln.Build.Testing.Boot.Instance.StartAsync(store, image, new Kiln.Build.Testing.Boot.InstanceOptions { Systemd = true }))
+        {
+            await instance.WaitForPortsAsync([("tcp", 8080)], TimeSpan.FromSeconds(60));
+            var units = await instance.ExecAsync("systemctl is-enabled nginx; systemctl is-active nginx; cat /proc/1/comm", TimeSpan.FromSeconds(20));
+            Assert.Equal(["enabled", "active", "systemd"], units.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            var page = await instance.HttpGetAsync(new Uri("http://127.0.0.1:8080/"), TimeSpan.FromSeconds(10));
+            Assert.Equal(200, page.Status);
+            Assert.Contains("Hello from Kiln", page.Body);
+        }
+        Leftovers.AssertNone(Store);
+        Assert.Empty(KilnProcess.Tool("pgrep", "-f", "systemd-nspawn -D " + Store).Stdout);
     }
 
     [Fact]

@@ -3,6 +3,35 @@ using System.Diagnostics;
 
 namespace Kiln.Build.Sandbox;
 
+/// <summary>A started child process: its pid, its exit, and a way to kill it with everything it started.</summary>
+public sealed class RunningChild
+{
+    private readonly Process _process;
+
+    internal RunningChild(Process process, Task<int> exited)
+    {
+        _process = process;
+        Exited = exited;
+        Pid = process.Id;
+    }
+
+    public int Pid { get; }
+
+    /// <summary>Completes with the exit status (or cancellation) once the process has exited.</summary>
+    public Task<int> Exited { get; }
+
+    public void Kill()
+    {
+        try
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+}
+
 /// <summary>Starts a child process from a dedicated thread that lives until the child exits.</summary>
 /// <remarks>PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process; a
 /// thread-pool thread can retire while a long step runs and would kill it. A dedicated thread can't.</remarks>
@@ -11,8 +40,16 @@ public static class ChildProcess
     /// <summary>Runs the process with stdin closed (empty), each output line (stdout and stderr) to
     /// <paramref name="onLine"/>; returns the exit status. On cancellation the whole tree is killed and
     /// awaited before <see cref="OperationCanceledException"/> is thrown.</summary>
-    public static Task<int> RunAsync(ProcessStartInfo psi, Action<string?> onLine, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(ProcessStartInfo psi, Action<string?> onLine, CancellationToken cancellationToken)
     {
+        var child = await StartAsync(psi, onLine, cancellationToken).ConfigureAwait(false);
+        return await child.Exited.ConfigureAwait(false);
+    }
+
+    /// <summary>Starts the process and returns once it runs. Cancelling the token kills it (and its tree).</summary>
+    public static Task<RunningChild> StartAsync(ProcessStartInfo psi, Action<string?> onLine, CancellationToken cancellationToken)
+    {
+        var started = new TaskCompletionSource<RunningChild>(TaskCreationOptions.RunContinuationsAsynchronously);
         var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
@@ -36,16 +73,9 @@ public static class ChildProcess
                 }
                 process.BeginOutputReadLine();
                 process.BeginErrorReadLine();
-                using (cancellationToken.Register(() =>
-                {
-                    try
-                    {
-                        process.Kill(entireProcessTree: true);
-                    }
-                    catch (InvalidOperationException)
-                    {
-                    }
-                }))
+                var child = new RunningChild(process, done.Task);
+                started.TrySetResult(child);
+                using (cancellationToken.Register(child.Kill))
                 {
                     process.WaitForExit();
                 }
@@ -60,6 +90,7 @@ public static class ChildProcess
             }
             catch (Exception ex)
             {
+                started.TrySetException(ex);
                 done.TrySetException(ex);
             }
         })
@@ -68,6 +99,6 @@ public static class ChildProcess
             Name = "kiln-child " + psi.FileName,
         };
         thread.Start();
-        return done.Task;
+        return started.Task;
     }
 }

@@ -19,7 +19,28 @@ public static class Sandbox
     /// process of the sandbox has exited).</summary>
     public static async Task<int> RunAsync(SandboxSpec spec, Action<string>? output = null, CancellationToken cancellationToken = default)
     {
+        var run = await StartAsync(spec, output, cancellationToken).ConfigureAwait(false);
+        int status = await run.Child.Exited.ConfigureAwait(false);
+        if (status == 125 && run.SetupErrors.Length > 0)
+        {
+            throw SandboxException.SetupFailed(run.SetupErrors);
+        }
+        return status;
+    }
+
+    /// <summary>Starts the command and returns once its process runs (for long-running instances).
+    /// Cancelling the token kills the sandbox.</summary>
+    public static async Task<SandboxRun> StartAsync(SandboxSpec spec, Action<string>? output = null, CancellationToken cancellationToken = default)
+    {
         cancellationToken.ThrowIfCancellationRequested();
+        var psi = Prepare(spec);
+        var run = new SandboxRun(output);
+        run.Child = await ChildProcess.StartAsync(psi, run.OnLine, cancellationToken).ConfigureAwait(false);
+        return run;
+    }
+
+    private static ProcessStartInfo Prepare(SandboxSpec spec)
+    {
         var merged = Path.Combine(spec.ScratchDir, "merged");
         var work = Path.Combine(spec.ScratchDir, "work");
         var skeleton = Path.Combine(spec.ScratchDir, "skeleton");
@@ -74,6 +95,15 @@ public static class Sandbox
         {
             psi.ArgumentList.Add($"{k}={v}");
         }
+        if (spec.Launcher == SandboxLauncher.Nspawn)
+        {
+            psi.Environment["KILN_SYSTEM_MOUNTS"] = "no";
+            foreach (var a in new[] { "systemd-nspawn", "-D", merged, "--register=no", "--keep-unit", "--private-network", "--boot", "--quiet", "--console=read-only", $"--hostname={spec.Hostname}" })
+            {
+                psi.ArgumentList.Add(a);
+            }
+            return psi;
+        }
         psi.ArgumentList.Add("chroot");
         if (spec.User is { Length: > 0 } user)
         {
@@ -88,29 +118,62 @@ public static class Sandbox
         {
             psi.ArgumentList.Add(a);
         }
+        return psi;
+    }
+}
 
-        var setupErrors = new StringBuilder();
-        void OnLine(string? line)
-        {
-            if (line is null)
-            {
-                return;
-            }
-            if (line.StartsWith("kiln-sandbox: ", StringComparison.Ordinal))
-            {
-                lock (setupErrors)
-                {
-                    setupErrors.AppendLine(line["kiln-sandbox: ".Length..]);
-                }
-            }
-            output?.Invoke(line);
-        }
+/// <summary>A running sandbox: its process (unshare; the namespace's PID 1 is its only child) and output.</summary>
+public sealed class SandboxRun
+{
+    private readonly Action<string>? _output;
+    private readonly StringBuilder _setupErrors = new();
 
-        int status = await ChildProcess.RunAsync(psi, OnLine, cancellationToken).ConfigureAwait(false);
-        if (status == 125 && setupErrors.Length > 0)
+    internal SandboxRun(Action<string>? output) => _output = output;
+
+    public RunningChild Child { get; internal set; } = null!;
+
+    /// <summary>What the sandbox's own setup reported (lines starting "kiln-sandbox: ").</summary>
+    public string SetupErrors
+    {
+        get
         {
-            throw SandboxException.SetupFailed(setupErrors.ToString().Trim());
+            lock (_setupErrors)
+            {
+                return _setupErrors.ToString().Trim();
+            }
         }
-        return status;
+    }
+
+    /// <summary>The host pid of the namespace's PID 1, once it exists (else null).</summary>
+    public int? InitPid
+    {
+        get
+        {
+            try
+            {
+                var children = File.ReadAllText($"/proc/{Child.Pid}/task/{Child.Pid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return children.Length > 0 && int.TryParse(children[0], out var pid) ? pid : null;
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
+    }
+
+    internal void OnLine(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+        if (line.StartsWith("kiln-sandbox: ", StringComparison.Ordinal))
+        {
+            lock (_setupErrors)
+            {
+                _setupErrors.AppendLine(line["kiln-sandbox: ".Length..]);
+            }
+        }
+        _output?.Invoke(line);
     }
 }

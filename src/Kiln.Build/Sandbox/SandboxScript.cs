@@ -10,13 +10,13 @@ set -eu
 fail() { echo "kiln-sandbox: $*" >&2; exit 125; }
 m="$KILN_MERGED"
 mount -t overlay kiln-root -o "lowerdir=$KILN_LOWER,upperdir=$KILN_UPPER,workdir=$KILN_WORK" "$m" || fail "overlay mount failed"
-if [ -d "$m/proc" ] && [ ! -L "$m/proc" ]; then
+if [ "${KILN_SYSTEM_MOUNTS:-yes}" = yes ] && [ -d "$m/proc" ] && [ ! -L "$m/proc" ]; then
   mount -t proc -o nosuid,nodev,noexec kiln-proc "$m/proc" || fail "mounting /proc failed"
 fi
-if [ -d "$m/sys" ] && [ ! -L "$m/sys" ]; then
+if [ "${KILN_SYSTEM_MOUNTS:-yes}" = yes ] && [ -d "$m/sys" ] && [ ! -L "$m/sys" ]; then
   mount -t sysfs -o ro,nosuid,nodev,noexec kiln-sys "$m/sys" 2>/dev/null || mount --rbind -o ro /sys "$m/sys" || fail "mounting /sys failed"
 fi
-if [ -d "$m/dev" ] && [ ! -L "$m/dev" ]; then
+if [ "${KILN_SYSTEM_MOUNTS:-yes}" = yes ] && [ -d "$m/dev" ] && [ ! -L "$m/dev" ]; then
   mount -t tmpfs -o nosuid,noexec,mode=0755,size=65536k kiln-dev "$m/dev" || fail "mounting /dev failed"
   for d in null zero full random urandom tty; do
     : > "$m/dev/$d"
@@ -42,7 +42,7 @@ if [ "${KILN_NET:-host}" = none ]; then
   ip link set lo up 2>/dev/null || true
 fi
 hostname "$KILN_HOSTNAME" 2>/dev/null || true
-unset KILN_MERGED KILN_LOWER KILN_UPPER KILN_WORK KILN_BINDS KILN_NET KILN_HOSTNAME
+unset KILN_SYSTEM_MOUNTS KILN_MERGED KILN_LOWER KILN_UPPER KILN_WORK KILN_BINDS KILN_NET KILN_HOSTNAME
 exec env -i "$@"
 """;
 }

@@ -40,4 +40,10 @@ public sealed record SandboxSpec
     public IReadOnlyList<BindMount> Binds { get; init; } = [];
 
     public string Hostname { get; init; } = "kiln";
+
+    /// <summary>How the command is started in the root: chroot(8), or systemd-nspawn booting the image's
+    /// init (which mounts /proc, /sys and /dev itself and gets its own loopback-only network).</summary>
+    public SandboxLauncher Launcher { get; init; } = SandboxLauncher.Chroot;
 }
+
+public enum SandboxLauncher { Chroot, Nspawn }

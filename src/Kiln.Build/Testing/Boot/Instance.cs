@@ -1,0 +1,350 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http;
+using System.Net.Sockets;
+using System.Text;
+using Kiln.Build.Sandbox;
+using Kiln.Build.Store;
+
+namespace Kiln.Build.Testing.Boot;
+
+/// <summary>A running instance of an image: its entrypoint/cmd as PID 1 of new pid, mount, uts, ipc and
+/// network namespaces (loopback only), on a throwaway overlay of the image's snapshots. Checks reach it
+/// through its namespaces; disposing it stops it and removes everything it made.</summary>
+public sealed class Instance : IAsyncDisposable
+{
+    private const int OutputLines = 200;
+
+    private readonly KilnStore _store;
+    private readonly string _scratch;
+    private readonly InstanceOptions _options;
+    private readonly CancellationTokenSource _kill = new();
+    private readonly Queue<string> _output = new();
+    private readonly IReadOnlyList<KeyValuePair<string, string>> _environment;
+    private SandboxRun? _run;
+    private int _initPid;
+    private bool _disposed;
+
+    private Instance(KilnStore store, string scratch, InstanceOptions options, IReadOnlyList<KeyValuePair<string, string>> environment)
+    {
+        _store = store;
+        _scratch = scratch;
+        _options = options;
+        _environment = environment;
+    }
+
+    /// <summary>The last lines the instance wrote (stdout and stderr).</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return string.Join(Environment.NewLine, _output);
+            }
+        }
+    }
+
+    /// <summary>The host pid of the instance's PID 1.</summary>
+    public int Pid => _initPid;
+
+    public static async Task<Instance> StartAsync(KilnStore store, ImageState image, InstanceOptions options, CancellationToken ct = default)
+    {
+        var config = image.Config.Config;
+        List<string> argv = options.Systemd
+            ? ["/sbin/init"]
+            : [.. config.Entrypoint ?? [], .. config.Cmd ?? []];
+        if (argv.Count == 0)
+        {
+            throw new InstanceException("the image has no entrypoint or cmd to start (set config.cmd, or boot: systemd)");
+        }
+        var env = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["PATH"] = Sandbox.Sandbox.DefaultPath,
+            ["HOME"] = "/root",
+        };
+        foreach (var e in config.Env ?? [])
+        {
+            int eq = e.IndexOf('=');
+            if (eq > 0)
+            {
+                env[e[..eq]] = e[(eq + 1)..];
+            }
+        }
+        var environment = env.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
+        var scratch = store.CreateTempDir("instance");
+        var instance = new Instance(store, scratch, options, environment);
+        try
+        {
+            var spec = new SandboxSpec
+            {
+                LowerDirsTopFirst = [.. image.Config.RootFs.DiffIds.Reverse().Select(store.SnapshotPath)],
+                UpperDir = Path.Combine(scratch, "upper"),
+                ScratchDir = Path.Combine(scratch, "sandbox"),
+                Command = argv,
+                Environment = environment,
+                WorkingDirectory = options.Systemd || config.WorkingDir is not { Length: > 0 } ? "/" : config.WorkingDir,
+                User = options.Systemd ? null : config.User,
+                HostNetwork = false,
+                ResolvConf = false,
+                PolicyRcD = false,
+                Hostname = "kiln-instance",
+                Launcher = options.Systemd ? SandboxLauncher.Nspawn : SandboxLauncher.Chroot,
+            };
+            instance._run = await Sandbox.Sandbox.StartAsync(spec, instance.OnLine, instance._kill.Token).ConfigureAwait(false);
+            await instance.WaitForInitAsync(ct).ConfigureAwait(false);
+            return instance;
+        }
+        catch
+        {
+            await instance.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private void OnLine(string line)
+    {
+        lock (_output)
+        {
+            _output.Enqueue(line);
+            while (_output.Count > OutputLines)
+            {
+                _output.Dequeue();
+            }
+        }
+    }
+
+    private async Task WaitForInitAsync(CancellationToken ct)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            ThrowIfExited();
+            // Ready once PID 1 has chrooted into the image: before that it is the setup script on the host's root,
+            // and nothing may enter it.
+            if (_run!.InitPid is { } pid && (_options.Systemd ? ContainerInit(pid) : pid) is int init && IsInImage(init))
+            {
+                _initPid = init;
+                return;
+            }
+            if (deadline.Elapsed > _options.StartTimeout)
+            {
+                throw new InstanceException($"the instance did not start within {_options.StartTimeout.TotalSeconds:0} s", Output);
+            }
+            await Task.Delay(5, ct).ConfigureAwait(false);
+        }
+    }
+
+    private string MergedDir => Path.Combine(_scratch, "sandbox", "merged");
+
+    private bool IsInImage(int pid)
+    {
+        try
+        {
+            if (_options.Systemd)
+            {
+                // systemd-nspawn pivots the container into the image root: its init has a mount namespace
+                // of its own and runs systemd.
+                return File.ReadAllText($"/proc/{pid}/comm").Trim() == "systemd"
+                    && File.ResolveLinkTarget($"/proc/{pid}/ns/mnt", false)?.FullName != File.ResolveLinkTarget($"/proc/{_run!.InitPid}/ns/mnt", false)?.FullName;
+            }
+            return File.ResolveLinkTarget($"/proc/{pid}/root", returnFinalTarget: false)?.FullName == MergedDir;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The container's init: the child of systemd-nspawn.</summary>
+    private static int? ContainerInit(int nspawnPid)
+    {
+        try
+        {
+            var children = File.ReadAllText($"/proc/{nspawnPid}/task/{nspawnPid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return children.Length > 0 && int.TryParse(children[0], out var pid) ? pid : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private void ThrowIfExited()
+    {
+        if (_run!.Child.Exited.IsCompleted)
+        {
+            var status = _run.Child.Exited.IsCompletedSuccessfully ? _run.Child.Exited.Result : -1;
+            var setup = _run.SetupErrors;
+            throw new InstanceException(
+                setup.Length > 0 ? $"the instance could not be set up: {setup}" : $"the instance exited (status {status}) before it was ready", Output);
+        }
+    }
+
+    /// <summary>Waits until every port listens inside the instance; throws with the instance's output on timeout
+    /// or when the instance exits.</summary>
+    public async Task WaitForPortsAsync(IReadOnlyList<(string Protocol, int Port)> ports, TimeSpan timeout, CancellationToken ct = default)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            ThrowIfExited();
+            var waiting = ports.Where(p => !NetworkNamespace.IsListening(_initPid, p.Protocol, p.Port)).ToList();
+            if (waiting.Count == 0)
+            {
+                return;
+            }
+            if (clock.Elapsed > timeout)
+            {
+                throw new InstanceException(
+                    $"timed out after {timeout.TotalSeconds:0.#} s waiting for {string.Join(", ", waiting.Select(p => $"{p.Protocol}:{p.Port}"))} to listen", Output);
+            }
+            await Task.Delay(10, ct).ConfigureAwait(false);
+        }
+    }
+
+    public Task<bool> IsListeningAsync(string protocol, int port, CancellationToken ct = default) =>
+        Task.FromResult(NetworkNamespace.IsListening(_initPid, protocol, port));
+
+    /// <summary>An HTTP GET made from inside the instance's network namespace.</summary>
+    public async Task<HttpResult> HttpGetAsync(Uri url, TimeSpan timeout, CancellationToken ct = default)
+    {
+        var address = url.Host is "localhost" ? IPAddress.Loopback
+            : IPAddress.TryParse(url.Host.Trim('[', ']'), out var parsed) ? parsed
+            : throw new InstanceException($"'{url.Host}' is not an address inside the instance; use 127.0.0.1 or localhost");
+        int pid = _initPid;
+        using var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            ConnectCallback = async (context, token) =>
+                new NetworkStream(await NetworkNamespace.ConnectTcpAsync(pid, address, context.DnsEndPoint.Port, token).ConfigureAwait(false), ownsSocket: true),
+        };
+        using var client = new HttpClient(handler) { Timeout = timeout };
+        using var response = await client.GetAsync(url, ct).ConfigureAwait(false);
+        var body = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
+        {
+            headers[name] = string.Join(", ", values);
+        }
+        return new HttpResult((int)response.StatusCode, headers, body);
+    }
+
+    /// <summary>Runs <c>/bin/sh -c COMMAND</c> inside the instance's namespaces and root.</summary>
+    public async Task<CommandResult> ExecAsync(string command, TimeSpan timeout, CancellationToken ct = default)
+    {
+        ThrowIfExited();
+        if (!IsInImage(_initPid))
+        {
+            throw new InstanceException("the instance's PID 1 is not inside the image root; refusing to run a command", Output);
+        }
+        var psi = new ProcessStartInfo("nsenter")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.Environment.Clear();
+        foreach (var (k, v) in _environment)
+        {
+            psi.Environment[k] = v;
+        }
+        foreach (var a in new[] { "-t", _initPid.ToString(System.Globalization.CultureInfo.InvariantCulture), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--", "/bin/sh", "-c", command })
+        {
+            psi.ArgumentList.Add(a);
+        }
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
+        using var process = new Process { StartInfo = psi };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (stdout) { stdout.AppendLine(e.Data); } } };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (stderr) { stderr.AppendLine(e.Data); } } };
+        InheritedDescriptors.CloseOnExec();
+        process.Start();
+        process.StandardInput.Close();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        limit.CancelAfter(timeout);
+        bool timedOut = false;
+        try
+        {
+            await process.WaitForExitAsync(limit.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            timedOut = !ct.IsCancellationRequested;
+            try
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+            }
+            await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+            ct.ThrowIfCancellationRequested();
+        }
+        process.WaitForExit();
+        return new CommandResult(timedOut ? -1 : process.ExitCode, stdout.ToString(), stderr.ToString(), timedOut);
+    }
+
+    /// <summary>Stops the instance (its stop signal, then SIGKILL after the stop timeout) and removes its files.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        if (_run is not null)
+        {
+            if (_initPid > 0 && !_run.Child.Exited.IsCompleted)
+            {
+                // PID 1 of a namespace gets only the signals it handles: when it handles SIGTERM (a server
+                // does), give it the stop timeout to shut down; else there is no point in waiting.
+                // Under systemd-nspawn, SIGTERM to nspawn powers the container off cleanly.
+                int target = _options.Systemd && _run.InitPid is { } nspawn ? nspawn : _initPid;
+                if (Handles(target, 15))
+                {
+                    _ = Kill(target, 15);
+                    await Task.WhenAny(_run.Child.Exited, Task.Delay(_options.StopTimeout)).ConfigureAwait(false);
+                }
+            }
+            await _kill.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await _run.Child.Exited.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+        _kill.Dispose();
+        _store.DeleteTempDir(_scratch);
+    }
+
+    private static bool Handles(int pid, int signal)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+            {
+                if (line.StartsWith("SigCgt:", StringComparison.Ordinal))
+                {
+                    var mask = ulong.Parse(line["SigCgt:".Length..].Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
+                    return (mask & (1UL << (signal - 1))) != 0;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return false;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
+    private static extern int Kill(int pid, int signal);
+}
