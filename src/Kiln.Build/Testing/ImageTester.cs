@@ -21,7 +21,7 @@ public sealed record TestOptions
 
 /// <summary>Runs an image's spec phase by phase (bake, then boot), reading and writing the result cache, and
 /// reporting progress as build events.</summary>
-public sealed partial class ImageTester
+public sealed class ImageTester
 {
     private readonly KilnStore _store;
     private readonly TestOptions _options;
@@ -92,19 +92,9 @@ public sealed partial class ImageTester
             return new TestPhaseReport { Image = image, Phase = name, Checks = reports, Duration = clock.Elapsed };
         }
 
-        Task<IReadOnlyList<CheckReport>>? booted = null;
-        RunBootPhase(_store, image, state, boot, checks, r => _progress?.Report(new CheckFinished(image, name, r)), ct, ref booted);
-        if (booted is null)
-        {
-            return Skipped(image, name, checks, "this build of kiln cannot start instances yet (the boot phase is not available)");
-        }
-        return new TestPhaseReport { Image = image, Phase = name, Checks = await booted.ConfigureAwait(false), Duration = clock.Elapsed };
+        var booted = await BootPhase.RunAsync(_store, state, boot, checks, r => _progress?.Report(new CheckFinished(image, name, r)), ct).ConfigureAwait(false);
+        return new TestPhaseReport { Image = image, Phase = name, Checks = booted, Duration = clock.Elapsed };
     }
-
-    /// <summary>Implemented by the boot phase (BootPhase.cs) where instances can be started; without it the
-    /// boot phase's checks are reported as skipped.</summary>
-    static partial void RunBootPhase(KilnStore store, string image, ImageState state, BootMode boot, List<Check> checks,
-        Action<CheckReport> finished, CancellationToken ct, ref Task<IReadOnlyList<CheckReport>>? result);
 
     private static TestPhaseReport Skipped(string image, string name, List<Check> checks, string because) => new()
     {
