@@ -1,5 +1,6 @@
 using Kiln.Build.Execution;
 using Kiln.Build.Layers;
+using Kiln.Build.Testing;
 using Spectre.Console;
 
 namespace Kiln.Cli;
@@ -8,7 +9,7 @@ internal static class BuildCommand
 {
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd"], ["--target", "--trace"],
+        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd"], ["--target", "--trace", "--junit"],
             new Dictionary<string, string> { ["-t"] = "--target", ["-v"] = "--verbose", ["-h"] = "--help" });
         if (a.Has("--help"))
         {
@@ -43,18 +44,22 @@ internal static class BuildCommand
                 result = await AnsiConsole.Status().Spinner(Spinner.Known.Dots).StartAsync("planning", async ctx =>
                 {
                     renderer.Status = text => ctx.Status(Markup.Escape(text));
-                    return await Builder.BuildAsync(path, Cli.StoreRoot(), options, progress, ct).ConfigureAwait(false);
+                    return await TestedBuilder.BuildAsync(path, Cli.StoreRoot(), options, progress, ct).ConfigureAwait(false);
                 }).ConfigureAwait(false);
             }
             else
             {
-                result = await Builder.BuildAsync(path, Cli.StoreRoot(), options, progress, ct).ConfigureAwait(false);
+                result = await TestedBuilder.BuildAsync(path, Cli.StoreRoot(), options, progress, ct).ConfigureAwait(false);
             }
         }
         finally
         {
             // Also for a failed build: the trace shows how far it got.
             trace?.Write(tracePath!);
+        }
+        if (a.Last("--junit") is { } junit)
+        {
+            JUnitReport.WriteFile(junit, result.Images.SelectMany(i => i.Tests.Phases));
         }
         if (json)
         {
@@ -63,6 +68,11 @@ internal static class BuildCommand
         else
         {
             renderer.Summary(result);
+        }
+        if (!result.Passed)
+        {
+            BuildRenderer.Failures(stderr, result);
+            return ExitCodes.Failed;
         }
         return ExitCodes.Ok;
     }

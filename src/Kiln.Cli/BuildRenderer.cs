@@ -63,6 +63,32 @@ internal sealed class BuildRenderer : IProgress<BuildEvent>
                 case BuildWarning w:
                     _out.WriteLine("warning: " + w.Message);
                     break;
+                case TestPhaseStarted t:
+                    Status?.Invoke($"{t.Image} test {t.Phase}: {t.CheckCount} checks");
+                    if (Status is null)
+                    {
+                        _out.WriteLine($"{t.Image} test {t.Phase}: {t.CheckCount} checks ...");
+                    }
+                    break;
+                case CheckFinished c:
+                    if (_verbose || !c.Check.Passed)
+                    {
+                        _out.WriteLine($"{c.Image} test {c.Phase}: {c.Check.Name}: {(c.Check.Passed ? "ok" : "FAILED")} in {Seconds(c.Check.Duration)}");
+                    }
+                    else
+                    {
+                        Status?.Invoke($"{c.Image} test {c.Phase}: {c.Check.Name}");
+                    }
+                    break;
+                case TestPhaseFinished t:
+                    _out.WriteLine($"{t.Image} test {t.Report.Phase}: {PhaseLine(t.Report)}");
+                    break;
+                case ImageRejected r:
+                    _out.WriteLine($"{r.Image}: REJECTED, kept as {r.Tag} ({r.Manifest.Digest.Short}); {r.Image} keeps its previous image");
+                    break;
+                case ImageSkipped s:
+                    _out.WriteLine($"{s.Image}: not built: {s.Because}");
+                    break;
                 case ImageFinished:
                     break;
             }
@@ -79,6 +105,54 @@ internal sealed class BuildRenderer : IProgress<BuildEvent>
             {
                 _out.WriteLine($"    {(s.Cached ? "cached" : Seconds(s.Duration)),8}  {s.Description}");
             }
+            foreach (var p in image.Tests.Phases)
+            {
+                _out.WriteLine($"    {(p.Cached ? "cached" : p.SkippedBecause is null ? Seconds(p.Duration) : "skipped"),8}  test {p.Phase}: {PhaseLine(p)}");
+            }
+        }
+        foreach (var s in result.Skipped)
+        {
+            _out.WriteLine($"{s.Name}  not built: {s.Because}");
+        }
+    }
+
+    internal static string PhaseLine(TestPhaseReport p)
+    {
+        if (p.SkippedBecause is { } why)
+        {
+            return $"{p.Checks.Count} checks skipped: {why}";
+        }
+        var outcome = p.Passed ? $"{p.Checks.Count} passed" : $"{p.Failed} of {p.Checks.Count} FAILED";
+        return $"{outcome} {(p.Cached ? "(cached)" : "in " + Seconds(p.Duration))}";
+    }
+
+    /// <summary>Every failed check with each matcher's expected and actual value.</summary>
+    public static void Failures(TextWriter output, IEnumerable<TestPhaseReport> phases)
+    {
+        foreach (var p in phases)
+        {
+            foreach (var c in p.Checks.Where(c => !c.Passed))
+            {
+                output.WriteLine($"FAILED {p.Image} ({p.Phase}) {c.Name}");
+                foreach (var f in c.Failures)
+                {
+                    output.WriteLine($"    {f.Matcher}: expected {f.Expected}");
+                    output.WriteLine($"    {new string(' ', f.Matcher.Length)}  actual   {f.Actual}");
+                }
+            }
+        }
+    }
+
+    public static void Failures(TextWriter output, BuildResult result)
+    {
+        Failures(output, result.Images.SelectMany(i => i.Tests.Phases));
+        foreach (var i in result.Images.Where(i => i.Rejected))
+        {
+            output.WriteLine($"error: {i.Name} failed its tests: kept as {Executor.RejectedTag(i.Name)}, not named {i.Name}");
+        }
+        foreach (var s in result.Skipped)
+        {
+            output.WriteLine($"error: {s.Name} was not built: {s.Because}");
         }
     }
 

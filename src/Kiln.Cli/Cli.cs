@@ -27,6 +27,7 @@ public static class Cli
             return command switch
             {
                 "build" => await BuildCommand.RunAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "test" => await TestCommand.RunAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "images" => await StoreCommands.ImagesAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 "inspect" => await StoreCommands.InspectAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 "history" => await StoreCommands.HistoryAsync(rest, stdout, cancellationToken).ConfigureAwait(false),

@@ -9,6 +9,7 @@ Usage: kiln COMMAND [OPTIONS]
 
 Commands:
   build [PATH]        build the images of a kiln.yaml (PATH: the file or its folder; default .)
+  test IMAGE          run IMAGE's test spec again (bake phase, boot phase)
   images              list the images in the store
   inspect IMAGE       an image's config and its layers, with sizes and the step that made each
   history IMAGE       the steps that made an image
@@ -26,12 +27,17 @@ Builds every image of the kiln.yaml at PATH (a file, or a folder holding kiln.ya
 parents before children. Each step's result is cached by a key over its parent, its definition
 and the files it reads: an unchanged step does not run again.
 
+An image with `test:` is tested before it takes its name (results are cached by image digest and
+spec digest). A failing image is rejected: kept as IMAGE.rejected, never named IMAGE (the
+previous IMAGE keeps the name), images built on it are not built, and the exit status is 1.
+
 Options:
   -t, --target IMAGE   build only IMAGE and the images it needs (repeatable)
   --no-cache           run every step again, ignoring the step cache
   --refresh            run package steps and bootstraps again (security updates); later steps
                        run again only where the packages changed
   --zstd               compress new layers with zstd instead of gzip
+  --junit FILE         write the test results as JUnit XML to FILE
   --json               print the result as JSON on stdout (progress goes to stderr)
   --trace FILE         write where the time went as Chrome trace-event JSON (open it in Perfetto
                        or chrome://tracing): per image, per step, and per phase of a step (cache
@@ -40,6 +46,23 @@ Options:
   -h, --help           show this help
 
 Environment: KILN_STORE (store folder), SOURCE_DATE_EPOCH (clamp for file times; default 0).
+""";
+
+    public const string Test = """
+Usage: kiln test IMAGE [OPTIONS]
+
+Runs the test spec (`test:` in kiln.yaml) of IMAGE again, against the image the store names IMAGE,
+ignoring cached results. Exit 1 if a check fails; every failed check is shown with its expected
+and actual values.
+
+Options:
+  -f, --file PATH      the kiln.yaml (or its folder) that defines IMAGE (default: .)
+  --phase bake|boot    run only this phase (bake: files, packages, users, groups and commands in a
+                       throwaway overlay; boot: ports, http, commands and services in an instance)
+  --junit FILE         write the results as JUnit XML to FILE
+  --json               print the results as JSON on stdout
+  -v, --verbose        show every check as it finishes
+  -h, --help           show this help
 """;
 
     public const string Images = """

@@ -46,11 +46,63 @@ internal static class JsonOutput
                 w.WriteEndObject();
             }
             w.WriteEndArray();
+            w.WriteBoolean("rejected", image.Rejected);
+            Tests(w, image.Tests.Phases);
             w.WriteEndObject();
         }
         w.WriteEndArray();
+        w.WriteStartArray("skipped");
+        foreach (var s in result.Skipped)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", s.Name);
+            w.WriteString("because", s.Because);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteBoolean("passed", result.Passed);
         w.WriteEndObject();
     });
+
+    public static void Tests(Utf8JsonWriter w, IEnumerable<TestPhaseReport> phases)
+    {
+        w.WriteStartArray("tests");
+        foreach (var p in phases)
+        {
+            w.WriteStartObject();
+            w.WriteString("phase", p.Phase);
+            w.WriteBoolean("passed", p.Passed);
+            w.WriteBoolean("cached", p.Cached);
+            if (p.SkippedBecause is { } why)
+            {
+                w.WriteString("skipped", why);
+            }
+            w.WriteNumber("seconds", Math.Round(p.Duration.TotalSeconds, 3));
+            w.WriteStartArray("checks");
+            foreach (var c in p.Checks)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", c.Name);
+                w.WriteBoolean("passed", c.Passed);
+                w.WriteBoolean("skipped", c.Skipped);
+                w.WriteNumber("seconds", Math.Round(c.Duration.TotalSeconds, 3));
+                w.WriteStartArray("failures");
+                foreach (var f in c.Failures)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("matcher", f.Matcher);
+                    w.WriteString("expected", f.Expected);
+                    w.WriteString("actual", f.Actual);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
 
     public static void Config(Utf8JsonWriter w, ContainerConfig c)
     {

@@ -7,9 +7,12 @@ public sealed class ExampleWebTests : IClassFixture<ExampleWebFixture>
 {
     private readonly ExampleWebFixture _web;
 
-    public ExampleWebTests(ExampleWebFixture web)
+    private readonly Xunit.Abstractions.ITestOutputHelper _output;
+
+    public ExampleWebTests(ExampleWebFixture web, Xunit.Abstractions.ITestOutputHelper output)
     {
         _web = web;
+        _output = output;
         Assert.True(web.Cold.ExitCode == 0, "cold build of examples/web failed:\n" + web.Cold.All);
     }
 
@@ -176,6 +179,68 @@ public sealed class ExampleWebTests : IClassFixture<ExampleWebFixture>
         }
         Leftovers.AssertNone(Store);
         Assert.Empty(KilnProcess.Tool("pgrep", "-f", "systemd-nspawn -D " + Store).Stdout);
+    }
+
+    [Fact]
+    public void The_spec_of_the_example_passes_in_both_phases_in_the_cold_build_and_kiln_test_reruns_it()
+    {
+        var phases = Tests(_web.Cold.Stdout, "web");
+        var bake = phases.Single(p => p.GetProperty("phase").GetString() == "bake");
+        Assert.True(bake.GetProperty("passed").GetBoolean(), _web.Cold.Stdout);
+        Assert.Equal(["file /var/www/html/index.html", "package nginx-light", "user www-data", "command nginx -t"],
+            bake.GetProperty("checks").EnumerateArray().Select(c => c.GetProperty("name").GetString()!));
+        Assert.All(bake.GetProperty("checks").EnumerateArray(), c => Assert.True(c.GetProperty("passed").GetBoolean()));
+        Assert.Empty(Tests(_web.Cold.Stdout, "base"));
+        // The boot phase reads the page from nginx, in an instance of the image.
+        var boot = phases.Single(p => p.GetProperty("phase").GetString() == "boot");
+        Assert.True(boot.GetProperty("passed").GetBoolean(), _web.Cold.Stdout);
+        Assert.Equal(["port tcp:8080", "http http://127.0.0.1:8080/"],
+            boot.GetProperty("checks").EnumerateArray().Select(c => c.GetProperty("name").GetString()!));
+
+        using var junit = new TempDir("kiln-junit");
+        var again = KilnProcess.Run(Store, "test", "web", "--junit", junit.Sub("r.xml"), "-f", _web.Context.Path);
+        Assert.True(again.ExitCode == 0, again.All);
+        Assert.Equal(["web bake", "web boot"], System.Xml.Linq.XDocument.Load(junit.Sub("r.xml")).Root!.Elements("testsuite").Select(s => s.Attribute("name")!.Value));
+        Leftovers.AssertNone(Store);
+    }
+
+    [Fact]
+    public void A_systemd_boot_passes_its_service_and_http_checks()
+    {
+        using var ctx = new TempDir("kiln-web-ctx");
+        ExampleWebFixture.CopyTree(ExampleWebFixture.ExamplePath, ctx.Path);
+        File.AppendAllText(Path.Combine(ctx.Path, "kiln.yaml"), """
+
+              web-systemd-tested:
+                from: web
+                steps:
+                  - packages: [systemd-sysv]
+                  - run: systemctl enable nginx
+                boot: systemd
+                test:
+                  service: {nginx.service: {enabled: true, active: true}}
+                  http: {"http://127.0.0.1:8080/": {status: 200, body: [Hello from Kiln]}}
+            """);
+        var r = KilnProcess.Run(Store, "build", "--json", "-t", "web-systemd-tested", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        var boot = Tests(r.Stdout, "web-systemd-tested").Single();
+        Assert.Equal("boot", boot.GetProperty("phase").GetString());
+        Assert.True(boot.GetProperty("passed").GetBoolean(), r.Stdout);
+        Assert.Equal(["http http://127.0.0.1:8080/", "service nginx.service"],
+            boot.GetProperty("checks").EnumerateArray().Select(c => c.GetProperty("name").GetString()!));
+        _output.WriteLine($"systemd boot phase: {boot.GetProperty("seconds").GetDouble()} s");
+        foreach (var p in Tests(_web.Cold.Stdout, "web"))
+        {
+            _output.WriteLine($"web {p.GetProperty("phase").GetString()} phase (process boot): {p.GetProperty("seconds").GetDouble()} s");
+        }
+        Leftovers.AssertNone(Store);
+    }
+
+    private static List<JsonElement> Tests(string buildJson, string image)
+    {
+        using var doc = JsonDocument.Parse(buildJson);
+        return [.. doc.RootElement.GetProperty("images").EnumerateArray().First(i => i.GetProperty("name").GetString() == image)
+            .GetProperty("tests").EnumerateArray().Select(p => p.Clone())];
     }
 
     private static List<string> Digests(string buildJson)

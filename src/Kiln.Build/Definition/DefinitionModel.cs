@@ -26,6 +26,22 @@ public sealed record ImageDefinition
     public required ImageSource Source { get; init; }
     public IReadOnlyList<StepDefinition> Steps { get; init; } = [];
     public ConfigDefinition Config { get; init; } = new();
+    /// <summary>The image's test spec (<c>test:</c>), or null when it has none.</summary>
+    public TestSource? Test { get; init; }
+    /// <summary>How the boot phase starts the image (<c>boot:</c>).</summary>
+    public BootMode Boot { get; init; } = BootMode.Process;
+}
+
+public enum BootMode { Process, Systemd }
+
+/// <summary>Where an image's test spec comes from: a file of the build context or a map inside kiln.yaml.
+/// Validated here only as far as its place goes; the spec itself is read by Kiln.Build.Testing.Spec.</summary>
+public sealed record TestSource
+{
+    public required SourceMark Mark { get; init; }
+    /// <summary>Absolute path of the spec file (inside the context), or null when the spec is inline.</summary>
+    public string? File { get; init; }
+    internal YNode? Inline { get; init; }
 }
 
 /// <summary>What an image starts from.</summary>

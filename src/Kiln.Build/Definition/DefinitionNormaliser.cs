@@ -27,8 +27,14 @@ internal static class DefinitionNormaliser
             Source = image.Get("bootstrap") is { } bootstrap ? Bootstrap(bootstrap) : From((YScalar)image.Get("from")!, contextDir),
             Steps = steps?.Items.Select(s => Step((YMapping)s)).ToList() ?? [],
             Config = config is null ? new ConfigDefinition() : Config(config),
+            Test = image.Get("test") is { } test ? Test(test, contextDir) : null,
+            Boot = image.Get("boot") is YScalar { Value: "systemd" } ? BootMode.Systemd : BootMode.Process,
         };
     }
+
+    private static TestSource Test(YNode node, string contextDir) => node is YScalar scalar
+        ? new TestSource { Mark = node.Mark, File = ContextPaths.Combine(contextDir, ContextPaths.Normalise(scalar.Value, out _)!) }
+        : new TestSource { Mark = node.Mark, Inline = node };
 
     private static ImageSource Bootstrap(YNode node)
     {

@@ -5,7 +5,8 @@ namespace Kiln.Build.Definition;
 /// <summary>The lexical rules of kiln.yaml, shared by validation and normalisation.</summary>
 internal static partial class DefinitionSyntax
 {
-    public static readonly string[] ImageKeys = ["bootstrap", "from", "steps", "config"];
+    public static readonly string[] ImageKeys = ["bootstrap", "from", "steps", "config", "test", "boot"];
+    public static readonly string[] BootModes = ["process", "systemd"];
     public static readonly string[] BootstrapKeys = ["distro", "suite", "variant", "packages", "mirror"];
     public static readonly string[] StepKinds = ["packages", "run", "copy", "env", "workdir", "user"];
     public static readonly string[] ConfigKeys = ["entrypoint", "cmd", "env", "workdir", "user", "expose", "labels", "stop-signal"];
@@ -34,7 +35,7 @@ internal static partial class DefinitionSyntax
 
     /// <summary>Keys that will exist one day; until then they are unknown keys with a hint.</summary>
     public static string? NotYetSupportedHint(string key) =>
-        key is "test" or "outputs" ? $"`{key}` is not supported yet" : null;
+        key is "outputs" ? $"`{key}` is not supported yet" : null;
 
     [GeneratedRegex("^[a-z0-9][a-z0-9._-]*$")]
     public static partial Regex ImageName();

@@ -111,6 +111,48 @@ internal sealed partial class DefinitionValidator
         {
             CheckConfig(config);
         }
+
+        if (image.Get("test") is { } test)
+        {
+            CheckTest(test);
+        }
+
+        if (image.Get("boot") is { } boot && ExpectString(boot, "boot", "process or systemd") is { } mode
+            && !DefinitionSyntax.BootModes.Contains(mode.Value))
+        {
+            Problem(boot, $"`boot` must be process or systemd, found `{mode.Value}`");
+        }
+    }
+
+    /// <summary>A spec file of the context (its content is checked when the spec is read) or an inline map.</summary>
+    private void CheckTest(YNode node)
+    {
+        if (node is YMapping)
+        {
+            return;
+        }
+
+        if (ExpectString(node, "test", "a spec file (relative to the build context) or a map of checks") is not { } scalar)
+        {
+            return;
+        }
+
+        var normalised = ContextPaths.Normalise(scalar.Value, out var error);
+        if (scalar.Value.StartsWith('/'))
+        {
+            error = "is an absolute path; a spec file is relative to the build context";
+        }
+
+        error ??= normalised is null ? null : ContextPaths.CheckSource(_contextDir, normalised);
+        if (error is null && Directory.Exists(ContextPaths.Combine(_contextDir, normalised!)))
+        {
+            error = "is a directory; expected a spec file";
+        }
+
+        if (error is not null)
+        {
+            Problem(node, $"`test: {scalar.Value}` {error}");
+        }
     }
 
     private void CheckBootstrap(YNode node)

@@ -27,11 +27,35 @@ public sealed record ImageResult
     public required Descriptor Manifest { get; init; }
     public required IReadOnlyList<StepResult> Steps { get; init; }
     public required TimeSpan Duration { get; init; }
+    /// <summary>What the image's tests found; <see cref="GateResult.Untested"/> when it has none.</summary>
+    public GateResult Tests { get; init; } = GateResult.Untested;
+    /// <summary>Failed its tests: tagged <c>NAME.rejected</c>, not NAME.</summary>
+    public bool Rejected => !Tests.Passed;
     public int StepsRun => Steps.Count(s => !s.Cached);
     public int StepsCached => Steps.Count(s => s.Cached);
 }
 
-public sealed record BuildResult(IReadOnlyList<ImageResult> Images);
+public sealed record BuildResult(IReadOnlyList<ImageResult> Images)
+{
+    /// <summary>Images not built because an image they need was rejected.</summary>
+    public IReadOnlyList<SkippedImage> Skipped { get; init; } = [];
+
+    public bool Passed => Images.All(i => !i.Rejected) && Skipped.Count == 0;
+}
+
+public sealed record TestPhaseStarted(string Image, string Phase, int CheckCount) : BuildEvent(Image);
+
+public sealed record CheckFinished(string Image, string Phase, CheckReport Check) : BuildEvent(Image);
+
+public sealed record TestPhaseFinished(string Image, TestPhaseReport Report) : BuildEvent(Image);
+
+/// <summary>The image failed its tests: it is kept under <paramref name="Tag"/> and does not take its name.</summary>
+public sealed record ImageRejected(string Image, Descriptor Manifest, string Tag) : BuildEvent(Image);
+
+/// <summary>The image was not built because an image it needs was rejected or skipped.</summary>
+public sealed record ImageSkipped(string Image, string Because) : BuildEvent(Image);
+
+public sealed record SkippedImage(string Name, string Because);
 
 /// <summary>A timed phase, for traces: of step <paramref name="Step"/> of an image (-1: its base), of the image as a
 /// whole when <paramref name="Step"/> is null, or of the whole build when <paramref name="Image"/> is empty.</summary>

@@ -14,26 +14,46 @@ public sealed class Executor
     private readonly KilnStore _store;
     private readonly BuildOptions _options;
     private readonly IProgress<BuildEvent>? _progress;
+    private readonly IImageGate? _gate;
 
-    public Executor(KilnStore store, BuildOptions options, IProgress<BuildEvent>? progress = null)
+    public Executor(KilnStore store, BuildOptions options, IProgress<BuildEvent>? progress = null, IImageGate? gate = null)
     {
         _store = store;
         _options = options;
         _progress = progress;
+        _gate = gate;
     }
+
+    /// <summary>The tag a rejected image is kept under.</summary>
+    public static string RejectedTag(string image) => image + ".rejected";
 
     public async Task<BuildResult> BuildAsync(BuildPlan plan, CancellationToken cancellationToken = default)
     {
         var finals = new Dictionary<string, (ImageState State, bool Dirty)>(StringComparer.Ordinal);
         var results = new List<ImageResult>();
+        var skipped = new List<SkippedImage>();
+        var blocked = new HashSet<string>(StringComparer.Ordinal);
         using var storeLock = _store.AcquireLock(exclusive: false, cancellationToken);
         foreach (var image in plan.Images)
         {
+            if (image.Definition.Source is FromImageSource parent && blocked.Contains(parent.ImageName))
+            {
+                var because = skipped.Any(s => s.Name == parent.ImageName)
+                    ? $"it needs {parent.ImageName}, which was not built" : $"it needs {parent.ImageName}, which failed its tests";
+                skipped.Add(new SkippedImage(image.Name, because));
+                blocked.Add(image.Name);
+                _progress?.Report(new ImageSkipped(image.Name, because));
+                continue;
+            }
             var result = await BuildImageAsync(plan, image, finals, cancellationToken).ConfigureAwait(false);
             results.Add(result);
+            if (result.Rejected)
+            {
+                blocked.Add(image.Name);
+            }
             _progress?.Report(new ImageFinished(image.Name, result));
         }
-        return new BuildResult(results);
+        return new BuildResult(results) { Skipped = skipped };
     }
 
     private async Task<ImageResult> BuildImageAsync(BuildPlan plan, ImagePlan image, Dictionary<string, (ImageState State, bool Dirty)> finals, CancellationToken ct)
@@ -129,9 +149,27 @@ public sealed class Executor
         using (new PhaseClock(_progress, image.Name, null).Measure("write image"))
         {
             manifest = await _store.WriteImageAsync(state, ct).ConfigureAwait(false);
-            await _store.TagAsync(image.Name, manifest, ct).ConfigureAwait(false);
         }
-        return new ImageResult { Name = image.Name, Manifest = manifest, Steps = steps, Duration = clock.Elapsed };
+        GateResult tests;
+        using (new PhaseClock(_progress, image.Name, null).Measure("tests"))
+        {
+            tests = _gate is null ? GateResult.Untested : await _gate.CheckAsync(image, manifest, state, ct).ConfigureAwait(false);
+        }
+        if (tests.Passed)
+        {
+            await _store.TagAsync(image.Name, manifest, ct).ConfigureAwait(false);
+            if (_store.TryGetTag(RejectedTag(image.Name)) is not null)
+            {
+                await _store.UntagAsync(RejectedTag(image.Name), ct).ConfigureAwait(false);
+            }
+        }
+        else
+        {
+            // Kept for inspection under its own tag (which also keeps gc from collecting it); never given the name.
+            await _store.TagAsync(RejectedTag(image.Name), manifest, ct).ConfigureAwait(false);
+            _progress?.Report(new ImageRejected(image.Name, manifest, RejectedTag(image.Name)));
+        }
+        return new ImageResult { Name = image.Name, Manifest = manifest, Steps = steps, Duration = clock.Elapsed, Tests = tests };
     }
 
     private async Task<(ImageState State, bool Dirty, StepResult Result)> BaseStepAsync(

@@ -179,9 +179,8 @@ public sealed class DefinitionLoaderTests : IDisposable
     }
 
     [Theory]
-    [InlineData("test")]
     [InlineData("outputs")]
-    public void Test_and_outputs_are_unknown_keys_that_say_not_supported_yet(string key)
+    public void Outputs_is_an_unknown_key_that_says_not_supported_yet(string key)
     {
         var problems = _context.Problems($"""
             images:
@@ -495,6 +494,51 @@ public sealed class DefinitionLoaderTests : IDisposable
 
         Assert.Equal(2, e.Problems.Count);
         Assert.Contains($"{_context.YamlPath}:1:13: image `a` needs", e.Message);
+    }
+
+    [Fact]
+    public void Test_takes_a_spec_file_of_the_context_or_an_inline_map_and_boot_defaults_to_process()
+    {
+        _context.File("tests/web.yaml", "file: {/a: {}}\n").Yaml("""
+            images:
+              a:
+                from: scratch
+                test: tests/web.yaml
+              b:
+                from: scratch
+                boot: systemd
+                test:
+                  file: {/b: {}}
+            """);
+
+        var file = _context.Load();
+
+        Assert.Equal(Path.Combine(_context.Dir, "tests", "web.yaml"), file.Images[0].Test!.File);
+        Assert.Equal(BootMode.Process, file.Images[0].Boot);
+        Assert.Null(file.Images[1].Test!.File);
+        Assert.Equal(new SourceMark(_context.YamlPath, 9, 7), file.Images[1].Test!.Mark);
+        Assert.Equal(BootMode.Systemd, file.Images[1].Boot);
+    }
+
+    [Theory]
+    [InlineData("test: missing.yaml", 4, 11, "`test: missing.yaml` does not exist in the build context")]
+    [InlineData("test: ../outside.yaml", 4, 11, "`test: ../outside.yaml` leaves the build context")]
+    [InlineData("test: /etc/passwd", 4, 11, "`test: /etc/passwd` is an absolute path")]
+    [InlineData("test: tests", 4, 11, "`test: tests` is a directory")]
+    [InlineData("test: [a]", 4, 11, "`test` expects a spec file (relative to the build context) or a map of checks, found a list")]
+    [InlineData("boot: vm", 4, 11, "`boot` must be process or systemd, found `vm`")]
+    [InlineData("boot: [systemd]", 4, 11, "`boot` expects process or systemd, found a list")]
+    public void A_bad_test_or_boot_is_reported_where_it_is(string line, int l, int c, string message)
+    {
+        _context.File("tests/web.yaml", "{}\n");
+        var problems = _context.Problems($"""
+            images:
+              a:
+                from: scratch
+                {line}
+            """);
+
+        AssertProblem(problems, l, c, message);
     }
 
     private void AssertProblem(IReadOnlyList<DefinitionProblem> problems, int line, int column, string message)

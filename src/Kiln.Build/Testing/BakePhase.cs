@@ -1,0 +1,400 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+using Kiln.Build.Execution;
+using Kiln.Build.Layers;
+using Kiln.Build.Sandbox;
+using Kiln.Build.Store;
+using Kiln.Build.Testing.Spec;
+
+namespace Kiln.Build.Testing;
+
+/// <summary>The bake phase: file, package, user and group checks read the image's snapshots (never the host's
+/// files); command checks run in a throwaway overlay on top of the image (no network), whose upper dir is
+/// deleted afterwards, so nothing they write reaches the image.</summary>
+internal sealed class BakePhase
+{
+    private const string IoDir = "/.kiln-test";
+    private const int MaxOutput = 1024 * 1024;
+
+    private readonly KilnStore _store;
+    private readonly ImageState _state;
+    private readonly DateTimeOffset _epoch;
+    private readonly IReadOnlyList<string> _lowers;
+    private readonly ImageFiles _files;
+    private Dictionary<string, (string Status, string Version)>? _packages;
+
+    public BakePhase(KilnStore store, ImageState state, DateTimeOffset epoch)
+    {
+        _store = store;
+        _state = state;
+        _epoch = epoch;
+        _lowers = LayerCommit.LowerDirs(store, state);
+        foreach (var (dir, diffId) in _lowers.Zip(state.Config.RootFs.DiffIds.Reverse()))
+        {
+            if (!Directory.Exists(dir))
+            {
+                throw StoreException.Io($"testing the image: the snapshot of layer {diffId} is missing (run kiln verify)", new DirectoryNotFoundException(dir));
+            }
+        }
+        _files = new ImageFiles(_lowers);
+    }
+
+    public async Task<CheckReport> RunAsync(Check check, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        var failures = new List<CheckFailure>();
+        switch (check)
+        {
+            case FileCheck f:
+                File(f, failures);
+                break;
+            case PackageCheck p:
+                Package(p, failures);
+                break;
+            case UserCheck u:
+                User(u, failures);
+                break;
+            case GroupCheck g:
+                Group(g, failures);
+                break;
+            case CommandCheck c:
+                await CommandAsync(c, failures, ct).ConfigureAwait(false);
+                break;
+            default:
+                throw new InvalidOperationException($"{check.Name} is not a bake-phase check");
+        }
+        return new CheckReport { Section = check.Section, Subject = check.Subject, Duration = clock.Elapsed, Failures = failures };
+    }
+
+    private void File(FileCheck check, List<CheckFailure> failures)
+    {
+        var entry = _files.Entry(check.Subject, follow: false);
+        if (!check.Exists)
+        {
+            if (entry is not null)
+            {
+                failures.Add(new("exists", "false", $"true (a {Kind(entry.Kind)})"));
+            }
+            return;
+        }
+        if (entry is null)
+        {
+            failures.Add(new("exists", "true", "false (no such file or directory)"));
+            return;
+        }
+        if (check.Type is { } type && Kind(entry.Kind) != type.ToString().ToLowerInvariant())
+        {
+            failures.Add(new("type", type.ToString().ToLowerInvariant(), Kind(entry.Kind)));
+        }
+        if (check.LinkTarget is { } expectedTarget)
+        {
+            var target = entry.Kind == ImageEntryKind.Symlink ? new FileInfo(entry.HostPath).LinkTarget ?? "" : null;
+            if (target != expectedTarget)
+            {
+                failures.Add(new("link-target", expectedTarget, target ?? $"not a symlink (a {Kind(entry.Kind)})"));
+            }
+        }
+        // Metadata and content are those of what a link points to, as stat(1) -L and cat(1) see them.
+        var real = entry.Kind == ImageEntryKind.Symlink ? _files.Entry(check.Subject, follow: true) : entry;
+        if (real is null)
+        {
+            if (check.Mode is not null || check.Owner is not null || check.Group is not null || check.Contains.Count > 0 || check.Sha256 is not null)
+            {
+                failures.Add(new("exists", "a link to an existing file", "a dangling symlink"));
+            }
+            return;
+        }
+        if (check.Mode is { } mode && real.Mode != mode)
+        {
+            failures.Add(new("mode", Octal(mode), Octal((int)real.Mode)));
+        }
+        if (check.Owner is { } owner)
+        {
+            Account("owner", owner, real.Uid, _files.Passwd, _files.UserName, failures);
+        }
+        if (check.Group is { } group)
+        {
+            Account("group", group, real.Gid, _files.Group, _files.GroupName, failures);
+        }
+        if (check.Contains.Count > 0 || check.Sha256 is not null)
+        {
+            if (real.Kind != ImageEntryKind.File)
+            {
+                failures.Add(new(check.Sha256 is null ? "contains" : "sha256", "a regular file", $"a {Kind(real.Kind)}"));
+                return;
+            }
+            if (check.Contains.Count > 0)
+            {
+                var text = _files.ReadText(check.Subject) ?? "";
+                foreach (var s in check.Contains.Where(s => !text.Contains(s, StringComparison.Ordinal)))
+                {
+                    failures.Add(new("contains", Quote(s), $"not found in {text.Length} characters: {Excerpt(text)}"));
+                }
+            }
+            if (check.Sha256 is { } sha)
+            {
+                using var stream = _files.Open(check.Subject)!;
+                var actual = Convert.ToHexStringLower(SHA256.HashData(stream));
+                if (actual != sha)
+                {
+                    failures.Add(new("sha256", sha, actual));
+                }
+            }
+        }
+    }
+
+    private static void Account(string matcher, string expected, uint actualId, IReadOnlyList<string[]> table, Func<uint, string?> nameOf,
+        List<CheckFailure> failures)
+    {
+        var actualName = nameOf(actualId);
+        var actual = actualName is null ? actualId.ToString(CultureInfo.InvariantCulture) : $"{actualName} ({actualId})";
+        if (uint.TryParse(expected, NumberStyles.None, CultureInfo.InvariantCulture, out var id))
+        {
+            if (id != actualId)
+            {
+                failures.Add(new(matcher, expected, actual));
+            }
+            return;
+        }
+        var row = table.FirstOrDefault(f => f[0] == expected);
+        if (row is null)
+        {
+            failures.Add(new(matcher, $"{expected} (not in the image's {(matcher == "owner" ? "/etc/passwd" : "/etc/group")})", actual));
+        }
+        else if (row[2] != actualId.ToString(CultureInfo.InvariantCulture))
+        {
+            failures.Add(new(matcher, $"{expected} ({row[2]})", actual));
+        }
+    }
+
+    private void Package(PackageCheck check, List<CheckFailure> failures)
+    {
+        _packages ??= ReadDpkgStatus();
+        bool installed = _packages.TryGetValue(check.Subject, out var p) && p.Status.EndsWith(" installed", StringComparison.Ordinal);
+        string actual = installed ? $"installed, version {p.Version}" : p.Status is { Length: > 0 } status ? $"not installed (status: {status})" : "not installed";
+        if (installed != check.Installed)
+        {
+            failures.Add(new("installed", check.Installed ? "true" : "false", actual));
+            return;
+        }
+        if (check.Version is { } version && installed && p.Version != version)
+        {
+            failures.Add(new("version", version, p.Version));
+        }
+    }
+
+    private Dictionary<string, (string Status, string Version)> ReadDpkgStatus()
+    {
+        var result = new Dictionary<string, (string, string)>(StringComparer.Ordinal);
+        var text = _files.ReadText("/var/lib/dpkg/status") ?? "";
+        foreach (var stanza in text.Replace("\r", "").Split("\n\n"))
+        {
+            string? name = null, status = null, version = null;
+            foreach (var line in stanza.Split('\n'))
+            {
+                if (line.StartsWith("Package: ", StringComparison.Ordinal))
+                {
+                    name = line[9..].Trim();
+                }
+                else if (line.StartsWith("Status: ", StringComparison.Ordinal))
+                {
+                    status = line[8..].Trim();
+                }
+                else if (line.StartsWith("Version: ", StringComparison.Ordinal))
+                {
+                    version = line[9..].Trim();
+                }
+            }
+            // A multi-arch package has a stanza per architecture: an installed one wins.
+            if (name is not null && (!result.TryGetValue(name, out var seen) || !seen.Item1.EndsWith(" installed", StringComparison.Ordinal)))
+            {
+                result[name] = (status ?? "", version ?? "");
+            }
+        }
+        return result;
+    }
+
+    private void User(UserCheck check, List<CheckFailure> failures)
+    {
+        var row = _files.Passwd.FirstOrDefault(f => f[0] == check.Subject);
+        if (!Exists(check.Exists, row is not null, "/etc/passwd", failures) || row is null)
+        {
+            return;
+        }
+        Compare("uid", check.Uid?.ToString(CultureInfo.InvariantCulture), row[2], failures);
+        Compare("gid", check.Gid?.ToString(CultureInfo.InvariantCulture), row[3], failures);
+        Compare("home", check.Home, row[5], failures);
+        Compare("shell", check.Shell, row[6], failures);
+    }
+
+    private void Group(GroupCheck check, List<CheckFailure> failures)
+    {
+        var row = _files.Group.FirstOrDefault(f => f[0] == check.Subject);
+        if (Exists(check.Exists, row is not null, "/etc/group", failures) && row is not null)
+        {
+            Compare("gid", check.Gid?.ToString(CultureInfo.InvariantCulture), row[2], failures);
+        }
+    }
+
+    private static bool Exists(bool expected, bool actual, string file, List<CheckFailure> failures)
+    {
+        if (expected != actual)
+        {
+            failures.Add(new("exists", expected ? "true" : "false", actual ? $"true (in the image's {file})" : $"false (not in the image's {file})"));
+            return false;
+        }
+        return actual;
+    }
+
+    private static void Compare(string matcher, string? expected, string actual, List<CheckFailure> failures)
+    {
+        if (expected is not null && expected != actual)
+        {
+            failures.Add(new(matcher, expected, actual));
+        }
+    }
+
+    private async Task CommandAsync(CommandCheck check, List<CheckFailure> failures, CancellationToken ct)
+    {
+        var result = await RunCommandAsync(check.Subject, check.Timeout, ct).ConfigureAwait(false);
+        Outcome(check, result.ExitCode, result.Stdout, result.Stderr, result.TimedOut, failures);
+    }
+
+    /// <summary>Compares a command's outcome with a check; shared with the boot phase.</summary>
+    internal static void Outcome(CommandCheck check, int exitCode, string stdout, string stderr, bool timedOut, List<CheckFailure> failures)
+    {
+        if (timedOut)
+        {
+            failures.Add(new("timeout", $"finishes within {check.Timeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s",
+                $"still running; stopped. stdout: {Excerpt(stdout)} stderr: {Excerpt(stderr)}"));
+            return;
+        }
+        if (exitCode != check.ExitStatus)
+        {
+            failures.Add(new("exit-status", check.ExitStatus.ToString(CultureInfo.InvariantCulture),
+                $"{exitCode.ToString(CultureInfo.InvariantCulture)}; stderr: {Excerpt(stderr)}"));
+        }
+        foreach (var s in check.Stdout.Where(s => !stdout.Contains(s, StringComparison.Ordinal)))
+        {
+            failures.Add(new("stdout", Quote(s), Excerpt(stdout)));
+        }
+        foreach (var s in check.Stderr.Where(s => !stderr.Contains(s, StringComparison.Ordinal)))
+        {
+            failures.Add(new("stderr", Quote(s), Excerpt(stderr)));
+        }
+        Matches("stdout-matches", check.StdoutMatches, stdout, failures);
+        Matches("stderr-matches", check.StderrMatches, stderr, failures);
+    }
+
+    private static void Matches(string matcher, string? pattern, string text, List<CheckFailure> failures)
+    {
+        if (pattern is null)
+        {
+            return;
+        }
+        bool match;
+        try
+        {
+            match = Regex.IsMatch(text, pattern, RegexOptions.Multiline | RegexOptions.CultureInvariant, TimeSpan.FromSeconds(5));
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            failures.Add(new(matcher, $"/{pattern}/", "the match took longer than 5s"));
+            return;
+        }
+        if (!match)
+        {
+            failures.Add(new(matcher, $"/{pattern}/", Excerpt(text)));
+        }
+    }
+
+    /// <summary>Runs <c>/bin/sh -c COMMAND</c> in a fresh overlay on the image with the image's env, workdir and user,
+    /// no network; the overlay's upper dir is deleted afterwards.</summary>
+    internal async Task<(int ExitCode, string Stdout, string Stderr, bool TimedOut)> RunCommandAsync(string command, TimeSpan timeout, CancellationToken ct)
+    {
+        var scratch = _store.CreateTempDir("test");
+        try
+        {
+            var io = Path.Combine(scratch, "io");
+            Directory.CreateDirectory(io);
+            // The command may run as the image's (unprivileged) user and writes its output here.
+            System.IO.File.SetUnixFileMode(io, (UnixFileMode)Convert.ToInt32("1777", 8));
+            var config = _state.Config.Config;
+            var spec = new SandboxSpec
+            {
+                LowerDirsTopFirst = _lowers,
+                UpperDir = Path.Combine(scratch, "upper"),
+                ScratchDir = Path.Combine(scratch, "sandbox"),
+                Command = ["/bin/sh", "-c", $"exec >{IoDir}/stdout 2>{IoDir}/stderr </dev/null; exec /bin/sh -c \"$1\"", "sh", command],
+                Environment = ConfigMerge.StepEnvironment(config, _epoch, []),
+                WorkingDirectory = config.WorkingDir is { Length: > 0 } wd ? wd : "/",
+                User = config.User is { Length: > 0 } user ? user : null,
+                HostNetwork = false,
+                Binds = [new BindMount(io, IoDir)],
+            };
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            limit.CancelAfter(timeout);
+            int status = -1;
+            bool timedOut = false;
+            var sandboxLines = new List<string>();
+            try
+            {
+                status = await Sandbox.Sandbox.RunAsync(spec, line => { lock (sandboxLines) { sandboxLines.Add(line); } }, limit.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                timedOut = true;
+            }
+            var stdout = ReadOutput(Path.Combine(io, "stdout"));
+            var stderr = ReadOutput(Path.Combine(io, "stderr"));
+            if (sandboxLines.Count > 0)
+            {
+                // Only what failed before the command's own redirection: the sandbox's or the shell's complaints.
+                stderr = string.Join('\n', sandboxLines) + (stderr.Length > 0 ? "\n" + stderr : "");
+            }
+            return (status, stdout, stderr, timedOut);
+        }
+        finally
+        {
+            _store.DeleteTempDir(scratch);
+        }
+    }
+
+    private static string ReadOutput(string path)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists || info.LinkTarget is not null)
+        {
+            return "";
+        }
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read);
+        var buffer = new byte[(int)Math.Min(stream.Length, MaxOutput)];
+        stream.ReadExactly(buffer);
+        return Encoding.UTF8.GetString(buffer);
+    }
+
+    private static string Kind(ImageEntryKind kind) => kind switch
+    {
+        ImageEntryKind.File => "file",
+        ImageEntryKind.Directory => "directory",
+        ImageEntryKind.Symlink => "symlink",
+        ImageEntryKind.CharDevice => "character device",
+        ImageEntryKind.BlockDevice => "block device",
+        ImageEntryKind.Fifo => "fifo",
+        _ => "socket",
+    };
+
+    private static string Octal(int mode) => Convert.ToString(mode, 8).PadLeft(4, '0');
+
+    internal static string Quote(string s) => "\"" + s + "\"";
+
+    /// <summary>A short, one-line view of output for a failure message.</summary>
+    internal static string Excerpt(string text)
+    {
+        var t = text.Trim().Replace("\n", "\\n", StringComparison.Ordinal);
+        return t.Length == 0 ? "(empty)" : Quote(t.Length <= 300 ? t : t[..300] + "…");
+    }
+}

@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using Kiln.Build.Definition;
+using Kiln.Build.Execution;
+using Kiln.Build.Store;
+using Kiln.Build.Testing.Spec;
+using Kiln.Oci;
+
+namespace Kiln.Build.Testing;
+
+public sealed record TestOptions
+{
+    /// <summary>Reuse stored results of passing runs with the same image digest, spec digest and phase.</summary>
+    public bool UseCache { get; init; } = true;
+
+    /// <summary>Only this phase, or null for both.</summary>
+    public TestPhase? Phase { get; init; }
+
+    /// <summary>The epoch steps saw (SOURCE_DATE_EPOCH inside command checks).</summary>
+    public DateTimeOffset Epoch { get; init; } = DateTimeOffset.UnixEpoch;
+}
+
+/// <summary>Runs an image's spec phase by phase (bake, then boot), reading and writing the result cache, and
+/// reporting progress as build events.</summary>
+public sealed class ImageTester
+{
+    private readonly KilnStore _store;
+    private readonly TestOptions _options;
+    private readonly IProgress<BuildEvent>? _progress;
+
+    public ImageTester(KilnStore store, TestOptions options, IProgress<BuildEvent>? progress = null)
+    {
+        _store = store;
+        _options = options;
+        _progress = progress;
+    }
+
+    /// <summary>Runs the phases of <paramref name="spec"/> that have checks. A failing bake phase skips the boot phase.</summary>
+    public async Task<GateResult> TestAsync(string image, TestSpec spec, BootMode boot, Digest manifest, ImageState state, CancellationToken ct = default)
+    {
+        var phases = new List<TestPhaseReport>();
+        foreach (var phase in new[] { TestPhase.Bake, TestPhase.Boot })
+        {
+            if (_options.Phase is { } only && only != phase)
+            {
+                continue;
+            }
+            var checks = spec.In(phase).ToList();
+            if (checks.Count == 0)
+            {
+                continue;
+            }
+            var name = PhaseName(phase);
+            _progress?.Report(new TestPhaseStarted(image, name, checks.Count));
+            TestPhaseReport report;
+            var key = CacheKey(manifest, spec.Digest, phase);
+            if (phases.Any(p => !p.Passed))
+            {
+                report = Skipped(image, name, checks, "the bake phase failed");
+            }
+            else if (_options.UseCache && TestResultJson.Read(_store.TryReadTestResult(key), image) is { Passed: true } cached)
+            {
+                report = cached with { Cached = true };
+            }
+            else
+            {
+                report = await RunPhaseAsync(image, name, phase, checks, boot, state, ct).ConfigureAwait(false);
+                if (report.SkippedBecause is null)
+                {
+                    await _store.WriteTestResultAsync(key, TestResultJson.Write(report, manifest, spec.Digest), ct).ConfigureAwait(false);
+                }
+            }
+            phases.Add(report);
+            _progress?.Report(new TestPhaseFinished(image, report));
+        }
+        return new GateResult(phases);
+    }
+
+    private async Task<TestPhaseReport> RunPhaseAsync(string image, string name, TestPhase phase, List<Check> checks, BootMode boot,
+        ImageState state, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        var reports = new List<CheckReport>();
+        if (phase == TestPhase.Bake)
+        {
+            var bake = new BakePhase(_store, state, _options.Epoch);
+            foreach (var check in checks)
+            {
+                var r = await bake.RunAsync(check, ct).ConfigureAwait(false);
+                reports.Add(r);
+                _progress?.Report(new CheckFinished(image, name, r));
+            }
+            return new TestPhaseReport { Image = image, Phase = name, Checks = reports, Duration = clock.Elapsed };
+        }
+
+        var booted = await BootPhase.RunAsync(_store, state, boot, checks, r => _progress?.Report(new CheckFinished(image, name, r)), ct).ConfigureAwait(false);
+        return new TestPhaseReport { Image = image, Phase = name, Checks = booted, Duration = clock.Elapsed };
+    }
+
+    private static TestPhaseReport Skipped(string image, string name, List<Check> checks, string because) => new()
+    {
+        Image = image,
+        Phase = name,
+        Duration = TimeSpan.Zero,
+        SkippedBecause = because,
+        Checks = [.. checks.Select(c => new CheckReport { Section = c.Section, Subject = c.Subject, Duration = TimeSpan.Zero, Skipped = true })],
+    };
+
+    public static string PhaseName(TestPhase phase) => phase == TestPhase.Boot ? "boot" : "bake";
+
+    /// <summary>SHA-256 over the image's manifest digest, the spec's digest and the phase.</summary>
+    public static string CacheKey(Digest manifest, Digest spec, TestPhase phase) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+            System.Text.Encoding.UTF8.GetBytes($"{manifest.Value}\n{spec.Value}\n{PhaseName(phase)}\n")));
+}
