@@ -18,19 +18,24 @@ public static class Builder
         });
     }
 
+    /// <param name="gate">Given the plan (before the store is opened, so it may still refuse bad input), returns
+    /// how to make the gate that decides whether each image gets its name; null: every image does.</param>
     public static async Task<BuildResult> BuildAsync(string definitionPath, string storeRoot, BuildOptions options,
-        IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default,
+        Func<BuildPlan, Func<KilnStore, IImageGate>>? gate = null)
     {
         BuildPlan plan;
+        Func<KilnStore, IImageGate>? makeGate;
         using (new PhaseClock(progress, "", null).Measure("plan"))
         {
             plan = Plan(definitionPath, options);
+            makeGate = gate?.Invoke(plan);
         }
         if (!Environment.IsPrivilegedProcess)
         {
             throw new Sandbox.SandboxException("kiln build mounts overlayfs and creates namespaces: run it as root");
         }
         var store = KilnStore.Open(storeRoot);
-        return await new Executor(store, options, progress).BuildAsync(plan, cancellationToken).ConfigureAwait(false);
+        return await new Executor(store, options, progress, makeGate?.Invoke(store)).BuildAsync(plan, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -29,19 +29,13 @@ public sealed class TestGate : IImageGate
 /// open the store and run the plan with the test gate.</summary>
 public static class TestedBuilder
 {
-    public static async Task<BuildResult> BuildAsync(string definitionPath, string storeRoot, BuildOptions options,
-        IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default)
-    {
-        var plan = Builder.Plan(definitionPath, options);
-        var specs = TestSpecLoader.LoadAll(plan.File);
-        if (!Environment.IsPrivilegedProcess)
+    public static Task<BuildResult> BuildAsync(string definitionPath, string storeRoot, BuildOptions options,
+        IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default) =>
+        Builder.BuildAsync(definitionPath, storeRoot, options, progress, cancellationToken, plan =>
         {
-            throw new Sandbox.SandboxException("kiln build mounts overlayfs and creates namespaces: run it as root");
-        }
-        var store = KilnStore.Open(storeRoot);
-        var gate = new TestGate(store, specs, new TestOptions { Epoch = options.Epoch }, progress);
-        return await new Executor(store, options, progress, gate).BuildAsync(plan, cancellationToken).ConfigureAwait(false);
-    }
+            var specs = TestSpecLoader.LoadAll(plan.File);
+            return store => new TestGate(store, specs, new TestOptions { Epoch = options.Epoch }, progress);
+        });
 }
 
 /// <summary><c>kiln test IMAGE</c>: the spec from the definition, the image from the store (by name), run again.</summary>
