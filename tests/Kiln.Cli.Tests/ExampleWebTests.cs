@@ -62,7 +62,7 @@ public sealed class ExampleWebTests : IClassFixture<ExampleWebFixture>
     [Fact]
     public void A_second_build_with_no_change_runs_no_step_and_gives_the_same_digests()
     {
-        var before = new[] { "base", "web" }.Select(n => StoreReader.ManifestDigest(Store, n)).ToList();
+        var before = new[] { "base", "web", "web-systemd" }.Select(n => StoreReader.ManifestDigest(Store, n)).ToList();
         using var ctx = new TempDir("kiln-web-ctx");
         ExampleWebFixture.CopyTree(ExampleWebFixture.ExamplePath, ctx.Path);
         var r = KilnProcess.Run(Store, "build", "--json", ctx.Path);
@@ -124,7 +124,7 @@ public sealed class ExampleWebTests : IClassFixture<ExampleWebFixture>
         using var other = new TempDir("kiln-web-store2");
         var r = KilnProcess.Run(other.Path, "build", "--json", _web.Context.Path);
         Assert.True(r.ExitCode == 0, r.All);
-        foreach (var name in new[] { "base", "web" })
+        foreach (var name in new[] { "base", "web", "web-systemd" })
         {
             var a = StoreReader.LayerDigests(Store, name);
             var b = StoreReader.LayerDigests(other.Path, name);

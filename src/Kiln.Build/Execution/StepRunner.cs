@@ -76,6 +76,7 @@ internal sealed class StepRunner
                             File.Delete(p);
                         }
                     }
+                    UninitialiseMachineId(upper);
                     break;
                 case CopyStep copy:
                     using (_phases?.Measure("copy"))
@@ -143,6 +144,24 @@ internal sealed class StepRunner
             {
                 throw new BuildException($"{image}: step {step.Index + 1} ({step.Description}): working directory '{workdir}' is under {kernel}, which the sandbox mounts itself; choose a directory of the image") { Image = image };
             }
+        }
+    }
+
+    /// <summary>systemd's postinst writes a random /etc/machine-id. An image must not carry one — every server
+    /// made from it would share it — and a random one makes the layer differ on every build. As mmdebstrap
+    /// does, leave "uninitialized": systemd then gives each booted instance its own.</summary>
+    internal static void UninitialiseMachineId(string upper)
+    {
+        var path = Path.Combine(upper, "etc", "machine-id");
+        var info = new FileInfo(path);
+        if (!info.Exists || info.LinkTarget is not null || info.Length != 33)
+        {
+            return;
+        }
+        var text = File.ReadAllText(path);
+        if (text.Length == 33 && text[32] == '\n' && text[..32].All(char.IsAsciiHexDigitLower))
+        {
+            File.WriteAllText(path, "uninitialized\n");
         }
     }
 
