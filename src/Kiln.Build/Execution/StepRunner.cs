@@ -148,8 +148,9 @@ internal sealed class StepRunner
     }
 
     /// <summary>systemd's postinst writes a random /etc/machine-id. An image must not carry one — every server
-    /// made from it would share it — and a random one makes the layer differ on every build. As mmdebstrap
-    /// does, leave "uninitialized": systemd then gives each booted instance its own.</summary>
+    /// made from it would share it — and a random one makes the layer differ on every build. Leave the file
+    /// empty, as Debian's cloud images do: systemd then gives each booted instance its own id. (Not
+    /// "uninitialized": that means first boot, whose preset-all left nginx disabled here.)</summary>
     internal static void UninitialiseMachineId(string upper)
     {
         var path = Path.Combine(upper, "etc", "machine-id");
@@ -161,7 +162,7 @@ internal sealed class StepRunner
         var text = File.ReadAllText(path);
         if (text.Length == 33 && text[32] == '\n' && text[..32].All(char.IsAsciiHexDigitLower))
         {
-            File.WriteAllText(path, "uninitialized\n");
+            File.WriteAllBytes(path, []);
         }
     }
 
