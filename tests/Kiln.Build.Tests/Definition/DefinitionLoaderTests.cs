@@ -91,7 +91,7 @@ public sealed class DefinitionLoaderTests : IDisposable
                   suite: trixie
                   variant: apt
                   packages: [curl]
-                  mirror: http://deb.debian.org/debian
+                  mirror: http://mirror.invalid/debian
                 steps:
                   - packages: "libc6=2.36-9"
                   - run: make
@@ -117,7 +117,7 @@ public sealed class DefinitionLoaderTests : IDisposable
         var image = Assert.Single(_context.Load().Images);
 
         var bootstrap = Assert.IsType<BootstrapSource>(image.Source);
-        Assert.Equal(("trixie", "apt", "http://deb.debian.org/debian"), (bootstrap.Suite, bootstrap.Variant, bootstrap.Mirror));
+        Assert.Equal(("trixie", "apt", "http://mirror.invalid/debian"), (bootstrap.Suite, bootstrap.Variant, bootstrap.Mirror));
         Assert.Equal(["curl"], bootstrap.Packages);
         Assert.Equal(["libc6=2.36-9"], Assert.IsType<PackagesStep>(image.Steps[0]).Packages);
         var run = Assert.IsType<RunStep>(image.Steps[1]);
