@@ -63,7 +63,7 @@ internal sealed class Bootstrapper
             {
                 psi.ArgumentList.Add(line);
             }
-            var tail = new Queue<string>();
+            var tail = new OutputTail(30);
             int status;
             try
             {
@@ -73,14 +73,7 @@ internal sealed class Bootstrapper
                     {
                         return;
                     }
-                    lock (tail)
-                    {
-                        tail.Enqueue(line);
-                        if (tail.Count > 30)
-                        {
-                            tail.Dequeue();
-                        }
-                    }
+                    tail.Add(line);
                     output(line);
                 }, ct).ConfigureAwait(false);
             }
@@ -90,7 +83,7 @@ internal sealed class Bootstrapper
             }
             if (status != 0)
             {
-                throw BuildException.BootstrapFailed(image, status, [.. tail]);
+                throw BuildException.BootstrapFailed(image, status, tail.Lines);
             }
             var createdBy = $"kiln bootstrap {source.Distro}/{source.Suite} variant={source.Variant}" +
                 (source.Packages.Count > 0 ? " include=" + string.Join(',', source.Packages.Order(StringComparer.Ordinal)) : "");

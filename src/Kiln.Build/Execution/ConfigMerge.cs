@@ -73,16 +73,29 @@ internal static class ConfigMerge
         return c;
     }
 
-    /// <summary>The environment a step runs with: a default PATH, HOME, then the image's Env.</summary>
-    public static IReadOnlyList<KeyValuePair<string, string>> StepEnvironment(ContainerConfig c, DateTimeOffset epoch, IEnumerable<KeyValuePair<string, string>> extra)
+    /// <summary>The environment a step runs with: a default PATH, HOME, LANG and SOURCE_DATE_EPOCH, then the
+    /// image's Env, then <paramref name="extra"/>.</summary>
+    public static IReadOnlyList<KeyValuePair<string, string>> StepEnvironment(ContainerConfig c, DateTimeOffset epoch, IEnumerable<KeyValuePair<string, string>> extra) =>
+        ImageEnvironment(c,
+        [
+            new("LANG", "C.UTF-8"),
+            new("SOURCE_DATE_EPOCH", epoch.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        ], extra);
+
+    /// <summary>A default PATH and HOME, then <paramref name="defaults"/>, then the image's Env (which overrides
+    /// them), then <paramref name="extra"/>; sorted by name.</summary>
+    public static IReadOnlyList<KeyValuePair<string, string>> ImageEnvironment(ContainerConfig c,
+        IEnumerable<KeyValuePair<string, string>> defaults, IEnumerable<KeyValuePair<string, string>> extra)
     {
         var env = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["PATH"] = Sandbox.Sandbox.DefaultPath,
             ["HOME"] = "/root",
-            ["LANG"] = "C.UTF-8",
-            ["SOURCE_DATE_EPOCH"] = epoch.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
+        foreach (var (k, v) in defaults)
+        {
+            env[k] = v;
+        }
         foreach (var e in c.Env ?? [])
         {
             int eq = e.IndexOf('=');

@@ -22,7 +22,7 @@ internal sealed class StepRunner
     private readonly BuildOptions _options;
     private readonly KilnFile _file;
     private readonly Action<string> _output;
-    private readonly Queue<string> _tail = new();
+    private readonly OutputTail _tail = new(30);
     private readonly PhaseClock? _phases;
     private bool _ranUpdate;
 
@@ -120,7 +120,7 @@ internal sealed class StepRunner
         }
         if (status != 0)
         {
-            throw BuildException.StepFailed(image, step.Index, step.Description, status, [.. _tail]);
+            throw BuildException.StepFailed(image, step.Index, step.Description, status, _tail.Lines);
         }
     }
 
@@ -168,14 +168,7 @@ internal sealed class StepRunner
 
     private void Line(string line)
     {
-        lock (_tail)
-        {
-            _tail.Enqueue(line);
-            while (_tail.Count > 30)
-            {
-                _tail.Dequeue();
-            }
-        }
+        _tail.Add(line);
         _output(line);
     }
 

@@ -1,3 +1,5 @@
+using Kiln.Build.Layers;
+
 namespace Kiln.Build.Sandbox;
 
 /// <summary>Builds the sandbox's mount points as an extra read-only layer between the image and the step's
@@ -72,40 +74,21 @@ internal static class MountSkeleton
         for (int i = 0; i < parts.Length; i++)
         {
             prefix = prefix + "/" + parts[i];
-            var info = Topmost(lowers, prefix);
-            if (info is null)
+            var entry = SafePath.Lookup(lowers, prefix);
+            if (entry is null)
             {
                 return true;
             }
-            if (info.LinkTarget is not null)
+            if (entry.Kind == ImageEntryKind.Symlink)
             {
                 return false;
             }
-            if (i < parts.Length - 1 && info is not DirectoryInfo)
+            if (i < parts.Length - 1 && entry.Kind != ImageEntryKind.Directory)
             {
                 return false;
             }
         }
         return true;
-    }
-
-    private static FileSystemInfo? Topmost(IReadOnlyList<string> lowers, string imagePath)
-    {
-        foreach (var lower in lowers)
-        {
-            var host = Path.Combine(lower, imagePath.TrimStart('/'));
-            FileSystemInfo dir = new DirectoryInfo(host);
-            if (dir.Exists || dir.LinkTarget is not null)
-            {
-                return dir;
-            }
-            var file = new FileInfo(host);
-            if (file.Exists || file.LinkTarget is not null)
-            {
-                return file;
-            }
-        }
-        return null;
     }
 
     private static void MakeDir(string skeleton, IReadOnlyList<string> lowers, string imagePath)
@@ -122,8 +105,8 @@ internal static class MountSkeleton
             }
             Directory.CreateDirectory(target);
             // A skeleton directory shadows the image's in the merged view: give it the image's mode.
-            var existing = Topmost(lowers, prefix) as DirectoryInfo;
-            File.SetUnixFileMode(target, existing?.UnixFileMode ?? (UnixFileMode)Convert.ToInt32("755", 8));
+            var existing = SafePath.Lookup(lowers, prefix);
+            File.SetUnixFileMode(target, (UnixFileMode)(existing is { Kind: ImageEntryKind.Directory } dir ? dir.Mode : Convert.ToUInt32("755", 8)));
         }
     }
 }

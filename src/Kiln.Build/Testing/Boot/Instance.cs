@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http;
 using System.Net.Sockets;
 using System.Text;
+using Kiln.Build.Execution;
 using Kiln.Build.Sandbox;
 using Kiln.Build.Store;
 
@@ -19,7 +20,7 @@ public sealed class Instance : IAsyncDisposable
     private readonly string _scratch;
     private readonly InstanceOptions _options;
     private readonly CancellationTokenSource _kill = new();
-    private readonly Queue<string> _output = new();
+    private readonly OutputTail _output = new(OutputLines);
     private readonly IReadOnlyList<KeyValuePair<string, string>> _environment;
     private SandboxRun? _run;
     private int _initPid;
@@ -38,10 +39,7 @@ public sealed class Instance : IAsyncDisposable
     {
         get
         {
-            lock (_output)
-            {
-                return string.Join(Environment.NewLine, _output);
-            }
+            return string.Join(Environment.NewLine, _output.Lines);
         }
     }
 
@@ -58,27 +56,14 @@ public sealed class Instance : IAsyncDisposable
         {
             throw new InstanceException("the image has no entrypoint or cmd to start (set config.cmd, or boot: systemd)");
         }
-        var env = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["PATH"] = Sandbox.Sandbox.DefaultPath,
-            ["HOME"] = "/root",
-        };
-        foreach (var e in config.Env ?? [])
-        {
-            int eq = e.IndexOf('=');
-            if (eq > 0)
-            {
-                env[e[..eq]] = e[(eq + 1)..];
-            }
-        }
-        var environment = env.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
+        var environment = ConfigMerge.ImageEnvironment(config, [], []);
         var scratch = store.CreateTempDir("instance");
         var instance = new Instance(store, scratch, options, environment);
         try
         {
             var spec = new SandboxSpec
             {
-                LowerDirsTopFirst = [.. image.Config.RootFs.DiffIds.Reverse().Select(store.SnapshotPath)],
+                LowerDirsTopFirst = LayerCommit.LowerDirs(store, image),
                 UpperDir = Path.Combine(scratch, "upper"),
                 ScratchDir = Path.Combine(scratch, "sandbox"),
                 Command = argv,
@@ -102,17 +87,7 @@ public sealed class Instance : IAsyncDisposable
         }
     }
 
-    private void OnLine(string line)
-    {
-        lock (_output)
-        {
-            _output.Enqueue(line);
-            while (_output.Count > OutputLines)
-            {
-                _output.Dequeue();
-            }
-        }
-    }
+    private void OnLine(string line) => _output.Add(line);
 
     private async Task WaitForInitAsync(CancellationToken ct)
     {
