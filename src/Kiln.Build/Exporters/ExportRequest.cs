@@ -1,0 +1,44 @@
+using Kiln.Build.Store;
+using Kiln.Oci;
+
+namespace Kiln.Build.Exporters;
+
+/// <summary>What to write: one stored image, in one format, to one path.</summary>
+public sealed record ExportRequest
+{
+    /// <summary>The image's name (used for archive tags and default file names).</summary>
+    public required string ImageName { get; init; }
+
+    /// <summary>The image's manifest in the store.</summary>
+    public required Descriptor Manifest { get; init; }
+
+    public required ExportFormat Format { get; init; }
+
+    /// <summary>The file to write. It appears only when complete (written beside it, then renamed).</summary>
+    public required string OutputPath { get; init; }
+
+    /// <summary>Disk formats: the disk's size in bytes; null means used space plus headroom.</summary>
+    public long? DiskSizeBytes { get; init; }
+
+    /// <summary>Disk formats: build from the previous disk of an ancestor image when only top layers differ.</summary>
+    public bool AllowIncremental { get; init; } = true;
+
+    /// <summary>Timestamps written into archive headers (SOURCE_DATE_EPOCH).</summary>
+    public DateTimeOffset Epoch { get; init; } = DateTimeOffset.UnixEpoch;
+}
+
+/// <summary>What an export wrote.</summary>
+public sealed record ExportResult
+{
+    public required string OutputPath { get; init; }
+    public required ExportFormat Format { get; init; }
+    public required long Bytes { get; init; }
+
+    /// <summary>Disk formats: true when the disk was made from a previous disk by applying only changed layers.</summary>
+    public bool Incremental { get; init; }
+
+    public TimeSpan Elapsed { get; init; }
+}
+
+/// <summary>Progress of a long export, for the CLI to show.</summary>
+public sealed record ExportEvent(string Image, ExportFormat Format, string Message);

@@ -1,0 +1,60 @@
+using Kiln.Build.Store;
+
+namespace Kiln.Build.Exporters;
+
+/// <summary>An export's file while it is being written: a hidden partial file beside the target, renamed
+/// into place by <see cref="Commit"/> after an fsync. Disposed without a commit (an error, a cancel), the
+/// partial file is deleted, so the output path never holds a half-written export. A SIGKILL can leave the
+/// hidden partial file behind, never a file at the output path.</summary>
+public sealed class OutputFile : IDisposable
+{
+    private bool _committed;
+
+    public OutputFile(string outputPath)
+    {
+        Target = Path.GetFullPath(outputPath);
+        var dir = Path.GetDirectoryName(Target)!;
+        if (!Directory.Exists(dir))
+        {
+            throw ExportException.BadInput($"cannot write {outputPath}: folder {dir} does not exist");
+        }
+        if (Directory.Exists(Target))
+        {
+            throw ExportException.BadInput($"cannot write {outputPath}: it is a folder");
+        }
+        PartialPath = Path.Combine(dir, $".{Path.GetFileName(Target)}.kiln-partial-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}");
+    }
+
+    /// <summary>The final path.</summary>
+    public string Target { get; }
+
+    /// <summary>Where to write: a file (or a folder, for writers that need one) beside the target.</summary>
+    public string PartialPath { get; }
+
+    /// <summary>fsyncs the partial file and renames it over the target.</summary>
+    public void Commit()
+    {
+        using (var fs = new FileStream(PartialPath, FileMode.Open, FileAccess.ReadWrite))
+        {
+            fs.Flush(flushToDisk: true);
+        }
+        File.Move(PartialPath, Target, overwrite: true);
+        Native.FsyncDirectory(Path.GetDirectoryName(Target)!);
+        _committed = true;
+    }
+
+    public void Dispose()
+    {
+        if (!_committed)
+        {
+            if (Directory.Exists(PartialPath))
+            {
+                StoreFs.DeleteTree(PartialPath);
+            }
+            else
+            {
+                StoreFs.TryDeleteFile(PartialPath);
+            }
+        }
+    }
+}
