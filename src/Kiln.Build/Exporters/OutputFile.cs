@@ -39,7 +39,7 @@ public sealed class OutputFile : IDisposable
             fs.Flush(flushToDisk: true);
         }
         File.Move(PartialPath, Target, overwrite: true);
-        Native.FsyncDirectory(Path.GetDirectoryName(Target)!);
+        Kiln.Build.Store.Native.FsyncDirectory(Path.GetDirectoryName(Target)!);
         _committed = true;
     }
 
