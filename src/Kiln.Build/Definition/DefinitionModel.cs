@@ -30,6 +30,9 @@ public sealed record ImageDefinition
     public TestSource? Test { get; init; }
     /// <summary>How the boot phase starts the image (<c>boot:</c>).</summary>
     public BootMode Boot { get; init; } = BootMode.Process;
+
+    /// <summary>What to write after the image passed its tests (<c>outputs:</c>), in the order written.</summary>
+    public IReadOnlyList<OutputDefinition> Outputs { get; init; } = [];
 }
 
 public enum BootMode { Process, Systemd }
@@ -142,4 +145,14 @@ public sealed record ConfigDefinition
     public IReadOnlyList<string>? Expose { get; init; }
     public IReadOnlyList<KeyValuePair<string, string>>? Labels { get; init; }
     public string? StopSignal { get; init; }
+}
+
+/// <summary>One entry of <c>outputs:</c>: a format (oci-archive, docker-archive, rootfs, raw, qcow2, vagrant), where
+/// to write it (absolute; null means the default <c>out/NAME.EXT</c> beside kiln.yaml) and, for disks, a size.</summary>
+public sealed record OutputDefinition
+{
+    public required SourceMark Mark { get; init; }
+    public required string Format { get; init; }
+    public string? Path { get; init; }
+    public long? SizeBytes { get; init; }
 }

@@ -29,6 +29,23 @@ internal static class DefinitionNormaliser
             Config = config is null ? new ConfigDefinition() : Config(config),
             Test = image.Get("test") is { } test ? Test(test, contextDir) : null,
             Boot = image.Get("boot") is YScalar { Value: "systemd" } ? BootMode.Systemd : BootMode.Process,
+            Outputs = image.Get("outputs") is YSequence outputs ? outputs.Items.Select(o => Output(o, contextDir)).ToList() : [],
+        };
+    }
+
+    private static OutputDefinition Output(YNode node, string contextDir)
+    {
+        if (node is YScalar scalar)
+        {
+            return new OutputDefinition { Mark = node.Mark, Format = scalar.Value };
+        }
+        var map = (YMapping)node;
+        return new OutputDefinition
+        {
+            Mark = node.Mark,
+            Format = ((YScalar)map.Get("format")!).Value,
+            Path = map.Get("path") is YScalar p ? System.IO.Path.GetFullPath(p.Value, contextDir) : null,
+            SizeBytes = map.Get("size") is YScalar s ? DefinitionSyntax.ParseSize(s.Value) : null,
         };
     }
 

@@ -5,7 +5,10 @@ namespace Kiln.Build.Definition;
 /// <summary>The lexical rules of kiln.yaml, shared by validation and normalisation.</summary>
 internal static partial class DefinitionSyntax
 {
-    public static readonly string[] ImageKeys = ["bootstrap", "from", "steps", "config", "test", "boot"];
+    public static readonly string[] ImageKeys = ["bootstrap", "from", "steps", "config", "test", "boot", "outputs"];
+    public static readonly string[] OutputFormats = ["oci-archive", "docker-archive", "rootfs", "raw", "qcow2", "vagrant"];
+    public static readonly string[] DiskOutputFormats = ["raw", "qcow2", "vagrant"];
+    public static readonly string[] OutputKeys = ["format", "path", "size"];
     public static readonly string[] BootModes = ["process", "systemd"];
     public static readonly string[] BootstrapKeys = ["distro", "suite", "variant", "packages", "mirror"];
     public static readonly string[] StepKinds = ["packages", "run", "copy", "env", "workdir", "user"];
@@ -34,8 +37,23 @@ internal static partial class DefinitionSyntax
         ["extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard"];
 
     /// <summary>Keys that will exist one day; until then they are unknown keys with a hint.</summary>
-    public static string? NotYetSupportedHint(string key) =>
-        key is "outputs" ? $"`{key}` is not supported yet" : null;
+    public static string? NotYetSupportedHint(string key) => null;
+
+    [GeneratedRegex("^([0-9]+)([KMGT]i?B?|B)?$", RegexOptions.IgnoreCase)]
+    private static partial Regex Size();
+
+    /// <summary>A size such as <c>4G</c>, <c>512M</c>, <c>2GiB</c> or a number of bytes (binary units); null when malformed or zero.</summary>
+    public static long? ParseSize(string text)
+    {
+        var m = Size().Match(text.Trim());
+        if (!m.Success || !long.TryParse(m.Groups[1].Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) || n == 0)
+        {
+            return null;
+        }
+        var unit = m.Groups[2].Success ? char.ToUpperInvariant(m.Groups[2].Value[0]) : 'B';
+        var shift = unit switch { 'K' => 10, 'M' => 20, 'G' => 30, 'T' => 40, _ => 0 };
+        return n > (long.MaxValue >> shift) ? null : n << shift;
+    }
 
     [GeneratedRegex("^[a-z0-9][a-z0-9._-]*$")]
     public static partial Regex ImageName();

@@ -117,10 +117,72 @@ internal sealed partial class DefinitionValidator
             CheckTest(test);
         }
 
+        if (image.Get("outputs") is { } outputs)
+        {
+            CheckOutputs(outputs);
+        }
+
         if (image.Get("boot") is { } boot && ExpectString(boot, "boot", "process or systemd") is { } mode
             && !DefinitionSyntax.BootModes.Contains(mode.Value))
         {
             Problem(boot, $"`boot` must be process or systemd, found `{mode.Value}`");
+        }
+    }
+
+    /// <summary><c>outputs:</c> a list of formats, or of maps with <c>format</c>, <c>path</c> and (disks) <c>size</c>.</summary>
+    private void CheckOutputs(YNode node)
+    {
+        var expected = $"a list of formats ({string.Join(", ", DefinitionSyntax.OutputFormats)}) or of maps with `format`, `path`, `size`";
+        if (node is not YSequence list)
+        {
+            Problem(node, $"`outputs` expects {expected}, found {node.KindName}");
+            return;
+        }
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var item in list.Items)
+        {
+            YScalar? format = null;
+            string? path = null;
+            if (item is YMapping map)
+            {
+                CheckKeys(map, "in an entry of `outputs`", DefinitionSyntax.OutputKeys);
+                format = RequiredString(map, "format", "in an entry of `outputs`");
+                if (map.Get("path") is { } p && ExpectString(p, "path", "a file path (relative to kiln.yaml's folder)") is { } ps)
+                {
+                    path = ps.Value;
+                    if (ps.Value.EndsWith('/'))
+                    {
+                        Problem(ps, $"`path: {ps.Value}` names a folder; give the file to write");
+                    }
+                }
+                if (map.Get("size") is { } size && ExpectString(size, "size", "a size such as 4G or 512M") is { } ss)
+                {
+                    if (DefinitionSyntax.ParseSize(ss.Value) is null)
+                    {
+                        Problem(ss, $"`size: {ss.Value}` is not a size; write a number with K, M, G or T (e.g. 4G)");
+                    }
+                    else if (format is not null && !DefinitionSyntax.DiskOutputFormats.Contains(format.Value))
+                    {
+                        Problem(ss, $"`size` applies to disk outputs ({string.Join(", ", DefinitionSyntax.DiskOutputFormats)}), not to `{format.Value}`");
+                    }
+                }
+            }
+            else
+            {
+                format = ExpectString(item, "outputs", expected);
+            }
+            if (format is null)
+            {
+                continue;
+            }
+            if (!DefinitionSyntax.OutputFormats.Contains(format.Value))
+            {
+                Problem(format, $"unknown output format `{format.Value}` (expected {string.Join(", ", DefinitionSyntax.OutputFormats)})");
+            }
+            else if (!seen.Add(format.Value + "\0" + path))
+            {
+                Problem(format, $"output `{format.Value}` is listed twice{(path is null ? "" : $" with path {path}")}");
+            }
         }
     }
 

@@ -178,21 +178,6 @@ public sealed class DefinitionLoaderTests : IDisposable
         AssertProblem(problems, 4, 5, "unknown key `stepz` in image `base`");
     }
 
-    [Theory]
-    [InlineData("outputs")]
-    public void Outputs_is_an_unknown_key_that_says_not_supported_yet(string key)
-    {
-        var problems = _context.Problems($"""
-            images:
-              base:
-                from: scratch
-                {key}: x
-            """);
-
-        AssertProblem(problems, 4, 5, $"unknown key `{key}`");
-        Assert.Contains("not supported yet", Assert.Single(problems).Message);
-    }
-
     [Fact]
     public void An_unknown_key_in_a_step_is_reported_where_it_is()
     {
