@@ -101,6 +101,36 @@ public sealed class ArchiveExporterTests : IDisposable
     }
 
     [Fact]
+    public async Task Rootfs_hard_links_keep_the_content_they_had_and_a_file_over_a_directory_hides_its_contents()
+    {
+        var l1 = await _t.AddLayerAsync(TestStore.Empty, w =>
+        {
+            w.File("z-file", "first");
+            w.Link(TarEntryType.HardLink, "a-link", "z-file"); // sorts before its target
+            w.Dir("tree/");
+            w.File("tree/leaf", "leaf");
+        });
+        var l2 = await _t.AddLayerAsync(l1, w =>
+        {
+            w.File("z-file", "second"); // a new file: the link still holds the old one, as on overlayfs
+            w.File("tree", "now a file");
+        });
+        var desc = await _t.Store.WriteImageAsync(l2);
+        var result = await ExportAsync(desc, ExportFormat.Rootfs, "links.tar");
+        Assert.Equal(
+        [
+            "a-link RegularFile 644 0:0 = first", // a link shares its file's inode, so its mode
+            "tree RegularFile 644 0:0 = now a file",
+            "z-file RegularFile 644 0:0 = second",
+        ], LayeredImage.Describe(result.OutputPath));
+
+        var l3 = await _t.AddLayerAsync(l1, w => w.File(".wh.z-file", ""));
+        var d3 = await _t.Store.WriteImageAsync(l3);
+        var r3 = await ExportAsync(d3, ExportFormat.Rootfs, "links3.tar");
+        Assert.Equal(["a-link RegularFile 644 0:0 = first", "tree/ Directory 755 0:0", "tree/leaf RegularFile 644 0:0 = leaf"], LayeredImage.Describe(r3.OutputPath));
+    }
+
+    [Fact]
     public async Task Rootfs_keeps_xattrs_sorted_by_name()
     {
         var state = await _t.AddLayerAsync(TestStore.Empty, w => w.File("x", "x", xattrs: new() { ["user.kiln"] = "yes", ["security.capability"] = "cap" }));
