@@ -197,6 +197,29 @@ public sealed class ArchiveExportTests : IClassFixture<TinyArchiveFixture>
         Assert.Equal(StoreReader.ManifestDigest(two.Path, "two"), StoreReader.ManifestDigest(other.Path, "back"));
     }
 
+    [Fact]
+    public void An_archive_with_a_corrupt_layer_fails_the_build_and_leaves_nothing_in_the_store()
+    {
+        using var work = new TempDir("kiln-corrupt");
+        Assert.Equal(0, KilnProcess.Tool("tar", "-xf", _f.Paths[ExportFormat.OciArchive], "-C", work.Path).ExitCode);
+        var layer = StoreReader.BlobPath(work.Path, StoreReader.LayerDigests(Store, "tiny")[1]);
+        var bytes = File.ReadAllBytes(layer);
+        bytes[bytes.Length / 2] ^= 0xFF;
+        File.WriteAllBytes(layer, bytes);
+        using var ctx = new TinyContext("images:\n  back:\n    from: oci-archive:bad.tar\n");
+        var tar = KilnProcess.Tool("tar", "-cf", Path.Combine(ctx.Path, "bad.tar"), "-C", work.Path, "oci-layout", "index.json", "blobs");
+        Assert.True(tar.ExitCode == 0, tar.All);
+        using var other = new TempDir("kiln-store");
+
+        var r = KilnProcess.Run(other.Path, "build", ctx.Path);
+        Assert.True(r.ExitCode == 1, r.All);
+        Assert.Contains("layer 2 does not match its descriptor", r.Stderr);
+        Assert.Contains("bad.tar", r.Stderr);
+        var blobs = Path.Combine(other.Path, "blobs", "sha256");
+        Assert.True(!Directory.Exists(blobs) || Directory.GetFiles(blobs).Length == 0, "nothing lands in blobs/");
+        Leftovers.AssertNone(other.Path);
+    }
+
     private static List<string> DiffIds(string store, string name)
     {
         using var manifest = JsonDocument.Parse(File.ReadAllText(StoreReader.BlobPath(store, StoreReader.ManifestDigest(store, name))));
