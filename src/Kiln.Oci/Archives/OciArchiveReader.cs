@@ -50,8 +50,7 @@ public sealed class OciArchiveReader : IDisposable
             {
                 throw new ArchiveException($"{path}: not an oci-archive (the tar has no oci-layout and index.json)");
             }
-            var reader = new OciArchiveReader(path, file, files, new ImageIndex());
-            var layout = reader.ReadDocument("oci-layout");
+            var layout = ReadDocument(path, file, files, "oci-layout");
             if (!Encoding.UTF8.GetString(layout).Contains("imageLayoutVersion", StringComparison.Ordinal))
             {
                 throw new ArchiveException($"{path}: oci-layout does not name an imageLayoutVersion");
@@ -59,7 +58,7 @@ public sealed class OciArchiveReader : IDisposable
             ImageIndex index;
             try
             {
-                index = OciJson.DeserializeIndex(reader.ReadDocument("index.json"));
+                index = OciJson.DeserializeIndex(ReadDocument(path, file, files, "index.json"));
             }
             catch (System.Text.Json.JsonException ex)
             {
@@ -125,24 +124,25 @@ public sealed class OciArchiveReader : IDisposable
         {
             throw new ArchiveException($"{Path}: blob {descriptor.Digest} is {entry.Size} bytes, its descriptor says {descriptor.Size}");
         }
-        var stream = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-        return new SliceStream(stream, entry.Offset, entry.Size);
+        // Positional reads of the handle opened once: blobs come from the file that was scanned, even if the path
+        // is replaced meanwhile, and several blobs can be read at once.
+        return new SliceStream(_file.SafeFileHandle, entry.Offset, entry.Size);
     }
 
     public void Dispose() => _file.Dispose();
 
     private static string BlobName(Digest digest) => "blobs/sha256/" + digest.Hex;
 
-    private byte[] ReadDocument(string name)
+    private static byte[] ReadDocument(string path, FileStream file, Dictionary<string, (long Offset, long Size)> files, string name)
     {
-        var (offset, size) = _files[name];
+        var (offset, size) = files[name];
         if (size > MaxDocumentBytes)
         {
-            throw new ArchiveException($"{Path}: {name} has {size} bytes; at most 4 MiB are allowed");
+            throw new ArchiveException($"{path}: {name} has {size} bytes; at most 4 MiB are allowed");
         }
         var bytes = new byte[size];
-        _file.Position = offset;
-        _file.ReadExactly(bytes);
+        file.Position = offset;
+        file.ReadExactly(bytes);
         return bytes;
     }
 

@@ -1,26 +1,17 @@
+using Microsoft.Win32.SafeHandles;
+
 namespace Kiln.Oci.Archives;
 
-/// <summary>A read-only window of <paramref name="length"/> bytes at <paramref name="offset"/> of a seekable stream,
-/// which it owns.</summary>
-internal sealed class SliceStream : Stream
+/// <summary>A read-only window of <c>length</c> bytes at <c>offset</c> of a file, read with positional reads, so
+/// that windows of one handle can be read independently. Does not own the handle.</summary>
+internal sealed class SliceStream(SafeFileHandle file, long offset, long length) : Stream
 {
-    private readonly Stream _inner;
-    private readonly long _offset;
-    private readonly long _length;
     private long _position;
-
-    public SliceStream(Stream inner, long offset, long length)
-    {
-        _inner = inner;
-        _offset = offset;
-        _length = length;
-        _inner.Position = offset;
-    }
 
     public override bool CanRead => true;
     public override bool CanSeek => true;
     public override bool CanWrite => false;
-    public override long Length => _length;
+    public override long Length => length;
 
     public override long Position
     {
@@ -32,24 +23,24 @@ internal sealed class SliceStream : Stream
 
     public override int Read(Span<byte> buffer)
     {
-        int want = (int)Math.Min(buffer.Length, _length - _position);
+        int want = (int)Math.Min(buffer.Length, length - _position);
         if (want <= 0)
         {
             return 0;
         }
-        int n = _inner.Read(buffer[..want]);
+        int n = RandomAccess.Read(file, buffer[..want], offset + _position);
         _position += n;
         return n;
     }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        int want = (int)Math.Min(buffer.Length, _length - _position);
+        int want = (int)Math.Min(buffer.Length, length - _position);
         if (want <= 0)
         {
             return 0;
         }
-        int n = await _inner.ReadAsync(buffer[..want], cancellationToken).ConfigureAwait(false);
+        int n = await RandomAccess.ReadAsync(file, buffer[..want], offset + _position, cancellationToken).ConfigureAwait(false);
         _position += n;
         return n;
     }
@@ -63,27 +54,17 @@ internal sealed class SliceStream : Stream
         {
             SeekOrigin.Begin => offset,
             SeekOrigin.Current => _position + offset,
-            _ => _length + offset,
+            _ => length + offset,
         };
         if (target < 0)
         {
             throw new IOException("seek before the start of the slice");
         }
         _position = target;
-        _inner.Position = _offset + target;
         return target;
     }
 
     public override void Flush() { }
     public override void SetLength(long value) => throw new NotSupportedException();
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            _inner.Dispose();
-        }
-        base.Dispose(disposing);
-    }
 }
