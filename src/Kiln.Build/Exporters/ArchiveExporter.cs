@@ -7,6 +7,11 @@ namespace Kiln.Build.Exporters;
 
 /// <summary>Writes a stored image as an oci-archive, a docker-archive or a rootfs tar. The file appears at the
 /// output path only once complete; a failure or a cancel leaves nothing there.</summary>
+/// <remarks>The archives hold the stored blobs unchanged, so the manifest digest in them is the image's own. Their
+/// outer tar takes its mtimes from <see cref="ExportRequest.Epoch"/>; a rootfs keeps the mtimes its layers hold
+/// (already clamped when Kiln built them) and uses the epoch only for parent directories no layer lists.
+/// The oci-archive is tagged with the image name; the docker-archive is named <c>NAME:latest</c> unless the name
+/// has a tag.</remarks>
 public static class ArchiveExporter
 {
     public static bool Handles(ExportFormat format) => format is ExportFormat.OciArchive or ExportFormat.DockerArchive or ExportFormat.Rootfs;
