@@ -77,6 +77,14 @@ public sealed record OciLayoutSource : ImageSource
     public string Tag { get; init; } = "latest";
 }
 
+/// <summary><c>from: oci-archive:FILE[:TAG]</c>; the path is absolute (resolved against the context dir); no tag
+/// means the archive's only image.</summary>
+public sealed record OciArchiveSource : ImageSource
+{
+    public required string ArchivePath { get; init; }
+    public string? Tag { get; init; }
+}
+
 public abstract record StepDefinition
 {
     public required SourceMark Mark { get; init; }

@@ -85,6 +85,12 @@ internal static class DefinitionNormaliser
                 LayoutPath = Path.GetFullPath(reference.LayoutPath!, contextDir),
                 Tag = reference.Tag,
             },
+            FromKind.OciArchive => new OciArchiveSource
+            {
+                Mark = node.Mark,
+                ArchivePath = Path.GetFullPath(reference.LayoutPath!, contextDir),
+                Tag = reference.Tag.Length > 0 ? reference.Tag : null,
+            },
             FromKind.ImageName => new FromImageSource { Mark = node.Mark, ImageName = node.Value },
             _ => throw new InvalidOperationException($"validation let `from: {node.Value}` through"),
         };

@@ -285,7 +285,7 @@ internal sealed partial class DefinitionValidator
 
     private void CheckFrom(YNode node, HashSet<string> names)
     {
-        if (ExpectString(node, "from", "an image name, scratch or oci:PATH[:TAG]") is not { } scalar)
+        if (ExpectString(node, "from", "an image name, scratch, oci:PATH[:TAG] or oci-archive:FILE[:TAG]") is not { } scalar)
         {
             return;
         }
@@ -293,8 +293,11 @@ internal sealed partial class DefinitionValidator
         var reference = FromReference.Classify(scalar.Value);
         switch (reference.Kind)
         {
-            case FromKind.OciArchive:
-                Problem(node, $"`from: {scalar.Value}`: oci-archive sources are not supported yet");
+            case FromKind.OciArchive when string.IsNullOrEmpty(reference.LayoutPath):
+                Problem(node, "`from: oci-archive:FILE[:TAG]` needs a FILE");
+                break;
+            case FromKind.OciArchive when reference.Tag.Length > 0 && !DefinitionSyntax.Tag().IsMatch(reference.Tag):
+                Problem(node, $"`from: {scalar.Value}`: `{reference.Tag}` is not a valid tag");
                 break;
             case FromKind.Registry:
                 Problem(node, $"`from: {scalar.Value}`: registry references are not supported yet");

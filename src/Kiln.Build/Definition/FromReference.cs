@@ -14,17 +14,15 @@ internal sealed record FromReference(FromKind Kind, string Value, string? Layout
 
         if (value.StartsWith("oci-archive:", StringComparison.Ordinal))
         {
-            return new(FromKind.OciArchive, value);
+            // oci-archive:FILE[:TAG]; no tag (an empty Tag) means the archive's only image.
+            var (path, tag) = SplitTag(value["oci-archive:".Length..]);
+            return new(FromKind.OciArchive, value, path, tag ?? "");
         }
 
         if (value.StartsWith("oci:", StringComparison.Ordinal))
         {
-            var rest = value["oci:".Length..];
-            var colon = rest.LastIndexOf(':');
-            // A ':' followed by no '/' separates the tag; otherwise it is part of the path.
-            return colon >= 0 && !rest[(colon + 1)..].Contains('/')
-                ? new(FromKind.OciLayout, value, rest[..colon], rest[(colon + 1)..])
-                : new(FromKind.OciLayout, value, rest);
+            var (path, tag) = SplitTag(value["oci:".Length..]);
+            return tag is null ? new(FromKind.OciLayout, value, path) : new(FromKind.OciLayout, value, path, tag);
         }
 
         if (LooksLikeRegistryReference(value))
@@ -33,6 +31,13 @@ internal sealed record FromReference(FromKind Kind, string Value, string? Layout
         }
 
         return new(FromKind.ImageName, value);
+    }
+
+    /// <summary>A ':' followed by no '/' separates the tag; otherwise it is part of the path.</summary>
+    private static (string Path, string? Tag) SplitTag(string rest)
+    {
+        var colon = rest.LastIndexOf(':');
+        return colon >= 0 && !rest[(colon + 1)..].Contains('/') ? (rest[..colon], rest[(colon + 1)..]) : (rest, null);
     }
 
     private static bool LooksLikeRegistryReference(string value)

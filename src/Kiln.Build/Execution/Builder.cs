@@ -15,6 +15,7 @@ public static class Builder
         {
             BootstrapIdentity = source => Bootstrapper.Identity(source, options.HostAptDir),
             ImportIdentity = OciImport.Identity,
+            ArchiveIdentity = OciImport.Identity,
         });
     }
 

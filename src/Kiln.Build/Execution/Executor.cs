@@ -95,6 +95,15 @@ public sealed class Executor
                     steps.Add(r.Result);
                     break;
                 }
+            case OciArchiveSource archive:
+                {
+                    var r = await BaseStepAsync(image, $"from oci-archive:{archive.ArchivePath}" + (archive.Tag is null ? "" : ":" + archive.Tag), fetches: false,
+                        () => OciImport.ImportAsync(_store, archive, _options, ct), ct).ConfigureAwait(false);
+                    state = r.State;
+                    dirty = r.Dirty;
+                    steps.Add(r.Result);
+                    break;
+                }
             default:
                 throw new NotSupportedException($"{image.Name}: this kind of base is not supported yet");
         }

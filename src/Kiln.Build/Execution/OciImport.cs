@@ -2,22 +2,77 @@ using Kiln.Build.Definition;
 using Kiln.Build.Layers;
 using Kiln.Build.Store;
 using Kiln.Oci;
+using Kiln.Oci.Archives;
 
 namespace Kiln.Build.Execution;
 
-/// <summary><c>from: oci:PATH[:TAG]</c>: copies an image out of another OCI image layout into the store,
-/// checking every digest, and extracts its layers as snapshots.</summary>
+/// <summary><c>from: oci:PATH[:TAG]</c> and <c>from: oci-archive:FILE[:TAG]</c>: copies an image out of another OCI
+/// image layout (a folder, or a tar of one read in place) into the store, checking every digest, and extracts its
+/// layers as snapshots.</summary>
 internal static class OciImport
 {
+    /// <summary>Where an image comes from: a name for messages, its manifest, and a way to open its blobs
+    /// (checked against the descriptor's size).</summary>
+    private sealed record Source(string Where, Descriptor Manifest, Func<Descriptor, Stream> Open);
+
     /// <summary>The manifest digest the tag names, for the plan's base key.</summary>
     public static string Identity(OciLayoutSource source) => FindManifest(source).Digest.Value;
 
+    /// <summary>The manifest digest of the archive's image, for the plan's base key. A missing file, a file that is
+    /// not an oci-archive, or an archive of several images and no tag is a problem of the definition.</summary>
+    public static string Identity(OciArchiveSource source)
+    {
+        try
+        {
+            using var reader = OciArchiveReader.Open(source.ArchivePath);
+            return reader.FindManifest(source.Tag).Digest.Value;
+        }
+        catch (ArchiveException ex)
+        {
+            throw DefinitionException.At(source.Mark, $"from oci-archive: {ex.Message}");
+        }
+    }
+
+    public static Task<ImageState> ImportAsync(KilnStore store, OciLayoutSource source, BuildOptions options, CancellationToken ct) =>
+        ImportAsync(store, new Source($"oci:{source.LayoutPath}:{source.Tag}", FindManifest(source), d => OpenLayoutBlob(source, d)), options, ct);
+
+    public static async Task<ImageState> ImportAsync(KilnStore store, OciArchiveSource source, BuildOptions options, CancellationToken ct)
+    {
+        string where = "oci-archive:" + source.ArchivePath + (source.Tag is null ? "" : ":" + source.Tag);
+        OciArchiveReader reader;
+        Descriptor manifest;
+        try
+        {
+            reader = OciArchiveReader.Open(source.ArchivePath);
+            manifest = reader.FindManifest(source.Tag);
+        }
+        catch (ArchiveException ex)
+        {
+            throw new BuildException(ex.Message, ex);
+        }
+        using (reader)
+        {
+            Stream Open(Descriptor d)
+            {
+                try
+                {
+                    return reader.OpenBlob(d);
+                }
+                catch (ArchiveException ex)
+                {
+                    throw new BuildException(ex.Message, ex);
+                }
+            }
+            return await ImportAsync(store, new Source(where, manifest, Open), options, ct).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Checks everything first — each blob's size and digest, the config's diff IDs against what each
     /// layer unpacks to — and only then commits blobs and snapshots, so a bad image leaves nothing in the store.</summary>
-    public static async Task<ImageState> ImportAsync(KilnStore store, OciLayoutSource source, BuildOptions options, CancellationToken ct)
+    private static async Task<ImageState> ImportAsync(KilnStore store, Source source, BuildOptions options, CancellationToken ct)
     {
-        string where = $"oci:{source.LayoutPath}:{source.Tag}";
-        var desc = FindManifest(source);
+        string where = source.Where;
+        var desc = source.Manifest;
         var manifestBytes = await ReadSmallBlobAsync(source, desc, ct).ConfigureAwait(false);
         var manifest = Parse(where, "manifest", () => OciJson.DeserializeManifest(manifestBytes));
         var configBytes = await ReadSmallBlobAsync(source, manifest.Config, ct).ConfigureAwait(false);
@@ -44,7 +99,7 @@ internal static class OciImport
                 }
                 var target = Path.Combine(work, "layer" + i.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 // The blob is checked before its bytes reach a decompressor.
-                await using (var file = OpenSourceBlob(source, layer))
+                await using (var file = source.Open(layer))
                 {
                     var blobDigest = Digest.FromHash(await System.Security.Cryptography.SHA256.HashDataAsync(file, ct).ConfigureAwait(false));
                     if (blobDigest != layer.Digest)
@@ -53,7 +108,7 @@ internal static class OciImport
                     }
                 }
                 Digest actual;
-                await using (var file = OpenSourceBlob(source, layer))
+                await using (var file = source.Open(layer))
                 {
                     try
                     {
@@ -101,7 +156,7 @@ internal static class OciImport
         }
     }
 
-    private static Stream OpenSourceBlob(OciLayoutSource source, Descriptor desc)
+    private static Stream OpenLayoutBlob(OciLayoutSource source, Descriptor desc)
     {
         var path = Path.Combine(source.LayoutPath, "blobs", "sha256", desc.Digest.Hex);
         if (!File.Exists(path))
@@ -117,14 +172,14 @@ internal static class OciImport
     }
 
     /// <summary>A manifest or config: read whole (at most 4 MiB) and checked against its descriptor.</summary>
-    private static async Task<byte[]> ReadSmallBlobAsync(OciLayoutSource source, Descriptor desc, CancellationToken ct)
+    private static async Task<byte[]> ReadSmallBlobAsync(Source source, Descriptor desc, CancellationToken ct)
     {
         if (desc.Size > 4 << 20)
         {
-            throw new BuildException($"oci:{source.LayoutPath}: blob {desc.Digest} claims {desc.Size} bytes; a manifest or config may have at most 4 MiB");
+            throw new BuildException($"{source.Where}: blob {desc.Digest} claims {desc.Size} bytes; a manifest or config may have at most 4 MiB");
         }
         byte[] bytes;
-        await using (var file = OpenSourceBlob(source, desc))
+        await using (var file = source.Open(desc))
         {
             bytes = new byte[desc.Size];
             await file.ReadExactlyAsync(bytes, ct).ConfigureAwait(false);
@@ -132,7 +187,7 @@ internal static class OciImport
         var actual = Digest.Compute(bytes);
         if (actual != desc.Digest)
         {
-            throw new BuildException($"oci:{source.LayoutPath}: blob {desc.Digest} does not match its digest (its content hashes to {actual})");
+            throw new BuildException($"{source.Where}: blob {desc.Digest} does not match its digest (its content hashes to {actual})");
         }
         return bytes;
     }
@@ -158,14 +213,14 @@ internal static class OciImport
         return matches[0];
     }
 
-    private static async Task CopyBlobAsync(KilnStore store, OciLayoutSource source, Descriptor desc, CancellationToken ct)
+    private static async Task CopyBlobAsync(KilnStore store, Source source, Descriptor desc, CancellationToken ct)
     {
         if (store.HasBlob(desc.Digest))
         {
             return;
         }
         using var writer = store.CreateBlobWriter();
-        await using (var input = OpenSourceBlob(source, desc))
+        await using (var input = source.Open(desc))
         {
             await input.CopyToAsync(writer, ct).ConfigureAwait(false);
         }

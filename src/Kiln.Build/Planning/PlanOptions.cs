@@ -13,5 +13,9 @@ public sealed record PlanOptions
     /// a selected image starts from one.</summary>
     public Func<OciLayoutSource, string>? ImportIdentity { get; init; }
 
+    /// <summary>The identity (the manifest digest) of an image imported from an <c>oci-archive:</c>; required
+    /// when a selected image starts from one.</summary>
+    public Func<OciArchiveSource, string>? ArchiveIdentity { get; init; }
+
     public IContextHasher Hasher { get; init; } = new Sha256ContextHasher();
 }

@@ -124,6 +124,9 @@ public static class Planner
         FromImageSource f => planned[f.ImageName].ImageKey,
         OciLayoutSource o => Sha256(OciKeyPrefix + (options.ImportIdentity
             ?? throw new ArgumentException($"image {image.Name} starts from oci:{o.LayoutPath}:{o.Tag}, so PlanOptions.ImportIdentity is required", nameof(options)))(o)),
+        // Keyed like oci: by manifest digest: the same image gives the same base, wherever it was read from.
+        OciArchiveSource a => Sha256(OciKeyPrefix + (options.ArchiveIdentity
+            ?? throw new ArgumentException($"image {image.Name} starts from oci-archive:{a.ArchivePath}, so PlanOptions.ArchiveIdentity is required", nameof(options)))(a)),
         _ => throw new ArgumentException($"image {image.Name} has an unknown source {image.Source.GetType().Name}"),
     };
 

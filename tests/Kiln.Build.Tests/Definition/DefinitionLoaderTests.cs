@@ -151,6 +151,37 @@ public sealed class DefinitionLoaderTests : IDisposable
         Assert.Equal(("/abs/layout", "latest"), (b.LayoutPath, b.Tag));
     }
 
+    [Fact]
+    public void An_oci_archive_source_is_resolved_against_the_context_with_an_optional_tag()
+    {
+        _context.Yaml("""
+            images:
+              a: {from: "oci-archive:archives/base.tar"}
+              b: {from: "oci-archive:/abs/base.oci.tar:v1"}
+            """);
+
+        var file = _context.Load();
+
+        var a = Assert.IsType<OciArchiveSource>(file.Images[0].Source);
+        Assert.Equal((Path.Combine(_context.Dir, "archives/base.tar"), (string?)null), (a.ArchivePath, a.Tag));
+        var b = Assert.IsType<OciArchiveSource>(file.Images[1].Source);
+        Assert.Equal(("/abs/base.oci.tar", (string?)"v1"), (b.ArchivePath, b.Tag));
+    }
+
+    [Theory]
+    [InlineData("oci-archive:", "`from: oci-archive:FILE[:TAG]` needs a FILE")]
+    [InlineData("oci-archive:base.tar:-v1", "`-v1` is not a valid tag")]
+    public void A_bad_oci_archive_source_is_reported(string from, string message)
+    {
+        var problems = _context.Problems($"""
+            images:
+              web:
+                from: "{from}"
+            """);
+
+        AssertProblem(problems, 3, 11, message);
+    }
+
     // ---- problems, each with its exact line and column ----
 
     [Fact]
@@ -303,7 +334,6 @@ public sealed class DefinitionLoaderTests : IDisposable
     [InlineData("registry.example.com/team/app:1", "registry references are not supported yet")]
     [InlineData("localhost:5000/app", "registry references are not supported yet")]
     [InlineData("app@sha256:0123", "registry references are not supported yet")]
-    [InlineData("oci-archive:base.tar", "not supported yet")]
     public void Sources_not_supported_yet_say_so(string from, string message)
     {
         var problems = _context.Problems($"""

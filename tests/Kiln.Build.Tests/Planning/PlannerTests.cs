@@ -221,6 +221,20 @@ public sealed class PlannerTests : IDisposable
     }
 
     [Fact]
+    public void An_oci_archive_needs_an_archive_identity_and_is_keyed_like_the_same_image_in_a_layout()
+    {
+        _context.Yaml("images: {a: {from: 'oci-archive:base.tar'}, o: {from: 'oci:layout:v1'}}");
+        var file = _context.Load();
+
+        Assert.Throws<ArgumentException>(() => Plan(file, ["a"], Options));
+        var options = Options with { ImportIdentity = _ => "sha256:same", ArchiveIdentity = _ => "sha256:same" };
+        var archive = Plan(file, ["a"], options);
+        Assert.Equal(Sha256("kiln/oci/v1\nsha256:same"), archive.Images[0].BaseKey);
+        Assert.Equal(Plan(file, ["o"], options).Images[0].BaseKey, archive.Images[0].BaseKey);
+        Assert.NotEqual(archive.Images[0].BaseKey, Plan(file, ["a"], options with { ArchiveIdentity = _ => "sha256:other" }).Images[0].BaseKey);
+    }
+
+    [Fact]
     public void Steps_carry_descriptions_and_whether_they_fetch_packages()
     {
         var web = Image(PlanWeb(), "web");
