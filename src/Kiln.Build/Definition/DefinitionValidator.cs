@@ -309,7 +309,7 @@ internal sealed partial class DefinitionValidator
                 Problem(node, $"`from: {scalar.Value}`: `{reference.Tag}` is not a valid tag");
                 break;
             case FromKind.ImageName when !names.Contains(scalar.Value):
-                var hint = scalar.Value.Contains(':') ? " (a registry reference needs a host, e.g. docker.io/library/debian:bookworm)" : "";
+                var hint = scalar.Value.Contains(':') ? " (a registry reference needs a host, e.g. registry.example.com/library/debian:bookworm)" : "";
                 Problem(node, $"no image named `{scalar.Value}` in this file{hint}");
                 break;
         }

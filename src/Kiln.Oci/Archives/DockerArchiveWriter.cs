@@ -5,13 +5,11 @@ namespace Kiln.Oci.Archives;
 /// <summary>Writes a docker-archive as <c>docker save</c> (Docker 25 and later) does: the legacy <c>manifest.json</c>
 /// (<c>[{Config, RepoTags, Layers}]</c>, paths into <c>blobs/sha256/</c>) and <c>repositories</c> for
 /// <c>docker load</c>, <c>podman load</c> and <c>skopeo docker-archive:</c>, and beside them the OCI layout
-/// (<c>oci-layout</c>, <c>index.json</c>) that image stores importing OCI archives (containerd) read.</summary>
+/// (<c>oci-layout</c>, <c>index.json</c>, the manifest tagged with TAG) that tools importing OCI archives read.</summary>
 /// <remarks>Layers stay as they are in the store (gzip or zstd): the loaders decompress layer files whatever the
 /// names, and check each against the config's diff IDs.</remarks>
 public static class DockerArchiveWriter
 {
-    public const string ContainerdImageName = "io.containerd.image.name";
-
     /// <param name="repoTag">The name the loaded image gets, <c>REPO:TAG</c> (a missing tag means <c>latest</c>).</param>
     public static async Task WriteAsync(Stream output, ArchiveImage image, string repoTag, ArchiveOptions options,
         CancellationToken cancellationToken = default)
@@ -24,11 +22,8 @@ public static class DockerArchiveWriter
         var tar = new UstarWriter(output, options.Epoch.ToUnixTimeSeconds());
         await tar.WriteFileAsync("manifest.json", LegacyManifest(manifest, repo + ":" + tag), cancellationToken).ConfigureAwait(false);
         await tar.WriteFileAsync("repositories", Repositories(manifest, repo, tag), cancellationToken).ConfigureAwait(false);
-        var annotations = new Dictionary<string, string>
-        {
-            [ContainerdImageName] = FullyQualified(repo) + ":" + tag,
-            [Annotations.RefName] = tag,
-        };
+        // No registry-qualified name is written: the archive names the image as the user did (REPO:TAG).
+        var annotations = new Dictionary<string, string> { [Annotations.RefName] = tag };
         await ImageArchiveWriter.WriteLayoutAsync(tar, image, manifest, bytes, annotations, cancellationToken).ConfigureAwait(false);
         await tar.FinishAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -41,18 +36,6 @@ public static class DockerArchiveWriter
         return colon > 0 && !repoTag[(colon + 1)..].Contains('/')
             ? (repoTag[..colon], repoTag[(colon + 1)..])
             : (repoTag, "latest");
-    }
-
-    /// <summary>The name as Docker spells it in full: <c>web</c> → <c>docker.io/library/web</c>.</summary>
-    public static string FullyQualified(string repo)
-    {
-        int slash = repo.IndexOf('/');
-        if (slash < 0)
-        {
-            return "docker.io/library/" + repo;
-        }
-        var first = repo[..slash];
-        return first.Contains('.') || first.Contains(':') || first == "localhost" ? repo : "docker.io/" + repo;
     }
 
     private static byte[] LegacyManifest(Manifest manifest, string repoTag)
