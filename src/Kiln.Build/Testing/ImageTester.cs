@@ -105,7 +105,12 @@ public sealed class ImageTester
         Checks = [.. checks.Select(c => new CheckReport { Section = c.Section, Subject = c.Subject, Duration = TimeSpan.Zero, Skipped = true })],
     };
 
-    public static string PhaseName(TestPhase phase) => phase == TestPhase.Boot ? "boot" : "bake";
+    public static string PhaseName(TestPhase phase) => phase switch
+    {
+        TestPhase.Boot => "boot",
+        TestPhase.Vm => "vm",
+        _ => "bake",
+    };
 
     /// <summary>SHA-256 over the image's manifest digest, the spec's digest and the phase.</summary>
     public static string CacheKey(Digest manifest, Digest spec, TestPhase phase) =>
