@@ -65,7 +65,7 @@ internal static class GuestScript
               state=test
             fi
             echo "{{ReadyMarker}} ${state:-unknown}" >&3
-            echo "{{ReadyMarker}} ${state:-unknown}" >"$con"
+            echo "{{ReadyMarker}} ${state:-unknown}" >>"$con"
             b64() { v=$(head -c {{MaxOutput}} "$1" | base64 -w0); echo "${v:--}"; }
             probe() {
               rm -f "$d/o" "$d/e" "$d/t"
@@ -84,7 +84,7 @@ internal static class GuestScript
         sb.Append($$"""
             rm -rf "$d"
             echo "{{DoneMarker}} {{probes.Count}}" >&3
-            echo "{{DoneMarker}} {{probes.Count}}" >"$con"
+            echo "{{DoneMarker}} {{probes.Count}}" >>"$con"
             if [ "$mode" = boot ]; then
               while IFS= read -r line <&3; do
                 case $line in *{{PowerOffRequest}}*) exec systemctl poweroff ;; esac
