@@ -1,3 +1,5 @@
+using Kiln.Build.Execution;
+
 namespace Kiln.Build.Testing.Vm;
 
 /// <summary>How qemu runs the guest: hardware virtualisation (KVM) or emulation (TCG).</summary>
@@ -44,6 +46,9 @@ public enum VmStage { Preparing, Booting, Ready, Checking, PoweringOff, Finished
 
 /// <summary>A step of the VM phase; <paramref name="Elapsed"/> counts from the start of the phase.</summary>
 public sealed record VmEvent(VmStage Stage, string Message, TimeSpan Elapsed);
+
+/// <summary>A <see cref="VmEvent"/> of <paramref name="Image"/>'s VM phase, as build progress (for the CLI to show).</summary>
+public sealed record VmProgress(string Image, VmEvent Event) : BuildEvent(Image);
 
 /// <summary>The VM phase could not be set up: the disk is unreadable or has no root partition, a tool is missing,
 /// or the disk could not be prepared. (A guest that does not come up is not an exception: its checks fail.)</summary>
