@@ -6,12 +6,13 @@ using Kiln.Build.Exporters;
 using Kiln.Build.Exporters.Disk;
 using Kiln.Build.Testing;
 using Kiln.Build.Testing.Vm;
+using Xunit.Abstractions;
 
 namespace Kiln.Cli.Tests;
 
 /// <summary>The VM phase end to end: a Debian image with a kernel, systemd, DHCP and a web server, built by kiln,
 /// exported as a raw disk by the disk exporter, booted under qemu (TCG here), checked, powered off.</summary>
-public sealed class VmPhaseTests : IDisposable
+public sealed class VmPhaseTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _store = new("kiln-vm-store");
 
@@ -74,6 +75,7 @@ public sealed class VmPhaseTests : IDisposable
 
         var phase = Assert.Single(result.Phases);
         var log = string.Join('\n', events.All.OfType<VmProgress>().Select(e => $"{e.Event.Elapsed.TotalSeconds:0.0}s {e.Event.Stage} {e.Event.Message}"));
+        output.WriteLine($"vm phase (export included) {phase.Duration.TotalSeconds:0.0} s:\n{log}");
         Assert.True(phase.Passed, log + "\n" + string.Join('\n', phase.Checks.SelectMany(c => c.Failures.Select(f => $"{c.Name}: {f.Matcher}: {f.Actual}"))));
         Assert.Equal(["command grep -q bookworm /etc/os-release && echo \"it's $((6 * 7))\"", "http http://127.0.0.1:8080/", "port tcp:8080", "service www"],
             phase.Checks.Select(c => c.Name).Order(StringComparer.Ordinal));

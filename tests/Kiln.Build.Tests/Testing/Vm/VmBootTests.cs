@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Kiln.Build.Execution;
 using Kiln.Build.Testing.Spec;
 using Kiln.Build.Testing.Vm;
+using Xunit.Abstractions;
 
 namespace Kiln.Build.Tests.Testing.Vm;
 
@@ -21,7 +22,7 @@ public sealed class BootableDiskFactAttribute : FactAttribute
     }
 }
 
-public sealed class VmBootTests
+public sealed class VmBootTests(ITestOutputHelper output)
 {
     private sealed class Events : IProgress<VmEvent>
     {
@@ -70,6 +71,6 @@ public sealed class VmBootTests
         VmTestSupport.AssertNoProcessMentions(work.Path);
         Assert.Equal(hash, VmTestSupport.Sha256(disk));
         // The boot time, for the record (visible with --logger "console;verbosity=detailed").
-        Console.WriteLine($"VM phase took {clock.Elapsed.TotalSeconds:0.0} s:\n{log}");
+        output.WriteLine($"VM phase took {clock.Elapsed.TotalSeconds:0.0} s:\n{log}");
     }
 }
