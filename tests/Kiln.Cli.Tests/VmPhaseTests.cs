@@ -75,7 +75,7 @@ public sealed class VmPhaseTests(ITestOutputHelper output) : IDisposable
 
         var phase = Assert.Single(result.Phases);
         var log = string.Join('\n', events.All.OfType<VmProgress>().Select(e => $"{e.Event.Elapsed.TotalSeconds:0.0}s {e.Event.Stage} {e.Event.Message}"));
-        output.WriteLine($"vm phase (export included) {phase.Duration.TotalSeconds:0.0} s:\n{log}");
+        output.WriteLine($"vm phase (after the export) {phase.Duration.TotalSeconds:0.0} s:\n{log}");
         Assert.True(phase.Passed, log + "\n" + string.Join('\n', phase.Checks.SelectMany(c => c.Failures.Select(f => $"{c.Name}: {f.Matcher}: {f.Actual}"))));
         Assert.Equal(["command grep -q bookworm /etc/os-release && echo \"it's $((6 * 7))\"", "http http://127.0.0.1:8080/", "port tcp:8080", "service www"],
             phase.Checks.Select(c => c.Name).Order(StringComparer.Ordinal));
