@@ -73,4 +73,25 @@ public sealed class VmBootTests(ITestOutputHelper output)
         // The boot time, for the record (visible with --logger "console;verbosity=detailed").
         output.WriteLine($"VM phase took {clock.Elapsed.TotalSeconds:0.0} s:\n{log}");
     }
+
+    [BootableDiskFact]
+    public async Task A_guest_not_up_in_time_fails_every_check_with_the_end_of_its_serial_console()
+    {
+        var disk = Environment.GetEnvironmentVariable(BootableDiskFactAttribute.Variable)!;
+        using var work = new ScratchDir();
+        var options = new VmOptions { WorkDirectory = work.Path, Accelerator = VmAccelerator.Tcg, BootTimeout = TimeSpan.FromSeconds(12) };
+
+        var reports = await VmPhase.RunAsync(disk, [VmTestSupport.Command("true"), VmTestSupport.Command("false", exit: 1)], options, _ => { });
+
+        Assert.All(reports, r =>
+        {
+            var actual = Assert.Single(r.Failures).Actual;
+            Assert.StartsWith("no ready marker from the guest within 12 s; the last ", actual);
+            var console = actual[(actual.IndexOf(":\n", StringComparison.Ordinal) + 2)..].Split('\n');
+            Assert.InRange(console.Length, 1, VmPhase.ConsoleLines);
+            Assert.DoesNotContain(console, l => l.Contains('\u001b', StringComparison.Ordinal));
+        });
+        Assert.Empty(Directory.GetFileSystemEntries(work.Path));
+        VmTestSupport.AssertNoProcessMentions(work.Path);
+    }
 }

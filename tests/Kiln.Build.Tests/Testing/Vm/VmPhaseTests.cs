@@ -101,4 +101,11 @@ public sealed class VmPhaseTests
         Assert.Contains("/nonexistent/qemu-system-x86_64", e.Message);
         AssertOnlyTheDiskRemains(dir, disk, hash);
     }
+
+    [Fact]
+    public void The_not_ready_message_quotes_the_console_or_says_it_stayed_empty()
+    {
+        Assert.Equal("late; the serial console stayed empty", VmPhase.NotReadyMessage("late", []));
+        Assert.Equal("late; the last 2 lines of the serial console:\nA\nB", VmPhase.NotReadyMessage("late", ["A", "B"]));
+    }
 }
