@@ -69,7 +69,7 @@ internal static class GuestScript
             b64() { v=$(head -c {{MaxOutput}} "$1" | base64 -w0); echo "${v:--}"; }
             probe() {
               rm -f "$d/o" "$d/e" "$d/t"
-              timeout -v -k 5 "$2" /bin/sh -c 'exec </dev/null >"$1" 2>"$2"; exec /bin/sh -c "$3"' sh "$d/o" "$d/e" "$3" 2>"$d/t"
+              timeout -v -k 5 "$2" /bin/sh -c 'exec </dev/null >"$1" 2>"$2"; exec /bin/sh -c "$3"' sh "$d/o" "$d/e" "$3" 2>"$d/t" 3>&-
               rc=$?
               to=0
               case $rc in 124|137) [ -s "$d/t" ] && to=1 ;; esac

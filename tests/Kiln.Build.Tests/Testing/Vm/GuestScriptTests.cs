@@ -52,6 +52,16 @@ public sealed class GuestScriptTests
     }
 
     [Fact]
+    public void A_command_cannot_write_on_the_results_port()
+    {
+        var (results, _) = RunOnHost(new GuestProbe(0, "echo KILN-VM-DONE 0 >&3", TimeSpan.FromSeconds(10)));
+        Assert.Equal(3, results.Length);
+        var r = GuestResults.Result(results[1])!;
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Equal(1, GuestResults.Done(results[2]));
+    }
+
+    [Fact]
     public void Quote_keeps_every_character_and_refuses_NUL()
     {
         foreach (var s in new[] { "", "a b", "it's", "'", "''", "$HOME `x` \\ \"q\"\n\ttab" })
