@@ -4,7 +4,7 @@
 set -euo pipefail
 need=(mmdebstrap util-linux coreutils iproute2 clang zlib1g-dev)
 if [ "${1:-build}" = test ]; then
-  need+=(skopeo umoci busybox-static systemd-container)
+  need+=(skopeo umoci busybox-static systemd-container qemu-system-x86 qemu-utils fdisk e2fsprogs)
 fi
 missing=()
 for p in "${need[@]}"; do

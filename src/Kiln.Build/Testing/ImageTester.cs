@@ -3,6 +3,7 @@ using Kiln.Build.Definition;
 using Kiln.Build.Execution;
 using Kiln.Build.Store;
 using Kiln.Build.Testing.Spec;
+using Kiln.Build.Testing.Vm;
 using Kiln.Oci;
 
 namespace Kiln.Build.Testing;
@@ -96,6 +97,37 @@ public sealed class ImageTester
         return new TestPhaseReport { Image = image, Phase = name, Checks = booted, Duration = clock.Elapsed };
     }
 
+    /// <summary>The VM phase: boots <paramref name="rawDiskPath"/>, the image exported as a raw disk by the caller, and
+    /// runs the spec's command (of either phase), service, port and http checks in it (see <see cref="VmPhase"/>). Not
+    /// cached: the result depends on the disk as much as on the image. Reports the phase's start, its
+    /// <see cref="VmProgress"/>, each check and its end, like the other phases.</summary>
+    public async Task<GateResult> TestVmAsync(string image, TestSpec spec, string rawDiskPath, VmOptions vm, CancellationToken ct = default)
+    {
+        var checks = spec.Checks.Where(VmPhase.Supports).ToList();
+        if (checks.Count == 0)
+        {
+            return GateResult.Untested;
+        }
+        var name = PhaseName(TestPhase.Vm);
+        _progress?.Report(new TestPhaseStarted(image, name, checks.Count));
+        var clock = Stopwatch.StartNew();
+        var forward = new SynchronousProgress<VmEvent>(e =>
+        {
+            vm.Progress?.Report(e);
+            _progress?.Report(new VmProgress(image, e));
+        });
+        var reports = await VmPhase.RunAsync(rawDiskPath, checks, vm with { Progress = forward },
+            r => _progress?.Report(new CheckFinished(image, name, r)), ct).ConfigureAwait(false);
+        var report = new TestPhaseReport { Image = image, Phase = name, Checks = reports, Duration = clock.Elapsed };
+        _progress?.Report(new TestPhaseFinished(image, report));
+        return new GateResult([report]);
+    }
+
+    private sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+
     private static TestPhaseReport Skipped(string image, string name, List<Check> checks, string because) => new()
     {
         Image = image,
@@ -105,7 +137,12 @@ public sealed class ImageTester
         Checks = [.. checks.Select(c => new CheckReport { Section = c.Section, Subject = c.Subject, Duration = TimeSpan.Zero, Skipped = true })],
     };
 
-    public static string PhaseName(TestPhase phase) => phase == TestPhase.Boot ? "boot" : "bake";
+    public static string PhaseName(TestPhase phase) => phase switch
+    {
+        TestPhase.Boot => "boot",
+        TestPhase.Vm => "vm",
+        _ => "bake",
+    };
 
     /// <summary>SHA-256 over the image's manifest digest, the spec's digest and the phase.</summary>
     public static string CacheKey(Digest manifest, Digest spec, TestPhase phase) =>

@@ -2,6 +2,7 @@ using Kiln.Build.Execution;
 using Kiln.Build.Planning;
 using Kiln.Build.Store;
 using Kiln.Build.Testing.Spec;
+using Kiln.Build.Testing.Vm;
 using Kiln.Oci;
 
 namespace Kiln.Build.Testing;
@@ -44,14 +45,7 @@ public static class StoredImageTests
     public static async Task<GateResult> RunAsync(string definitionPath, string storeRoot, string image, TestOptions options,
         IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default)
     {
-        var file = Definition.DefinitionLoader.Load(definitionPath);
-        var definition = file.Images.FirstOrDefault(i => i.Name == image)
-            ?? throw new ArgumentException($"{file.Path} defines no image named '{image}'");
-        if (definition.Test is null)
-        {
-            throw new ArgumentException($"image '{image}' has no `test:` in {file.Path}");
-        }
-        var spec = TestSpecLoader.Load(definition.Test, definition.Boot);
+        var (definition, spec) = LoadSpec(definitionPath, image);
         if (!Environment.IsPrivilegedProcess)
         {
             throw new Sandbox.SandboxException("kiln test mounts overlayfs and creates namespaces: run it as root");
@@ -63,4 +57,50 @@ public static class StoredImageTests
         return await new ImageTester(store, options, progress)
             .TestAsync(image, spec, definition.Boot, manifest.Digest, state, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary><c>kiln test IMAGE --phase vm</c>: the image (by name) is exported as a raw disk into a store temp dir by
+    /// <paramref name="exportRawDisk"/> (the caller's disk exporter: Testing stands left of Exporters and may not use
+    /// them), booted under qemu with the spec's command, service, port and http checks (<see cref="ImageTester.TestVmAsync"/>),
+    /// and the disk is deleted afterwards. A shared store lock is held throughout, so the exporter may take one too.</summary>
+    public static async Task<GateResult> RunVmAsync(string definitionPath, string storeRoot, string image, VmOptions vm,
+        RawDiskExport exportRawDisk, IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(exportRawDisk);
+        var (_, spec) = LoadSpec(definitionPath, image);
+        using var store = KilnStore.Open(storeRoot);
+        using var storeLock = store.AcquireLock(exclusive: false, cancellationToken);
+        var manifest = store.TryGetTag(image) ?? throw new ArgumentException($"the store has no image named '{image}' (build it first)");
+        var tester = new ImageTester(store, new TestOptions { UseCache = false, Phase = TestPhase.Vm }, progress);
+        if (!spec.Checks.Any(VmPhase.Supports))
+        {
+            return GateResult.Untested;
+        }
+        var work = store.CreateTempDir("vm");
+        try
+        {
+            var disk = Path.Combine(work, image + ".raw");
+            await exportRawDisk(store, image, manifest, disk, cancellationToken).ConfigureAwait(false);
+            return await tester.TestVmAsync(image, spec, disk, vm, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            store.DeleteTempDir(work);
+        }
+    }
+
+    private static (Definition.ImageDefinition Definition, TestSpec Spec) LoadSpec(string definitionPath, string image)
+    {
+        var file = Definition.DefinitionLoader.Load(definitionPath);
+        var definition = file.Images.FirstOrDefault(i => i.Name == image)
+            ?? throw new ArgumentException($"{file.Path} defines no image named '{image}'");
+        if (definition.Test is null)
+        {
+            throw new ArgumentException($"image '{image}' has no `test:` in {file.Path}");
+        }
+        return (definition, TestSpecLoader.Load(definition.Test, definition.Boot));
+    }
 }
+
+/// <summary>Writes the stored image <paramref name="image"/> (<paramref name="manifest"/>) as a raw disk at
+/// <paramref name="outputPath"/>, e.g. with Exporters.Disk.DiskExporter and ExportFormat.Raw.</summary>
+public delegate Task RawDiskExport(KilnStore store, string image, Descriptor manifest, string outputPath, CancellationToken cancellationToken);

@@ -3,8 +3,9 @@ using Kiln.Oci;
 
 namespace Kiln.Build.Testing.Spec;
 
-/// <summary>When a check runs: on the finished image's files (bake) or against a started instance (boot).</summary>
-public enum TestPhase { Bake, Boot }
+/// <summary>When a check runs: on the finished image's files (bake), against a started instance (boot), or in a
+/// VM booted from the image's disk (vm: only on request, as <c>kiln test --phase vm</c>).</summary>
+public enum TestPhase { Bake, Boot, Vm }
 
 /// <summary>An image's test spec: every check, normalised (defaults filled, sorted by section and subject).
 /// <see cref="Digest"/> is the SHA-256 of <see cref="Canonical"/>, which holds no position and no formatting.</summary>
