@@ -1,0 +1,433 @@
+using System.Globalization;
+using Kiln.Build.Native;
+using Kiln.Build.Store;
+using Kiln.Oci;
+
+namespace Kiln.Build.Exporters.Disk;
+
+/// <summary>Makes an image's disk from a kept disk of an image that shares all but a few top layers with it: copies
+/// the kept raw disk and applies only the paths those layers touch to its ext4 root with debugfs, then checks the
+/// filesystem with e2fsck. Whatever it cannot do safely it declines (with the reason), and the caller builds in full.</summary>
+internal static class IncrementalDisk
+{
+    /// <summary>More differing layers than this (both sides together) is not an app change: build in full.</summary>
+    public const int MaxDifferingLayers = 8;
+
+    private const int MaxCommands = 50_000;
+
+    /// <summary>The kept disk that shares the longest prefix of layers with <paramref name="diffIds"/> and can be patched
+    /// into its disk, or null with the reason there is none.</summary>
+    public static (DiskCacheEntry? Entry, int Shared, string Reason) Choose(KilnStore store, IReadOnlyList<Digest> diffIds, string bootIdentity,
+        DiskLayout layout, bool autoSized, long usedBytes)
+    {
+        DiskCacheEntry? best = null;
+        int bestShared = 0;
+        string reason = "no disk of an image sharing its lower layers has been exported before";
+        foreach (var e in store.ListDisks())
+        {
+            var old = e.ParsedDiffIds()!;
+            int shared = 0;
+            while (shared < old.Count && shared < diffIds.Count && old[shared] == diffIds[shared])
+            {
+                shared++;
+            }
+            if (shared == 0)
+            {
+                continue;
+            }
+            if (old.Count - shared + diffIds.Count - shared > MaxDifferingLayers)
+            {
+                reason = $"the kept disk of {e.Image} differs in more than {MaxDifferingLayers} layers";
+                continue;
+            }
+            if (e.BootIdentity != bootIdentity)
+            {
+                reason = $"the kernel or initrd differs from the kept disk of {e.Image}";
+                continue;
+            }
+            bool sizeFits = autoSized
+                ? e.AutoSized && e.BootBytes == layout.BootBytes && e.RootBytes >= usedBytes + usedBytes * 15 / 100 + 192 * DiskLayout.MiB
+                : !e.AutoSized && e.DiskBytes == layout.DiskBytes && e.RootOffset == layout.RootOffset && e.RootBytes == layout.RootBytes;
+            if (!sizeFits)
+            {
+                reason = $"the disk size differs from the kept disk of {e.Image}";
+                continue;
+            }
+            if (!old.All(store.HasSnapshot))
+            {
+                reason = $"the layers of the kept disk of {e.Image} are no longer in the store";
+                continue;
+            }
+            if (shared > bestShared || (shared == bestShared && best is not null && old.Count < best.DiffIds.Count))
+            {
+                best = e;
+                bestShared = shared;
+            }
+        }
+        return (best, bestShared, best is null ? reason : "");
+    }
+
+    /// <summary>Declines an incremental build; the caller builds the disk in full and reports why.</summary>
+    private sealed class Decline(string reason) : Exception(reason);
+
+    /// <summary>Writes the new disk to <paramref name="diskPath"/> from <paramref name="basis"/>. Returns null on success
+    /// (a checked filesystem holding exactly the new tree), or the reason it declined (nothing is left at the path).</summary>
+    public static async Task<string?> TryApplyAsync(KilnStore store, DiskCacheEntry basis, int shared, IReadOnlyList<Digest> diffIds,
+        MergedTree newTree, string workDir, string diskPath, CancellationToken ct)
+    {
+        try
+        {
+            var oldIds = basis.ParsedDiffIds()!;
+            var oldTree = new MergedTree(oldIds.Reverse().Select(store.SnapshotPath).ToList());
+            var touched = new SortedSet<string>(PathOrder.Instance);
+            foreach (var id in oldIds.Skip(shared).Concat(diffIds.Skip(shared)))
+            {
+                CollectTouched(store.SnapshotPath(id), touched, oldTree, newTree, ct);
+            }
+            var plan = new DebugfsPlan(Path.Combine(workDir, "xattrs"));
+            foreach (var path in touched)
+            {
+                ct.ThrowIfCancellationRequested();
+                plan.Diff(path, oldTree.Lookup(path), newTree.Lookup(path));
+                if (plan.CommandCount > MaxCommands)
+                {
+                    throw new Decline($"more than {MaxCommands} changes to apply");
+                }
+            }
+
+            var source = store.DiskRawPath(basis) ?? throw new Decline("the kept disk's record is not valid");
+            var copy = await HostTool.RunAsync("cp", ["--reflink=auto", "--sparse=always", source, diskPath], null, ct).ConfigureAwait(false);
+            if (copy.ExitCode != 0)
+            {
+                throw new Decline($"copying the kept disk failed: {HostTool.Tail(copy.Output, 3)}");
+            }
+            var fs = $"{diskPath}?offset={basis.RootOffset.ToString(CultureInfo.InvariantCulture)}";
+            if (plan.CommandCount > 0)
+            {
+                await CheckSpaceAsync(fs, plan, ct).ConfigureAwait(false);
+                var script = Path.Combine(workDir, "debugfs.script");
+                await File.WriteAllLinesAsync(script, plan.Commands(), ct).ConfigureAwait(false);
+                var errors = Path.Combine(workDir, "debugfs.errors");
+                var r = await HostTool.RunAsync("/bin/sh", ["-c", "exec debugfs -w -f \"$1\" \"$2\" 2>\"$3\"", "sh", script, fs, errors], null, ct).ConfigureAwait(false);
+                // debugfs exits 0 even when a command fails; its errors are the stderr lines after the version banner.
+                var problems = File.Exists(errors)
+                    ? File.ReadAllLines(errors).Where(l => l.Length > 0 && !l.StartsWith("debugfs ", StringComparison.Ordinal)).ToList()
+                    : [];
+                if (r.ExitCode != 0 || problems.Count > 0)
+                {
+                    throw new Decline($"debugfs could not apply the changes: {string.Join("; ", problems.Take(3))}{HostTool.Tail(r.Output, r.ExitCode != 0 ? 3 : 0)}");
+                }
+            }
+            var fsck = await HostTool.RunAsync("e2fsck", ["-fn", fs], null, ct).ConfigureAwait(false);
+            if (fsck.ExitCode != 0)
+            {
+                throw new Decline($"e2fsck -fn found problems after applying the changes: {HostTool.Tail(fsck.Output, 5)}");
+            }
+            return null;
+        }
+        catch (Decline d)
+        {
+            StoreFs.TryDeleteFile(diskPath);
+            return d.Message;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Layers.LayerException)
+        {
+            StoreFs.TryDeleteFile(diskPath);
+            return $"reading the layers failed: {e.Message}";
+        }
+        catch
+        {
+            StoreFs.TryDeleteFile(diskPath);
+            throw;
+        }
+    }
+
+    /// <summary>Every image path a layer snapshot has an entry for (whiteouts included). An opaque dir replaces the
+    /// whole dir, so then every path under it in either tree is touched.</summary>
+    private static void CollectTouched(string snapshot, SortedSet<string> touched, MergedTree oldTree, MergedTree newTree, CancellationToken ct)
+    {
+        var pending = new Stack<(string Host, string Image)>();
+        pending.Push((snapshot, ""));
+        while (pending.Count > 0)
+        {
+            ct.ThrowIfCancellationRequested();
+            var (host, image) = pending.Pop();
+            foreach (var entry in Directory.EnumerateFileSystemEntries(host))
+            {
+                var name = Path.GetFileName(entry);
+                var path = image + "/" + name;
+                touched.Add(path);
+                if (LibC.Lstat(entry).IsDirectory)
+                {
+                    pending.Push((entry, path));
+                    if (Layers.SafePath.IsOpaque(entry))
+                    {
+                        foreach (var tree in new[] { oldTree, newTree })
+                        {
+                            if (tree.Lookup(path) is { DirHosts.Count: > 0 } dir)
+                            {
+                                foreach (var node in MergedTree.Walk(dir, ct))
+                                {
+                                    touched.Add(node.ImagePath);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static async Task CheckSpaceAsync(string fs, DebugfsPlan plan, CancellationToken ct)
+    {
+        var r = await HostTool.RunAsync("dumpe2fs", ["-h", fs], null, ct).ConfigureAwait(false);
+        long Field(string name)
+        {
+            var line = r.Output.Split('\n').FirstOrDefault(l => l.StartsWith(name + ":", StringComparison.Ordinal));
+            return line is not null && long.TryParse(line[(name.Length + 1)..].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : -1;
+        }
+        long blockSize = Field("Block size"), freeBlocks = Field("Free blocks"), reserved = Field("Reserved block count"), freeInodes = Field("Free inodes");
+        if (r.ExitCode != 0 || blockSize <= 0 || freeBlocks < 0 || freeInodes < 0)
+        {
+            throw new Decline("cannot read the kept disk's free space (dumpe2fs)");
+        }
+        long available = (freeBlocks - Math.Max(0, reserved)) * blockSize;
+        if (plan.BytesWritten > available * 9 / 10 || plan.InodesCreated > freeInodes - 16)
+        {
+            throw new Decline($"the kept disk has too little free space for the changes ({DiskLayout.Mib(plan.BytesWritten)} to write, {DiskLayout.Mib(available)} free)");
+        }
+    }
+
+    /// <summary>Orders image paths so that a directory comes right before what it holds ("/a", "/a/b", "/a-b").</summary>
+    private sealed class PathOrder : IComparer<string>
+    {
+        public static readonly PathOrder Instance = new();
+
+        public int Compare(string? x, string? y)
+        {
+            var a = x!.AsSpan();
+            var b = y!.AsSpan();
+            int n = Math.Min(a.Length, b.Length);
+            for (int i = 0; i < n; i++)
+            {
+                if (a[i] != b[i])
+                {
+                    return a[i] == '/' ? -1 : b[i] == '/' ? 1 : a[i].CompareTo(b[i]);
+                }
+            }
+            return a.Length.CompareTo(b.Length);
+        }
+    }
+
+    /// <summary>The debugfs commands that turn the old tree into the new one at the touched paths.</summary>
+    private sealed class DebugfsPlan(string xattrDir)
+    {
+        private readonly List<string> _commands = [];
+        // Directory metadata is set after everything inside the directory has changed.
+        private readonly List<string> _late = [];
+        private readonly List<string> _done = [];
+        private int _xattrFiles;
+
+        public int CommandCount => _commands.Count + _late.Count;
+        public long BytesWritten { get; private set; }
+        public long InodesCreated { get; private set; }
+
+        public IEnumerable<string> Commands() => _commands.Concat(Enumerable.Reverse(_late));
+
+        public void Diff(string path, MergedNode? old, MergedNode? now)
+        {
+            if (_done.Any(d => path.StartsWith(d + "/", StringComparison.Ordinal)))
+            {
+                return; // inside a directory already removed or created as a whole
+            }
+            if (old is null && now is null)
+            {
+                return;
+            }
+            if (now is null)
+            {
+                Remove(old!);
+                _done.Add(path);
+                return;
+            }
+            if (old is null)
+            {
+                Create(now);
+                _done.Add(path);
+                return;
+            }
+            var (o, n) = (old.Status, now.Status);
+            if (o.FileType != n.FileType)
+            {
+                Remove(old);
+                Create(now);
+                _done.Add(path);
+                return;
+            }
+            if (n.IsRegularFile)
+            {
+                if (o.LinkCount > 1 || n.LinkCount > 1)
+                {
+                    throw new Decline($"{path} is a hard link");
+                }
+                if (!SameContent(old.HostPath, now.HostPath))
+                {
+                    _commands.Add($"rm {Q(path)}");
+                    Create(now);
+                    return;
+                }
+            }
+            else if (n.IsSymlink)
+            {
+                if (new FileInfo(old.HostPath).LinkTarget != new FileInfo(now.HostPath).LinkTarget)
+                {
+                    _commands.Add($"rm {Q(path)}");
+                    Create(now);
+                    return;
+                }
+            }
+            else if (!n.IsDirectory)
+            {
+                if (o.RdevMajor != n.RdevMajor || o.RdevMinor != n.RdevMinor)
+                {
+                    throw new Decline($"{path} is a changed special file");
+                }
+            }
+            var target = n.IsDirectory ? _late : _commands;
+            if (o.Mode != n.Mode)
+            {
+                target.Add($"sif {Q(path)} mode 0{Convert.ToString(n.Mode, 8)}");
+            }
+            if (o.Uid != n.Uid)
+            {
+                target.Add($"sif {Q(path)} uid {n.Uid}");
+            }
+            if (o.Gid != n.Gid)
+            {
+                target.Add($"sif {Q(path)} gid {n.Gid}");
+            }
+            if (o.MTimeSeconds != n.MTimeSeconds)
+            {
+                target.Add($"sif {Q(path)} mtime @{n.MTimeSeconds}");
+            }
+            DiffXattrs(path, old, now, target);
+        }
+
+        private void Remove(MergedNode node)
+        {
+            if (node.Status.IsDirectory)
+            {
+                foreach (var child in MergedTree.Children(node))
+                {
+                    Remove(child);
+                }
+                _commands.Add($"rmdir {Q(node.ImagePath)}");
+                return;
+            }
+            if (node.Status.IsRegularFile && node.Status.LinkCount > 1)
+            {
+                throw new Decline($"{node.ImagePath} is a hard link");
+            }
+            _commands.Add($"rm {Q(node.ImagePath)}");
+        }
+
+        private void Create(MergedNode node)
+        {
+            var st = node.Status;
+            var path = node.ImagePath;
+            InodesCreated++;
+            var target = _commands;
+            if (st.IsDirectory)
+            {
+                _commands.Add($"mkdir {Q(path)}");
+                BytesWritten += 4096;
+                foreach (var child in MergedTree.Children(node))
+                {
+                    Create(child);
+                }
+                target = _late;
+            }
+            else if (st.IsRegularFile)
+            {
+                if (st.LinkCount > 1)
+                {
+                    throw new Decline($"{path} is a hard link");
+                }
+                _commands.Add($"write {Q(node.HostPath)} {Q(path)}");
+                BytesWritten += (st.Size + 4095) / 4096 * 4096;
+            }
+            else if (st.IsSymlink)
+            {
+                _commands.Add($"symlink {Q(path)} {Q(new FileInfo(node.HostPath).LinkTarget ?? "")}");
+                BytesWritten += 4096;
+            }
+            else
+            {
+                throw new Decline($"{path} is a special file (device, fifo or socket)");
+            }
+            target.Add($"sif {Q(path)} mode 0{Convert.ToString(st.Mode, 8)}");
+            target.Add($"sif {Q(path)} uid {st.Uid}");
+            target.Add($"sif {Q(path)} gid {st.Gid}");
+            target.Add($"sif {Q(path)} mtime @{st.MTimeSeconds}");
+            DiffXattrs(path, null, node, target);
+        }
+
+        private void DiffXattrs(string path, MergedNode? old, MergedNode now, List<string> target)
+        {
+            var oldNames = old?.XattrNames() ?? [];
+            var newNames = now.XattrNames();
+            foreach (var name in oldNames.Except(newNames, StringComparer.Ordinal))
+            {
+                target.Add($"ea_rm {Q(path)} {Q(name)}");
+            }
+            foreach (var name in newNames)
+            {
+                var value = LibC.GetXattr(now.HostPath, name) ?? [];
+                if (old is not null && oldNames.Contains(name) && (LibC.GetXattr(old.HostPath, name) ?? []).AsSpan().SequenceEqual(value))
+                {
+                    continue;
+                }
+                Directory.CreateDirectory(xattrDir);
+                var file = Path.Combine(xattrDir, (_xattrFiles++).ToString(CultureInfo.InvariantCulture));
+                File.WriteAllBytes(file, value);
+                target.Add($"ea_set -f {Q(file)} {Q(path)} {Q(name)}");
+            }
+        }
+
+        private static bool SameContent(string a, string b)
+        {
+            if (a == b)
+            {
+                return true;
+            }
+            using var fa = File.OpenRead(a);
+            using var fb = File.OpenRead(b);
+            if (fa.Length != fb.Length)
+            {
+                return false;
+            }
+            var ba = new byte[1 << 16];
+            var bb = new byte[1 << 16];
+            int n;
+            while ((n = fa.ReadAtLeast(ba, ba.Length, throwOnEndOfStream: false)) > 0)
+            {
+                fb.ReadExactly(bb, 0, n);
+                if (!ba.AsSpan(0, n).SequenceEqual(bb.AsSpan(0, n)))
+                {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        /// <summary>A debugfs argument in double quotes; names debugfs cannot quote are declined.</summary>
+        private static string Q(string text)
+        {
+            if (text.Any(c => c is '"' or '\\' || char.IsControl(c)))
+            {
+                throw new Decline($"the name '{text}' holds a character debugfs cannot take");
+            }
+            return "\"" + text + "\"";
+        }
+    }
+}
