@@ -49,7 +49,8 @@ internal static class DiskBuilder
         }
         var env = new Dictionary<string, string>
         {
-            ["E2FSPROGS_FAKE_TIME"] = epoch.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture),
+            // e2fsprogs ignores a fake time of 0 (and would stamp the clock's time): the Unix epoch becomes second 1.
+            ["E2FSPROGS_FAKE_TIME"] = Math.Max(1, epoch.ToUnixTimeSeconds()).ToString(CultureInfo.InvariantCulture),
             ["SOURCE_DATE_EPOCH"] = epoch.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture),
         };
         using (var fs = new FileStream(diskPath, FileMode.CreateNew, FileAccess.Write))
