@@ -14,7 +14,7 @@ internal sealed class DiskTestImage : IDisposable
 {
     public TestStore Test { get; } = new();
     public KilnStore Store => Test.Store;
-    public ImageState State { get; private set; } = TestStore.Empty;
+    public ImageState State { get; set; } = TestStore.Empty;
 
     /// <summary>A fresh output folder (outside the store) for exports.</summary>
     public string OutDir { get; } = Directory.CreateTempSubdirectory("kiln-disk-out-").FullName;

@@ -1,0 +1,160 @@
+using Kiln.Build.Exporters;
+using Kiln.Build.Exporters.Disk;
+using Kiln.Build.Native;
+using Kiln.Oci;
+
+namespace Kiln.Build.Tests.Exporters.Disk;
+
+/// <summary>Disks made from a kept disk by applying only changed top layers: they must pass fsck and hold exactly the
+/// files a full export holds; whatever cannot be applied safely falls back to a full build.</summary>
+public sealed class IncrementalDiskTests : IDisposable
+{
+    private readonly DiskTestImage _image = new();
+
+    public void Dispose() => _image.Dispose();
+
+    private async Task<ExportResult> ExportAsync(string name, Descriptor manifest, string file, bool incremental = true) =>
+        await DiskExporter.ExportAsync(_image.Store, new ExportRequest
+        {
+            ImageName = name,
+            Manifest = manifest,
+            Format = ExportFormat.Raw,
+            OutputPath = Path.Combine(_image.OutDir, file),
+            AllowIncremental = incremental,
+        }, null, CancellationToken.None);
+
+    private static long RootOffset(string raw) => DiskExporterTests.Partitions(raw)[1].Start;
+
+    /// <summary>Checks the incremental disk: fsck clean, the image's tree, and the same tree as a full export.</summary>
+    private async Task AssertLikeFullExportAsync(string name, Descriptor manifest, ExportResult incremental)
+    {
+        var raw = incremental.OutputPath;
+        DiskExporterTests.AssertFsckClean(raw, RootOffset(raw));
+        var onDisk = DiskTree.OfDisk(raw, RootOffset(raw));
+        DiskTree.AssertSame(DiskTree.OfImage(_image.SnapshotsTopFirst), onDisk);
+        var full = await ExportAsync(name, manifest, name + "-full.raw", incremental: false);
+        Assert.False(full.Incremental);
+        DiskTree.AssertSame(DiskTree.OfDisk(full.OutputPath, RootOffset(full.OutputPath)), onDisk);
+    }
+
+    [Fact]
+    public async Task A_one_file_change_on_top_is_applied_to_the_kept_disk_and_gives_the_full_exports_tree()
+    {
+        await _image.AddBaseAsync();
+        var v1 = await _image.TagAsync("web");
+        Assert.False((await ExportAsync("web", v1, "v1.raw")).Incremental);
+
+        await _image.AddLayerAsync(root =>
+        {
+            DiskTestImage.Mk(root, "srv/app");
+            File.WriteAllText(Path.Combine(root, "srv/app/index.html"), "<h1>v2</h1>\n");
+        });
+        var v2 = await _image.TagAsync("web");
+        var r = await ExportAsync("web", v2, "v2.raw");
+
+        Assert.True(r.Incremental, r.Detail);
+        await AssertLikeFullExportAsync("web", v2, r);
+    }
+
+    [Fact]
+    public async Task An_app_layer_replaced_on_the_same_base_applies_adds_removes_opaque_dirs_modes_links_and_xattrs()
+    {
+        await _image.AddBaseAsync();
+        var baseState = _image.State;
+        await _image.AddLayerAsync(root =>
+        {
+            DiskTestImage.Mk(root, "srv/app/only-v1");
+            File.WriteAllText(Path.Combine(root, "srv/app/index.html"), "<h1>v1</h1>\n");
+            File.WriteAllText(Path.Combine(root, "srv/app/only-v1/x.txt"), "x\n");
+            File.CreateSymbolicLink(Path.Combine(root, "srv/app/current"), "only-v1");
+        });
+        var v1 = await _image.TagAsync("web");
+        Assert.False((await ExportAsync("web", v1, "v1.raw")).Incremental);
+
+        // v2 replaces v1's layer: same base, a different top layer.
+        _image.State = baseState;
+        await _image.AddLayerAsync(root =>
+        {
+            DiskTestImage.Mk(root, "srv/app/assets");
+            DiskTestImage.Mk(root, "etc");
+            File.WriteAllText(Path.Combine(root, "srv/app/index.html"), "<h1>version two, longer</h1>\n");
+            File.WriteAllBytes(Path.Combine(root, "srv/app/big.bin"), DiskTestImage.Bytes(1_500_000, 9));
+            File.CreateSymbolicLink(Path.Combine(root, "srv/app/current"), "assets");
+            LibC.MknodWhiteout(Path.Combine(root, "srv/app/old.js"));
+            LibC.SetXattr(Path.Combine(root, "srv/app/assets"), "trusted.overlay.opaque", "y"u8);
+            File.WriteAllText(Path.Combine(root, "srv/app/assets/b.css"), "b{}\n");
+            File.WriteAllText(Path.Combine(root, "etc/motd"), "old motd\n");
+            LibC.Chmod(Path.Combine(root, "etc/motd"), Convert.ToUInt32("640", 8));
+            LibC.Lchown(Path.Combine(root, "etc/motd"), 0, 33);
+            File.WriteAllText(Path.Combine(root, "etc/tagged"), "t\n");
+            LibC.SetXattr(Path.Combine(root, "etc/tagged"), "user.kiln-test", "v2"u8);
+            DiskTestImage.Mk(root, "var/lib/app/data");
+            LibC.Lchown(Path.Combine(root, "var/lib/app/data"), 33, 33);
+        });
+        var v2 = await _image.TagAsync("web");
+        var r = await ExportAsync("web", v2, "v2.raw");
+
+        Assert.True(r.Incremental, r.Detail);
+        await AssertLikeFullExportAsync("web", v2, r);
+        var (_, xattr) = DiskTestImage.Run("debugfs", "-R", "ea_get /etc/tagged user.kiln-test", $"{r.OutputPath}?offset={RootOffset(r.OutputPath)}");
+        Assert.Contains("v2", xattr);
+    }
+
+    [Fact]
+    public async Task A_changed_kernel_is_built_in_full_and_says_why()
+    {
+        await _image.AddBaseAsync();
+        var v1 = await _image.TagAsync("web");
+        await ExportAsync("web", v1, "v1.raw");
+        await _image.AddLayerAsync(root =>
+        {
+            DiskTestImage.Mk(root, "boot");
+            File.WriteAllBytes(Path.Combine(root, "boot/initrd.img-6.1.0-27-amd64"), DiskTestImage.Bytes(210_000, 7));
+        });
+        var v2 = await _image.TagAsync("web");
+        var r = await ExportAsync("web", v2, "v2.raw");
+        Assert.False(r.Incremental);
+        Assert.Contains("kernel or initrd", r.Detail);
+        DiskTree.AssertSame(DiskTree.OfImage(_image.SnapshotsTopFirst), DiskTree.OfDisk(r.OutputPath, RootOffset(r.OutputPath)));
+    }
+
+    [Fact]
+    public async Task A_new_hard_link_falls_back_to_a_full_build_with_the_right_tree()
+    {
+        await _image.AddBaseAsync();
+        var v1 = await _image.TagAsync("web");
+        await ExportAsync("web", v1, "v1.raw");
+        await _image.AddLayerAsync(root =>
+        {
+            DiskTestImage.Mk(root, "srv/app");
+            File.WriteAllText(Path.Combine(root, "srv/app/a.txt"), "same inode\n");
+            LibC.Link(Path.Combine(root, "srv/app/a.txt"), Path.Combine(root, "srv/app/b.txt"));
+        });
+        var v2 = await _image.TagAsync("web");
+        var r = await ExportAsync("web", v2, "v2.raw");
+        Assert.False(r.Incremental);
+        Assert.Contains("hard link", r.Detail);
+        DiskExporterTests.AssertFsckClean(r.OutputPath, RootOffset(r.OutputPath));
+        DiskTree.AssertSame(DiskTree.OfImage(_image.SnapshotsTopFirst), DiskTree.OfDisk(r.OutputPath, RootOffset(r.OutputPath)));
+    }
+
+    [Fact]
+    public async Task Gc_drops_the_kept_disk_of_an_image_no_longer_tagged()
+    {
+        await _image.AddBaseAsync();
+        var v1 = await _image.TagAsync("web");
+        await ExportAsync("web", v1, "v1.raw");
+        Assert.Single(_image.Store.ListDisks());
+        var disks = _image.Store.DisksDir;
+        Assert.Equal(2, Directory.GetFiles(disks).Length);
+
+        await _image.Store.CollectGarbageAsync();
+        Assert.Single(_image.Store.ListDisks());
+
+        await _image.Store.UntagAsync("web");
+        var report = await _image.Store.CollectGarbageAsync();
+        Assert.Equal(1, report.DisksRemoved);
+        Assert.Empty(_image.Store.ListDisks());
+        Assert.Empty(Directory.GetFiles(disks));
+    }
+}
