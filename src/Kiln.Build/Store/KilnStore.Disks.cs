@@ -6,7 +6,7 @@ namespace Kiln.Build.Store;
 
 /// <summary>The last raw disk exported of an image, kept so the next disk of an image that differs only in its
 /// top layers can be made by patching it (see <c>Exporters/Disk</c>). Lives in <c>kiln/disks/</c>: a sparse
-/// <c>NAME-RANDOM.raw</c> and its record <c>KEY.json</c> (KEY from the image name).</summary>
+/// <c>KEY-RANDOM.raw</c>, its record <c>KEY.json</c> (KEY from the image name) and a lock file <c>KEY.lock</c>.</summary>
 public sealed record DiskCacheEntry
 {
     public int SchemaVersion { get; init; } = 1;
@@ -70,6 +70,59 @@ public sealed partial class KilnStore
             : null;
     }
 
+    /// <summary>Locks the kept disk of <paramref name="image"/>: shared to read (copy) its raw file, exclusive to change
+    /// it in place or replace it.</summary>
+    public IDisposable LockDisk(string image, bool exclusive, CancellationToken ct = default)
+    {
+        CheckTagName(image);
+        Directory.CreateDirectory(DisksDir);
+        return FileLock.Acquire(Path.ChangeExtension(DiskEntryPath(image), ".lock"), exclusive, ct);
+    }
+
+    /// <summary>The kept disk of <paramref name="image"/>, or null.</summary>
+    public DiskCacheEntry? TryGetDisk(string image)
+    {
+        CheckTagName(image);
+        var path = DiskEntryPath(image);
+        return File.Exists(path) && ReadDiskEntry(path) is { } e && DiskRawPath(e) is { } raw && File.Exists(raw) ? e : null;
+    }
+
+    /// <summary>Deletes the record of <paramref name="image"/>'s kept disk but not its raw file, which the caller (holding
+    /// the disk's exclusive lock) now owns: it changes it in place and records it again, or deletes it. A crash in
+    /// between leaves a raw file no record names, which gc deletes.</summary>
+    public void ForgetDisk(string image)
+    {
+        CheckTagName(image);
+        var path = DiskEntryPath(image);
+        if (File.Exists(path))
+        {
+            File.Delete(path);
+            Native.FsyncDirectory(DisksDir);
+        }
+    }
+
+    /// <summary>Records <paramref name="entry"/> (whose raw file is already in <c>kiln/disks/</c>) as the kept disk of its image.</summary>
+    public async Task RecordDiskAsync(DiskCacheEntry entry, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        CheckTagName(entry.Image);
+        var raw = DiskRawPath(entry);
+        if (raw is null || !File.Exists(raw))
+        {
+            throw new StoreException($"cannot record the disk of '{entry.Image}': its raw file '{entry.RawFile}' is not in '{DisksDir}'");
+        }
+        try
+        {
+            Native.FsyncPath(raw);
+            await StoreFs.AtomicWriteAsync(NewIngestPath(), DiskEntryPath(entry.Image),
+                JsonSerializer.SerializeToUtf8Bytes(entry, StoreJsonContext.Default.DiskCacheEntry), ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw StoreException.Io($"recording the disk of '{entry.Image}' in '{DisksDir}'", e);
+        }
+    }
+
     /// <summary>Every readable disk record whose raw file exists.</summary>
     public IReadOnlyList<DiskCacheEntry> ListDisks()
     {
@@ -109,7 +162,7 @@ public sealed partial class KilnStore
     {
         ArgumentNullException.ThrowIfNull(entry);
         CheckTagName(entry.Image);
-        Directory.CreateDirectory(DisksDir);
+        using var diskLock = LockDisk(entry.Image, exclusive: true, ct);
         var jsonPath = DiskEntryPath(entry.Image);
         var previous = File.Exists(jsonPath) ? ReadDiskEntry(jsonPath) : null;
         var stored = entry with { RawFile = $"{Path.GetFileNameWithoutExtension(jsonPath)}-{RandomSuffix()}.raw" };
@@ -154,11 +207,19 @@ public sealed partial class KilnStore
             }
             keepRaw.Add(e.RawFile);
         }
-        foreach (var raw in Directory.EnumerateFiles(DisksDir).ToList())
+        foreach (var raw in Directory.EnumerateFiles(DisksDir, "*.raw").ToList())
         {
-            if (!raw.EndsWith(".json", StringComparison.Ordinal) && !keepRaw.Contains(Path.GetFileName(raw)))
+            if (!keepRaw.Contains(Path.GetFileName(raw)))
             {
                 StoreFs.TryDeleteFile(raw);
+            }
+        }
+        // No exporter runs now (they hold the store lock shared), so unused lock files can go.
+        foreach (var lockFile in Directory.EnumerateFiles(DisksDir, "*.lock").ToList())
+        {
+            if (!File.Exists(Path.ChangeExtension(lockFile, ".json")))
+            {
+                StoreFs.TryDeleteFile(lockFile);
             }
         }
         if (dropped > 0)

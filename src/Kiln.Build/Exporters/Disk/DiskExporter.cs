@@ -43,13 +43,20 @@ public static class DiskExporter
             var raw = Path.Combine(work, "disk.raw");
             string? declined = "incremental disks are off for this export";
             DiskCacheEntry? basis = null;
+            DiskCacheEntry? kept = null;
             if (request.AllowIncremental)
             {
                 (basis, int shared, declined) = IncrementalDisk.Choose(store, diffIds, bootIdentity, layout, autoSized, used);
                 if (basis is not null)
                 {
                     Report($"applying {diffIds.Count - shared} changed layer(s) to the kept disk of {basis.Image}");
-                    declined = await IncrementalDisk.TryApplyAsync(store, basis, shared, diffIds, tree, work, raw, ct).ConfigureAwait(false);
+                    IncrementalDisk.DebugfsPlan? plan;
+                    (plan, declined) = IncrementalDisk.Prepare(store, basis, shared, diffIds, tree, work, ct);
+                    if (plan is not null)
+                    {
+                        var next = basis with { Image = name, Manifest = request.Manifest.Digest.Value, DiffIds = diffIds.Select(d => d.Value).ToList() };
+                        (kept, declined) = await ApplyAsync(store, basis, next, plan, raw, work, ct).ConfigureAwait(false);
+                    }
                     if (declined is not null)
                     {
                         Report($"building in full: {declined}");
@@ -57,18 +64,13 @@ public static class DiskExporter
                 }
             }
 
-            DiskCacheEntry entry;
-            if (basis is not null && declined is null)
-            {
-                entry = basis with { Image = name, Manifest = request.Manifest.Digest.Value, DiffIds = diffIds.Select(d => d.Value).ToList() };
-            }
-            else
+            if (kept is null)
             {
                 Report($"building a {DiskLayout.Mib(layout.DiskBytes)} disk ({DiskLayout.Mib(used)} of files, kernel {boot.Version})");
                 var rootUuid = DiskIds.Uuid(request.Manifest.Digest, "root uuid");
                 await DiskBuilder.BuildAsync(work, raw, layout, boot, tree, entries, rootUuid, DiskIds.Uuid(request.Manifest.Digest, "hash seed"),
                     DiskIds.DiskId(request.Manifest.Digest), request.Epoch, ct).ConfigureAwait(false);
-                entry = new DiskCacheEntry
+                var entry = new DiskCacheEntry
                 {
                     Image = name,
                     Manifest = request.Manifest.Digest.Value,
@@ -83,20 +85,24 @@ public static class DiskExporter
                     BootIdentity = bootIdentity,
                     AutoSized = autoSized,
                 };
+                kept = await store.PutDiskAsync(entry, raw, ct).ConfigureAwait(false);
             }
 
-            var kept = await store.PutDiskAsync(entry, raw, ct).ConfigureAwait(false);
             Report($"writing {ExportFormats.Name(request.Format)}");
-            await DiskOutput.WriteAsync(request.Format, store.DiskRawPath(kept)!, kept.DiskBytes, output.PartialPath, work, request.Epoch, ct).ConfigureAwait(false);
+            using (store.LockDisk(name, exclusive: false, ct))
+            {
+                await DiskOutput.WriteAsync(request.Format, store.DiskRawPath(kept)!, kept.DiskBytes, output.PartialPath, work, request.Epoch, ct).ConfigureAwait(false);
+            }
             output.Commit();
+            bool incremental = basis is not null && declined is null;
             return new ExportResult
             {
                 OutputPath = output.Target,
                 Format = request.Format,
                 Bytes = new FileInfo(output.Target).Length,
-                Incremental = basis is not null && declined is null,
-                Detail = basis is not null && declined is null
-                    ? $"made from the kept disk of {basis.Image} by applying the changed layers"
+                Incremental = incremental,
+                Detail = incremental
+                    ? $"made from the kept disk of {basis!.Image} by applying the changed layers"
                     : $"built in full: {declined}",
                 Elapsed = clock.Elapsed,
             };
@@ -105,6 +111,47 @@ public static class DiskExporter
         {
             store.DeleteTempDir(work);
         }
+    }
+
+    /// <summary>Applies the plan and keeps the result as <paramref name="next"/>. The kept disk of the same image is
+    /// changed in place (its record is dropped first, so a crash cannot leave a record naming a half-changed disk); a
+    /// disk of another image is copied first. Returns the kept entry, or null with the reason it declined.</summary>
+    private static async Task<(DiskCacheEntry? Kept, string? Declined)> ApplyAsync(KilnStore store, DiskCacheEntry basis, DiskCacheEntry next,
+        IncrementalDisk.DebugfsPlan plan, string raw, string work, CancellationToken ct)
+    {
+        if (basis.Image == next.Image)
+        {
+            using (store.LockDisk(basis.Image, exclusive: true, ct))
+            {
+                if (store.TryGetDisk(basis.Image)?.RawFile != basis.RawFile)
+                {
+                    return (null, "the kept disk changed while planning (another export)");
+                }
+                store.ForgetDisk(basis.Image);
+                var inPlace = store.DiskRawPath(basis)!;
+                var declined = await IncrementalDisk.ApplyAsync(plan, inPlace, basis.RootOffset, work, ct).ConfigureAwait(false);
+                if (declined is not null)
+                {
+                    return (null, declined);
+                }
+                await store.RecordDiskAsync(next, ct).ConfigureAwait(false);
+                return (next, null);
+            }
+        }
+        using (store.LockDisk(basis.Image, exclusive: false, ct))
+        {
+            if (store.DiskRawPath(basis) is not { } source || !File.Exists(source))
+            {
+                return (null, "the kept disk is gone (another export replaced it)");
+            }
+            var copy = await HostTool.RunAsync("cp", ["--reflink=auto", "--sparse=always", source, raw], null, ct).ConfigureAwait(false);
+            if (copy.ExitCode != 0)
+            {
+                return (null, $"copying the kept disk failed: {HostTool.Tail(copy.Output, 3)}");
+            }
+        }
+        var failed = await IncrementalDisk.ApplyAsync(plan, raw, basis.RootOffset, work, ct).ConfigureAwait(false);
+        return failed is not null ? (null, failed) : (await store.PutDiskAsync(next, raw, ct).ConfigureAwait(false), null);
     }
 
     private static async Task<(IReadOnlyList<Digest> DiffIds, IReadOnlyList<string> LayersTopFirst)> ReadLayersAsync(KilnStore store, ExportRequest request, CancellationToken ct)

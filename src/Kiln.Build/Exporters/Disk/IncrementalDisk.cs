@@ -70,10 +70,10 @@ internal static class IncrementalDisk
     /// <summary>Declines an incremental build; the caller builds the disk in full and reports why.</summary>
     private sealed class Decline(string reason) : Exception(reason);
 
-    /// <summary>Writes the new disk to <paramref name="diskPath"/> from <paramref name="basis"/>. Returns null on success
-    /// (a checked filesystem holding exactly the new tree), or the reason it declined (nothing is left at the path).</summary>
-    public static async Task<string?> TryApplyAsync(KilnStore store, DiskCacheEntry basis, int shared, IReadOnlyList<Digest> diffIds,
-        MergedTree newTree, string workDir, string diskPath, CancellationToken ct)
+    /// <summary>Works out the debugfs commands that turn <paramref name="basis"/>'s root into the new image's, without
+    /// touching any disk. Returns the plan, or null with the reason it declined.</summary>
+    public static (DebugfsPlan? Plan, string? Declined) Prepare(KilnStore store, DiskCacheEntry basis, int shared, IReadOnlyList<Digest> diffIds,
+        MergedTree newTree, string workDir, CancellationToken ct)
     {
         try
         {
@@ -94,14 +94,26 @@ internal static class IncrementalDisk
                     throw new Decline($"more than {MaxCommands} changes to apply");
                 }
             }
+            return (plan, null);
+        }
+        catch (Decline d)
+        {
+            return (null, d.Message);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Layers.LayerException)
+        {
+            return (null, $"reading the layers failed: {e.Message}");
+        }
+    }
 
-            var source = store.DiskRawPath(basis) ?? throw new Decline("the kept disk's record is not valid");
-            var copy = await HostTool.RunAsync("cp", ["--reflink=auto", "--sparse=always", source, diskPath], null, ct).ConfigureAwait(false);
-            if (copy.ExitCode != 0)
-            {
-                throw new Decline($"copying the kept disk failed: {HostTool.Tail(copy.Output, 3)}");
-            }
-            var fs = $"{diskPath}?offset={basis.RootOffset.ToString(CultureInfo.InvariantCulture)}";
+    /// <summary>Applies the plan to the ext4 root at <paramref name="rootOffset"/> of <paramref name="diskPath"/> (a copy of
+    /// the kept disk, or the kept disk itself once its record is gone) and checks it with <c>e2fsck -fn</c>. Returns null
+    /// on success, or the reason it declined; on a decline or any failure (a cancel too) the disk file is deleted.</summary>
+    public static async Task<string?> ApplyAsync(DebugfsPlan plan, string diskPath, long rootOffset, string workDir, CancellationToken ct)
+    {
+        try
+        {
+            var fs = $"{diskPath}?offset={rootOffset.ToString(CultureInfo.InvariantCulture)}";
             if (plan.CommandCount > 0)
             {
                 await CheckSpaceAsync(fs, plan, ct).ConfigureAwait(false);
@@ -129,11 +141,6 @@ internal static class IncrementalDisk
         {
             StoreFs.TryDeleteFile(diskPath);
             return d.Message;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Layers.LayerException)
-        {
-            StoreFs.TryDeleteFile(diskPath);
-            return $"reading the layers failed: {e.Message}";
         }
         catch
         {
@@ -220,7 +227,7 @@ internal static class IncrementalDisk
     }
 
     /// <summary>The debugfs commands that turn the old tree into the new one at the touched paths.</summary>
-    private sealed class DebugfsPlan(string xattrDir)
+    internal sealed class DebugfsPlan(string xattrDir)
     {
         private readonly List<string> _commands = [];
         // Directory metadata is set after everything inside the directory has changed.

@@ -101,6 +101,31 @@ public sealed class IncrementalDiskTests : IDisposable
     }
 
     [Fact]
+    public async Task A_disk_of_another_image_below_is_copied_not_changed()
+    {
+        await _image.AddBaseAsync();
+        var baseManifest = await _image.TagAsync("server");
+        var baseSnapshots = _image.SnapshotsTopFirst;
+        await ExportAsync("server", baseManifest, "server.raw");
+        await _image.AddLayerAsync(root =>
+        {
+            DiskTestImage.Mk(root, "srv/app");
+            File.WriteAllText(Path.Combine(root, "srv/app/index.html"), "<h1>app</h1>\n");
+        });
+        var app = await _image.TagAsync("app");
+        var r = await ExportAsync("app", app, "app.raw");
+
+        Assert.True(r.Incremental, r.Detail);
+        Assert.Contains("kept disk of server", r.Detail);
+        await AssertLikeFullExportAsync("app", app, r);
+        // server's kept disk still holds server's tree.
+        var kept = _image.Store.TryGetDisk("server")!;
+        var keptRaw = _image.Store.DiskRawPath(kept)!;
+        DiskExporterTests.AssertFsckClean(keptRaw, kept.RootOffset);
+        DiskTree.AssertSame(DiskTree.OfImage(baseSnapshots), DiskTree.OfDisk(keptRaw, kept.RootOffset));
+    }
+
+    [Fact]
     public async Task A_changed_kernel_is_built_in_full_and_says_why()
     {
         await _image.AddBaseAsync();
@@ -146,7 +171,8 @@ public sealed class IncrementalDiskTests : IDisposable
         await ExportAsync("web", v1, "v1.raw");
         Assert.Single(_image.Store.ListDisks());
         var disks = _image.Store.DisksDir;
-        Assert.Equal(2, Directory.GetFiles(disks).Length);
+        Assert.Single(Directory.GetFiles(disks, "*.raw"));
+        Assert.Single(Directory.GetFiles(disks, "*.json"));
 
         await _image.Store.CollectGarbageAsync();
         Assert.Single(_image.Store.ListDisks());
