@@ -11,6 +11,18 @@ internal sealed record BootFiles(string Version, string KernelHost, long KernelB
     /// error that names the package to add.</summary>
     public static BootFiles Find(IReadOnlyList<string> layersTopFirst, string image)
     {
+        try
+        {
+            return FindIn(layersTopFirst, image);
+        }
+        catch (LayerException e)
+        {
+            throw ExportException.BadInput($"image {image}: cannot find its kernel: {e.Message}");
+        }
+    }
+
+    private static BootFiles FindIn(IReadOnlyList<string> layersTopFirst, string image)
+    {
         var tree = new MergedTree(layersTopFirst);
         var bootPath = SafePath.Resolve(layersTopFirst, "/boot");
         var boot = tree.Lookup(bootPath);

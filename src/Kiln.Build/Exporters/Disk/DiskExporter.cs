@@ -9,7 +9,8 @@ namespace Kiln.Build.Exporters.Disk;
 /// image's kernel and initrd, and an ext4 root holding exactly the image's files (see <see cref="DiskBuilder"/>).</summary>
 /// <remarks>Every disk is kept in the store (<c>kiln/disks</c>, one per image name). When an image shares all but a few
 /// top layers with a kept disk (an app change) and its kernel and size are unchanged, its disk is that disk with only
-/// the changed paths applied (<see cref="IncrementalDisk"/>); anything doubtful falls back to a full build.</remarks>
+/// the changed paths applied (<see cref="IncrementalDisk"/>); anything doubtful falls back to a full build.
+/// The export takes the store lock shared (so gc cannot remove what it reads): callers must not hold it exclusively.</remarks>
 public static class DiskExporter
 {
     public static async Task<ExportResult> ExportAsync(KilnStore store, ExportRequest request, IProgress<ExportEvent>? progress, CancellationToken ct)

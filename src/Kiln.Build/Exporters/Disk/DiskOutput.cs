@@ -40,14 +40,13 @@ internal static class DiskOutput
     public const string Vagrantfile = """
 # Written by kiln: defaults for this box under the libvirt provider; a project's Vagrantfile overrides them.
 # The image is an immutable server: it has no vagrant user or SSH key unless the image adds them, so
-# shared folders (which need SSH) are off.
+# shared folders (which need SSH) are off. The kernel logs to the serial console (console=ttyS0): `virsh console`.
 Vagrant.configure("2") do |config|
   config.vm.synced_folder ".", "/vagrant", disabled: true
   config.vm.provider :libvirt do |libvirt|
     libvirt.driver = "kvm"
     libvirt.disk_bus = "virtio"
     libvirt.memory = 1024
-    libvirt.serial :type => "pty"
   end
 end
 
