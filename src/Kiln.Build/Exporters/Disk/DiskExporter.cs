@@ -51,7 +51,7 @@ public static class DiskExporter
                 if (basis is not null)
                 {
                     Report($"applying {diffIds.Count - shared} changed layer(s) to the kept disk of {basis.Image}");
-                    IncrementalDisk.DebugfsPlan? plan;
+                    DebugfsPlan? plan;
                     (plan, declined) = IncrementalDisk.Prepare(store, basis, shared, diffIds, tree, work, ct);
                     if (plan is not null)
                     {
@@ -118,7 +118,7 @@ public static class DiskExporter
     /// changed in place (its record is dropped first, so a crash cannot leave a record naming a half-changed disk); a
     /// disk of another image is copied first. Returns the kept entry, or null with the reason it declined.</summary>
     private static async Task<(DiskCacheEntry? Kept, string? Declined)> ApplyAsync(KilnStore store, DiskCacheEntry basis, DiskCacheEntry next,
-        IncrementalDisk.DebugfsPlan plan, string raw, string work, CancellationToken ct)
+        DebugfsPlan plan, string raw, string work, CancellationToken ct)
     {
         if (basis.Image == next.Image)
         {
