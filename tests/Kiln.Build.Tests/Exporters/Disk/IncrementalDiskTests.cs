@@ -125,6 +125,48 @@ public sealed class IncrementalDiskTests : IDisposable
         DiskTree.AssertSame(DiskTree.OfImage(baseSnapshots), DiskTree.OfDisk(keptRaw, kept.RootOffset));
     }
 
+    private sealed class CancelOn(string text, CancellationTokenSource cts) : IProgress<ExportEvent>
+    {
+        public void Report(ExportEvent value)
+        {
+            if (value.Message.Contains(text, StringComparison.Ordinal))
+            {
+                cts.Cancel();
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("applying")]
+    [InlineData("writing")]
+    public async Task A_cancelled_incremental_export_leaves_no_file_and_a_kept_disk_that_still_gives_the_right_tree(string when)
+    {
+        await _image.AddBaseAsync();
+        var v1 = await _image.TagAsync("web");
+        await ExportAsync("web", v1, "v1.raw");
+        await _image.AddLayerAsync(root =>
+        {
+            DiskTestImage.Mk(root, "srv/app");
+            File.WriteAllText(Path.Combine(root, "srv/app/index.html"), "<h1>v2</h1>\n");
+        });
+        var v2 = await _image.TagAsync("web");
+        using var cts = new CancellationTokenSource();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => DiskExporter.ExportAsync(_image.Store, new ExportRequest
+        {
+            ImageName = "web",
+            Manifest = v2,
+            Format = ExportFormat.Qcow2,
+            OutputPath = Path.Combine(_image.OutDir, "v2.qcow2"),
+        }, new CancelOn(when, cts), cts.Token));
+        Assert.False(File.Exists(Path.Combine(_image.OutDir, "v2.qcow2")));
+        Assert.Empty(Directory.GetFiles(_image.OutDir, ".*"));
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(_image.Test.Root, "kiln", "tmp")));
+
+        var r = await ExportAsync("web", v2, "v2.raw");
+        Assert.True(r.Incremental, r.Detail);
+        await AssertLikeFullExportAsync("web", v2, r);
+    }
+
     [Fact]
     public async Task A_changed_kernel_is_built_in_full_and_says_why()
     {
