@@ -2,7 +2,8 @@
 # Installs, with apt, what Kiln and its tests need on a Debian 12 host, once.
 # Usage: scripts/setup.sh [build|test]
 set -euo pipefail
-need=(mmdebstrap util-linux coreutils iproute2 clang zlib1g-dev)
+need=(mmdebstrap util-linux coreutils iproute2 clang zlib1g-dev
+  syslinux syslinux-common mtools dosfstools fdisk e2fsprogs qemu-utils)
 if [ "${1:-build}" = test ]; then
   need+=(skopeo umoci busybox-static systemd-container qemu-system-x86 qemu-utils fdisk e2fsprogs)
 fi

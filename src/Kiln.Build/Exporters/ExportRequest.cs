@@ -37,6 +37,9 @@ public sealed record ExportResult
     /// <summary>Disk formats: true when the disk was made from a previous disk by applying only changed layers.</summary>
     public bool Incremental { get; init; }
 
+    /// <summary>Disk formats: how the disk was made, e.g. why it was built in full rather than incrementally.</summary>
+    public string? Detail { get; init; }
+
     public TimeSpan Elapsed { get; init; }
 }
 

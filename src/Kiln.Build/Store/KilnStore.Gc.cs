@@ -16,8 +16,10 @@ public sealed partial class KilnStore
         var keepBlobs = new HashSet<Digest>();
         var keepSnapshots = new HashSet<Digest>();
         var taggedLayers = new List<IReadOnlyList<Descriptor>>();
+        var taggedNames = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (name, desc) in ListTags())
         {
+            taggedNames.Add(name);
             ct.ThrowIfCancellationRequested();
             Manifest manifest;
             ImageConfig config;
@@ -55,6 +57,8 @@ public sealed partial class KilnStore
         {
             Native.FsyncDirectory(_stepsDir);
         }
+
+        int disksRemoved = CollectDisks(taggedNames, keepSnapshots);
 
         int blobsRemoved = 0, blobsKept = 0;
         long blobBytes = 0;
@@ -115,6 +119,7 @@ public sealed partial class KilnStore
             SnapshotBytesFreed = snapBytes,
             SnapshotsKept = snapsKept,
             StepEntriesRemoved = stepsRemoved,
+            DisksRemoved = disksRemoved,
         };
     }
 

@@ -19,4 +19,5 @@ internal sealed record StepEntry
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip)]
 [JsonSerializable(typeof(StepEntry))]
 [JsonSerializable(typeof(ImageState))]
+[JsonSerializable(typeof(DiskCacheEntry))]
 internal sealed partial class StoreJsonContext : JsonSerializerContext;

@@ -48,6 +48,9 @@ public sealed record GcReport
     public int SnapshotsRemoved { get; init; }
     public long SnapshotBytesFreed { get; init; }
     public int StepEntriesRemoved { get; init; }
+
+    /// <summary>Kept disks (kiln/disks) dropped because their image is no longer tagged or its layers are gone.</summary>
+    public int DisksRemoved { get; init; }
     public int BlobsKept { get; init; }
     public int SnapshotsKept { get; init; }
     public long BytesFreed => BlobBytesFreed + SnapshotBytesFreed;

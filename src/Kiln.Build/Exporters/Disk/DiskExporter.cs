@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using Kiln.Build.Store;
+using Kiln.Oci;
+
+namespace Kiln.Build.Exporters.Disk;
+
+/// <summary>Exports a stored image as a bootable server disk: <see cref="ExportFormat.Raw"/>, <see cref="ExportFormat.Qcow2"/>
+/// or a libvirt <see cref="ExportFormat.Vagrant"/> box. The disk has an MBR, a FAT boot partition with SYSLINUX, the
+/// image's kernel and initrd, and an ext4 root holding exactly the image's files (see <see cref="DiskBuilder"/>).</summary>
+/// <remarks>Every disk is kept in the store (<c>kiln/disks</c>, one per image name). When an image shares all but a few
+/// top layers with a kept disk (an app change) and its kernel and size are unchanged, its disk is that disk with only
+/// the changed paths applied (<see cref="IncrementalDisk"/>); anything doubtful falls back to a full build.
+/// The export takes the store lock shared (so gc cannot remove what it reads): callers must not hold it exclusively.</remarks>
+public static class DiskExporter
+{
+    public static async Task<ExportResult> ExportAsync(KilnStore store, ExportRequest request, IProgress<ExportEvent>? progress, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(request);
+        if (!ExportFormats.IsDisk(request.Format))
+        {
+            throw new ArgumentException($"{ExportFormats.Name(request.Format)} is not a disk format", nameof(request));
+        }
+        var clock = Stopwatch.StartNew();
+        var name = request.ImageName;
+        void Report(string message) => progress?.Report(new ExportEvent(name, request.Format, message));
+
+        using var output = new OutputFile(request.OutputPath);
+        // Shared: garbage collection (exclusive) must not take the snapshots or the kept disk while we read them.
+        using var storeLock = store.AcquireLock(exclusive: false, ct);
+
+        var (diffIds, layers) = await ReadLayersAsync(store, request, ct).ConfigureAwait(false);
+        var boot = BootFiles.Find(layers, name);
+        var tree = new MergedTree(layers);
+        var (used, entries) = DiskBuilder.Measure(tree, ct);
+        long bootBytes = DiskLayout.BootBytesFor(boot);
+        bool autoSized = request.DiskSizeBytes is null;
+        var layout = request.DiskSizeBytes is { } size ? DiskLayout.Sized(size, bootBytes, used, name) : DiskLayout.Automatic(bootBytes, used);
+        var bootIdentity = await boot.IdentityAsync(ct).ConfigureAwait(false);
+
+        var work = store.CreateTempDir("disk");
+        try
+        {
+            var raw = Path.Combine(work, "disk.raw");
+            string? declined = "incremental disks are off for this export";
+            DiskCacheEntry? basis = null;
+            DiskCacheEntry? kept = null;
+            if (request.AllowIncremental)
+            {
+                (basis, int shared, declined) = IncrementalDisk.Choose(store, diffIds, bootIdentity, layout, autoSized, used);
+                if (basis is not null)
+                {
+                    Report($"applying {diffIds.Count - shared} changed layer(s) to the kept disk of {basis.Image}");
+                    DebugfsPlan? plan;
+                    (plan, declined) = IncrementalDisk.Prepare(store, basis, shared, diffIds, tree, work, ct);
+                    if (plan is not null)
+                    {
+                        var next = basis with { Image = name, Manifest = request.Manifest.Digest.Value, DiffIds = diffIds.Select(d => d.Value).ToList() };
+                        (kept, declined) = await ApplyAsync(store, basis, next, plan, raw, work, ct).ConfigureAwait(false);
+                    }
+                    if (declined is not null)
+                    {
+                        Report($"building in full: {declined}");
+                    }
+                }
+            }
+
+            if (kept is null)
+            {
+                Report($"building a {DiskLayout.Mib(layout.DiskBytes)} disk ({DiskLayout.Mib(used)} of files, kernel {boot.Version})");
+                var rootUuid = DiskIds.Uuid(request.Manifest.Digest, "root uuid");
+                await DiskBuilder.BuildAsync(work, raw, layout, boot, tree, entries, rootUuid, DiskIds.Uuid(request.Manifest.Digest, "hash seed"),
+                    DiskIds.DiskId(request.Manifest.Digest), request.Epoch, ct).ConfigureAwait(false);
+                var entry = new DiskCacheEntry
+                {
+                    Image = name,
+                    Manifest = request.Manifest.Digest.Value,
+                    DiffIds = diffIds.Select(d => d.Value).ToList(),
+                    RawFile = "disk.raw",
+                    DiskBytes = layout.DiskBytes,
+                    BootOffset = layout.BootOffset,
+                    BootBytes = layout.BootBytes,
+                    RootOffset = layout.RootOffset,
+                    RootBytes = layout.RootBytes,
+                    RootUuid = rootUuid,
+                    BootIdentity = bootIdentity,
+                    AutoSized = autoSized,
+                };
+                kept = await store.PutDiskAsync(entry, raw, ct).ConfigureAwait(false);
+            }
+
+            Report($"writing {ExportFormats.Name(request.Format)}");
+            using (store.LockDisk(name, exclusive: false, ct))
+            {
+                await DiskOutput.WriteAsync(request.Format, store.DiskRawPath(kept)!, kept.DiskBytes, output.PartialPath, work, request.Epoch, ct).ConfigureAwait(false);
+            }
+            output.Commit();
+            bool incremental = basis is not null && declined is null;
+            return new ExportResult
+            {
+                OutputPath = output.Target,
+                Format = request.Format,
+                Bytes = new FileInfo(output.Target).Length,
+                Incremental = incremental,
+                Detail = incremental
+                    ? $"made from the kept disk of {basis!.Image} by applying the changed layers"
+                    : $"built in full: {declined}",
+                Elapsed = clock.Elapsed,
+            };
+        }
+        finally
+        {
+            store.DeleteTempDir(work);
+        }
+    }
+
+    /// <summary>Applies the plan and keeps the result as <paramref name="next"/>. The kept disk of the same image is
+    /// changed in place (its record is dropped first, so a crash cannot leave a record naming a half-changed disk); a
+    /// disk of another image is copied first. Returns the kept entry, or null with the reason it declined.</summary>
+    private static async Task<(DiskCacheEntry? Kept, string? Declined)> ApplyAsync(KilnStore store, DiskCacheEntry basis, DiskCacheEntry next,
+        DebugfsPlan plan, string raw, string work, CancellationToken ct)
+    {
+        if (basis.Image == next.Image)
+        {
+            using (store.LockDisk(basis.Image, exclusive: true, ct))
+            {
+                if (store.TryGetDisk(basis.Image)?.RawFile != basis.RawFile)
+                {
+                    return (null, "the kept disk changed while planning (another export)");
+                }
+                store.ForgetDisk(basis.Image);
+                var inPlace = store.DiskRawPath(basis)!;
+                var declined = await IncrementalDisk.ApplyAsync(plan, inPlace, basis.RootOffset, work, ct).ConfigureAwait(false);
+                if (declined is not null)
+                {
+                    return (null, declined);
+                }
+                await store.RecordDiskAsync(next, ct).ConfigureAwait(false);
+                return (next, null);
+            }
+        }
+        using (store.LockDisk(basis.Image, exclusive: false, ct))
+        {
+            if (store.DiskRawPath(basis) is not { } source || !File.Exists(source))
+            {
+                return (null, "the kept disk is gone (another export replaced it)");
+            }
+            var copy = await HostTool.RunAsync("cp", ["--reflink=auto", "--sparse=always", source, raw], null, ct).ConfigureAwait(false);
+            if (copy.ExitCode != 0)
+            {
+                return (null, $"copying the kept disk failed: {HostTool.Tail(copy.Output, 3)}");
+            }
+        }
+        var failed = await IncrementalDisk.ApplyAsync(plan, raw, basis.RootOffset, work, ct).ConfigureAwait(false);
+        return failed is not null ? (null, failed) : (await store.PutDiskAsync(next, raw, ct).ConfigureAwait(false), null);
+    }
+
+    private static async Task<(IReadOnlyList<Digest> DiffIds, IReadOnlyList<string> LayersTopFirst)> ReadLayersAsync(KilnStore store, ExportRequest request, CancellationToken ct)
+    {
+        ImageState state;
+        try
+        {
+            state = await store.ReadImageStateAsync(request.Manifest.Digest, ct).ConfigureAwait(false);
+        }
+        catch (StoreException e)
+        {
+            throw ExportException.Failed($"reading image {request.ImageName} from the store: {e.Message}", e);
+        }
+        var diffIds = state.Config.RootFs.DiffIds;
+        if (diffIds.Count == 0)
+        {
+            throw ExportException.BadInput($"image {request.ImageName} has no layers: there is nothing to put on a disk");
+        }
+        foreach (var id in diffIds)
+        {
+            if (!store.HasSnapshot(id))
+            {
+                throw ExportException.Failed($"layer {id.Short} of image {request.ImageName} has no snapshot in the store: run `kiln verify`, then rebuild the image");
+            }
+        }
+        return (diffIds, diffIds.Reverse().Select(store.SnapshotPath).ToList());
+    }
+}

@@ -1,0 +1,89 @@
+using System.Formats.Tar;
+using System.Globalization;
+using System.Text;
+
+namespace Kiln.Build.Exporters.Disk;
+
+/// <summary>Writes a finished raw disk in the requested form: raw (a sparse copy), qcow2 (qemu-img) or a Vagrant box
+/// for the libvirt provider.</summary>
+internal static class DiskOutput
+{
+    public static async Task WriteAsync(ExportFormat format, string rawDisk, long diskBytes, string target, string workDir, DateTimeOffset epoch, CancellationToken ct)
+    {
+        switch (format)
+        {
+            case ExportFormat.Raw:
+                await HostTool.CheckAsync("copying the raw disk", "cp", ["--reflink=auto", "--sparse=always", rawDisk, target], ct).ConfigureAwait(false);
+                break;
+            case ExportFormat.Qcow2:
+                await Qcow2Async(rawDisk, target, ct).ConfigureAwait(false);
+                break;
+            case ExportFormat.Vagrant:
+                var boxImg = Path.Combine(workDir, "box.img");
+                await Qcow2Async(rawDisk, boxImg, ct).ConfigureAwait(false);
+                await WriteBoxAsync(boxImg, diskBytes, target, epoch, ct).ConfigureAwait(false);
+                File.Delete(boxImg);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(format), format, "not a disk format");
+        }
+    }
+
+    private static Task Qcow2Async(string raw, string target, CancellationToken ct) =>
+        HostTool.CheckAsync("converting the disk to qcow2", "qemu-img", ["convert", "-q", "-f", "raw", "-O", "qcow2", raw, target], ct);
+
+    /// <summary>The box's metadata.json: vagrant-libvirt reads provider, format and the virtual size in whole GB.</summary>
+    public static string Metadata(long diskBytes) => string.Create(CultureInfo.InvariantCulture,
+        $"{{\"provider\":\"libvirt\",\"format\":\"qcow2\",\"virtual_size\":{(diskBytes + (1L << 30) - 1) >> 30}}}\n");
+
+    /// <summary>The box's Vagrantfile: defaults vagrant-libvirt merges under a project's own Vagrantfile.</summary>
+    public const string Vagrantfile = """
+# Written by kiln: defaults for this box under the libvirt provider; a project's Vagrantfile overrides them.
+# The image is an immutable server: it has no vagrant user or SSH key unless the image adds them, so
+# shared folders (which need SSH) are off. The kernel logs to the serial console (console=ttyS0): `virsh console`.
+Vagrant.configure("2") do |config|
+  config.vm.synced_folder ".", "/vagrant", disabled: true
+  config.vm.provider :libvirt do |libvirt|
+    libvirt.driver = "kvm"
+    libvirt.disk_bus = "virtio"
+    libvirt.memory = 1024
+  end
+end
+
+""";
+
+    /// <summary>A box as vagrant-libvirt documents it: a tar of metadata.json, Vagrantfile and box.img (qcow2).
+    /// Uncompressed: the qcow2 holds only used clusters and gzip would cost seconds per hundred MB.</summary>
+    private static async Task WriteBoxAsync(string boxImg, long diskBytes, string target, DateTimeOffset epoch, CancellationToken ct)
+    {
+        var output = new FileStream(target, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Options = FileOptions.Asynchronous });
+        await using (output.ConfigureAwait(false))
+        {
+            var tar = new TarWriter(output, TarEntryFormat.Gnu, leaveOpen: true);
+            await using (tar.ConfigureAwait(false))
+            {
+                await AddAsync(tar, "metadata.json", new MemoryStream(Encoding.UTF8.GetBytes(Metadata(diskBytes))), epoch, ct).ConfigureAwait(false);
+                await AddAsync(tar, "Vagrantfile", new MemoryStream(Encoding.UTF8.GetBytes(Vagrantfile)), epoch, ct).ConfigureAwait(false);
+                var img = new FileStream(boxImg, new FileStreamOptions { Mode = FileMode.Open, Access = FileAccess.Read, Options = FileOptions.Asynchronous | FileOptions.SequentialScan });
+                await using (img.ConfigureAwait(false))
+                {
+                    await AddAsync(tar, "box.img", img, epoch, ct).ConfigureAwait(false);
+                }
+            }
+        }
+    }
+
+    private static Task AddAsync(TarWriter tar, string name, Stream data, DateTimeOffset epoch, CancellationToken ct) =>
+        tar.WriteEntryAsync(new GnuTarEntry(TarEntryType.RegularFile, name)
+        {
+            DataStream = data,
+            Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
+            ModificationTime = epoch,
+            AccessTime = epoch,
+            ChangeTime = epoch,
+            Uid = 0,
+            Gid = 0,
+            UserName = "root",
+            GroupName = "root",
+        }, ct);
+}

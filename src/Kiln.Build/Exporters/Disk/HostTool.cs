@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Text;
+using Kiln.Build.Sandbox;
+
+namespace Kiln.Build.Exporters.Disk;
+
+/// <summary>Runs the host tools a disk is made with (sfdisk, mkfs, syslinux, mtools, debugfs, qemu-img) with a clean
+/// environment; a failure names the tool, what it was doing and its last output lines, and says which package
+/// provides the tool.</summary>
+internal static class HostTool
+{
+    /// <summary>Exit status and the tool's stdout and stderr lines, interleaved as they came.</summary>
+    public sealed record Result(int ExitCode, string Output);
+
+    private static readonly Dictionary<string, string> Packages = new(StringComparer.Ordinal)
+    {
+        ["sfdisk"] = "fdisk",
+        ["mkfs.ext4"] = "e2fsprogs",
+        ["debugfs"] = "e2fsprogs",
+        ["e2fsck"] = "e2fsprogs",
+        ["dumpe2fs"] = "e2fsprogs",
+        ["mkfs.vfat"] = "dosfstools",
+        ["syslinux"] = "syslinux",
+        ["mcopy"] = "mtools",
+        ["qemu-img"] = "qemu-utils",
+        ["unshare"] = "util-linux",
+        ["setpriv"] = "util-linux",
+    };
+
+    /// <summary>Runs the tool and returns its exit code and output, whatever the exit code. Cancelling kills it.</summary>
+    public static async Task<Result> RunAsync(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        var psi = new ProcessStartInfo(file)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.Environment.Clear();
+        psi.Environment["PATH"] = Sandbox.Sandbox.DefaultPath;
+        psi.Environment["LC_ALL"] = "C";
+        if (env is not null)
+        {
+            foreach (var (k, v) in env)
+            {
+                psi.Environment[k] = v;
+            }
+        }
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        var output = new StringBuilder();
+        int code;
+        try
+        {
+            code = await ChildProcess.RunAsync(psi, line =>
+            {
+                if (line is not null)
+                {
+                    lock (output)
+                    {
+                        output.AppendLine(line);
+                    }
+                }
+            }, ct).ConfigureAwait(false);
+        }
+        catch (SandboxException e)
+        {
+            throw ExportException.Failed($"cannot run {file}: {e.Message}{Hint(file)}", e);
+        }
+        lock (output)
+        {
+            return new Result(code, output.ToString());
+        }
+    }
+
+    /// <summary>Runs the tool and throws <see cref="ExportException"/> naming <paramref name="doing"/> unless it exits 0.</summary>
+    public static async Task<Result> CheckAsync(string doing, string file, IEnumerable<string> args, CancellationToken ct,
+        IReadOnlyDictionary<string, string>? env = null)
+    {
+        var r = await RunAsync(file, args, env, ct).ConfigureAwait(false);
+        if (r.ExitCode != 0)
+        {
+            throw ExportException.Failed($"{doing}: {file} exited with status {r.ExitCode}{Hint(file)}\n{Tail(r.Output)}");
+        }
+        return r;
+    }
+
+    /// <summary>Runs a shell script in a private mount namespace, so every mount it makes dies with it; the
+    /// namespace's processes die with us (pdeathsig) and when cancelled.</summary>
+    public static Task<Result> RunInMountNamespaceAsync(string script, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env, CancellationToken ct) =>
+        RunAsync("setpriv", ["--pdeathsig", "KILL", "--", "unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "kiln-disk", .. args], env, ct);
+
+    public static string Hint(string file) =>
+        Packages.TryGetValue(Path.GetFileName(file), out var package) ? $" (it comes with the Debian package {package}; scripts/setup.sh installs it)" : "";
+
+    public static string Tail(string output, int lines = 15)
+    {
+        var all = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        return string.Join('\n', all.Skip(Math.Max(0, all.Length - lines)));
+    }
+}
