@@ -1,4 +1,5 @@
 using Kiln.Build.Execution;
+using Kiln.Build.Exporters;
 using Kiln.Build.Layers;
 using Kiln.Build.Testing;
 using Spectre.Console;
@@ -9,7 +10,7 @@ internal static class BuildCommand
 {
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd"], ["--target", "--trace", "--junit"],
+        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd", "--no-outputs"], ["--target", "--trace", "--junit"],
             new Dictionary<string, string> { ["-t"] = "--target", ["-v"] = "--verbose", ["-h"] = "--help" });
         if (a.Has("--help"))
         {
@@ -37,19 +38,21 @@ internal static class BuildCommand
         var trace = tracePath is null ? null : new TraceRecorder(renderer);
         IProgress<BuildEvent> progress = trace is null ? renderer : trace;
         BuildResult result;
+        IReadOnlyList<OutputResult> outputs;
+        bool writeOutputs = !a.Has("--no-outputs");
         try
         {
             if (live)
             {
-                result = await AnsiConsole.Status().Spinner(Spinner.Known.Dots).StartAsync("planning", async ctx =>
+                (result, outputs) = await AnsiConsole.Status().Spinner(Spinner.Known.Dots).StartAsync("planning", async ctx =>
                 {
                     renderer.Status = text => ctx.Status(Markup.Escape(text));
-                    return await TestedBuilder.BuildAsync(path, Cli.StoreRoot(), options, progress, ct).ConfigureAwait(false);
+                    return await ExportingBuilder.BuildAsync(path, Cli.StoreRoot(), options, writeOutputs, progress, ct).ConfigureAwait(false);
                 }).ConfigureAwait(false);
             }
             else
             {
-                result = await TestedBuilder.BuildAsync(path, Cli.StoreRoot(), options, progress, ct).ConfigureAwait(false);
+                (result, outputs) = await ExportingBuilder.BuildAsync(path, Cli.StoreRoot(), options, writeOutputs, progress, ct).ConfigureAwait(false);
             }
         }
         finally
@@ -63,11 +66,12 @@ internal static class BuildCommand
         }
         if (json)
         {
-            stdout.WriteLine(JsonOutput.Build(result));
+            stdout.WriteLine(JsonOutput.Build(result, outputs));
         }
         else
         {
             renderer.Summary(result);
+            renderer.Outputs(outputs);
         }
         if (!result.Passed)
         {

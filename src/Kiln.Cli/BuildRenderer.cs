@@ -1,5 +1,7 @@
 using System.Globalization;
 using Kiln.Build.Execution;
+using Kiln.Build.Exporters;
+using Kiln.Build.Testing.Vm;
 
 namespace Kiln.Cli;
 
@@ -89,6 +91,30 @@ internal sealed class BuildRenderer : IProgress<BuildEvent>
                 case ImageSkipped s:
                     _out.WriteLine($"{s.Image}: not built: {s.Because}");
                     break;
+                case VmProgress v:
+                    Status?.Invoke($"{v.Image} test vm: {v.Event.Message}");
+                    if (Status is null)
+                    {
+                        _out.WriteLine($"{v.Image} test vm: {v.Event.Message} ({Seconds(v.Event.Elapsed)})");
+                    }
+                    break;
+                case ExportStarted e:
+                    Status?.Invoke($"{e.Image} output {e.Format}: writing {e.Path}");
+                    if (Status is null)
+                    {
+                        _out.WriteLine($"{e.Image} output {e.Format}: writing {e.Path} ...");
+                    }
+                    break;
+                case ExportProgressed e:
+                    Status?.Invoke($"{e.Image} output {e.Format}: {e.Message}");
+                    if (_verbose)
+                    {
+                        _out.WriteLine($"{e.Image} output {e.Format}: {e.Message}");
+                    }
+                    break;
+                case ExportFinished e:
+                    _out.WriteLine($"{e.Image} output {e.Result.Format}: {OutputLine(e.Result)}");
+                    break;
                 case ImageFinished:
                     break;
             }
@@ -115,6 +141,18 @@ internal sealed class BuildRenderer : IProgress<BuildEvent>
             _out.WriteLine($"{s.Name}  not built: {s.Because}");
         }
     }
+
+    public void Outputs(IReadOnlyList<OutputResult> outputs)
+    {
+        foreach (var o in outputs)
+        {
+            _out.WriteLine($"{o.Image} {o.Format}: {OutputLine(o)}");
+        }
+    }
+
+    internal static string OutputLine(OutputResult o) =>
+        o.UpToDate ? $"{o.Path} is up to date ({Size(o.Bytes)})"
+        : $"wrote {o.Path} ({Size(o.Bytes)}) in {Seconds(o.Duration)}{(o.Detail is { } d ? "; " + d : "")}";
 
     internal static string PhaseLine(TestPhaseReport p)
     {
@@ -169,6 +207,7 @@ internal sealed class BuildRenderer : IProgress<BuildEvent>
     {
         < 1024 => $"{bytes} B",
         < 1024 * 1024 => (bytes / 1024.0).ToString("0.0", CultureInfo.InvariantCulture) + " KiB",
-        _ => (bytes / 1024.0 / 1024.0).ToString("0.0", CultureInfo.InvariantCulture) + " MiB",
+        < 1024L * 1024 * 1024 => (bytes / 1024.0 / 1024.0).ToString("0.0", CultureInfo.InvariantCulture) + " MiB",
+        _ => (bytes / 1024.0 / 1024.0 / 1024.0).ToString("0.00", CultureInfo.InvariantCulture) + " GiB",
     };
 }

@@ -1,5 +1,6 @@
 using Kiln.Build.Definition;
 using Kiln.Build.Execution;
+using Kiln.Build.Exporters;
 using Kiln.Build.Sandbox;
 using Kiln.Build.Store;
 
@@ -32,6 +33,7 @@ public static class Cli
                 "inspect" => await StoreCommands.InspectAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 "history" => await StoreCommands.HistoryAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 "verify" => await StoreCommands.VerifyAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
+                "export" => await ExportCommand.RunAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "gc" => await StoreCommands.GcAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 _ => throw new UsageException($"kiln: unknown command '{command}' (see 'kiln --help')"),
             };
@@ -49,6 +51,16 @@ public static class Cli
                 stderr.WriteLine($"  {p}");
             }
             return ExitCodes.BadInput;
+        }
+        catch (Kiln.Build.Testing.Vm.VmException ex)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            return ExitCodes.BadInput;
+        }
+        catch (ExportException ex)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            return ex.IsBadInput ? ExitCodes.BadInput : ExitCodes.Failed;
         }
         catch (ArgumentException ex)
         {

@@ -9,10 +9,11 @@ Usage: kiln COMMAND [OPTIONS]
 
 Commands:
   build [PATH]        build the images of a kiln.yaml (PATH: the file or its folder; default .)
-  test IMAGE          run IMAGE's test spec again (bake phase, boot phase)
+  test IMAGE          run IMAGE's test spec again (bake and boot phases; --phase vm boots its disk)
   images              list the images in the store
   inspect IMAGE       an image's config and its layers, with sizes and the step that made each
   history IMAGE       the steps that made an image
+  export IMAGE        write IMAGE as oci-archive, docker-archive, rootfs, raw, qcow2 or vagrant
   verify              check every blob against its digest and every image's layers and snapshots
   gc                  remove blobs and snapshots that nothing references
 
@@ -27,6 +28,9 @@ Builds every image of the kiln.yaml at PATH (a file, or a folder holding kiln.ya
 parents before children. Each step's result is cached by a key over its parent, its definition
 and the files it reads: an unchanged step does not run again.
 
+An image with `outputs:` has them written after it passed its tests (default path: out/NAME.EXT
+beside kiln.yaml); an output file that already holds the image is left alone.
+
 An image with `test:` is tested before it takes its name (results are cached by image digest and
 spec digest). A failing image is rejected: kept as IMAGE.rejected, never named IMAGE (the
 previous IMAGE keeps the name), images built on it are not built, and the exit status is 1.
@@ -36,6 +40,7 @@ Options:
   --no-cache           run every step again, ignoring the step cache
   --refresh            run package steps and bootstraps again (security updates); later steps
                        run again only where the packages changed
+  --no-outputs         do not write the images' `outputs:`
   --zstd               compress new layers with zstd instead of gzip
   --junit FILE         write the test results as JUnit XML to FILE
   --json               print the result as JSON on stdout (progress goes to stderr)
@@ -52,16 +57,52 @@ Environment: KILN_STORE (store folder), SOURCE_DATE_EPOCH (clamp for file times;
 Usage: kiln test IMAGE [OPTIONS]
 
 Runs the test spec (`test:` in kiln.yaml) of IMAGE again, against the image the store names IMAGE,
-ignoring cached results. Exit 1 if a check fails; every failed check is shown with its expected
+ignoring cached results. Without --phase: the bake and boot phases. Exit 1 if a check fails; every failed check is shown with its expected
 and actual values.
 
 Options:
   -f, --file PATH      the kiln.yaml (or its folder) that defines IMAGE (default: .)
-  --phase bake|boot    run only this phase (bake: files, packages, users, groups and commands in a
-                       throwaway overlay; boot: ports, http, commands and services in an instance)
+  --phase bake|boot|vm run only this phase (bake: files, packages, users, groups and commands in a
+                       throwaway overlay; boot: ports, http, commands and services in an instance;
+                       vm: only on request: the image's raw disk booted under qemu, its commands,
+                       services and ports checked inside, http through a forwarded port)
+  --disk FILE          vm: boot this disk (raw or qcow2, e.g. out/server.qcow2) instead of a fresh
+                       export of IMAGE; it is never modified (a throwaway copy boots)
+  --accel auto|kvm|tcg vm: KVM when /dev/kvm works (auto, the default), else TCG (slow: minutes)
+  --vm-timeout SECONDS vm: how long to wait for the system to come up (default 60 with KVM, 300 TCG)
   --junit FILE         write the results as JUnit XML to FILE
   --json               print the results as JSON on stdout
   -v, --verbose        show every check as it finishes
+  -h, --help           show this help
+""";
+
+    public const string Export = """
+Usage: kiln export IMAGE --format FORMAT [-o PATH] [OPTIONS]
+
+Writes the image the store names IMAGE to PATH (default: IMAGE.EXT in the current folder). The file
+appears only when complete: an error or Ctrl-C leaves nothing at PATH.
+
+Formats:
+  oci-archive     a tar of an OCI image layout (skopeo copy oci-archive:PATH ...)      .oci.tar
+  docker-archive  `docker load` / `podman load` archive, with the OCI layout beside it  .docker.tar
+  rootfs          a plain tar of the image's merged filesystem                          .rootfs.tar
+  raw             a bootable BIOS disk: MBR, a FAT boot partition with SYSLINUX, the
+                  image's kernel and initrd, and the image's files as an ext4 root      .raw
+  qcow2           the same disk as qcow2 (qemu-img)                                     .qcow2
+  vagrant         a Vagrant box for the libvirt provider (box.img, metadata.json,
+                  Vagrantfile)                                                          .box
+
+Disks need a kernel and an initrd in the image's /boot (packages linux-image-amd64 or
+linux-image-cloud-amd64, and initramfs-tools) and an init (systemd-sysv). When a disk of an
+earlier image with the same lower layers is in the store (an application change), the new disk
+is made from it by applying only the changed files.
+
+Options:
+  -f, --format FORMAT  one of the formats above (required)
+  -o, --output PATH    the file to write
+  --size SIZE          disk formats: the disk's size (e.g. 4G); default: used space plus headroom
+  --full               disk formats: build the whole filesystem, never from an earlier disk
+  --json               print the result as JSON on stdout (progress goes to stderr)
   -h, --help           show this help
 """;
 

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Kiln.Build.Execution;
+using Kiln.Build.Exporters;
 using Kiln.Oci;
 
 namespace Kiln.Cli;
@@ -18,7 +19,7 @@ internal static class JsonOutput
         return Encoding.UTF8.GetString(ms.ToArray());
     }
 
-    public static string Build(BuildResult result) => Write(w =>
+    public static string Build(BuildResult result, IReadOnlyList<OutputResult>? outputs = null) => Write(w =>
     {
         w.WriteStartObject();
         w.WriteStartArray("images");
@@ -60,9 +61,32 @@ internal static class JsonOutput
             w.WriteEndObject();
         }
         w.WriteEndArray();
+        w.WriteStartArray("outputs");
+        foreach (var o in outputs ?? [])
+        {
+            Output(w, o);
+        }
+        w.WriteEndArray();
         w.WriteBoolean("passed", result.Passed);
         w.WriteEndObject();
     });
+
+    public static void Output(Utf8JsonWriter w, OutputResult o)
+    {
+        w.WriteStartObject();
+        w.WriteString("image", o.Image);
+        w.WriteString("format", o.Format);
+        w.WriteString("path", o.Path);
+        w.WriteBoolean("upToDate", o.UpToDate);
+        w.WriteBoolean("incremental", o.Incremental);
+        w.WriteNumber("bytes", o.Bytes);
+        w.WriteNumber("seconds", Math.Round(o.Duration.TotalSeconds, 3));
+        if (o.Detail is { } detail)
+        {
+            w.WriteString("detail", detail);
+        }
+        w.WriteEndObject();
+    }
 
     public static void Tests(Utf8JsonWriter w, IEnumerable<TestPhaseReport> phases)
     {

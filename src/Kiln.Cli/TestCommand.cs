@@ -1,4 +1,7 @@
+using Kiln.Build.Execution;
+using Kiln.Build.Exporters;
 using Kiln.Build.Testing;
+using Kiln.Build.Testing.Vm;
 using Kiln.Build.Testing.Spec;
 
 namespace Kiln.Cli;
@@ -8,7 +11,7 @@ internal static class TestCommand
 {
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        var a = Arguments.Parse(args, "test", ["--json", "--verbose", "--help"], ["--phase", "--junit", "--file"],
+        var a = Arguments.Parse(args, "test", ["--json", "--verbose", "--help"], ["--phase", "--junit", "--file", "--disk", "--accel", "--vm-timeout"],
             new Dictionary<string, string> { ["-f"] = "--file", ["-v"] = "--verbose", ["-h"] = "--help" });
         if (a.Has("--help"))
         {
@@ -24,12 +27,19 @@ internal static class TestCommand
             null => null,
             "bake" => TestPhase.Bake,
             "boot" => TestPhase.Boot,
-            var other => throw new UsageException($"kiln test: --phase takes bake or boot, not '{other}'"),
+            "vm" => TestPhase.Vm,
+            var other => throw new UsageException($"kiln test: --phase takes bake, boot or vm, not '{other}'"),
         };
+        if (phase != TestPhase.Vm && (a.Last("--disk") ?? a.Last("--accel") ?? a.Last("--vm-timeout")) is not null)
+        {
+            throw new UsageException("kiln test: --disk, --accel and --vm-timeout go with --phase vm");
+        }
         bool json = a.Has("--json");
         var renderer = new BuildRenderer(json ? stderr : stdout, a.Has("--verbose"));
         var options = new TestOptions { UseCache = false, Phase = phase, Epoch = Cli.Epoch() };
-        var result = await StoredImageTests.RunAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], options, renderer, ct).ConfigureAwait(false);
+        var result = phase == TestPhase.Vm
+            ? await VmTestAsync(a, renderer, ct).ConfigureAwait(false)
+            : await StoredImageTests.RunAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], options, renderer, ct).ConfigureAwait(false);
         if (a.Last("--junit") is { } junit)
         {
             JUnitReport.WriteFile(junit, result.Phases);
@@ -55,5 +65,41 @@ internal static class TestCommand
             stderr.WriteLine($"kiln test: {a.Positionals[0]} has no checks for that phase");
         }
         return ExitCodes.Ok;
+    }
+
+    /// <summary>The vm phase: the image's raw disk (exported to a store temp file, or the disk file given with --disk,
+    /// raw or qcow2) booted under qemu with the spec's command, service, port and http checks.</summary>
+    private static Task<GateResult> VmTestAsync(Arguments a, BuildRenderer renderer, CancellationToken ct)
+    {
+        var accel = a.Last("--accel") switch
+        {
+            null or "auto" => VmAccelerator.Auto,
+            "kvm" => VmAccelerator.Kvm,
+            "tcg" => VmAccelerator.Tcg,
+            var other => throw new UsageException($"kiln test: --accel takes auto, kvm or tcg, not '{other}'"),
+        };
+        TimeSpan? timeout = null;
+        if (a.Last("--vm-timeout") is { } t)
+        {
+            timeout = int.TryParse(t, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0
+                ? TimeSpan.FromSeconds(seconds)
+                : throw new UsageException($"kiln test: --vm-timeout takes a number of seconds, not '{t}'");
+        }
+        var given = a.Last("--disk");
+        var disk = given is null ? null : Path.GetFullPath(given);
+        if (disk is not null && !File.Exists(disk))
+        {
+            throw new UsageException($"kiln test: --disk {given}: no such file");
+        }
+        if (!Environment.IsPrivilegedProcess)
+        {
+            throw new UsageException("kiln test --phase vm writes into a copy of the disk's filesystem and mounts the image's layers: run it as root");
+        }
+        var vm = new VmOptions { Accelerator = accel, BootTimeout = timeout };
+        RawDiskExport export = disk is null
+            ? (store, image, manifest, path, token) => Exporter.ExportAsync(store,
+                new ExportRequest { ImageName = image, Manifest = manifest, Format = ExportFormat.Raw, OutputPath = path }, null, token)
+            : (_, _, _, path, token) => Kiln.Build.Exporters.Disk.DiskFileCopy.ToRawAsync(disk, path, token);
+        return StoredImageTests.RunVmAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], vm, export, renderer, ct);
     }
 }

@@ -1,5 +1,12 @@
 namespace Kiln.Cli.Tests;
 
+/// <summary>The test classes that share one cold build of examples/web (they run one after another).</summary>
+[CollectionDefinition(Name)]
+public sealed class ExampleWebCollection : ICollectionFixture<ExampleWebFixture>
+{
+    public const string Name = "examples/web";
+}
+
 /// <summary>One cold build of examples/web (bootstrap and all) per test run, shared by the tests that
 /// need a real Debian image. The context is a copy, so tests may change it.</summary>
 public sealed class ExampleWebFixture : IDisposable

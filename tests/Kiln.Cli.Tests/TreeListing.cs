@@ -17,9 +17,12 @@ find . -mindepth 1 -type f -print0 | xargs -0 -r sha256sum
 
     /// <summary>The merged tree of a Kiln image, from its snapshots in the store (an overlay mounted in a
     /// private mount namespace, so nothing outlives the listing).</summary>
-    public static IReadOnlyList<string> OfImage(string store, string name)
+    public static IReadOnlyList<string> OfImage(string store, string name) => OfManifest(store, StoreReader.ManifestDigest(store, name));
+
+    /// <summary>The merged tree of the image with manifest <paramref name="manifestDigest"/>, tagged or not.</summary>
+    public static IReadOnlyList<string> OfManifest(string store, string manifestDigest)
     {
-        using var manifest = JsonDocument.Parse(File.ReadAllText(StoreReader.BlobPath(store, StoreReader.ManifestDigest(store, name))));
+        using var manifest = JsonDocument.Parse(File.ReadAllText(StoreReader.BlobPath(store, manifestDigest)));
         var configDigest = manifest.RootElement.GetProperty("config").GetProperty("digest").GetString()!;
         using var config = JsonDocument.Parse(File.ReadAllText(StoreReader.BlobPath(store, configDigest)));
         var lowers = config.RootElement.GetProperty("rootfs").GetProperty("diff_ids").EnumerateArray()
@@ -31,6 +34,18 @@ find . -mindepth 1 -type f -print0 | xargs -0 -r sha256sum
         using var mnt = new TempDir("kiln-merged");
         var script = "mount -t overlay kiln-test -o \"ro,lowerdir=$2\" \"$1\" || exit 1\n" + Script;
         return Parse(Run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "list", mnt.Path, string.Join(':', lowers)]));
+    }
+
+    /// <summary>The tree of the ext4 root partition (the second) of a raw disk, mounted read-only from a loop device in a
+    /// private mount namespace (the loop device clears itself when the namespace goes). The filesystem's own
+    /// top-level lost+found is left out: it is mkfs's, not the image's.</summary>
+    public static IReadOnlyList<string> OfDiskRoot(string rawDisk)
+    {
+        var offset = DiskFiles.RootPartitionOffset(rawDisk);
+        using var mnt = new TempDir("kiln-disk-root");
+        var script = "mount -o ro,loop,offset=$3 \"$2\" \"$1\" || exit 1\n" + Script;
+        var listing = Parse(Run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "list", mnt.Path, rawDisk, offset.ToString(System.Globalization.CultureInfo.InvariantCulture)]));
+        return [.. listing.Where(l => !l.StartsWith("lost+found\t", StringComparison.Ordinal))];
     }
 
     public static void AssertSame(IReadOnlyList<string> expected, IReadOnlyList<string> actual)

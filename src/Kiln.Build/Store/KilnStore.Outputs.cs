@@ -1,0 +1,75 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Kiln.Build.Store;
+
+/// <summary>What the store remembers of an output file it wrote: which image, in which form, and the file's
+/// size and modification time then. A build whose image and output entry are unchanged, and whose file
+/// is still as written, leaves the file alone instead of writing it again.</summary>
+public sealed record OutputStamp
+{
+    [JsonPropertyName("path")]
+    public required string Path { get; init; }
+
+    [JsonPropertyName("manifest")]
+    public required string Manifest { get; init; }
+
+    /// <summary>The format and options (e.g. "qcow2 size=4294967296").</summary>
+    [JsonPropertyName("what")]
+    public required string What { get; init; }
+
+    [JsonPropertyName("length")]
+    public required long Length { get; init; }
+
+    [JsonPropertyName("mtimeTicks")]
+    public required long MtimeTicks { get; init; }
+}
+
+[JsonSourceGenerationOptions(WriteIndented = false, UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip)]
+[JsonSerializable(typeof(OutputStamp))]
+internal sealed partial class OutputStampJsonContext : JsonSerializerContext;
+
+public sealed partial class KilnStore
+{
+    private string OutputsDir => Path.Combine(_kilnDir, "outputs");
+
+    private string OutputStampPath(string outputPath) =>
+        Path.Combine(OutputsDir, Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(outputPath)))) + ".json");
+
+    /// <summary>True when <paramref name="outputPath"/> is still the file this store wrote for <paramref name="manifest"/>
+    /// and <paramref name="what"/> (same length and modification time as recorded).</summary>
+    public bool IsOutputCurrent(string outputPath, string manifest, string what)
+    {
+        OutputStamp? stamp;
+        try
+        {
+            stamp = JsonSerializer.Deserialize(File.ReadAllBytes(OutputStampPath(outputPath)), OutputStampJsonContext.Default.OutputStamp);
+        }
+        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+        var file = new FileInfo(outputPath);
+        return stamp is not null && file.Exists && stamp.Path == Path.GetFullPath(outputPath) && stamp.Manifest == manifest && stamp.What == what
+            && stamp.Length == file.Length && stamp.MtimeTicks == file.LastWriteTimeUtc.Ticks;
+    }
+
+    /// <summary>Records that <paramref name="outputPath"/> now holds <paramref name="manifest"/> as <paramref name="what"/>.</summary>
+    public async Task RecordOutputAsync(string outputPath, string manifest, string what, CancellationToken ct = default)
+    {
+        var file = new FileInfo(outputPath);
+        var stamp = new OutputStamp
+        {
+            Path = Path.GetFullPath(outputPath),
+            Manifest = manifest,
+            What = what,
+            Length = file.Length,
+            MtimeTicks = file.LastWriteTimeUtc.Ticks,
+        };
+        Directory.CreateDirectory(OutputsDir);
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(stamp, OutputStampJsonContext.Default.OutputStamp);
+        await StoreFs.AtomicWriteAsync(NewIngestPath(), OutputStampPath(outputPath), bytes, ct).ConfigureAwait(false);
+    }
+}
