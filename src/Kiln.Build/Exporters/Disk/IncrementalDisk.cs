@@ -35,7 +35,7 @@ internal static class IncrementalDisk
             {
                 continue;
             }
-            if (old.Count - shared + diffIds.Count - shared > MaxDifferingLayers)
+            if (Differing(old, diffIds, shared).Count > MaxDifferingLayers)
             {
                 reason = $"the kept disk of {e.Image} differs in more than {MaxDifferingLayers} layers";
                 continue;
@@ -77,7 +77,7 @@ internal static class IncrementalDisk
             var oldIds = basis.ParsedDiffIds()!;
             var oldTree = new MergedTree(oldIds.Reverse().Select(store.SnapshotPath).ToList());
             var touched = new SortedSet<string>(PathOrder.Instance);
-            foreach (var id in oldIds.Skip(shared).Concat(diffIds.Skip(shared)))
+            foreach (var id in Differing(oldIds, diffIds, shared))
             {
                 CollectTouched(store.SnapshotPath(id), touched, oldTree, newTree, ct);
             }
@@ -148,6 +148,32 @@ internal static class IncrementalDisk
 
     /// <summary>Every image path a layer snapshot has an entry for (whiteouts included). An opaque dir replaces the
     /// whole dir, so then every path under it in either tree is touched.</summary>
+    /// <summary>The layers, of both images, at the positions above <paramref name="shared"/> where the two differ. A layer
+    /// that is the same at the same depth in both (e.g. a server's kernel layer above a changed app layer, when the
+    /// package step gave the same layer again) changes the same paths in the same way in both stacks: a path none of the
+    /// differing layers touches resolves to the same entry in both trees, so only the differing layers are walked.</summary>
+    internal static List<Digest> Differing(IReadOnlyList<Digest> oldIds, IReadOnlyList<Digest> newIds, int shared)
+    {
+        var list = new List<Digest>();
+        for (int i = shared; i < Math.Max(oldIds.Count, newIds.Count); i++)
+        {
+            bool inOld = i < oldIds.Count, inNew = i < newIds.Count;
+            if (inOld && inNew && oldIds[i] == newIds[i])
+            {
+                continue;
+            }
+            if (inOld)
+            {
+                list.Add(oldIds[i]);
+            }
+            if (inNew)
+            {
+                list.Add(newIds[i]);
+            }
+        }
+        return list;
+    }
+
     private static void CollectTouched(string snapshot, SortedSet<string> touched, MergedTree oldTree, MergedTree newTree, CancellationToken ct)
     {
         var pending = new Stack<(string Host, string Image)>();

@@ -57,6 +57,55 @@ public sealed class IncrementalDiskTests : IDisposable
     }
 
     [Fact]
+    public async Task A_changed_app_layer_under_an_unchanged_layer_is_applied_and_the_upper_layer_still_wins()
+    {
+        // Like examples/web's server: the app changes in a lower image, the layer above it comes out the same.
+        await _image.AddBaseAsync();
+        var baseState = _image.State;
+        static void Upper(string root)
+        {
+            DiskTestImage.Mk(root, "srv/app");
+            DiskTestImage.Mk(root, "lib/modules");
+            File.WriteAllText(Path.Combine(root, "lib/modules/driver.ko"), "module\n");
+            File.WriteAllText(Path.Combine(root, "srv/app/motd"), "from the upper layer\n");
+        }
+        await _image.AddLayerAsync(root =>
+        {
+            DiskTestImage.Mk(root, "srv/app");
+            File.WriteAllText(Path.Combine(root, "srv/app/index.html"), "<h1>v1</h1>\n");
+            File.WriteAllText(Path.Combine(root, "srv/app/motd"), "from the app v1\n");
+        });
+        await _image.AddLayerAsync(Upper);
+        var v1 = await _image.TagAsync("server");
+        var upper = _image.State.Config.RootFs.DiffIds[^1];
+        Assert.False((await ExportAsync("server", v1, "v1.raw")).Incremental);
+
+        _image.State = baseState;
+        await _image.AddLayerAsync(root =>
+        {
+            DiskTestImage.Mk(root, "srv/app");
+            File.WriteAllText(Path.Combine(root, "srv/app/index.html"), "<h1>v2, changed</h1>\n");
+            File.WriteAllText(Path.Combine(root, "srv/app/motd"), "from the app v2\n");
+        });
+        await _image.AddLayerAsync(Upper);
+        Assert.Equal(upper, _image.State.Config.RootFs.DiffIds[^1]);
+        var v2 = await _image.TagAsync("server");
+        var r = await ExportAsync("server", v2, "v2.raw");
+
+        Assert.True(r.Incremental, r.Detail);
+        await AssertLikeFullExportAsync("server", v2, r);
+    }
+
+    [Fact]
+    public void Only_layers_that_differ_at_the_same_depth_are_walked()
+    {
+        static Digest D(char c) => Digest.Parse("sha256:" + new string(c, 64));
+        Assert.Equal([D('b'), D('c')], IncrementalDisk.Differing([D('a'), D('b'), D('f')], [D('a'), D('c'), D('f')], 1));
+        Assert.Equal([D('f'), D('d'), D('e')], IncrementalDisk.Differing([D('a'), D('f')], [D('a'), D('d'), D('e')], 1));
+        Assert.Empty(IncrementalDisk.Differing([D('a'), D('f')], [D('a'), D('f')], 2));
+    }
+
+    [Fact]
     public async Task An_app_layer_replaced_on_the_same_base_applies_adds_removes_opaque_dirs_modes_links_and_xattrs()
     {
         await _image.AddBaseAsync();
