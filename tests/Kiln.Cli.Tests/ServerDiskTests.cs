@@ -100,8 +100,17 @@ public sealed class ServerDiskTests
         TreeListing.AssertSame(ImageTree(digest), fromFull);
         Assert.Contains(fromFull, l => l.StartsWith("var/www/html/index.html\tf\t644\t0\t0\t", StringComparison.Ordinal));
 
-        var boot = KilnProcess.Run(Store, "test", "server", "-f", ctx.Path, "--phase", "vm", "--disk", Path.Combine(ctx.Path, "out", "server.qcow2"));
-        Assert.True(boot.ExitCode == 0, boot.All);
+        // Boot the incremental disk with one check added that must fail inside the guest: only that one fails.
+        var spec = Path.Combine(ctx.Path, "tests", "server.yaml");
+        File.WriteAllText(spec, File.ReadAllText(spec).Replace("command:\n", "command:\n  test -e /etc/kiln-not-there: {exit-status: 0}\n", StringComparison.Ordinal));
+        var boot = KilnProcess.Run(Store, "test", "server", "-f", ctx.Path, "--phase", "vm", "--disk", Path.Combine(ctx.Path, "out", "server.qcow2"), "--json");
+        Assert.True(boot.ExitCode == 1, boot.All);
+        using var result = JsonDocument.Parse(boot.Stdout);
+        var checks = result.RootElement.GetProperty("tests").EnumerateArray().Single().GetProperty("checks").EnumerateArray()
+            .ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("passed").GetBoolean());
+        Assert.Equal(["command test -e /etc/kiln-not-there"], checks.Where(c => !c.Value).Select(c => c.Key));
+        Assert.True(checks["http http://127.0.0.1:8080/"], boot.Stdout);
+        Assert.Contains("FAILED server (vm) command test -e /etc/kiln-not-there", boot.Stderr);
         Assert.False(DiskFiles.AnyQemuRunning(Store), "a qemu process outlived kiln test");
     }
 

@@ -105,18 +105,41 @@ internal static class BootPhase
         }
     }
 
+    private static bool IsRefused(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionRefused })
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private static async Task HttpAsync(Instance instance, HttpCheck check, List<CheckFailure> failures, CancellationToken ct)
     {
         HttpResult response;
-        try
+        var clock = Stopwatch.StartNew();
+        while (true)
         {
-            response = await instance.HttpGetAsync(check.Url, check.Timeout, ct).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is InstanceException or HttpRequestException or TimeoutException or IOException
-            || (e is OperationCanceledException && !ct.IsCancellationRequested))
-        {
-            failures.Add(new CheckFailure("status", check.Status.ToString(CultureInfo.InvariantCulture), $"no response: {e.Message}"));
-            return;
+            try
+            {
+                response = await instance.HttpGetAsync(check.Url, check.Timeout, ct).ConfigureAwait(false);
+                break;
+            }
+            catch (Exception e) when (IsRefused(e) && clock.Elapsed < ListenGrace)
+            {
+                // A port seen listening may close again a moment later: systemd's nginx.service runs `nginx -t`
+                // (which binds the ports) before nginx itself. Refused connections are retried for a short grace.
+                await Task.Delay(100, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is InstanceException or HttpRequestException or TimeoutException or IOException
+                || (e is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                failures.Add(new CheckFailure("status", check.Status.ToString(CultureInfo.InvariantCulture), $"no response: {e.Message}"));
+                return;
+            }
         }
         if (response.Status != check.Status)
         {
