@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Kiln.Build.Execution;
+using Kiln.Build.Exporters;
 
 namespace Kiln.Cli;
 
@@ -52,6 +53,15 @@ internal sealed class TraceRecorder : IProgress<BuildEvent>
                         args["layer size"] = layer.Size.ToString(System.Globalization.CultureInfo.InvariantCulture);
                     }
                     Add(f.Description, "step", f.Image, start, f.Duration, args);
+                    break;
+                case ExportFinished e:
+                    Add($"output {e.Result.Format}", "export", e.Image, now - e.Result.Duration, e.Result.Duration, new()
+                    {
+                        ["path"] = e.Result.Path,
+                        ["up to date"] = e.Result.UpToDate ? "true" : "false",
+                        ["incremental"] = e.Result.Incremental ? "true" : "false",
+                        ["bytes"] = e.Result.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    });
                     break;
                 case StepPhase p:
                     var phaseArgs = new Dictionary<string, string>();

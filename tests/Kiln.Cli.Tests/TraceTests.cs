@@ -62,6 +62,23 @@ public sealed class TraceTests : IDisposable
         Assert.Equal(["cache lookup"], PhasesOf(cached, "1"));
     }
 
+    [Fact]
+    public void An_images_outputs_are_events_on_its_lane()
+    {
+        using var ctx = new TinyContext("images:\n  tiny:\n    from: scratch\n    steps:\n" + TinyContext.RootStep +
+            "    outputs: [rootfs]\n");
+        var trace = Path.Combine(ctx.Path, "trace.json");
+        var r = KilnProcess.Run(_store.Path, "build", "--trace", trace, ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+
+        var events = Read(trace);
+        var image = Assert.Single(events, e => e.Category == "image");
+        var output = Assert.Single(events, e => e.Category == "export");
+        Assert.Equal("output rootfs", output.Name);
+        Assert.Equal(image.Tid, output.Tid);
+        Assert.True(output.Dur > 0 && output.Ts >= image.Ts, $"ts {output.Ts}, dur {output.Dur}");
+    }
+
     private static IEnumerable<string> PhasesOf(List<TraceEvent> events, string step) =>
         events.Where(e => e.Category == "phase" && e.Step == step).Select(e => e.Name);
 }
