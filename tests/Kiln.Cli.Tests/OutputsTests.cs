@@ -72,6 +72,26 @@ public sealed class OutputsTests : IDisposable
         Assert.Equal(["t.tar"], Directory.GetFiles(outDir.Path).Select(Path.GetFileName));
     }
 
+    [Fact]
+    public void A_disk_of_an_image_without_a_kernel_exits_2_naming_the_package_and_writes_nothing()
+    {
+        using var ctx = new TinyContext(Image(""));
+        Assert.Equal(0, KilnProcess.Run(_store.Path, "build", ctx.Path).ExitCode);
+        using var outDir = new TempDir("kiln-export");
+        var r = KilnProcess.Run(_store.Path, "export", "tiny", "--format", "qcow2", "-o", outDir.Sub("tiny.qcow2"));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("linux-image", r.Stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(outDir.Path));
+
+        // The same as an output of a build: exit 2, and no file.
+        ctx.Write("kiln.yaml", Image("    outputs: [raw]\n"));
+        var build = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        Assert.Equal(2, build.ExitCode);
+        Assert.Contains("linux-image", build.Stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(ctx.Path, "out")));
+        Leftovers.AssertNone(_store.Path);
+    }
+
     [Theory]
     [InlineData("--format", "iso", "unknown format 'iso'")]
     [InlineData("--size", "4G", "--format is required")]

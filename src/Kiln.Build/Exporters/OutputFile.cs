@@ -22,7 +22,32 @@ public sealed class OutputFile : IDisposable
         {
             throw ExportException.BadInput($"cannot write {outputPath}: it is a folder");
         }
+        RemoveAbandonedPartials(dir, Path.GetFileName(Target));
         PartialPath = Path.Combine(dir, $".{Path.GetFileName(Target)}.kiln-partial-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}");
+    }
+
+    /// <summary>Deletes partial files of this target left by exports whose process is gone (killed with SIGKILL, or a
+    /// power loss): their name carries the writer's pid.</summary>
+    private static void RemoveAbandonedPartials(string dir, string name)
+    {
+        var prefix = $".{name}.kiln-partial-";
+        foreach (var path in Directory.EnumerateFileSystemEntries(dir, prefix + "*"))
+        {
+            var rest = Path.GetFileName(path)[prefix.Length..];
+            var dash = rest.IndexOf('-', StringComparison.Ordinal);
+            if (dash > 0 && int.TryParse(rest[..dash], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)
+                && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
+            {
+                if (Directory.Exists(path))
+                {
+                    StoreFs.DeleteTree(path);
+                }
+                else
+                {
+                    StoreFs.TryDeleteFile(path);
+                }
+            }
+        }
     }
 
     /// <summary>The final path.</summary>
