@@ -1,11 +1,12 @@
 #!/bin/bash
 # Installs, with apt, what Kiln and its tests need on a Debian 12 host, once.
-# Usage: scripts/setup.sh [build|test]
+# Usage: scripts/setup.sh [build|test]   (build: building images and disks; test: also the tools the tests
+# compare against, and qemu for the VM boot checks)
 set -euo pipefail
 need=(mmdebstrap util-linux coreutils iproute2 clang zlib1g-dev
   syslinux syslinux-common mtools dosfstools fdisk e2fsprogs qemu-utils)
 if [ "${1:-build}" = test ]; then
-  need+=(skopeo umoci busybox-static systemd-container qemu-system-x86 qemu-utils fdisk e2fsprogs)
+  need+=(skopeo umoci busybox-static systemd-container qemu-system-x86)
 fi
 missing=()
 for p in "${need[@]}"; do
