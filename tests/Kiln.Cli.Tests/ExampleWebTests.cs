@@ -106,7 +106,8 @@ public sealed class ExampleWebTests
     [Fact]
     public void Refresh_reruns_the_bootstrap_and_package_steps_and_keeps_later_steps_when_packages_did_not_change()
     {
-        var r = KilnProcess.Run(Store, "build", "--refresh", "--json", "--no-outputs", _web.Context.Path);
+        // Up to web-systemd: server's kernel package would add 20 s and nothing the test does not already show.
+        var r = KilnProcess.Run(Store, "build", "--refresh", "--json", "--no-outputs", "-t", "web-systemd", _web.Context.Path);
         Assert.True(r.ExitCode == 0, r.All);
         using var doc = JsonDocument.Parse(r.Stdout);
         var steps = doc.RootElement.GetProperty("images").EnumerateArray()
@@ -117,7 +118,7 @@ public sealed class ExampleWebTests
         // The same mirror gives the same packages, so the run and copy steps built on them stay valid.
         Assert.All(steps.Where(s => s.Description.StartsWith("run", StringComparison.Ordinal) || s.Description.StartsWith("copy", StringComparison.Ordinal)),
             s => Assert.True(s.Cached, s.Description));
-        Assert.Equal(Digests(_web.Cold.Stdout), Digests(r.Stdout));
+        Assert.Equal(Digests(_web.Cold.Stdout).Take(3), Digests(r.Stdout));
     }
 
     [Fact]
