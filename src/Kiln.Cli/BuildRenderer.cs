@@ -86,7 +86,9 @@ internal sealed class BuildRenderer : IProgress<BuildEvent>
                     _out.WriteLine($"{t.Image} test {t.Report.Phase}: {PhaseLine(t.Report)}");
                     break;
                 case ImageRejected r:
-                    _out.WriteLine($"{r.Image}: REJECTED, kept as {r.Tag} ({r.Manifest.Digest.Short}); {r.Image} keeps its previous image");
+                    _out.WriteLine(r.NameRemoved
+                        ? $"{r.Image}: REJECTED, kept as {r.Tag} ({r.Manifest.Digest.Short}); {r.Image} named this very image, which fails the current spec, so the name was removed"
+                        : $"{r.Image}: REJECTED, kept as {r.Tag} ({r.Manifest.Digest.Short}); {r.Image} keeps its previous image");
                     break;
                 case ImageSkipped s:
                     _out.WriteLine($"{s.Image}: not built: {s.Because}");

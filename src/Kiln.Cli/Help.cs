@@ -33,7 +33,8 @@ beside kiln.yaml); an output file that already holds the image is left alone.
 
 An image with `test:` is tested before it takes its name (results are cached by image digest and
 spec digest). A failing image is rejected: kept as IMAGE.rejected, never named IMAGE (the
-previous IMAGE keeps the name), images built on it are not built, and the exit status is 1.
+previous IMAGE keeps the name; if only the spec changed and IMAGE is that very image, the name is
+removed), images built on it are not built, and the exit status is 1.
 
 Options:
   -t, --target IMAGE   build only IMAGE and the images it needs (repeatable)

@@ -116,6 +116,32 @@ public sealed class BakePhaseTests : IDisposable
     }
 
     [Fact]
+    public void A_spec_change_that_the_named_image_fails_removes_the_name()
+    {
+        using var ctx = new TinyContext(Yaml("tests/spec.yaml"));
+        ctx.Write("tests/spec.yaml", GoodSpec);
+        var good = Build(ctx);
+        Assert.True(good.ExitCode == 0, good.All);
+        var digest = StoreReader.ManifestDigest(_store.Path, "tiny");
+
+        // The same image, a stricter spec.
+        ctx.Write("tests/spec.yaml", GoodSpec + "\n  \"exit 3\": {exit-status: 0}\n");
+        var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+
+        Assert.True(r.ExitCode == 1, r.All);
+        Assert.Contains("the name was removed", r.Stdout);
+        Assert.Equal(digest, StoreReader.ManifestDigest(_store.Path, "tiny.rejected"));
+        Assert.DoesNotContain("\"tiny\"", File.ReadAllText(Path.Combine(_store.Path, "index.json")));
+
+        // Back to the spec it passes: the same image takes its name again.
+        ctx.Write("tests/spec.yaml", GoodSpec);
+        var again = Build(ctx);
+        Assert.True(again.ExitCode == 0, again.All);
+        Assert.Equal(digest, StoreReader.ManifestDigest(_store.Path, "tiny"));
+        Assert.DoesNotContain("tiny.rejected", File.ReadAllText(Path.Combine(_store.Path, "index.json")));
+    }
+
+    [Fact]
     public void A_command_check_that_writes_leaves_the_image_digest_and_files_unchanged()
     {
         using var ctx = new TinyContext($"images:\n  tiny:\n    from: scratch\n    steps:\n{TinyContext.RootStep}{Steps}");

@@ -50,7 +50,11 @@ public sealed record CheckFinished(string Image, string Phase, CheckReport Check
 public sealed record TestPhaseFinished(string Image, TestPhaseReport Report) : BuildEvent(Image);
 
 /// <summary>The image failed its tests: it is kept under <paramref name="Tag"/> and does not take its name.</summary>
-public sealed record ImageRejected(string Image, Descriptor Manifest, string Tag) : BuildEvent(Image);
+public sealed record ImageRejected(string Image, Descriptor Manifest, string Tag) : BuildEvent(Image)
+{
+    /// <summary>The name pointed at this very image (only the spec changed), so the name was removed.</summary>
+    public bool NameRemoved { get; init; }
+}
 
 /// <summary>The image was not built because an image it needs was rejected or skipped.</summary>
 public sealed record ImageSkipped(string Image, string Because) : BuildEvent(Image);

@@ -176,7 +176,11 @@ public sealed class Executor
         {
             // Kept for inspection under its own tag (which also keeps gc from collecting it); never given the name.
             await _store.TagAsync(RejectedTag(image.Name), manifest, ct).ConfigureAwait(false);
-            _progress?.Report(new ImageRejected(image.Name, manifest, RejectedTag(image.Name)));
+            // Only the spec changed and the very image the name points at fails it: the name goes, rather than
+            // name an image that fails its current tests.
+            bool nameRemoved = _store.TryGetTag(image.Name)?.Digest == manifest.Digest
+                && await _store.UntagAsync(image.Name, ct).ConfigureAwait(false);
+            _progress?.Report(new ImageRejected(image.Name, manifest, RejectedTag(image.Name)) { NameRemoved = nameRemoved });
         }
         return new ImageResult { Name = image.Name, Manifest = manifest, Steps = steps, Duration = clock.Elapsed, Tests = tests };
     }
