@@ -14,7 +14,7 @@ internal static class BuildCommand
             new Dictionary<string, string> { ["-t"] = "--target", ["-v"] = "--verbose", ["-h"] = "--help" });
         if (a.Has("--help"))
         {
-            stdout.Write(Help.Build);
+            stdout.WriteLine(Help.Build);
             return ExitCodes.Ok;
         }
         if (a.Positionals.Count > 1)

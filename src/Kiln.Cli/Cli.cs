@@ -13,7 +13,7 @@ public static class Cli
     {
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
-            (args.Length == 0 ? stderr : stdout).Write(Help.Main);
+            (args.Length == 0 ? stderr : stdout).WriteLine(Help.Main);
             return args.Length == 0 ? ExitCodes.BadInput : ExitCodes.Ok;
         }
         if (args[0] is "--version")

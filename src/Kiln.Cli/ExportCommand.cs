@@ -15,7 +15,7 @@ internal static class ExportCommand
             new Dictionary<string, string> { ["-o"] = "--output", ["-f"] = "--format", ["-h"] = "--help" });
         if (a.Has("--help"))
         {
-            stdout.Write(Help.Export);
+            stdout.WriteLine(Help.Export);
             return ExitCodes.Ok;
         }
         if (a.Positionals.Count != 1)

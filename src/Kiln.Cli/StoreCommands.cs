@@ -13,7 +13,7 @@ internal static class StoreCommands
         var a = Arguments.Parse(args, "images", ["--json", "--help"], [], HelpAlias);
         if (a.Has("--help"))
         {
-            stdout.Write(Help.Images);
+            stdout.WriteLine(Help.Images);
             return ExitCodes.Ok;
         }
         NoPositionals(a, "images");
@@ -55,7 +55,7 @@ internal static class StoreCommands
         var a = Arguments.Parse(args, "inspect", ["--json", "--help"], [], HelpAlias);
         if (a.Has("--help"))
         {
-            stdout.Write(Help.Inspect);
+            stdout.WriteLine(Help.Inspect);
             return ExitCodes.Ok;
         }
         var (name, desc, manifest, config) = await LoadImageAsync(a, "inspect", ct).ConfigureAwait(false);
@@ -120,7 +120,7 @@ internal static class StoreCommands
         var a = Arguments.Parse(args, "history", ["--json", "--help"], [], HelpAlias);
         if (a.Has("--help"))
         {
-            stdout.Write(Help.History);
+            stdout.WriteLine(Help.History);
             return ExitCodes.Ok;
         }
         var (_, _, manifest, config) = await LoadImageAsync(a, "history", ct).ConfigureAwait(false);
@@ -173,7 +173,7 @@ internal static class StoreCommands
         var a = Arguments.Parse(args, "verify", ["--json", "--help", "--repair"], [], HelpAlias);
         if (a.Has("--help"))
         {
-            stdout.Write(Help.Verify);
+            stdout.WriteLine(Help.Verify);
             return ExitCodes.Ok;
         }
         NoPositionals(a, "verify");
@@ -243,7 +243,7 @@ internal static class StoreCommands
         var a = Arguments.Parse(args, "gc", ["--json", "--help", "--prune-cache"], [], HelpAlias);
         if (a.Has("--help"))
         {
-            stdout.Write(Help.Gc);
+            stdout.WriteLine(Help.Gc);
             return ExitCodes.Ok;
         }
         NoPositionals(a, "gc");

@@ -15,7 +15,7 @@ internal static class TestCommand
             new Dictionary<string, string> { ["-f"] = "--file", ["-v"] = "--verbose", ["-h"] = "--help" });
         if (a.Has("--help"))
         {
-            stdout.Write(Help.Test);
+            stdout.WriteLine(Help.Test);
             return ExitCodes.Ok;
         }
         if (a.Positionals.Count != 1)
