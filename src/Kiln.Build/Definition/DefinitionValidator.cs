@@ -7,6 +7,9 @@ internal sealed partial class DefinitionValidator
     private readonly string _contextDir;
     private readonly List<DefinitionProblem> _problems = [];
 
+    /// <summary>Output files named with <c>path:</c>, by full path: two outputs must not write one file.</summary>
+    private readonly Dictionary<string, string> _outputPaths = new(StringComparer.Ordinal);
+
     private DefinitionValidator(string contextDir) => _contextDir = contextDir;
 
     public static IReadOnlyList<DefinitionProblem> Validate(YNode? root, string file, string contextDir)
@@ -119,7 +122,7 @@ internal sealed partial class DefinitionValidator
 
         if (image.Get("outputs") is { } outputs)
         {
-            CheckOutputs(outputs);
+            CheckOutputs(outputs, name);
         }
 
         if (image.Get("boot") is { } boot && ExpectString(boot, "boot", "process or systemd") is { } mode
@@ -130,7 +133,7 @@ internal sealed partial class DefinitionValidator
     }
 
     /// <summary><c>outputs:</c> a list of formats, or of maps with <c>format</c>, <c>path</c> and (disks) <c>size</c>.</summary>
-    private void CheckOutputs(YNode node)
+    private void CheckOutputs(YNode node, string image)
     {
         var expected = $"a list of formats ({string.Join(", ", DefinitionSyntax.OutputFormats)}) or of maps with `format`, `path`, `size`";
         if (node is not YSequence list)
@@ -153,6 +156,10 @@ internal sealed partial class DefinitionValidator
                     if (ps.Value.EndsWith('/'))
                     {
                         Problem(ps, $"`path: {ps.Value}` names a folder; give the file to write");
+                    }
+                    else if (!_outputPaths.TryAdd(Path.GetFullPath(ps.Value, _contextDir), image))
+                    {
+                        Problem(ps, $"`path: {ps.Value}` is also written by an output of image `{_outputPaths[Path.GetFullPath(ps.Value, _contextDir)]}`");
                     }
                 }
                 if (map.Get("size") is { } size && ExpectString(size, "size", "a size such as 4G or 512M") is { } ss)

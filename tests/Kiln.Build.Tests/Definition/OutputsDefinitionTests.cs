@@ -69,6 +69,24 @@ public sealed class OutputsDefinitionTests : IDisposable
         Assert.Equal(new SourceMark(_context.YamlPath, row, column), match.Mark);
     }
 
+    [Fact]
+    public void Two_outputs_writing_one_file_are_reported()
+    {
+        var problems = _context.Problems("""
+            images:
+              a:
+                from: scratch
+                outputs: [{format: raw, path: disk.img}]
+              b:
+                from: scratch
+                outputs: [{format: qcow2, path: ./disk.img}]
+            """);
+
+        var p = Assert.Single(problems);
+        Assert.Contains("`path: ./disk.img` is also written by an output of image `a`", p.Message);
+        Assert.Equal(new SourceMark(_context.YamlPath, 7, 37), p.Mark);
+    }
+
     [Theory]
     [InlineData("4G", 4L << 30)]
     [InlineData("512M", 512L << 20)]
