@@ -51,6 +51,9 @@ public sealed record GcReport
 
     /// <summary>Kept disks (kiln/disks) dropped because their image is no longer tagged or its layers are gone.</summary>
     public int DisksRemoved { get; init; }
+
+    /// <summary>Cached test results of images whose manifest is gone.</summary>
+    public int TestResultsRemoved { get; init; }
     public int BlobsKept { get; init; }
     public int SnapshotsKept { get; init; }
     public long BytesFreed => BlobBytesFreed + SnapshotBytesFreed;

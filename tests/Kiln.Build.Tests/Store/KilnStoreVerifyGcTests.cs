@@ -60,6 +60,26 @@ public sealed class KilnStoreVerifyGcTests
     }
 
     [Fact]
+    public async Task Gc_drops_test_results_of_images_that_are_gone_and_keeps_those_of_tagged_images()
+    {
+        using var t = new TestStore();
+        var tagged = await t.Store.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "a", "a"));
+        await t.Store.TagAsync("web", tagged);
+        var orphan = await t.Store.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "o", "orphan"));
+        string Result(Descriptor m) => $$"""{"image":"x","manifest":"{{m.Digest}}","phase":"bake","passed":true,"checks":[]}""";
+        await t.Store.WriteTestResultAsync(new string('1', 64), System.Text.Encoding.UTF8.GetBytes(Result(tagged)));
+        await t.Store.WriteTestResultAsync(new string('2', 64), System.Text.Encoding.UTF8.GetBytes(Result(orphan)));
+        await t.Store.WriteTestResultAsync(new string('3', 64), "{torn"u8.ToArray());
+
+        var report = await t.Store.CollectGarbageAsync();
+
+        Assert.Equal(2, report.TestResultsRemoved);
+        Assert.NotNull(t.Store.TryReadTestResult(new string('1', 64)));
+        Assert.Null(t.Store.TryReadTestResult(new string('2', 64)));
+        Assert.Null(t.Store.TryReadTestResult(new string('3', 64)));
+    }
+
+    [Fact]
     public async Task Gc_removes_unreferenced_blobs_and_snapshots_and_keeps_referenced_ones()
     {
         using var t = new TestStore();
