@@ -68,6 +68,10 @@ internal sealed partial class DefinitionValidator
             {
                 Problem(entry.Key, $"image name `{name}` is not valid: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit");
             }
+            else if (name.EndsWith(".rejected", StringComparison.Ordinal))
+            {
+                Problem(entry.Key, $"image name `{name}` ends in `.rejected`, which names the rejected build of image `{name[..^".rejected".Length]}`; choose another name");
+            }
 
             CheckImage(name, entry.Value, names);
         }

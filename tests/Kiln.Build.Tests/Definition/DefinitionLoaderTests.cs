@@ -210,6 +210,18 @@ public sealed class DefinitionLoaderTests : IDisposable
     }
 
     [Fact]
+    public void An_image_name_ending_in_rejected_is_refused()
+    {
+        var problems = _context.Problems("""
+            images:
+              web.rejected:
+                from: scratch
+            """);
+
+        AssertProblem(problems, 2, 3, "image name `web.rejected` ends in `.rejected`");
+    }
+
+    [Fact]
     public void An_unknown_key_in_a_step_is_reported_where_it_is()
     {
         var problems = _context.Problems("""
