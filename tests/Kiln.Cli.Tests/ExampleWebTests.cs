@@ -122,6 +122,34 @@ public sealed class ExampleWebTests
     }
 
     [Fact]
+    public async Task Two_builds_whose_package_steps_run_at_once_both_succeed()
+    {
+        // Both share the store's apt cache (lists and downloads); their package steps take turns on it.
+        static string Yaml(string package) => $"""
+            images:
+              base:
+                bootstrap: debian/bookworm
+                steps:
+                  - packages: [ca-certificates]
+              with-{package}:
+                from: base
+                steps:
+                  - packages: [{package}]
+            """;
+        using var a = new TempDir("kiln-apt-a");
+        using var b = new TempDir("kiln-apt-b");
+        File.WriteAllText(a.Sub("kiln.yaml"), Yaml("less"));
+        File.WriteAllText(b.Sub("kiln.yaml"), Yaml("bc"));
+        var runs = await Task.WhenAll(
+            Task.Run(() => KilnProcess.Run(Store, "build", "--json", a.Path)),
+            Task.Run(() => KilnProcess.Run(Store, "build", "--json", b.Path)));
+        Assert.All(runs, r => Assert.True(r.ExitCode == 0, r.All));
+        Assert.Equal(3, StoreReader.LayerDigests(Store, "with-less").Count);
+        Assert.Equal(3, StoreReader.LayerDigests(Store, "with-bc").Count);
+        Leftovers.AssertNone(Store);
+    }
+
+    [Fact]
     public void Two_empty_stores_give_identical_digests_for_every_layer()
     {
         using var other = new TempDir("kiln-web-store2");

@@ -62,11 +62,14 @@ internal sealed class StepRunner
                         hostNetwork: run.Network == StepNetwork.Host, binds: [.. CacheBinds(run), .. SecretBinds(image, step, run, scratch)], extraEnv: [], ct).ConfigureAwait(false);
                     break;
                 case PackagesStep packages:
-                    await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", PackagesScript(packages)],
-                        hostNetwork: true, binds: AptBinds(), extraEnv: [new("DEBIAN_FRONTEND", "noninteractive")], ct).ConfigureAwait(false);
-                    if (_ranUpdate)
+                    using (await _store.AcquireAptCacheAsync(ct).ConfigureAwait(false))
                     {
-                        File.WriteAllBytes(ListsMarker, []);
+                        await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", PackagesScript(packages)],
+                            hostNetwork: true, binds: AptBinds(), extraEnv: [new("DEBIAN_FRONTEND", "noninteractive")], ct).ConfigureAwait(false);
+                        if (_ranUpdate)
+                        {
+                            File.WriteAllBytes(ListsMarker, []);
+                        }
                     }
                     foreach (var f in VolatileFiles)
                     {

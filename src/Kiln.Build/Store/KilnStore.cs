@@ -143,6 +143,13 @@ public sealed partial class KilnStore : IDisposable
     public IDisposable AcquireLock(bool exclusive, CancellationToken ct = default) =>
         FileLock.Acquire(StoreLockPath, exclusive, ct);
 
+    /// <summary>Takes the shared apt cache (package lists and downloads, bind-mounted into every packages step) for
+    /// one package step. apt locks these folders itself and fails at once, rather than wait, when another build's
+    /// apt holds them; and an <c>apt-get update</c> replaces lists another build may be reading. Package steps of
+    /// concurrent builds therefore take turns.</summary>
+    public async Task<IDisposable> AcquireAptCacheAsync(CancellationToken ct = default) =>
+        await FileLock.AcquireAsync(Path.Combine(_kilnDir, "cache", "apt.lock"), exclusive: true, ct).ConfigureAwait(false);
+
     // ---- temp dirs ----
 
     /// <summary>Creates a fresh directory under <c>kiln/tmp</c> named <c>PID-purpose-RANDOM</c>.</summary>
