@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text;
 using Kiln.Build.Sandbox;
 
 namespace Kiln.Build.Exporters.Disk;
@@ -27,53 +25,20 @@ internal static class HostTool
         ["setpriv"] = "util-linux",
     };
 
-    /// <summary>Runs the tool and returns its exit code and output, whatever the exit code. Cancelling kills it.</summary>
+    /// <summary>Runs the tool (with a clean environment, dying with us) and returns its exit code and output, whatever
+    /// the exit code. Cancelling kills it.</summary>
     public static async Task<Result> RunAsync(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
-        var psi = new ProcessStartInfo(file)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        psi.Environment.Clear();
-        psi.Environment["PATH"] = Sandbox.Sandbox.DefaultPath;
-        psi.Environment["LC_ALL"] = "C";
-        if (env is not null)
-        {
-            foreach (var (k, v) in env)
-            {
-                psi.Environment[k] = v;
-            }
-        }
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-        var output = new StringBuilder();
-        int code;
         try
         {
-            code = await ChildProcess.RunAsync(psi, line =>
-            {
-                if (line is not null)
-                {
-                    lock (output)
-                    {
-                        output.AppendLine(line);
-                    }
-                }
-            }, ct).ConfigureAwait(false);
+            var (code, output) = await HostCommand.RunAsync(HostCommand.StartInfo(file, args, null, env ?? new Dictionary<string, string>()), ct)
+                .ConfigureAwait(false);
+            return new Result(code, output);
         }
         catch (SandboxException e)
         {
             throw ExportException.Failed($"cannot run {file}: {e.Message}{Hint(file)}", e);
-        }
-        lock (output)
-        {
-            return new Result(code, output.ToString());
         }
     }
 
@@ -92,7 +57,7 @@ internal static class HostTool
     /// <summary>Runs a shell script in a private mount namespace, so every mount it makes dies with it; the
     /// namespace's processes die with us (pdeathsig) and when cancelled.</summary>
     public static Task<Result> RunInMountNamespaceAsync(string script, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env, CancellationToken ct) =>
-        RunAsync("setpriv", ["--pdeathsig", "KILL", "--", "unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "kiln-disk", .. args], env, ct);
+        RunAsync("unshare", ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "kiln-disk", .. args], env, ct);
 
     public static string Hint(string file) =>
         Packages.TryGetValue(Path.GetFileName(file), out var package) ? $" (it comes with the Debian package {package}; scripts/setup.sh installs it)" : "";

@@ -1,3 +1,4 @@
+using Kiln.Build.Sandbox;
 using System.Globalization;
 
 namespace Kiln.Build.Testing.Vm;
@@ -10,7 +11,7 @@ internal static class GuestDisk
     public static async Task<string> CopyAsync(string source, string directory, CancellationToken ct)
     {
         var copy = Path.Combine(directory, "disk.raw");
-        var (status, output) = await HostTool.RunAsync("cp", ["--sparse=always", "--reflink=auto", "--", source, copy], null, ct)
+        var (status, output) = await HostCommand.RunAsync(HostCommand.StartInfo("cp", ["--sparse=always", "--reflink=auto", "--", source, copy], null), ct)
             .ConfigureAwait(false);
         if (status != 0)
         {
@@ -67,7 +68,7 @@ internal static class GuestDisk
         File.SetUnixFileMode(Path.Combine(scratch, GuestScript.UnitName), (UnixFileMode)Convert.ToInt32("644", 8));
         var commands = Path.Combine(scratch, "debugfs.cmd");
         await File.WriteAllTextAsync(commands, Commands(wants), ct).ConfigureAwait(false);
-        var (status, output) = await HostTool.RunAsync(debugfs, ["-w", "-f", "debugfs.cmd", device], scratch, ct).ConfigureAwait(false);
+        var (status, output) = await HostCommand.RunAsync(HostCommand.StartInfo(debugfs, ["-w", "-f", "debugfs.cmd", device], scratch), ct).ConfigureAwait(false);
         if (status != 0)
         {
             throw new VmException($"writing the check unit into the disk's root filesystem with debugfs failed (exit {status}): {output.Trim()}");
@@ -75,7 +76,7 @@ internal static class GuestDisk
 
         // debugfs reports most errors without failing: read back what should now be there.
         var back = Path.Combine(scratch, "readback");
-        var (dumped, dumpOutput) = await HostTool.RunAsync(debugfs, ["-R", $"dump {GuestScript.ScriptPath} readback", device], scratch, ct)
+        var (dumped, dumpOutput) = await HostCommand.RunAsync(HostCommand.StartInfo(debugfs, ["-R", $"dump {GuestScript.ScriptPath} readback", device], scratch), ct)
             .ConfigureAwait(false);
         bool same = dumped == 0 && File.Exists(back) && await File.ReadAllTextAsync(back, ct).ConfigureAwait(false) == script;
         if (!same || !await ExistsAsync(debugfs, device, $"{GuestScript.WantsDirectory}/{GuestScript.UnitName}", ct).ConfigureAwait(false))
@@ -86,7 +87,7 @@ internal static class GuestDisk
 
     private static async Task<bool> ExistsAsync(string debugfs, string device, string path, CancellationToken ct)
     {
-        var (status, output) = await HostTool.RunAsync(debugfs, ["-R", $"stat {path}", device], null, ct).ConfigureAwait(false);
+        var (status, output) = await HostCommand.RunAsync(HostCommand.StartInfo(debugfs, ["-R", $"stat {path}", device], null), ct).ConfigureAwait(false);
         if (status == 127 || (status != 0 && output.Contains("failed to execute", StringComparison.Ordinal)))
         {
             throw new VmException($"cannot run {debugfs} (install e2fsprogs): {output.Trim()}");

@@ -94,7 +94,7 @@ internal sealed partial class QemuMachine : IAsyncDisposable
         RunningChild child;
         try
         {
-            child = await ChildProcess.StartAsync(HostTool.StartInfo(qemu, Arguments(launch), workDirectory), line =>
+            child = await ChildProcess.StartAsync(HostCommand.StartInfo(qemu, Arguments(launch), workDirectory), line =>
             {
                 if (line is not null)
                 {
