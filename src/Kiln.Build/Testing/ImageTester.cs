@@ -35,45 +35,94 @@ public sealed class ImageTester
         _progress = progress;
     }
 
-    /// <summary>Runs the phases of <paramref name="spec"/> that have checks. A failing bake phase skips the boot phase.</summary>
+    /// <summary>Runs the phases of <paramref name="spec"/> that have checks. A failing bake phase skips the boot phase.
+    /// When both must run, the boot phase starts alongside the bake phase (they share nothing but the image's read-only
+    /// snapshots): if the bake phase fails, the boot run is cancelled and reported as skipped.</summary>
     public async Task<GateResult> TestAsync(string image, TestSpec spec, BootMode boot, Digest manifest, ImageState state, CancellationToken ct = default)
     {
-        var phases = new List<TestPhaseReport>();
-        foreach (var phase in new[] { TestPhase.Bake, TestPhase.Boot })
+        var wanted = new[] { TestPhase.Bake, TestPhase.Boot }
+            .Where(p => _options.Phase is not { } only || only == p)
+            .Select(p => (Phase: p, Checks: spec.In(p).ToList(), Key: CacheKey(manifest, spec.Digest, p)))
+            .Where(p => p.Checks.Count > 0)
+            .Select(p => (p.Phase, p.Checks, p.Key, Cached: Cached(p.Key, image)))
+            .ToList();
+        using var early = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        Task<TestPhaseReport>? bootRun = null;
+        if (wanted.Count == 2 && wanted.All(p => p.Cached is null))
         {
-            if (_options.Phase is { } only && only != phase)
+            var (_, bootChecks, _, _) = wanted[1];
+            _progress?.Report(new TestPhaseStarted(image, PhaseName(TestPhase.Boot), bootChecks.Count));
+            bootRun = RunPhaseAsync(image, PhaseName(TestPhase.Boot), TestPhase.Boot, bootChecks, boot, state, early.Token);
+        }
+
+        var phases = new List<TestPhaseReport>();
+        try
+        {
+            foreach (var (phase, checks, key, cached) in wanted)
             {
-                continue;
-            }
-            var checks = spec.In(phase).ToList();
-            if (checks.Count == 0)
-            {
-                continue;
-            }
-            var name = PhaseName(phase);
-            _progress?.Report(new TestPhaseStarted(image, name, checks.Count));
-            TestPhaseReport report;
-            var key = CacheKey(manifest, spec.Digest, phase);
-            if (phases.Any(p => !p.Passed))
-            {
-                report = Skipped(image, name, checks, "the bake phase failed");
-            }
-            else if (_options.UseCache && TestResultJson.Read(_store.TryReadTestResult(key), image) is { Passed: true } cached)
-            {
-                report = cached with { Cached = true };
-            }
-            else
-            {
-                report = await RunPhaseAsync(image, name, phase, checks, boot, state, ct).ConfigureAwait(false);
-                if (report.SkippedBecause is null)
+                var name = PhaseName(phase);
+                bool startedEarly = phase == TestPhase.Boot && bootRun is not null;
+                if (!startedEarly)
                 {
-                    await _store.WriteTestResultAsync(key, TestResultJson.Write(report, manifest, spec.Digest), ct).ConfigureAwait(false);
+                    _progress?.Report(new TestPhaseStarted(image, name, checks.Count));
                 }
+                TestPhaseReport report;
+                if (phases.Any(p => !p.Passed))
+                {
+                    if (startedEarly)
+                    {
+                        await early.CancelAsync().ConfigureAwait(false);
+                        await IgnoreCancelAsync(bootRun!, ct).ConfigureAwait(false);
+                    }
+                    report = Skipped(image, name, checks, "the bake phase failed");
+                }
+                else if (cached is not null)
+                {
+                    report = cached;
+                }
+                else
+                {
+                    report = startedEarly
+                        ? await bootRun!.ConfigureAwait(false)
+                        : await RunPhaseAsync(image, name, phase, checks, boot, state, ct).ConfigureAwait(false);
+                    if (report.SkippedBecause is null)
+                    {
+                        await _store.WriteTestResultAsync(key, TestResultJson.Write(report, manifest, spec.Digest), ct).ConfigureAwait(false);
+                    }
+                }
+                phases.Add(report);
+                _progress?.Report(new TestPhaseFinished(image, report));
             }
-            phases.Add(report);
-            _progress?.Report(new TestPhaseFinished(image, report));
+        }
+        finally
+        {
+            // An exception in the bake phase: stop the boot run and wait for it (its instance is removed on the way out).
+            if (bootRun is { IsCompleted: false })
+            {
+                await early.CancelAsync().ConfigureAwait(false);
+                await IgnoreCancelAsync(bootRun, ct).ConfigureAwait(false);
+            }
         }
         return new GateResult(phases);
+    }
+
+    private TestPhaseReport? Cached(string key, string image) =>
+        _options.UseCache && TestResultJson.Read(_store.TryReadTestResult(key), image) is { Passed: true } cached ? cached with { Cached = true } : null;
+
+    /// <summary>Waits for a run that was cancelled on purpose; only its own cancellation is swallowed.</summary>
+    private static async Task IgnoreCancelAsync(Task run, CancellationToken ct)
+    {
+        try
+        {
+            await run.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+        }
+        catch (Exception) when (!ct.IsCancellationRequested)
+        {
+            // The boot run's own failure does not matter once the bake phase failed.
+        }
     }
 
     private async Task<TestPhaseReport> RunPhaseAsync(string image, string name, TestPhase phase, List<Check> checks, BootMode boot,
