@@ -35,9 +35,18 @@ public sealed class BadDefinitionTests : IDisposable
     public void A_bad_definition_exits_2_with_file_line_column_and_leaves_the_store_unchanged(string what, string yaml, int line, int column)
     {
         using var ctx = new TinyContext(yaml);
-        File.WriteAllText(Path.Combine(Path.GetDirectoryName(ctx.Path)!, "outside.txt"), "secret");
+        var outside = Path.Combine(Path.GetDirectoryName(ctx.Path)!, "outside.txt");
+        File.WriteAllText(outside, "secret");
         var before = Snapshot(_store.Path);
-        var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        KilnProcess.Result r;
+        try
+        {
+            r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        }
+        finally
+        {
+            File.Delete(outside);
+        }
         Assert.True(r.ExitCode == 2, $"{what}: exit {r.ExitCode}\n{r.All}");
         var location = new Regex(Regex.Escape(ctx.Yaml) + @":(\d+):(\d+)");
         var found = location.Matches(r.Stderr).Select(m => (int.Parse(m.Groups[1].Value), int.Parse(m.Groups[2].Value))).ToList();
