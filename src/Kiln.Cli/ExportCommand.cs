@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Kiln.Build.Definition;
 using Kiln.Build.Exporters;
 using Kiln.Build.Store;
@@ -62,7 +61,6 @@ internal static class ExportCommand
             AllowIncremental = !a.Has("--full"),
             Epoch = Cli.Epoch(),
         };
-        var clock = Stopwatch.StartNew();
         var result = await Exporter.ExportAsync(store, request, progress, ct).ConfigureAwait(false);
         var line = new OutputResult
         {
@@ -71,7 +69,7 @@ internal static class ExportCommand
             Path = result.OutputPath,
             Incremental = result.Incremental,
             Bytes = result.Bytes,
-            Duration = clock.Elapsed,
+            Duration = result.Elapsed,
             Detail = result.Detail,
         };
         if (a.Has("--json"))

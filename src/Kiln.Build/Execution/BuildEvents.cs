@@ -40,6 +40,9 @@ public sealed record BuildResult(IReadOnlyList<ImageResult> Images)
     /// <summary>Images not built because an image they need was rejected.</summary>
     public IReadOnlyList<SkippedImage> Skipped { get; init; } = [];
 
+    /// <summary>The definition that was built (as planned), for what comes after the build, such as outputs.</summary>
+    public Definition.KilnFile? File { get; init; }
+
     public bool Passed => Images.All(i => !i.Rejected) && Skipped.Count == 0;
 }
 

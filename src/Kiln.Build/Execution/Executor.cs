@@ -53,7 +53,7 @@ public sealed class Executor
             }
             _progress?.Report(new ImageFinished(image.Name, result));
         }
-        return new BuildResult(results) { Skipped = skipped };
+        return new BuildResult(results) { Skipped = skipped, File = plan.File };
     }
 
     private async Task<ImageResult> BuildImageAsync(BuildPlan plan, ImagePlan image, Dictionary<string, (ImageState State, bool Dirty)> finals, CancellationToken ct)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Kiln.Build.Definition;
 using Kiln.Build.Execution;
 using Kiln.Build.Store;
@@ -44,7 +43,8 @@ public static class ExportingBuilder
         {
             return (build, []);
         }
-        var file = DefinitionLoader.Load(definitionPath);
+        // The definition as planned for this build: not read again.
+        var file = build.File ?? DefinitionLoader.Load(definitionPath);
         var wanted = build.Images
             .Where(i => !i.Rejected)
             .Select(i => (Result: i, Definition: file.Images.First(d => d.Name == i.Name)))
@@ -92,7 +92,6 @@ public static class ExportingBuilder
             return current;
         }
         progress?.Report(new ExportStarted(image.Name, output.Format, path));
-        var clock = Stopwatch.StartNew();
         var request = new ExportRequest
         {
             ImageName = image.Name,
@@ -120,7 +119,7 @@ public static class ExportingBuilder
             Path = path,
             Incremental = exported.Incremental,
             Bytes = exported.Bytes,
-            Duration = clock.Elapsed,
+            Duration = exported.Elapsed,
             Detail = exported.Detail,
         };
         progress?.Report(new ExportFinished(image.Name, result));

@@ -109,19 +109,16 @@ public sealed class ImageTester
     private TestPhaseReport? Cached(string key, string image) =>
         _options.UseCache && TestResultJson.Read(_store.TryReadTestResult(key), image) is { Passed: true } cached ? cached with { Cached = true } : null;
 
-    /// <summary>Waits for a run that was cancelled on purpose; only its own cancellation is swallowed.</summary>
+    /// <summary>Waits for a boot run stopped on purpose: its cancellation, or its own failure, no longer matters once the
+    /// bake phase failed. A cancel of the whole test (<paramref name="ct"/>) still propagates.</summary>
     private static async Task IgnoreCancelAsync(Task run, CancellationToken ct)
     {
         try
         {
             await run.ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-        }
         catch (Exception) when (!ct.IsCancellationRequested)
         {
-            // The boot run's own failure does not matter once the bake phase failed.
         }
     }
 
