@@ -63,6 +63,20 @@ internal sealed class TraceRecorder : IProgress<BuildEvent>
                         ["bytes"] = e.Result.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     });
                     break;
+                case TestPhaseFinished t when !t.Report.Cached && t.Report.SkippedBecause is null:
+                    Add($"test {t.Report.Phase}", "test", t.Image, now - t.Report.Duration, t.Report.Duration, new()
+                    {
+                        ["checks"] = t.Report.Checks.Count.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        ["passed"] = t.Report.Passed ? "true" : "false",
+                    });
+                    break;
+                case CheckFinished c when !c.Check.Skipped:
+                    Add(c.Check.Name, "check", c.Image, now - c.Check.Duration, c.Check.Duration, new()
+                    {
+                        ["phase"] = c.Phase,
+                        ["passed"] = c.Check.Passed ? "true" : "false",
+                    });
+                    break;
                 case StepPhase p:
                     var phaseArgs = new Dictionary<string, string>();
                     if (p.Step is { } step)

@@ -30,6 +30,8 @@ public static class KilnProcess
         psi.Environment["KILN_STORE"] = store;
         psi.Environment.Remove("SOURCE_DATE_EPOCH");
         psi.Environment["TERM"] = "dumb";
+        // Tests kill kiln on purpose; a killed runtime would leave its diagnostics socket in /tmp.
+        psi.Environment["DOTNET_EnableDiagnostics"] = "0";
         return psi;
     }
 

@@ -6,7 +6,8 @@ namespace Kiln.Build.Sandbox;
 /// <summary>Runs a command in new mount, pid, uts and ipc namespaces (and a new network namespace unless
 /// the host's is asked for), chrooted into an overlay of an image's layers.</summary>
 /// <remarks>The namespaces come from util-linux's unshare(1) rather than clone(2) from .NET: a managed
-/// runtime cannot safely fork into a single-threaded child. Teardown is the kernel's: all mounts are in
+/// runtime cannot safely fork into a single-threaded child. unshare starts this kiln executable again as
+/// the namespace's PID 1 (<see cref="SandboxInit"/>), which mounts the root and execs the launcher. Teardown is the kernel's: all mounts are in
 /// the private mount namespace and every process is in the pid namespace, so when PID 1 dies, all is
 /// gone. PID 1 dies with unshare (--kill-child) and unshare dies with us (setpriv --pdeathsig).</remarks>
 public static class Sandbox
@@ -60,6 +61,8 @@ public static class Sandbox
             }
         }
 
+        var init = SandboxInit.SelfCommand
+            ?? throw SandboxException.SetupFailed($"no kiln executable to run the sandbox's init ({SandboxInit.Verb}) with");
         var psi = new ProcessStartInfo("setpriv")
         {
             RedirectStandardOutput = true,
@@ -69,14 +72,8 @@ public static class Sandbox
         };
         psi.Environment.Clear();
         psi.Environment["PATH"] = DefaultPath;
-        psi.Environment["KILN_MERGED"] = merged;
-        psi.Environment["KILN_LOWER"] = string.Join(':', lowers);
-        psi.Environment["KILN_UPPER"] = spec.UpperDir;
-        psi.Environment["KILN_WORK"] = work;
-        psi.Environment["KILN_NET"] = spec.HostNetwork ? "host" : "none";
-        psi.Environment["KILN_HOSTNAME"] = spec.Hostname;
-        psi.Environment["KILN_BINDS"] = string.Join('\n', binds.Select(b => $"{b.HostPath}|{b.ImagePath}|{(b.ReadOnly ? "ro" : "rw")}"));
-
+        // A JIT init (dotnet kiln.dll) would leave its diagnostics socket in /tmp: it execs, never shuts down.
+        psi.Environment["DOTNET_EnableDiagnostics"] = "0";
         string[] prefix = ["--pdeathsig", "KILL", "--", "unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child", "--propagation", "private"];
         foreach (var a in prefix)
         {
@@ -87,34 +84,26 @@ public static class Sandbox
             psi.ArgumentList.Add("--net");
         }
         psi.ArgumentList.Add("--");
-        psi.ArgumentList.Add("/bin/sh");
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add(SandboxScript.Text);
-        psi.ArgumentList.Add("kiln-sandbox");
-        foreach (var (k, v) in spec.Environment)
+        foreach (var a in init)
         {
-            psi.ArgumentList.Add($"{k}={v}");
+            psi.ArgumentList.Add(a);
         }
+        List<string> launcher;
         if (spec.Launcher == SandboxLauncher.Nspawn)
         {
-            psi.Environment["KILN_SYSTEM_MOUNTS"] = "no";
-            foreach (var a in new[] { "systemd-nspawn", "-D", merged, "--register=no", "--keep-unit", "--private-network", "--boot", "--quiet", "--console=read-only", $"--hostname={spec.Hostname}" })
-            {
-                psi.ArgumentList.Add(a);
-            }
-            return psi;
+            launcher = ["systemd-nspawn", "-D", merged, "--register=no", "--keep-unit", "--private-network", "--boot", "--quiet", "--console=read-only", $"--hostname={spec.Hostname}"];
         }
-        psi.ArgumentList.Add("chroot");
-        if (spec.User is { Length: > 0 } user)
+        else
         {
-            psi.ArgumentList.Add($"--userspec={user}");
+            launcher = ["chroot"];
+            if (spec.User is { Length: > 0 } user)
+            {
+                launcher.Add($"--userspec={user}");
+            }
+            launcher.AddRange([merged, "/bin/sh", "-c", "cd -- \"$0\" || exit 125; exec \"$@\"", spec.WorkingDirectory]);
+            launcher.AddRange(spec.Command);
         }
-        psi.ArgumentList.Add(merged);
-        psi.ArgumentList.Add("/bin/sh");
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("cd -- \"$0\" || exit 125; exec \"$@\"");
-        psi.ArgumentList.Add(spec.WorkingDirectory);
-        foreach (var a in spec.Command)
+        foreach (var a in SandboxInit.Arguments(merged, lowers, spec.UpperDir, work, spec, binds, launcher))
         {
             psi.ArgumentList.Add(a);
         }
