@@ -179,11 +179,17 @@ internal sealed class StepRunner
 
     private string ListsMarker => Path.Combine(CacheRoot, "apt", "lists.updated");
 
+    private const string AptArchivesInImage = "/var/cache/apt/archives";
+
+    /// <summary>apt's source cache in the shared archives dir; apt-get clean and autoclean remove only .deb files
+    /// there.</summary>
+    internal const string SourceCacheName = "kiln-srcpkgcache.bin";
+
     private IReadOnlyList<BindMount> AptBinds()
     {
         Directory.CreateDirectory(Path.Combine(_store.AptArchivesDir, "partial"));
         Directory.CreateDirectory(Path.Combine(_store.AptListsDir, "partial"));
-        return [new BindMount(_store.AptArchivesDir, "/var/cache/apt/archives"), new BindMount(_store.AptListsDir, "/var/lib/apt/lists")];
+        return [new BindMount(_store.AptArchivesDir, AptArchivesInImage), new BindMount(_store.AptListsDir, "/var/lib/apt/lists")];
     }
 
     private IReadOnlyList<BindMount> CacheBinds(RunStep run)
@@ -246,7 +252,11 @@ internal sealed class StepRunner
     private string PackagesScript(PackagesStep packages)
     {
         bool fresh = ListsAreFresh();
-        var apt = "apt-get -q -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o APT::Sandbox::User=root -o Acquire::Retries=3";
+        // apt's parse of the package lists (srcpkgcache.bin, ~40 MB) lives in the shared cache beside the downloads,
+        // not in the layer: built once per lists update, it saves apt about 0.4 s of parsing in every package step.
+        // apt checks it against the lists, the configuration and the architectures before use, and writes it
+        // atomically; package steps take turns on the shared cache. The per-image pkgcache.bin is not kept.
+        var apt = $"apt-get -q -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache={AptArchivesInImage}/{SourceCacheName} -o APT::Sandbox::User=root -o Acquire::Retries=3";
         var install = $"{apt} -o Dpkg::Options::=--force-unsafe-io -o Dpkg::Options::=--force-confdef -o Dpkg::Use-Pty=0 install -y --no-install-recommends " +
             string.Join(' ', packages.Packages.Select(ShellQuote));
         var update = $"{apt} update";
