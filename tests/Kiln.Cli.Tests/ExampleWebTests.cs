@@ -62,6 +62,17 @@ public sealed class ExampleWebTests
     }
 
     [Fact]
+    public void Package_steps_keep_apts_parse_of_the_lists_in_the_shared_cache_not_in_the_layers()
+    {
+        var shared = new FileInfo(Path.Combine(Store, "kiln", "cache", "apt", "archives", "kiln-srcpkgcache.bin"));
+        Assert.True(shared.Exists && shared.Length > 1_000_000, $"no source cache at {shared.FullName}");
+        foreach (var name in new[] { "base", "web", "web-systemd", "server" })
+        {
+            Assert.DoesNotContain(TreeListing.OfImage(Store, name), l => l.StartsWith("var/cache/apt/", StringComparison.Ordinal) && l.Split('\t')[0].EndsWith(".bin", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
     public void A_second_build_with_no_change_runs_no_step_and_gives_the_same_digests()
     {
         var before = new[] { "base", "web", "web-systemd", "server" }.Select(n => StoreReader.ManifestDigest(Store, n)).ToList();
