@@ -92,7 +92,7 @@ public sealed class Instance : IAsyncDisposable
     private async Task WaitForInitAsync(CancellationToken ct)
     {
         var deadline = Stopwatch.StartNew();
-        while (true)
+        for (int attempt = 0; ; attempt++)
         {
             ct.ThrowIfCancellationRequested();
             ThrowIfExited();
@@ -107,7 +107,7 @@ public sealed class Instance : IAsyncDisposable
             {
                 throw new InstanceException($"the instance did not start within {_options.StartTimeout.TotalSeconds:0} s", Output);
             }
-            await Task.Delay(5, ct).ConfigureAwait(false);
+            await Task.Delay(PollInterval(attempt), ct).ConfigureAwait(false);
         }
     }
 
@@ -162,7 +162,7 @@ public sealed class Instance : IAsyncDisposable
     public async Task WaitForPortsAsync(IReadOnlyList<(string Protocol, int Port)> ports, TimeSpan timeout, CancellationToken ct = default)
     {
         var clock = Stopwatch.StartNew();
-        while (true)
+        for (int attempt = 0; ; attempt++)
         {
             ct.ThrowIfCancellationRequested();
             ThrowIfExited();
@@ -176,9 +176,13 @@ public sealed class Instance : IAsyncDisposable
                 throw new InstanceException(
                     $"timed out after {timeout.TotalSeconds:0.#} s waiting for {string.Join(", ", waiting.Select(p => $"{p.Protocol}:{p.Port}"))} to listen", Output);
             }
-            await Task.Delay(10, ct).ConfigureAwait(false);
+            await Task.Delay(PollInterval(attempt), ct).ConfigureAwait(false);
         }
     }
+
+    /// <summary>1, 2, 4, 8, then 10 ms between polls: a service that is up within milliseconds is seen within a
+    /// millisecond or two, and a slow one costs a read of /proc every 10 ms.</summary>
+    private static TimeSpan PollInterval(int attempt) => TimeSpan.FromMilliseconds(Math.Min(10, 1 << Math.Min(attempt, 4)));
 
     public Task<bool> IsListeningAsync(string protocol, int port, CancellationToken ct = default) =>
         Task.FromResult(NetworkNamespace.IsListening(_initPid, protocol, port));
