@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 
 namespace Kiln.Oci;
 
@@ -71,9 +70,9 @@ public readonly record struct Digest
 
     public static Digest FromHash(ReadOnlySpan<byte> sha256) => new(Sha256Prefix + Convert.ToHexStringLower(sha256));
 
-    public static Digest Compute(ReadOnlySpan<byte> data) => FromHash(SHA256.HashData(data));
+    public static Digest Compute(ReadOnlySpan<byte> data) => FromHash(Sha256Hasher.HashData(data));
 
-    public static Digest Compute(Stream stream) => FromHash(SHA256.HashData(stream));
+    public static Digest Compute(Stream stream) => FromHash(Sha256Hasher.HashData(stream));
 
     public override string ToString() => Value ?? "";
 

@@ -101,7 +101,7 @@ internal static class OciImport
                 // The blob is checked before its bytes reach a decompressor.
                 await using (var file = source.Open(layer))
                 {
-                    var blobDigest = Digest.FromHash(await System.Security.Cryptography.SHA256.HashDataAsync(file, ct).ConfigureAwait(false));
+                    var blobDigest = Digest.FromHash(await Sha256Hasher.HashDataAsync(file, ct).ConfigureAwait(false));
                     if (blobDigest != layer.Digest)
                     {
                         throw new BuildException($"{where}: layer {i + 1} does not match its descriptor: its {layer.Size} bytes hash to {blobDigest}, the manifest says {layer.Digest}");

@@ -1,3 +1,4 @@
+using Kiln.Oci;
 using Kiln.Build.Definition;
 using Kiln.Build.Layers;
 using Kiln.Build.Planning;
@@ -198,7 +199,7 @@ internal sealed class StepRunner
         foreach (var dir in run.Cache)
         {
             // One host dir per image path, named by a hash of the path: no path can climb out of the cache root.
-            var name = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(dir)))[..24];
+            var name = Convert.ToHexStringLower(Sha256Hasher.HashData(System.Text.Encoding.UTF8.GetBytes(dir)))[..24];
             var host = Path.Combine(CacheRoot, "run", name);
             Directory.CreateDirectory(host);
             binds.Add(new BindMount(host, dir));

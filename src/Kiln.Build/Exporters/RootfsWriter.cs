@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.IO.Compression;
-using System.Security.Cryptography;
 using Kiln.Build.Layers;
 using Kiln.Build.Store;
 using Kiln.Oci;
@@ -85,7 +84,7 @@ internal sealed class RootfsWriter
                 _ => throw ExportException.Failed($"{_image}: layer {index + 1} has unsupported media type '{layer.MediaType}'"),
             };
             await using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            using var hash = new Sha256Hasher();
             var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
             try
             {

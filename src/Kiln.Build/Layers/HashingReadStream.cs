@@ -1,11 +1,11 @@
-using System.Security.Cryptography;
+using Kiln.Oci;
 
 namespace Kiln.Build.Layers;
 
 /// <summary>A read-only pass-through stream that SHA-256s every byte read from it.</summary>
 internal sealed class HashingReadStream(Stream inner) : Stream
 {
-    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly Sha256Hasher _hash = new Sha256Hasher();
 
     public byte[] GetHash() => _hash.GetHashAndReset();
 

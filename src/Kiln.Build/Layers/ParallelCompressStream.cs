@@ -1,7 +1,7 @@
+using Kiln.Oci;
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.IO.Compression;
-using System.Security.Cryptography;
 using ZstdSharp;
 using ZstdSharp.Unsafe;
 
@@ -19,8 +19,8 @@ internal sealed class ParallelCompressStream : Stream
     private readonly BlockingCollection<Task<Chunk>> _queue;
     private readonly Task _writer;
     private readonly CancellationTokenSource _failed;
-    private readonly IncrementalHash _diffHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-    private readonly IncrementalHash _blobHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly Sha256Hasher _diffHash = new Sha256Hasher();
+    private readonly Sha256Hasher _blobHash = new Sha256Hasher();
     private byte[] _current = ArrayPool<byte>.Shared.Rent(ChunkSize);
     private int _filled;
     private long _compressedSize;

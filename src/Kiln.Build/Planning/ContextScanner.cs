@@ -1,4 +1,4 @@
-using System.Security.Cryptography;
+using Kiln.Oci;
 using System.Text;
 using Kiln.Build.Definition;
 
@@ -71,5 +71,5 @@ internal static class ContextScanner
     private static int Permissions(FileSystemInfo info) =>
         info.LinkTarget is not null ? 0b111_111_111 : (int)info.UnixFileMode;
 
-    private static string Sha256(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+    private static string Sha256(string text) => Convert.ToHexStringLower(Sha256Hasher.HashData(Encoding.UTF8.GetBytes(text)));
 }

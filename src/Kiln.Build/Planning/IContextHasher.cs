@@ -1,4 +1,4 @@
-using System.Security.Cryptography;
+using Kiln.Oci;
 
 namespace Kiln.Build.Planning;
 
@@ -15,6 +15,6 @@ public sealed class Sha256ContextHasher : IContextHasher
     public string HashFile(string absolutePath)
     {
         using var stream = new FileStream(absolutePath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
+        return Convert.ToHexStringLower(Sha256Hasher.HashData(stream));
     }
 }

@@ -1,4 +1,4 @@
-using System.Security.Cryptography;
+using Kiln.Oci;
 using System.Text;
 using Kiln.Build.Definition;
 
@@ -145,5 +145,5 @@ public static class Planner
         return Sha256(text.ToString());
     }
 
-    private static string Sha256(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+    private static string Sha256(string text) => Convert.ToHexStringLower(Sha256Hasher.HashData(Encoding.UTF8.GetBytes(text)));
 }

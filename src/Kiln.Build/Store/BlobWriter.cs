@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Kiln.Oci;
 
 namespace Kiln.Build.Store;
@@ -9,7 +8,7 @@ public sealed class BlobWriter : Stream
 {
     private readonly KilnStore _store;
     private readonly FileStream _file;
-    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly Sha256Hasher _hash = new Sha256Hasher();
     private long _length;
     private bool _done;
 

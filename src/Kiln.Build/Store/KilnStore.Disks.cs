@@ -57,7 +57,7 @@ public sealed partial class KilnStore
     public string DisksDir => Path.Combine(_kilnDir, "disks");
 
     private string DiskEntryPath(string image) =>
-        Path.Combine(DisksDir, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(image)))[..32] + ".json");
+        Path.Combine(DisksDir, Convert.ToHexStringLower(Sha256Hasher.HashData(Encoding.UTF8.GetBytes(image)))[..32] + ".json");
 
     /// <summary>The path of an entry's raw disk, or null when the entry's file name is not one the store writes.</summary>
     public string? DiskRawPath(DiskCacheEntry entry)

@@ -1,4 +1,4 @@
-using System.Security.Cryptography;
+using Kiln.Oci;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -36,7 +36,7 @@ public sealed partial class KilnStore
     private string OutputsDir => Path.Combine(_kilnDir, "outputs");
 
     private string OutputStampPath(string outputPath) =>
-        Path.Combine(OutputsDir, Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(outputPath)))) + ".json");
+        Path.Combine(OutputsDir, Convert.ToHexStringLower(Sha256Hasher.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(outputPath)))) + ".json");
 
     /// <summary>True when <paramref name="outputPath"/> is still the file this store wrote for <paramref name="manifest"/>
     /// and <paramref name="what"/> (same length and modification time as recorded).</summary>

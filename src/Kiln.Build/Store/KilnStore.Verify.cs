@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using Kiln.Oci;
 
@@ -28,7 +27,7 @@ public sealed partial class KilnStore
             long length;
             await using (stream.ConfigureAwait(false))
             {
-                actual = Digest.FromHash(await SHA256.HashDataAsync(stream, ct).ConfigureAwait(false));
+                actual = Digest.FromHash(await Sha256Hasher.HashDataAsync(stream, ct).ConfigureAwait(false));
                 length = stream.Length;
             }
             if (actual != digest)

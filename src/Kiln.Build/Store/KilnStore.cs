@@ -136,7 +136,9 @@ public sealed partial class KilnStore : IDisposable
     /// <summary>A fresh path in the ingest area, named so a later Open can tell whether its owner is alive.</summary>
     internal string NewIngestPath() => Path.Combine(_ingestDir, $"{_pid}-{RandomSuffix()}");
 
-    private static string RandomSuffix() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+    /// <summary>64 random bits. From Guid.NewGuid (the kernel's random source) rather than RandomNumberGenerator,
+    /// which on Linux loads OpenSSL: about 2 ms for a build that otherwise never needs it (see Sha256Hasher).</summary>
+    private static string RandomSuffix() => Guid.NewGuid().ToString("N")[..16];
 
     /// <summary>Takes the store lock: shared for builds and other writers, exclusive for garbage collection.
     /// Locks of separate calls conflict even inside one process.</summary>

@@ -1,6 +1,6 @@
+using Kiln.Oci;
 using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 using Kiln.Build.Execution;
@@ -137,7 +137,7 @@ internal sealed class BakePhase
             if (check.Sha256 is { } sha)
             {
                 using var stream = _files.Open(check.Subject)!;
-                var actual = Convert.ToHexStringLower(SHA256.HashData(stream));
+                var actual = Convert.ToHexStringLower(Sha256Hasher.HashData(stream));
                 if (actual != sha)
                 {
                     failures.Add(new("sha256", sha, actual));

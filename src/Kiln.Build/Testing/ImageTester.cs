@@ -192,6 +192,6 @@ public sealed class ImageTester
 
     /// <summary>SHA-256 over the image's manifest digest, the spec's digest and the phase.</summary>
     public static string CacheKey(Digest manifest, Digest spec, TestPhase phase) =>
-        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+        Convert.ToHexStringLower(Sha256Hasher.HashData(
             System.Text.Encoding.UTF8.GetBytes($"{manifest.Value}\n{spec.Value}\n{PhaseName(phase)}\n")));
 }

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Security.Cryptography;
 using System.Text;
 
 namespace Kiln.Oci.Archives;
@@ -33,7 +32,7 @@ internal sealed class UstarWriter(Stream output, long mtime)
     {
         Fill(name, '0', 0x1A4, size);
         await output.WriteAsync(_header, ct).ConfigureAwait(false);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var hash = new Sha256Hasher();
         byte[] buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
         try
         {

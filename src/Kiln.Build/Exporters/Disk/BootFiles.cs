@@ -1,4 +1,4 @@
-using System.Security.Cryptography;
+using Kiln.Oci;
 using Kiln.Build.Layers;
 
 namespace Kiln.Build.Exporters.Disk;
@@ -52,7 +52,7 @@ internal sealed record BootFiles(string Version, string KernelHost, long KernelB
     /// <summary>The kernel version with the SHA-256 of kernel and initrd: equal identities boot the same.</summary>
     public async Task<string> IdentityAsync(CancellationToken ct)
     {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var sha = new Sha256Hasher();
         foreach (var path in new[] { KernelHost, InitrdHost })
         {
             var stream = new FileStream(path, new FileStreamOptions { Mode = FileMode.Open, Access = FileAccess.Read, Options = FileOptions.Asynchronous | FileOptions.SequentialScan });

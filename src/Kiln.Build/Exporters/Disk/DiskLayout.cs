@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using Kiln.Oci;
 
@@ -56,7 +55,7 @@ internal static class DiskIds
 {
     public static string Uuid(Digest manifest, string purpose)
     {
-        var b = SHA256.HashData(Encoding.UTF8.GetBytes($"kiln disk {purpose}\n{manifest.Value}"))[..16];
+        var b = Sha256Hasher.HashData(Encoding.UTF8.GetBytes($"kiln disk {purpose}\n{manifest.Value}"))[..16];
         b[6] = (byte)((b[6] & 0x0f) | 0x40);
         b[8] = (byte)((b[8] & 0x3f) | 0x80);
         var h = Convert.ToHexStringLower(b);
@@ -65,7 +64,7 @@ internal static class DiskIds
 
     public static uint DiskId(Digest manifest)
     {
-        var b = SHA256.HashData(Encoding.UTF8.GetBytes($"kiln disk id\n{manifest.Value}"));
+        var b = Sha256Hasher.HashData(Encoding.UTF8.GetBytes($"kiln disk id\n{manifest.Value}"));
         uint id = BitConverter.ToUInt32(b, 0);
         return id == 0 ? 1 : id;
     }

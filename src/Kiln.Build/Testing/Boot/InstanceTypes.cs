@@ -8,7 +8,7 @@ public sealed record InstanceOptions
     /// <summary>How long to wait for the instance to come up.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>How long a stop signal is given before the instance is killed.</summary>
+    /// <summary>How long a systemd instance is given to power off before it is killed.</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(5);
 }
 

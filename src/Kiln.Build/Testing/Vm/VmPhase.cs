@@ -32,7 +32,7 @@ public static class VmPhase
 
         var root = await MbrPartitionTable.FindRootAsync(rawDiskPath, ct).ConfigureAwait(false);
         var parent = options.WorkDirectory ?? Path.GetDirectoryName(Path.GetFullPath(rawDiskPath))!;
-        var id = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6));
+        var id = Guid.NewGuid().ToString("N")[..12];
         var work = Directory.CreateDirectory(Path.Combine(parent, ".kiln-vm-" + id)).FullName;
         QemuMachine? machine = null;
         try
