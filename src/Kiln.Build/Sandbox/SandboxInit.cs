@@ -81,6 +81,11 @@ public static unsafe partial class SandboxInit
     {
         try
         {
+            // Only inside the namespaces unshare made (where it is PID 1): run by hand, it would mount on the host.
+            if (Environment.ProcessId != 1)
+            {
+                throw new InitException($"{Verb} is kiln's own: it runs only as PID 1 of a sandbox that kiln starts");
+            }
             var a = Parse(args);
             Mount("kiln-root", a.Merged, "overlay", 0, $"lowerdir={a.Lower},upperdir={a.Upper},workdir={a.Work}", "overlay mount failed");
             if (a.SystemMounts)
