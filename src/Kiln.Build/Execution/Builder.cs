@@ -8,15 +8,22 @@ namespace Kiln.Build.Execution;
 /// store and run the plan — so a bad definition leaves the store untouched.</summary>
 public static class Builder
 {
-    public static BuildPlan Plan(string definitionPath, BuildOptions options)
+    public static BuildPlan Plan(string definitionPath, BuildOptions options) => Plan(definitionPath, options, null).Plan;
+
+    /// <param name="storeRoot">When given, context files are hashed through the store's <see cref="ContextHashCache"/>
+    /// (read here; the caller saves it once the store is open).</param>
+    private static (BuildPlan Plan, ContextHashCache? Hashes) Plan(string definitionPath, BuildOptions options, string? storeRoot)
     {
         var file = DefinitionLoader.Load(definitionPath);
-        return Planner.Plan(file, options.Targets, new PlanOptions
+        var hashes = storeRoot is null ? null : ContextHashCache.Load(storeRoot, file.ContextDir);
+        var plan = Planner.Plan(file, options.Targets, new PlanOptions
         {
             BootstrapIdentity = source => Bootstrapper.Identity(source, options.HostAptDir),
             ImportIdentity = OciImport.Identity,
             ArchiveIdentity = OciImport.Identity,
+            Hasher = hashes ?? (IContextHasher)new Sha256ContextHasher(),
         });
+        return (plan, hashes);
     }
 
     /// <param name="gate">Given the plan (before the store is opened, so it may still refuse bad input), returns
@@ -26,10 +33,11 @@ public static class Builder
         Func<BuildPlan, Func<KilnStore, IImageGate>>? gate = null)
     {
         BuildPlan plan;
+        ContextHashCache? hashes;
         Func<KilnStore, IImageGate>? makeGate;
         using (new PhaseClock(progress, "", null).Measure("plan"))
         {
-            plan = Plan(definitionPath, options);
+            (plan, hashes) = Plan(definitionPath, options, storeRoot);
             makeGate = gate?.Invoke(plan);
         }
         if (!Environment.IsPrivilegedProcess)
@@ -37,6 +45,7 @@ public static class Builder
             throw new Sandbox.SandboxException("kiln build mounts overlayfs and creates namespaces: run it as root");
         }
         var store = KilnStore.Open(storeRoot);
+        hashes?.Save();
         return await new Executor(store, options, progress, makeGate?.Invoke(store)).BuildAsync(plan, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -6,7 +6,7 @@ namespace Kiln.Build.Native;
 /// <summary>What <c>lstat</c> reports about one path (never following a final symlink).</summary>
 public readonly record struct FileStatus(
     uint Mode, uint Uid, uint Gid, long Size, long MTimeSeconds, long MTimeNanoseconds,
-    ulong Inode, ulong Device, ulong LinkCount, uint RdevMajor, uint RdevMinor)
+    ulong Inode, ulong Device, ulong LinkCount, uint RdevMajor, uint RdevMinor, long CTimeSeconds, long CTimeNanoseconds)
 {
     public uint FileType => Mode & LibC.S_IFMT;
     /// <summary>Permission bits including setuid, setgid and sticky.</summary>
@@ -95,7 +95,7 @@ public static unsafe partial class LibC
         uint major = (uint)(((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~0xfffUL));
         uint minor = (uint)((rdev & 0xff) | ((rdev >> 12) & ~0xffUL));
         return new FileStatus(buf.st_mode, buf.st_uid, buf.st_gid, buf.st_size, buf.st_mtime, buf.st_mtime_nsec,
-            buf.st_ino, buf.st_dev, buf.st_nlink, major, minor);
+            buf.st_ino, buf.st_dev, buf.st_nlink, major, minor, buf.st_ctime, buf.st_ctime_nsec);
     }
 
     /// <summary>Extended attribute names of <paramref name="path"/> (not following a symlink), sorted ordinally.</summary>
