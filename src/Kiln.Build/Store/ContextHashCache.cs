@@ -54,6 +54,18 @@ public sealed class ContextHashCache : IContextHasher
         return new ContextHashCache(Path.Combine(storeRoot, "kiln", "cache", "context", name), inner ?? new Sha256ContextHasher(), now ?? (() => DateTimeOffset.UtcNow));
     }
 
+    /// <summary>The cache files under the store at <paramref name="storeRoot"/> that name no file that still exists
+    /// (their context is gone, or they do not parse): what <c>kiln gc</c> removes.</summary>
+    internal static IEnumerable<string> Stale(string storeRoot)
+    {
+        var dir = Path.Combine(storeRoot, "kiln", "cache", "context");
+        if (!Directory.Exists(dir))
+        {
+            return [];
+        }
+        return Directory.EnumerateFiles(dir).Where(f => !f.Contains(".tmp-", StringComparison.Ordinal) && !Read(f).Keys.Any(File.Exists)).ToList();
+    }
+
     /// <summary>How many files were read and hashed (not answered from the cache) so far.</summary>
     public int FilesHashed { get; private set; }
 

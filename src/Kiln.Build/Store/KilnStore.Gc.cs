@@ -8,7 +8,9 @@ public sealed partial class KilnStore
 
     /// <summary>Under the exclusive store lock, deletes blobs and snapshots that no tag and no step cache entry
     /// references. With <paramref name="pruneCache"/>, first drops step cache entries whose layers are not a prefix
-    /// of some tagged image's layers. The caller must not hold the store lock itself.</summary>
+    /// of some tagged image's layers. Also drops records nothing can look up any more: test results and output
+    /// stamps of images that are gone, and context-hash caches of build contexts that are gone. The caller must not
+    /// hold the store lock itself.</summary>
     public async Task<GcReport> CollectGarbageAsync(bool pruneCache, CancellationToken ct = default)
     {
         using var storeLock = await FileLock.AcquireAsync(StoreLockPath, exclusive: true, ct).ConfigureAwait(false);
@@ -112,6 +114,10 @@ public sealed partial class KilnStore
 
         int resultsRemoved = CollectRecords(TestResultsDir, "manifest");
         CollectRecords(OutputsDir, "manifest");
+        foreach (var stale in ContextHashCache.Stale(Root))
+        {
+            File.Delete(stale);
+        }
 
         return new GcReport
         {

@@ -102,4 +102,30 @@ public sealed class ContextHashCacheTests : IDisposable
         Load(TimeSpan.FromMinutes(1)).HashFile(a);
         Assert.Equal(4, _inner.Calls);
     }
+
+    [Fact]
+    public async Task Gc_removes_the_cache_of_a_context_that_is_gone_and_keeps_the_others()
+    {
+        var kept = Write("kept", "k");
+        var first = Load(TimeSpan.FromMinutes(1));
+        first.HashFile(kept);
+        first.Save();
+        var goneDir = _root.Dir("gone-ctx");
+        var goneFile = Path.Combine(goneDir, "f");
+        File.WriteAllText(goneFile, "g");
+        var other = ContextHashCache.Load(Store, goneDir, _inner, () => DateTimeOffset.UtcNow + TimeSpan.FromMinutes(1));
+        other.HashFile(goneFile);
+        other.Save();
+        var dir = Path.Combine(Store, "kiln", "cache", "context");
+        Assert.Equal(2, Directory.GetFiles(dir).Length);
+
+        Directory.Delete(goneDir, recursive: true);
+        using (var store = KilnStore.Open(Store))
+        {
+            await store.CollectGarbageAsync();
+        }
+        Assert.Single(Directory.GetFiles(dir));
+        Load(TimeSpan.FromMinutes(1)).HashFile(kept);
+        Assert.Equal(2, _inner.Calls); // the kept context's cache still answers
+    }
 }
