@@ -100,7 +100,8 @@ public static class Sandbox
             {
                 launcher.Add($"--userspec={user}");
             }
-            launcher.AddRange([merged, "/bin/sh", "-c", "cd -- \"$0\" || exit 125; exec \"$@\"", spec.WorkingDirectory]);
+            // The image's shell enters the working directory; its cd would pass OLDPWD on to the command.
+            launcher.AddRange([merged, "/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; exec \"$@\"", spec.WorkingDirectory]);
             launcher.AddRange(spec.Command);
         }
         foreach (var a in SandboxInit.Arguments(merged, lowers, spec.UpperDir, work, spec, binds, launcher))

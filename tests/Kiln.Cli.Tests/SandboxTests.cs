@@ -1,0 +1,81 @@
+using Kiln.Build.Sandbox;
+
+namespace Kiln.Cli.Tests;
+
+/// <summary>The sandbox as <see cref="Sandbox.RunAsync"/> gives it: a busybox root, the mounts its PID 1
+/// (<c>kiln __sandbox-init</c>) makes, and what it refuses.</summary>
+public sealed class SandboxTests : IDisposable
+{
+    private readonly TempDir _dir = new("kiln-sandbox");
+
+    public SandboxTests()
+    {
+        var bin = Directory.CreateDirectory(_dir.Sub("root/bin")).FullName;
+        File.Copy("/bin/busybox", Path.Combine(bin, "busybox"));
+        File.CreateSymbolicLink(Path.Combine(bin, "sh"), "busybox");
+        foreach (var d in new[] { "proc", "sys", "dev", "tmp" })
+        {
+            Directory.CreateDirectory(_dir.Sub("root/" + d));
+        }
+        Directory.CreateDirectory(_dir.Sub("shared"));
+        File.WriteAllText(_dir.Sub("shared/f"), "from the host\n");
+    }
+
+    public void Dispose() => _dir.Dispose();
+
+    private async Task<(int Status, List<string> Lines)> RunAsync(string script, IReadOnlyList<string>? lowers = null)
+    {
+        var lines = new List<string>();
+        var spec = new SandboxSpec
+        {
+            LowerDirsTopFirst = lowers ?? [_dir.Sub("root")],
+            UpperDir = _dir.Sub("upper"),
+            ScratchDir = _dir.Sub("scratch"),
+            Command = ["/bin/busybox", "sh", "-c", script],
+            Environment = [new("PATH", "/bin"), new("ONLY", "this")],
+            Binds = [new BindMount(_dir.Sub("shared"), "/shared", ReadOnly: true)],
+            ResolvConf = false,
+            PolicyRcD = false,
+        };
+        int status = await Sandbox.RunAsync(spec, l => { lock (lines) { lines.Add(l); } });
+        return (status, lines);
+    }
+
+    [Fact]
+    public async Task The_command_is_pid_1_with_its_own_proc_dev_hostname_loopback_and_nothing_else_of_the_host()
+    {
+        var (status, lines) = await RunAsync(
+            "echo pid=$$; echo host=$(busybox hostname); echo lo=$(busybox cat /sys/class/net/lo/flags); " +
+            "echo dev=$(busybox ls /dev | busybox tr '\\n' ' '); echo procs=$(busybox ls -d /proc/[0-9]* | busybox wc -l); " +
+            "echo env=$(busybox env | busybox sort | busybox tr '\\n' ' '); echo ifaces=$(busybox ls /sys/class/net)");
+        Assert.True(status == 0, string.Join('\n', lines));
+        Assert.Contains("pid=1", lines);
+        Assert.Contains("host=kiln", lines);
+        Assert.Contains("lo=0x9", lines); // IFF_UP | IFF_LOOPBACK
+        Assert.Contains("ifaces=lo", lines);
+        Assert.Contains("dev=fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero", lines);
+        // Only the given environment (and what the shell itself sets).
+        var env = lines.Single(l => l.StartsWith("env=", StringComparison.Ordinal))["env=".Length..].Split(' ');
+        Assert.Equal(["ONLY=this", "PATH=/bin", "PWD=/"], env.Where(e => !e.StartsWith("SHLVL=", StringComparison.Ordinal)));
+        // Only this command's processes: the shell and the pipeline counting them.
+        Assert.Contains(lines, l => l.StartsWith("procs=", StringComparison.Ordinal) && int.Parse(l["procs=".Length..]) <= 5);
+    }
+
+    [Fact]
+    public async Task A_read_only_bind_shows_the_host_files_and_refuses_writes_and_writes_elsewhere_land_in_the_upper_dir()
+    {
+        var (status, lines) = await RunAsync("busybox cat /shared/f; busybox touch /shared/x 2>/dev/null || echo refused; echo made > /tmp/made");
+        Assert.True(status == 0, string.Join('\n', lines));
+        Assert.Equal(["from the host", "refused"], lines);
+        Assert.False(File.Exists(_dir.Sub("shared/x")));
+        Assert.Equal("made\n", File.ReadAllText(_dir.Sub("upper/tmp/made")));
+    }
+
+    [Fact]
+    public async Task A_root_that_cannot_be_mounted_is_a_sandbox_error_that_says_so()
+    {
+        var e = await Assert.ThrowsAsync<SandboxException>(() => RunAsync("true", [_dir.Sub("no-such-layer")]));
+        Assert.Contains("overlay mount failed", e.Message);
+        Assert.DoesNotContain(_dir.Path, File.ReadAllText("/proc/self/mounts"));
+    }
+}
