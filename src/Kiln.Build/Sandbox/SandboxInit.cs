@@ -33,7 +33,9 @@ public static unsafe partial class SandboxInit
         bool dotnetHost = processPath is not null && Path.GetFileNameWithoutExtension(processPath) == "dotnet";
         if (processPath is not null && !dotnetHost && Assembly.GetEntryAssembly()?.GetName().Name == "kiln")
         {
-            return [processPath, Verb];
+            // This very binary, even if a newer kiln has replaced the file meanwhile (the init's arguments are
+            // a private protocol between the two). The host's /proc is still mounted when unshare execs it.
+            return [$"/proc/{Environment.ProcessId}/exe", Verb];
         }
         // kiln.dll under the dotnet host: the kiln command run as a JIT build, or a test host beside it.
         var dll = Path.Combine(AppContext.BaseDirectory, "kiln.dll");
