@@ -7,9 +7,10 @@ namespace Kiln.Build.Sandbox;
 /// the host's is asked for), chrooted into an overlay of an image's layers.</summary>
 /// <remarks>The namespaces come from util-linux's unshare(1) rather than clone(2) from .NET: a managed
 /// runtime cannot safely fork into a single-threaded child. unshare starts this kiln executable again as
-/// the namespace's PID 1 (<see cref="SandboxInit"/>), which mounts the root and execs the launcher. Teardown is the kernel's: all mounts are in
-/// the private mount namespace and every process is in the pid namespace, so when PID 1 dies, all is
-/// gone. PID 1 dies with unshare (--kill-child) and unshare dies with us (setpriv --pdeathsig).</remarks>
+/// the namespace's PID 1 (<see cref="SandboxInit"/>), which mounts the root and execs the launcher.
+/// Teardown is the kernel's: all mounts are in the private mount namespace and every process is in the pid
+/// namespace, so when PID 1 dies, all is gone. PID 1 dies with unshare (--kill-child) and unshare dies with
+/// us (setpriv --pdeathsig).</remarks>
 public static class Sandbox
 {
     public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
