@@ -23,7 +23,8 @@ public sealed class SandboxTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private async Task<(int Status, List<string> Lines)> RunAsync(string script, IReadOnlyList<string>? lowers = null)
+    private async Task<(int Status, List<string> Lines)> RunAsync(string script, IReadOnlyList<string>? lowers = null,
+        IReadOnlyList<KeyValuePair<string, string>>? secretFiles = null, IReadOnlyList<BindMount>? binds = null)
     {
         var lines = new List<string>();
         var spec = new SandboxSpec
@@ -33,7 +34,8 @@ public sealed class SandboxTests : IDisposable
             ScratchDir = _dir.Sub("scratch"),
             Command = ["/bin/busybox", "sh", "-c", script],
             Environment = [new("PATH", "/bin"), new("ONLY", "this")],
-            Binds = [new BindMount(_dir.Sub("shared"), "/shared", ReadOnly: true)],
+            Binds = binds ?? [new BindMount(_dir.Sub("shared"), "/shared", ReadOnly: true)],
+            SecretFiles = secretFiles ?? [],
             ResolvConf = false,
             PolicyRcD = false,
         };
@@ -77,5 +79,30 @@ public sealed class SandboxTests : IDisposable
         var e = await Assert.ThrowsAsync<SandboxException>(() => RunAsync("true", [_dir.Sub("no-such-layer")]));
         Assert.Contains("overlay mount failed", e.Message);
         Assert.DoesNotContain(_dir.Path, File.ReadAllText("/proc/self/mounts"));
+    }
+
+    [Fact]
+    public async Task Secret_files_are_written_by_the_init_into_a_read_only_tmpfs_and_nowhere_on_the_host()
+    {
+        var value = "kiln-secret-" + Guid.NewGuid().ToString("N");
+        var (status, lines) = await RunAsync(
+            "busybox cat /run/secrets/tok; echo; busybox stat -c %a /run/secrets/tok; busybox cat /run/secrets/f; " +
+            "busybox grep ' /run/secrets ' /proc/mounts | busybox cut -d' ' -f3,4; " +
+            "busybox touch /run/secrets/x 2>/dev/null || echo refused; busybox env | busybox grep -c KILN_SECRET",
+            secretFiles: [new("tok", value)], binds: [new BindMount(_dir.Sub("shared/f"), "/run/secrets/f", ReadOnly: true)]);
+        Assert.Equal(1, status); // grep -c found no KILN_SECRET variable: its exit status is 1
+        Assert.Equal(value, lines[0]);
+        Assert.Equal("400", lines[1]);
+        Assert.Equal("from the host", lines[2]);
+        Assert.StartsWith("tmpfs ro,", lines[3]);
+        Assert.Equal(["refused", "0"], lines[4..]);
+        foreach (var file in Directory.EnumerateFiles(_dir.Path, "*", SearchOption.AllDirectories))
+        {
+            if (new FileInfo(file).LinkTarget is null && !file.EndsWith("/busybox", StringComparison.Ordinal))
+            {
+                Assert.DoesNotContain(value, File.ReadAllText(file));
+            }
+        }
+        Assert.False(Directory.Exists(_dir.Sub("upper/run")));
     }
 }

@@ -59,8 +59,9 @@ internal sealed class StepRunner
             switch (step.Step)
             {
                 case RunStep run:
+                    var secrets = Secrets(image, step, run);
                     await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", run.Command],
-                        hostNetwork: run.Network == StepNetwork.Host, binds: [.. CacheBinds(run), .. SecretBinds(image, step, run, scratch)], extraEnv: [], ct).ConfigureAwait(false);
+                        hostNetwork: run.Network == StepNetwork.Host, binds: [.. CacheBinds(run), .. secrets.Binds], extraEnv: [], ct, secrets.Files).ConfigureAwait(false);
                     break;
                 case PackagesStep packages:
                     using (await _store.AcquireAptCacheAsync(ct).ConfigureAwait(false))
@@ -100,7 +101,8 @@ internal sealed class StepRunner
     }
 
     private async Task RunInSandboxAsync(string image, StepPlan step, ImageState state, string scratch, string upper, IReadOnlyList<string> lowers,
-        IReadOnlyList<string> command, bool hostNetwork, IReadOnlyList<BindMount> binds, IReadOnlyList<KeyValuePair<string, string>> extraEnv, CancellationToken ct)
+        IReadOnlyList<string> command, bool hostNetwork, IReadOnlyList<BindMount> binds, IReadOnlyList<KeyValuePair<string, string>> extraEnv, CancellationToken ct,
+        IReadOnlyList<KeyValuePair<string, string>>? secretFiles = null)
     {
         var config = state.Config.Config;
         var workdir = config.WorkingDir is { Length: > 0 } wd ? wd : "/";
@@ -116,6 +118,7 @@ internal sealed class StepRunner
             User = step.Step is PackagesStep ? null : config.User,
             HostNetwork = hostNetwork,
             Binds = binds,
+            SecretFiles = secretFiles ?? [],
         };
         int status;
         using (_phases?.Measure("sandbox"))
@@ -207,47 +210,34 @@ internal sealed class StepRunner
         return binds;
     }
 
-    /// <summary>Each secret as a read-only bind at /run/secrets/ID, for this run only. A file secret is bound from
-    /// where it is; an environment secret is written to a 0400 file in the step's scratch dir (under kiln/tmp,
-    /// removed with it, and by the next start after a crash). The bind lands on a mount point in the sandbox's
-    /// skeleton layer, so neither the mount point nor the content can reach the step's upper dir.</summary>
-    private IReadOnlyList<BindMount> SecretBinds(string image, StepPlan step, RunStep run, string scratch)
+    /// <summary>The secrets of a run step, for this run only, at /run/secrets/ID: a file secret as a read-only bind
+    /// of the file where it is; an environment secret as a 0400 file that the sandbox's init writes into a private
+    /// read-only tmpfs at /run/secrets (its value passes through the init's environment, never the host's disk).
+    /// Mount points live in the sandbox's skeleton layer or in that tmpfs, so nothing can reach the step's upper
+    /// dir.</summary>
+    private (IReadOnlyList<BindMount> Binds, IReadOnlyList<KeyValuePair<string, string>> Files) Secrets(string image, StepPlan step, RunStep run)
     {
         var binds = new List<BindMount>();
+        var files = new List<KeyValuePair<string, string>>();
         foreach (var secret in run.Secrets)
         {
-            string host;
             if (secret.File is { } file)
             {
-                host = Path.GetFullPath(Path.Combine(_file.ContextDir, file));
+                var host = Path.GetFullPath(Path.Combine(_file.ContextDir, file));
                 if (!File.Exists(host))
                 {
                     throw new BuildException($"{image}: step {step.Index + 1} ({step.Description}): secret '{secret.Id}': no file '{host}'") { Image = image };
                 }
+                binds.Add(new BindMount(host, SandboxSpec.SecretsDir + "/" + secret.Id, ReadOnly: true));
             }
             else
             {
                 var value = _options.SecretEnvironment(secret.Env!)
                     ?? throw new BuildException($"{image}: step {step.Index + 1} ({step.Description}): secret '{secret.Id}': environment variable {secret.Env} is not set") { Image = image };
-                var dir = Path.Combine(scratch, "secrets");
-                if (!Directory.Exists(dir))
-                {
-                    Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-                }
-                host = Path.Combine(dir, secret.Id);
-                using (var f = new FileStream(host, new FileStreamOptions
-                {
-                    Mode = FileMode.CreateNew,
-                    Access = FileAccess.Write,
-                    UnixCreateMode = UnixFileMode.UserRead,
-                }))
-                {
-                    f.Write(System.Text.Encoding.UTF8.GetBytes(value));
-                }
+                files.Add(new(secret.Id, value));
             }
-            binds.Add(new BindMount(host, "/run/secrets/" + secret.Id, ReadOnly: true));
         }
-        return binds;
+        return (binds, files);
     }
 
     private string PackagesScript(PackagesStep packages)

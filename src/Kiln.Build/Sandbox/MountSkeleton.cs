@@ -32,6 +32,14 @@ internal static class MountSkeleton
             File.WriteAllText(file, PolicyRcD);
             File.SetUnixFileMode(file, (UnixFileMode)Convert.ToInt32("755", 8));
         }
+        if (spec.SecretFiles.Count > 0)
+        {
+            if (!PathIsPlain(lowers, SandboxSpec.SecretsDir) || SafePath.Lookup(lowers, SandboxSpec.SecretsDir) is { Kind: not ImageEntryKind.Directory })
+            {
+                throw SandboxException.SetupFailed($"mount point '{SandboxSpec.SecretsDir}' passes through a symlink or is not a directory in the image");
+            }
+            MakeDir(skeleton, lowers, SandboxSpec.SecretsDir);
+        }
         foreach (var bind in spec.Binds)
         {
             if (!bind.ImagePath.StartsWith('/') || bind.ImagePath.Split('/').Any(c => c is "." or ".."))

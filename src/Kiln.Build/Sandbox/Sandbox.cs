@@ -75,6 +75,10 @@ public static class Sandbox
         psi.Environment["PATH"] = DefaultPath;
         // A JIT init (dotnet kiln.dll) would leave its diagnostics socket in /tmp: it execs, never shuts down.
         psi.Environment["DOTNET_EnableDiagnostics"] = "0";
+        for (int i = 0; i < spec.SecretFiles.Count; i++)
+        {
+            psi.Environment[SandboxInit.SecretVariable(i)] = spec.SecretFiles[i].Value;
+        }
         string[] prefix = ["--pdeathsig", "KILL", "--", "unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child", "--propagation", "private"];
         foreach (var a in prefix)
         {

@@ -64,6 +64,10 @@ public static unsafe partial class SandboxInit
         {
             args.Add("--no-system-mounts");
         }
+        foreach (var (name, _) in spec.SecretFiles)
+        {
+            args.AddRange(["--secret", name]);
+        }
         foreach (var b in binds)
         {
             args.AddRange(["--bind", b.HostPath, b.ImagePath, b.ReadOnly ? "ro" : "rw"]);
@@ -93,6 +97,10 @@ public static unsafe partial class SandboxInit
             if (a.SystemMounts)
             {
                 SystemMounts(a.Merged);
+            }
+            if (a.Secrets.Count > 0)
+            {
+                Secrets(a.Merged, a.Secrets, a.Binds);
             }
             foreach (var (src, dst, ro) in a.Binds)
             {
@@ -164,6 +172,49 @@ public static unsafe partial class SandboxInit
         File.CreateSymbolicLink(dev + "/stdin", "/proc/self/fd/0");
         File.CreateSymbolicLink(dev + "/stdout", "/proc/self/fd/1");
         File.CreateSymbolicLink(dev + "/stderr", "/proc/self/fd/2");
+    }
+
+    /// <summary>The variable of the init's environment that carries secret number <paramref name="index"/>.</summary>
+    public static string SecretVariable(int index) => $"KILN_SECRET_{index}";
+
+    /// <summary>A tmpfs at /run/secrets holding each secret as a 0400 file (and the mount points of the binds that
+    /// land below it), then made read-only. The values come from this process's environment, which the exec of
+    /// the launcher does not pass on.</summary>
+    private static void Secrets(string merged, List<string> names, List<(string Source, string Target, bool ReadOnly)> binds)
+    {
+        var dir = merged + SandboxSpec.SecretsDir;
+        var values = names.Select((n, i) => Environment.GetEnvironmentVariable(SecretVariable(i))
+            ?? throw new InitException($"secret '{n}' has no value")).ToList();
+        long size = 65536 + values.Sum(v => (long)Encoding.UTF8.GetByteCount(v));
+        Mount("kiln-secrets", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, $"mode=0755,size={size}", "mounting the secrets tmpfs failed");
+        for (int i = 0; i < names.Count; i++)
+        {
+            if (names[i].Contains('/') || names[i] is "." or "..")
+            {
+                throw new InitException($"secret name '{names[i]}' is not a file name");
+            }
+            using var f = new FileStream(Path.Combine(dir, names[i]), new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                UnixCreateMode = UnixFileMode.UserRead,
+            });
+            f.Write(Encoding.UTF8.GetBytes(values[i]));
+        }
+        foreach (var (source, target, _) in binds.Where(b => b.Target.StartsWith(SandboxSpec.SecretsDir + "/", StringComparison.Ordinal)))
+        {
+            var point = merged + target;
+            if (Directory.Exists(source))
+            {
+                Directory.CreateDirectory(point);
+            }
+            else if (!File.Exists(point))
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(point)!);
+                File.WriteAllBytes(point, []);
+            }
+        }
+        Mount(null, dir, null, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, null, "making the secrets tmpfs read-only failed");
     }
 
     /// <summary>A directory that is not a symlink (the image may have replaced /proc with a link).</summary>
@@ -252,13 +303,14 @@ public static unsafe partial class SandboxInit
     }
 
     private sealed record InitArgs(string Merged, string Lower, string Upper, string Work, string Hostname, bool Loopback,
-        bool SystemMounts, List<(string Source, string Target, bool ReadOnly)> Binds, List<string> Environment, List<string> Command);
+        bool SystemMounts, List<(string Source, string Target, bool ReadOnly)> Binds, List<string> Secrets, List<string> Environment, List<string> Command);
 
     private static InitArgs Parse(IReadOnlyList<string> args)
     {
         string? merged = null, lower = null, upper = null, work = null, hostname = "kiln";
         bool loopback = false, system = true;
         var binds = new List<(string, string, bool)>();
+        var secrets = new List<string>();
         var env = new List<string>();
         int i = 0;
         string Next() => i < args.Count ? args[i++] : throw new InitException("missing argument");
@@ -276,13 +328,14 @@ public static unsafe partial class SandboxInit
                 case "--no-system-mounts": system = false; break;
                 case "--bind": binds.Add((Next(), Next(), Next() == "ro")); break;
                 case "--env": env.Add(Next()); break;
+                case "--secret": secrets.Add(Next()); break;
                 case "--":
                     var command = args.Skip(i).ToList();
                     if (merged is null || lower is null || upper is null || work is null || command.Count == 0)
                     {
                         throw new InitException("usage: kiln " + Verb + " --merged DIR --lower DIRS --upper DIR --work DIR [...] -- COMMAND");
                     }
-                    return new InitArgs(merged, lower, upper, work, hostname, loopback, system, binds, env, command);
+                    return new InitArgs(merged, lower, upper, work, hostname, loopback, system, binds, secrets, env, command);
                 default: throw new InitException($"unknown argument '{a}'");
             }
         }

@@ -39,6 +39,13 @@ public sealed record SandboxSpec
 
     public IReadOnlyList<BindMount> Binds { get; init; } = [];
 
+    /// <summary>Files the sandbox's init writes (mode 0400) into a private tmpfs at <see cref="SecretsDir"/>, by name;
+    /// the values reach it through its environment and never touch the host's disk. The tmpfs is read-only once
+    /// written and goes with the mount namespace, also after a crash. Binds below that dir are still made.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> SecretFiles { get; init; } = [];
+
+    public const string SecretsDir = "/run/secrets";
+
     public string Hostname { get; init; } = "kiln";
 
     /// <summary>How the command is started in the root: chroot(8), or systemd-nspawn booting the image's
