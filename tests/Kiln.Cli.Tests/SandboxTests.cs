@@ -105,4 +105,22 @@ public sealed class SandboxTests : IDisposable
         }
         Assert.False(Directory.Exists(_dir.Sub("upper/run")));
     }
+
+    [Fact]
+    public async Task A_root_of_120_layers_at_long_paths_mounts_though_their_paths_are_far_longer_than_a_page()
+    {
+        var lowers = new List<string>();
+        for (int i = 0; i < 120; i++)
+        {
+            var layer = _dir.Sub($"layers/{new string('x', 100)}-layer-{i:D3}");
+            Directory.CreateDirectory(layer);
+            File.WriteAllText(Path.Combine(layer, $"from-{i:D3}"), $"{i}\n");
+            lowers.Add(layer);
+        }
+        Assert.True(lowers.Sum(l => l.Length + 1) > 3 * 4096);
+        lowers.Add(_dir.Sub("root")); // the busybox root at the bottom
+        var (status, lines) = await RunAsync("busybox cat /from-000 /from-119; busybox ls / | busybox grep -c '^from-'", lowers);
+        Assert.True(status == 0, string.Join('\n', lines));
+        Assert.Equal(["0", "119", "120"], lines);
+    }
 }

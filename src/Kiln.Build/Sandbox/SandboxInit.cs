@@ -48,13 +48,16 @@ public static unsafe partial class SandboxInit
     }
 
     /// <summary>The arguments <see cref="Run"/> takes, for a root at <paramref name="merged"/>.</summary>
-    internal static List<string> Arguments(string merged, IReadOnlyList<string> lowersTopFirst, string upper, string work,
+    /// <param name="links">A dir holding symlinks named 0 .. <paramref name="layers"/>-1 to the lower dirs, topmost
+    /// first: the overlay is mounted from there with those short relative names.</param>
+    internal static List<string> Arguments(string merged, string links, int layers, string upper, string work,
         SandboxSpec spec, IReadOnlyList<BindMount> binds, IReadOnlyList<string> launcher)
     {
         var args = new List<string>
         {
-            "--merged", merged, "--lower", string.Join(':', lowersTopFirst), "--upper", upper, "--work", work,
-            "--hostname", spec.Hostname,
+            "--merged", merged, "--lower-links", links,
+            "--lower", string.Join(':', Enumerable.Range(0, layers).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture))),
+            "--upper", upper, "--work", work, "--hostname", spec.Hostname,
         };
         if (!spec.HostNetwork)
         {
@@ -93,6 +96,10 @@ public static unsafe partial class SandboxInit
                 throw new InitException($"{Verb} is kiln's own: it runs only as PID 1 of a sandbox that kiln starts");
             }
             var a = Parse(args);
+            if (a.LowerLinks is { } links)
+            {
+                Directory.SetCurrentDirectory(links);
+            }
             Mount("kiln-root", a.Merged, "overlay", 0, $"lowerdir={a.Lower},upperdir={a.Upper},workdir={a.Work}", "overlay mount failed");
             if (a.SystemMounts)
             {
@@ -302,12 +309,12 @@ public static unsafe partial class SandboxInit
         _ = execve(path, pArgv, pEnv);
     }
 
-    private sealed record InitArgs(string Merged, string Lower, string Upper, string Work, string Hostname, bool Loopback,
+    private sealed record InitArgs(string Merged, string? LowerLinks, string Lower, string Upper, string Work, string Hostname, bool Loopback,
         bool SystemMounts, List<(string Source, string Target, bool ReadOnly)> Binds, List<string> Secrets, List<string> Environment, List<string> Command);
 
     private static InitArgs Parse(IReadOnlyList<string> args)
     {
-        string? merged = null, lower = null, upper = null, work = null, hostname = "kiln";
+        string? merged = null, links = null, lower = null, upper = null, work = null, hostname = "kiln";
         bool loopback = false, system = true;
         var binds = new List<(string, string, bool)>();
         var secrets = new List<string>();
@@ -321,6 +328,7 @@ public static unsafe partial class SandboxInit
             {
                 case "--merged": merged = Next(); break;
                 case "--lower": lower = Next(); break;
+                case "--lower-links": links = Next(); break;
                 case "--upper": upper = Next(); break;
                 case "--work": work = Next(); break;
                 case "--hostname": hostname = Next(); break;
@@ -335,7 +343,7 @@ public static unsafe partial class SandboxInit
                     {
                         throw new InitException("usage: kiln " + Verb + " --merged DIR --lower DIRS --upper DIR --work DIR [...] -- COMMAND");
                     }
-                    return new InitArgs(merged, lower, upper, work, hostname, loopback, system, binds, secrets, env, command);
+                    return new InitArgs(merged, links, lower, upper, work, hostname, loopback, system, binds, secrets, env, command);
                 default: throw new InitException($"unknown argument '{a}'");
             }
         }

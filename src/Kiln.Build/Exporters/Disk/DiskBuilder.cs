@@ -80,8 +80,8 @@ internal static class DiskBuilder
 
     private const string MkfsScript = """
 set -eu
-m="$1"; lower="$2"; shift 2
-mount -t overlay kiln-disk -o "ro,lowerdir=$lower" "$m" || { echo "kiln-disk: cannot mount the image's layers read-only at $m" >&2; exit 125; }
+m="$1"; links="$2"; lower="$3"; shift 3
+(cd "$links" && mount -t overlay kiln-disk -o "ro,lowerdir=$lower" "$m") || { echo "kiln-disk: cannot mount the image's layers read-only at $m" >&2; exit 125; }
 exec mkfs.ext4 "$@"
 """;
 
@@ -99,10 +99,16 @@ exec mkfs.ext4 "$@"
                 throw ExportException.Failed($"layer path '{dir}' contains ':' or ',' which overlayfs cannot take; move the store (KILN_STORE)");
             }
         }
+        // As in the sandbox: short relative names for the layers keep the overlay's options within one page.
+        var links = Directory.CreateDirectory(Path.Combine(workDir, "l")).FullName;
+        for (int i = 0; i < lowers.Count; i++)
+        {
+            File.CreateSymbolicLink(Path.Combine(links, i.ToString(CultureInfo.InvariantCulture)), Path.GetFullPath(lowers[i]));
+        }
         long inodes = Math.Max(layout.RootBytes / 16384, entries * 3 / 2 + 4096);
         var r = await HostTool.RunInMountNamespaceAsync(MkfsScript,
         [
-            merged, string.Join(':', lowers),
+            merged, links, string.Join(':', Enumerable.Range(0, lowers.Count).Select(i => i.ToString(CultureInfo.InvariantCulture))),
             "-q", "-F", "-T", "default", "-N", inodes.ToString(CultureInfo.InvariantCulture),
             "-U", rootUuid, "-L", "root",
             "-E", $"offset={layout.RootOffset.ToString(CultureInfo.InvariantCulture)},hash_seed={hashSeed}",

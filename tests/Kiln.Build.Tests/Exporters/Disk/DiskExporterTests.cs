@@ -105,6 +105,29 @@ public sealed class DiskExporterTests : IDisposable
     }
 
     [Fact]
+    public async Task An_image_of_70_layers_exports_though_their_snapshot_paths_are_longer_than_a_page()
+    {
+        await _image.AddBaseAsync();
+        for (int i = 0; i < 70; i++)
+        {
+            await _image.AddLayerAsync(root => File.WriteAllText(Path.Combine(root, $"layer-{i:D2}"), $"{i}\n"));
+        }
+        Assert.True(_image.SnapshotsTopFirst.Sum(p => p.Length + 1) > 4096);
+        var manifest = await _image.TagAsync("tall");
+
+        var result = await DiskExporter.ExportAsync(_image.Store, Request(manifest, ExportFormat.Raw, "tall.raw"), null, CancellationToken.None);
+
+        var parts = Partitions(result.OutputPath);
+        AssertFsckClean(result.OutputPath, parts[1].Start);
+        foreach (var i in new[] { 0, 35, 69 })
+        {
+            var (code, text) = DiskTestImage.Run("debugfs", "-R", $"cat /layer-{i:D2}", $"{result.OutputPath}?offset={parts[1].Start}");
+            Assert.True(code == 0, text);
+            Assert.Contains($"{i}\n", text);
+        }
+    }
+
+    [Fact]
     public async Task The_same_image_gives_the_same_disk_bytes()
     {
         await _image.AddBaseAsync();
