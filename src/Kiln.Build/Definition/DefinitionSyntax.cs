@@ -6,7 +6,19 @@ namespace Kiln.Build.Definition;
 internal static partial class DefinitionSyntax
 {
     public static readonly string[] ImageKeys = ["bootstrap", "from", "steps", "config", "test", "boot", "outputs"];
-    public static readonly string[] OutputFormats = ["oci-archive", "docker-archive", "rootfs", "raw", "qcow2", "vagrant"];
+    /// <summary>Output formats and the extension of their default file, <c>out/NAME.EXT</c> beside kiln.yaml.</summary>
+    public static readonly (string Format, string Extension)[] Outputs =
+    [
+        ("oci-archive", ".oci.tar"), ("docker-archive", ".docker.tar"), ("rootfs", ".rootfs.tar"),
+        ("raw", ".raw"), ("qcow2", ".qcow2"), ("vagrant", ".box"),
+    ];
+    public static readonly string[] OutputFormats = [.. Outputs.Select(o => o.Format)];
+
+    public static string OutputExtension(string format) => Outputs.First(o => o.Format == format).Extension;
+
+    /// <summary>Where an output without <c>path:</c> goes, relative to kiln.yaml's folder.</summary>
+    public static string DefaultOutputPath(string image, string format) => Path.Combine("out", image + OutputExtension(format));
+
     public static readonly string[] DiskOutputFormats = ["raw", "qcow2", "vagrant"];
     public static readonly string[] OutputKeys = ["format", "path", "size"];
     public static readonly string[] BootModes = ["process", "systemd"];

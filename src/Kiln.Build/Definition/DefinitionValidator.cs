@@ -7,7 +7,8 @@ internal sealed partial class DefinitionValidator
     private readonly string _contextDir;
     private readonly List<DefinitionProblem> _problems = [];
 
-    /// <summary>Output files named with <c>path:</c>, by full path: two outputs must not write one file.</summary>
+    /// <summary>Output files by full path (named with <c>path:</c> or the default <c>out/NAME.EXT</c>): two outputs
+    /// must not write one file.</summary>
     private readonly Dictionary<string, string> _outputPaths = new(StringComparer.Ordinal);
 
     private DefinitionValidator(string contextDir) => _contextDir = contextDir;
@@ -193,6 +194,15 @@ internal sealed partial class DefinitionValidator
             else if (!seen.Add(format.Value + "\0" + path))
             {
                 Problem(format, $"output `{format.Value}` is listed twice{(path is null ? "" : $" with path {path}")}");
+            }
+            else if (path is null)
+            {
+                var relative = DefinitionSyntax.DefaultOutputPath(image, format.Value);
+                if (!_outputPaths.TryAdd(Path.GetFullPath(relative, _contextDir), image))
+                {
+                    Problem(format, $"output `{format.Value}` of image `{image}` goes to {relative} by default, which an output of image " +
+                        $"`{_outputPaths[Path.GetFullPath(relative, _contextDir)]}` also writes; give one of them a `path:`");
+                }
             }
         }
     }

@@ -1,3 +1,4 @@
+using Kiln.Build.Definition;
 namespace Kiln.Build.Exporters;
 
 /// <summary>The forms an image can be written in.</summary>
@@ -16,12 +17,12 @@ public static class ExportFormats
     /// <summary>Every format by the name users type, in the order help lists them.</summary>
     public static IReadOnlyList<(string Name, ExportFormat Format, string Extension)> All { get; } =
     [
-        ("oci-archive", ExportFormat.OciArchive, ".oci.tar"),
-        ("docker-archive", ExportFormat.DockerArchive, ".docker.tar"),
-        ("rootfs", ExportFormat.Rootfs, ".rootfs.tar"),
-        ("raw", ExportFormat.Raw, ".raw"),
-        ("qcow2", ExportFormat.Qcow2, ".qcow2"),
-        ("vagrant", ExportFormat.Vagrant, ".box"),
+        ("oci-archive", ExportFormat.OciArchive, DefinitionSyntax.OutputExtension("oci-archive")),
+        ("docker-archive", ExportFormat.DockerArchive, DefinitionSyntax.OutputExtension("docker-archive")),
+        ("rootfs", ExportFormat.Rootfs, DefinitionSyntax.OutputExtension("rootfs")),
+        ("raw", ExportFormat.Raw, DefinitionSyntax.OutputExtension("raw")),
+        ("qcow2", ExportFormat.Qcow2, DefinitionSyntax.OutputExtension("qcow2")),
+        ("vagrant", ExportFormat.Vagrant, DefinitionSyntax.OutputExtension("vagrant")),
     ];
 
     public static string Names => string.Join(", ", All.Select(f => f.Name));

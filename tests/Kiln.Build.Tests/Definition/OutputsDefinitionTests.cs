@@ -87,6 +87,45 @@ public sealed class OutputsDefinitionTests : IDisposable
         Assert.Equal(new SourceMark(_context.YamlPath, 7, 37), p.Mark);
     }
 
+    [Fact]
+    public void An_output_path_that_is_another_images_default_is_reported_either_way_round()
+    {
+        var explicitFirst = _context.Problems("""
+            images:
+              a:
+                from: scratch
+                outputs: [{format: raw, path: out/b.qcow2}]
+              b:
+                from: scratch
+                outputs: [qcow2]
+            """);
+        var p = Assert.Single(explicitFirst);
+        Assert.Contains("output `qcow2` of image `b` goes to out/b.qcow2 by default, which an output of image `a` also writes", p.Message);
+        Assert.Equal(new SourceMark(_context.YamlPath, 7, 15), p.Mark);
+
+        var defaultFirst = _context.Problems("""
+            images:
+              b:
+                from: scratch
+                outputs: [qcow2]
+              a:
+                from: scratch
+                outputs: [{format: raw, path: out/b.qcow2}]
+            """);
+        Assert.Contains("`path: out/b.qcow2` is also written by an output of image `b`", Assert.Single(defaultFirst).Message);
+
+        var file = _context.Yaml("""
+            images:
+              a:
+                from: scratch
+                outputs: [qcow2, {format: qcow2, path: out/other.qcow2}]
+              b:
+                from: scratch
+                outputs: [qcow2, raw]
+            """).Load();
+        Assert.Equal(2, file.Images.Count);
+    }
+
     [Theory]
     [InlineData("4G", 4L << 30)]
     [InlineData("512M", 512L << 20)]
