@@ -69,7 +69,7 @@ public static class ExportingBuilder
 
     /// <summary>Where an output goes when its entry names no path: <c>out/NAME.EXT</c> beside kiln.yaml.</summary>
     public static string DefaultPath(KilnFile file, string image, ExportFormat format) =>
-        Path.Combine(file.ContextDir, "out", ExportFormats.DefaultFileName(image, format));
+        Path.GetFullPath(DefinitionSyntax.DefaultOutputPath(image, ExportFormats.Name(format)), file.ContextDir);
 
     private static async Task<OutputResult> WriteAsync(KilnStore store, KilnFile file, ImageResult image, OutputDefinition output,
         DateTimeOffset epoch, IProgress<BuildEvent>? progress, CancellationToken ct)

@@ -62,18 +62,8 @@ public static class Sandbox
             }
         }
 
-        // overlayfs takes its options in one page (4 KiB): about 40 layers at their full store paths. The init
-        // mounts from a dir of short symlinks (0, 1, 2, ...), as relative lowerdir names, which fits hundreds.
         var links = Path.Combine(spec.ScratchDir, "l");
-        if (Directory.Exists(links))
-        {
-            Directory.Delete(links, recursive: true);
-        }
-        Directory.CreateDirectory(links);
-        for (int i = 0; i < lowers.Count; i++)
-        {
-            File.CreateSymbolicLink(Path.Combine(links, i.ToString(System.Globalization.CultureInfo.InvariantCulture)), Path.GetFullPath(lowers[i]));
-        }
+        var lowerdir = OverlayLowerLinks.Create(links, lowers);
 
         var init = SandboxInit.SelfCommand
             ?? throw SandboxException.SetupFailed($"no kiln executable to run the sandbox's init ({SandboxInit.Verb}) with");
@@ -122,7 +112,7 @@ public static class Sandbox
             launcher.AddRange([merged, "/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; exec \"$@\"", spec.WorkingDirectory]);
             launcher.AddRange(spec.Command);
         }
-        foreach (var a in SandboxInit.Arguments(merged, links, lowers.Count, spec.UpperDir, work, spec, binds, launcher))
+        foreach (var a in SandboxInit.Arguments(merged, links, lowerdir, spec.UpperDir, work, spec, binds, launcher))
         {
             psi.ArgumentList.Add(a);
         }

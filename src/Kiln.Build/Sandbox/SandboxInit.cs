@@ -48,15 +48,15 @@ public static unsafe partial class SandboxInit
     }
 
     /// <summary>The arguments <see cref="Run"/> takes, for a root at <paramref name="merged"/>.</summary>
-    /// <param name="links">A dir holding symlinks named 0 .. <paramref name="layers"/>-1 to the lower dirs, topmost
-    /// first: the overlay is mounted from there with those short relative names.</param>
-    internal static List<string> Arguments(string merged, string links, int layers, string upper, string work,
+    /// <param name="links">The dir of <see cref="OverlayLowerLinks"/>; the overlay is mounted from there with
+    /// <paramref name="lowerdir"/>, its short relative names.</param>
+    internal static List<string> Arguments(string merged, string links, string lowerdir, string upper, string work,
         SandboxSpec spec, IReadOnlyList<BindMount> binds, IReadOnlyList<string> launcher)
     {
         var args = new List<string>
         {
             "--merged", merged, "--lower-links", links,
-            "--lower", string.Join(':', Enumerable.Range(0, layers).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture))),
+            "--lower", lowerdir,
             "--upper", upper, "--work", work, "--hostname", spec.Hostname,
         };
         if (!spec.HostNetwork)

@@ -99,16 +99,12 @@ exec mkfs.ext4 "$@"
                 throw ExportException.Failed($"layer path '{dir}' contains ':' or ',' which overlayfs cannot take; move the store (KILN_STORE)");
             }
         }
-        // As in the sandbox: short relative names for the layers keep the overlay's options within one page.
-        var links = Directory.CreateDirectory(Path.Combine(workDir, "l")).FullName;
-        for (int i = 0; i < lowers.Count; i++)
-        {
-            File.CreateSymbolicLink(Path.Combine(links, i.ToString(CultureInfo.InvariantCulture)), Path.GetFullPath(lowers[i]));
-        }
+        var links = Path.GetFullPath(Path.Combine(workDir, "l"));
+        var lowerdir = Sandbox.OverlayLowerLinks.Create(links, lowers);
         long inodes = Math.Max(layout.RootBytes / 16384, entries * 3 / 2 + 4096);
         var r = await HostTool.RunInMountNamespaceAsync(MkfsScript,
         [
-            merged, links, string.Join(':', Enumerable.Range(0, lowers.Count).Select(i => i.ToString(CultureInfo.InvariantCulture))),
+            merged, links, lowerdir,
             "-q", "-F", "-T", "default", "-N", inodes.ToString(CultureInfo.InvariantCulture),
             "-U", rootUuid, "-L", "root",
             "-E", $"offset={layout.RootOffset.ToString(CultureInfo.InvariantCulture)},hash_seed={hashSeed}",

@@ -1,0 +1,28 @@
+using System.Globalization;
+
+namespace Kiln.Build.Sandbox;
+
+/// <summary>overlayfs takes its options in one page (4 KiB): about 40 layers at their full store paths. Mounting from
+/// a dir of short symlinks (0, 1, 2, ...) to the lower dirs, with those relative names as the lowerdir option,
+/// fits hundreds. The mounting process must run in that dir.</summary>
+internal static class OverlayLowerLinks
+{
+    /// <summary>Makes <paramref name="dir"/> afresh with one symlink per lower dir (topmost first) and returns the
+    /// lowerdir option to use from inside it.</summary>
+    public static string Create(string dir, IReadOnlyList<string> lowersTopFirst)
+    {
+        if (Directory.Exists(dir))
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+        Directory.CreateDirectory(dir);
+        var names = new List<string>(lowersTopFirst.Count);
+        for (int i = 0; i < lowersTopFirst.Count; i++)
+        {
+            var name = i.ToString(CultureInfo.InvariantCulture);
+            File.CreateSymbolicLink(Path.Combine(dir, name), Path.GetFullPath(lowersTopFirst[i]));
+            names.Add(name);
+        }
+        return string.Join(':', names);
+    }
+}
