@@ -10,7 +10,7 @@ internal static class BuildCommand
 {
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd", "--no-outputs"], ["--target", "--trace", "--junit"],
+        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd", "--no-outputs", "--scratch-on-disk"], ["--target", "--trace", "--junit"],
             new Dictionary<string, string> { ["-t"] = "--target", ["-v"] = "--verbose", ["-h"] = "--help" });
         if (a.Has("--help"))
         {
@@ -28,6 +28,7 @@ internal static class BuildCommand
             NoCache = a.Has("--no-cache"),
             Refresh = a.Has("--refresh"),
             Compression = a.Has("--zstd") ? Compression.Zstd : Compression.Gzip,
+            ScratchOnDisk = a.Has("--scratch-on-disk"),
             Epoch = Cli.Epoch(),
             SecretEnvironment = Environment.GetEnvironmentVariable,
         };

@@ -43,12 +43,15 @@ Options:
                        run again only where the packages changed
   --no-outputs         do not write the images' `outputs:`
   --zstd               compress new layers with zstd instead of gzip
+  --scratch-on-disk    run steps' writes on the store's disk; by default `run` and `packages`
+                       steps write to a tmpfs (at most half the RAM) whose result is copied to the
+                       store while it is packed, and a step that fills it runs again on disk
   --junit FILE         write the test results as JUnit XML to FILE
   --json               print the result as JSON on stdout (progress goes to stderr)
   --trace FILE         write where the time went as Chrome trace-event JSON (open it in Perfetto
                        or chrome://tracing): per image, per step, and per phase of a step (cache
-                       lookup, sandbox, copy, pack, hash, store blob, commit snapshot, cache store),
-                       each test phase and check that ran, and each output written
+                       lookup, sandbox, copy, pack, hash, store blob, copy snapshot, commit snapshot,
+                       cache store), each test phase and check that ran, and each output written
   -v, --verbose        show every step's output (always shown live on a terminal, and on failure)
   -h, --help           show this help
 

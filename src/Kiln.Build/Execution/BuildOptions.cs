@@ -24,6 +24,14 @@ public sealed record BuildOptions
     /// <summary>Package lists older than this are refreshed before a packages step.</summary>
     public TimeSpan ListsMaxAge { get; init; } = TimeSpan.FromHours(24);
 
+    /// <summary>Where run and package steps write: on a tmpfs (the default; their layer is then copied to the
+    /// store's disk while it is packed) or straight into the store's temp dir on disk.</summary>
+    public bool ScratchOnDisk { get; init; }
+
+    /// <summary>The most a step's tmpfs may hold (tmpfs syntax: a percentage of RAM, or bytes with k/m/g). A step
+    /// that fills it is run again on disk.</summary>
+    public string MemoryScratchSize { get; init; } = "50%";
+
     /// <summary>Limits and device policy for layers that come from outside (<c>from: oci:</c>).</summary>
     public ExtractionOptions Extraction { get; init; } = ExtractionOptions.Imported;
 

@@ -8,34 +8,77 @@ namespace Kiln.Build.Execution;
 /// the directory itself as the layer's snapshot (a rename, never a second extraction).</summary>
 internal static class LayerCommit
 {
+    /// <param name="inMemory">The changes are on a tmpfs (<see cref="KilnStore.CreateMemoryTempDir"/>): the snapshot
+    /// is a copy onto the store's disk, made while the layer is packed.</param>
     public static async Task<ImageState> CommitAsync(KilnStore store, string changesDir, ImageState state, string createdBy, BuildOptions options, CancellationToken ct,
-        PhaseClock? phases = null)
+        PhaseClock? phases = null, bool inMemory = false)
     {
         if (!Directory.EnumerateFileSystemEntries(changesDir).Any())
         {
             return AddHistory(state, createdBy, options, emptyLayer: true);
         }
+        string? copyDir = inMemory ? store.CreateTempDir("snapshot") : null;
+        try
+        {
+            return await CommitAsync(store, changesDir, copyDir, state, createdBy, options, ct, phases).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (copyDir is not null)
+            {
+                store.DeleteTempDir(copyDir); // gone already when it became the snapshot
+            }
+        }
+    }
+
+    private static async Task<ImageState> CommitAsync(KilnStore store, string changesDir, string? copyDir, ImageState state, string createdBy,
+        BuildOptions options, CancellationToken ct, PhaseClock? phases)
+    {
+        Task? copy = null;
+        if (copyDir is not null)
+        {
+            copy = Task.Run(() =>
+            {
+                using (phases?.Measure("copy snapshot"))
+                {
+                    TreeCopier.Copy(changesDir, copyDir, CopyThreads, ct);
+                }
+            }, ct);
+        }
         PackedLayer packed;
         Descriptor blob;
-        using (var writer = store.CreateBlobWriter())
+        try
         {
-            var timings = new PackTimings();
-            using (var pack = phases?.Measure("pack"))
+            using (var writer = store.CreateBlobWriter())
             {
-                packed = await LayerPacker.PackAsync(changesDir, writer, options.Compression, options.Epoch, timings, ct).ConfigureAwait(false);
-                if (pack is { } p)
+                var timings = new PackTimings();
+                using (var pack = phases?.Measure("pack"))
                 {
-                    phases!.Report("hash", p.Start, timings.Hash);
+                    packed = await LayerPacker.PackAsync(changesDir, writer, options.Compression, options.Epoch, timings, ct).ConfigureAwait(false);
+                    if (pack is { } p)
+                    {
+                        phases!.Report("hash", p.Start, timings.Hash);
+                    }
+                }
+                using (phases?.Measure("store blob"))
+                {
+                    blob = await writer.CommitAsync(packed.MediaType, packed.Digest, ct).ConfigureAwait(false);
                 }
             }
-            using (phases?.Measure("store blob"))
-            {
-                blob = await writer.CommitAsync(packed.MediaType, packed.Digest, ct).ConfigureAwait(false);
-            }
+        }
+        catch when (copy is not null)
+        {
+            // The copy writes into a dir the caller deletes: let it end first.
+            await copy.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
+            throw;
+        }
+        if (copy is not null)
+        {
+            await copy.ConfigureAwait(false);
         }
         using (phases?.Measure("commit snapshot"))
         {
-            store.CommitSnapshot(changesDir, packed.DiffId);
+            store.CommitSnapshot(copyDir ?? changesDir, packed.DiffId);
         }
         var next = state with
         {
@@ -47,6 +90,9 @@ internal static class LayerCommit
         };
         return AddHistory(next, createdBy, options, emptyLayer: false);
     }
+
+    /// <summary>Creates in flight while a snapshot is copied to disk (see <see cref="TreeCopier"/>).</summary>
+    private const int CopyThreads = 16;
 
     public static ImageState AddHistory(ImageState state, string createdBy, BuildOptions options, bool emptyLayer) =>
         state with

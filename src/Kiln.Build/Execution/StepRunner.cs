@@ -50,54 +50,91 @@ internal sealed class StepRunner
                 return LayerCommit.AddHistory(state with { Config = state.Config with { Config = config with { User = user.User } } }, createdBy, _options, emptyLayer: true);
         }
 
-        var scratch = _store.CreateTempDir("step");
+        bool sandboxed = step.Step is RunStep or PackagesStep;
+        string? scratch = sandboxed && !_options.ScratchOnDisk ? _store.CreateMemoryTempDir("step", _options.MemoryScratchSize) : null;
+        if (scratch is not null)
+        {
+            try
+            {
+                return await RunInScratchAsync(image, step, state, createdBy, scratch, inMemory: true, ct).ConfigureAwait(false);
+            }
+            catch (BuildException) when (IsFull(scratch))
+            {
+                var (_, total) = KilnStore.TempSpace(scratch);
+                _store.DeleteTempDir(scratch);
+                scratch = null;
+                Line($"kiln: step {step.Index + 1} filled its {total >> 20} MiB of memory scratch space; running it again on disk (--scratch-on-disk skips the first try)");
+            }
+            finally
+            {
+                if (scratch is not null)
+                {
+                    _store.DeleteTempDir(scratch);
+                }
+            }
+        }
+        scratch = _store.CreateTempDir("step");
         try
         {
-            var upper = Path.Combine(scratch, "upper");
-            Directory.CreateDirectory(upper);
-            var lowers = LayerCommit.LowerDirs(_store, state);
-            switch (step.Step)
-            {
-                case RunStep run:
-                    var secrets = Secrets(image, step, run);
-                    await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", run.Command],
-                        hostNetwork: run.Network == StepNetwork.Host, binds: [.. CacheBinds(run), .. secrets.Binds], extraEnv: [], ct, secrets.Files).ConfigureAwait(false);
-                    break;
-                case PackagesStep packages:
-                    using (await _store.AcquireAptCacheAsync(ct).ConfigureAwait(false))
-                    {
-                        await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", PackagesScript(packages)],
-                            hostNetwork: true, binds: AptBinds(), extraEnv: [new("DEBIAN_FRONTEND", "noninteractive")], ct).ConfigureAwait(false);
-                        if (_ranUpdate)
-                        {
-                            File.WriteAllBytes(ListsMarker, []);
-                        }
-                    }
-                    foreach (var f in VolatileFiles)
-                    {
-                        var p = Path.Combine(upper, f);
-                        if (File.Exists(p) && new FileInfo(p).LinkTarget is null)
-                        {
-                            File.Delete(p);
-                        }
-                    }
-                    UninitialiseMachineId(upper);
-                    break;
-                case CopyStep copy:
-                    using (_phases?.Measure("copy"))
-                    {
-                        await LayerCopier.CopyAsync(_file.ContextDir, copy.Sources, copy.To, upper, lowers, copy.Uid, copy.Gid, copy.Mode, ct).ConfigureAwait(false);
-                    }
-                    break;
-                default:
-                    throw new NotSupportedException($"step kind {step.Step.GetType().Name} is not supported");
-            }
-            return await LayerCommit.CommitAsync(_store, upper, state, createdBy, _options, ct, _phases).ConfigureAwait(false);
+            return await RunInScratchAsync(image, step, state, createdBy, scratch, inMemory: false, ct).ConfigureAwait(false);
         }
         finally
         {
             _store.DeleteTempDir(scratch);
         }
+    }
+
+    /// <summary>A step's tmpfs is full when less than 1 MiB or 1% of it is left: the step's failure was then most
+    /// likely "No space left on device".</summary>
+    private static bool IsFull(string scratch)
+    {
+        var (free, total) = KilnStore.TempSpace(scratch);
+        return free < Math.Max(1L << 20, total / 100);
+    }
+
+    private async Task<ImageState> RunInScratchAsync(string image, StepPlan step, ImageState state, string createdBy, string scratch, bool inMemory,
+        CancellationToken ct)
+    {
+        var upper = Path.Combine(scratch, "upper");
+        Directory.CreateDirectory(upper);
+        var lowers = LayerCommit.LowerDirs(_store, state);
+        switch (step.Step)
+        {
+            case RunStep run:
+                var secrets = Secrets(image, step, run);
+                await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", run.Command],
+                    hostNetwork: run.Network == StepNetwork.Host, binds: [.. CacheBinds(run), .. secrets.Binds], extraEnv: [], ct, secrets.Files).ConfigureAwait(false);
+                break;
+            case PackagesStep packages:
+                using (await _store.AcquireAptCacheAsync(ct).ConfigureAwait(false))
+                {
+                    await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", PackagesScript(packages)],
+                        hostNetwork: true, binds: AptBinds(), extraEnv: [new("DEBIAN_FRONTEND", "noninteractive")], ct).ConfigureAwait(false);
+                    if (_ranUpdate)
+                    {
+                        File.WriteAllBytes(ListsMarker, []);
+                    }
+                }
+                foreach (var f in VolatileFiles)
+                {
+                    var p = Path.Combine(upper, f);
+                    if (File.Exists(p) && new FileInfo(p).LinkTarget is null)
+                    {
+                        File.Delete(p);
+                    }
+                }
+                UninitialiseMachineId(upper);
+                break;
+            case CopyStep copy:
+                using (_phases?.Measure("copy"))
+                {
+                    await LayerCopier.CopyAsync(_file.ContextDir, copy.Sources, copy.To, upper, lowers, copy.Uid, copy.Gid, copy.Mode, ct).ConfigureAwait(false);
+                }
+                break;
+            default:
+                throw new NotSupportedException($"step kind {step.Step.GetType().Name} is not supported");
+        }
+        return await LayerCommit.CommitAsync(_store, upper, state, createdBy, _options, ct, _phases, inMemory).ConfigureAwait(false);
     }
 
     private async Task RunInSandboxAsync(string image, StepPlan step, ImageState state, string scratch, string upper, IReadOnlyList<string> lowers,

@@ -94,6 +94,10 @@ public sealed partial class KilnStore : IDisposable
         {
             Directory.CreateDirectory(dir);
         }
+        // Every step's tree, snapshot and extraction starts as a dir in kiln/tmp. Marked as the top of directory
+        // hierarchies, ext4 places each such dir in a block group with room, instead of beside the store, whose
+        // group may be full: creating a file there was measured at 400-700 us against 20 us.
+        Native.TryMarkTopDir(_tmpDir);
         if (File.Exists(LayoutPath))
         {
             CheckLayoutFile();
@@ -170,8 +174,26 @@ public sealed partial class KilnStore : IDisposable
         return path;
     }
 
-    /// <summary>Deletes a directory made by <see cref="CreateTempDir"/> (or anything under <c>kiln/tmp</c>),
-    /// including read-only and mode-000 dirs and whiteout devices; symbolic links are removed, never followed.</summary>
+    /// <summary>Like <see cref="CreateTempDir"/>, with a private tmpfs of at most <paramref name="size"/> (tmpfs
+    /// syntax, e.g. <c>50%</c> of RAM) mounted on it: a step's writes then never wait on the disk's journal. Null
+    /// when the tmpfs cannot be mounted (the caller works on disk instead); <see cref="DeleteTempDir"/> unmounts it.</summary>
+    public string? CreateMemoryTempDir(string purpose, string size)
+    {
+        var path = CreateTempDir(purpose);
+        if (Native.TryMountTmpfs(path, size) is null)
+        {
+            return path;
+        }
+        DeleteTempDir(path);
+        return null;
+    }
+
+    /// <summary>Bytes still free in a temp dir made by <see cref="CreateMemoryTempDir"/>, and its size.</summary>
+    public static (long Free, long Total) TempSpace(string path) => Native.FreeSpace(path);
+
+    /// <summary>Deletes a directory made by <see cref="CreateTempDir"/> or <see cref="CreateMemoryTempDir"/> (or
+    /// anything under <c>kiln/tmp</c>), including read-only and mode-000 dirs and whiteout devices; symbolic links
+    /// are removed, never followed.</summary>
     public void DeleteTempDir(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -182,11 +204,23 @@ public sealed partial class KilnStore : IDisposable
         }
         try
         {
+            DetachScratch(full);
             StoreFs.DeleteTree(full);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw StoreException.Io($"deleting '{full}'", e);
+        }
+    }
+
+    /// <summary>Unmounts the tmpfs of a memory temp dir (only a tmpfs on the entry itself: nothing else is ever
+    /// mounted under kiln/tmp on the host, and deleting never crosses a mount point).</summary>
+    private static void DetachScratch(string path)
+    {
+        if (Directory.Exists(path) && new DirectoryInfo(path).LinkTarget is null
+            && Kiln.Build.Native.LibC.Lstat(path).Device != Kiln.Build.Native.LibC.Lstat(Path.GetDirectoryName(path)!).Device)
+        {
+            Native.Detach(path);
         }
     }
 
@@ -244,6 +278,7 @@ public sealed partial class KilnStore : IDisposable
                     {
                         try
                         {
+                            DetachScratch(entry);
                             StoreFs.DeleteTree(entry);
                         }
                         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

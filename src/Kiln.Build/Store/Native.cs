@@ -35,6 +35,18 @@ internal static partial class Native
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);
 
+    [LibraryImport("libc", EntryPoint = "mount", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Mount(string source, string target, string fstype, ulong flags, string data);
+
+    [LibraryImport("libc", EntryPoint = "umount2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Umount2(string target, int flags);
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    private static unsafe partial int IoctlInt(SafeFileHandle fd, ulong request, int* value);
+
+    [LibraryImport("libc", EntryPoint = "statfs", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int StatFs(string path, long* buf);
+
     /// <summary>Opens (creating) a file for locking, without .NET's own FileShare flock on it.</summary>
     internal static SafeFileHandle OpenLockFile(string path)
     {
@@ -98,6 +110,73 @@ internal static partial class Native
         {
             throw new IOException($"syncfs of '{path}' failed: {Marshal.GetLastPInvokeErrorMessage()}");
         }
+    }
+
+    /// <summary>Mounts a tmpfs of at most <paramref name="size"/> (tmpfs syntax: bytes, k/m/g, or a percentage of RAM) on
+    /// <paramref name="target"/>, readable by root only; null on success, else why not.</summary>
+    internal static string? TryMountTmpfs(string target, string size)
+    {
+        if (Mount("kiln-scratch", target, "tmpfs", 0, $"size={size},mode=0700") == 0)
+        {
+            return null;
+        }
+        return Marshal.GetLastPInvokeErrorMessage();
+    }
+
+    /// <summary>Detaches whatever is mounted on <paramref name="path"/> (MNT_DETACH: users keep it until they are
+    /// gone); false when nothing was.</summary>
+    internal static bool Detach(string path)
+    {
+        if (Umount2(path, 2 /* MNT_DETACH */) == 0)
+        {
+            return true;
+        }
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno is 22 /* EINVAL: not a mount point */ or 2 /* ENOENT */)
+        {
+            return false;
+        }
+        throw new IOException($"cannot unmount '{path}': {Marshal.GetPInvokeErrorMessage(errno)}");
+    }
+
+    /// <summary>Sets the "top of directory hierarchies" attribute (<c>chattr +T</c>, FS_TOPDIR_FL) on a directory:
+    /// ext4's Orlov allocator then spreads the dirs made in it over block groups with free space. Filesystems
+    /// without the attribute are left alone; false when it could not be set.</summary>
+    internal static unsafe bool TryMarkTopDir(string dir)
+    {
+        const ulong GetFlags = 0x80086601, SetFlags = 0x40086602;
+        const int TopDir = 0x00020000;
+        try
+        {
+            using var h = OpenReadOnly(dir);
+            int flags = 0;
+            if (IoctlInt(h, GetFlags, &flags) != 0)
+            {
+                return false;
+            }
+            if ((flags & TopDir) != 0)
+            {
+                return true;
+            }
+            flags |= TopDir;
+            return IoctlInt(h, SetFlags, &flags) == 0;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Bytes free to unprivileged writers and the total size of the filesystem holding <paramref name="path"/>.</summary>
+    internal static unsafe (long Free, long Total) FreeSpace(string path)
+    {
+        // struct statfs on x86_64 and aarch64: f_type, f_bsize, f_blocks, f_bfree, f_bavail, ... (all 8 bytes).
+        long* buf = stackalloc long[15];
+        if (StatFs(path, buf) != 0)
+        {
+            throw new IOException($"statfs of '{path}' failed: {Marshal.GetLastPInvokeErrorMessage()}");
+        }
+        return (buf[4] * buf[1], buf[2] * buf[1]);
     }
 
     /// <summary>True unless the kernel says no such process (EPERM still means alive).</summary>
