@@ -29,6 +29,7 @@ internal static class BuildCommand
             Refresh = a.Has("--refresh"),
             Compression = a.Has("--zstd") ? Compression.Zstd : Compression.Gzip,
             ScratchOnDisk = a.Has("--scratch-on-disk"),
+            MemoryScratchSize = Cli.ScratchSize(),
             Epoch = Cli.Epoch(),
             SecretEnvironment = Environment.GetEnvironmentVariable,
         };

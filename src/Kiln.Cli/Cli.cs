@@ -113,4 +113,20 @@ public static class Cli
         }
         return DateTimeOffset.FromUnixTimeSeconds(seconds);
     }
+
+    /// <summary>KILN_SCRATCH_SIZE: the most a step's tmpfs may hold (a percentage of RAM, or bytes with k, m or g);
+    /// default 50%.</summary>
+    public static string ScratchSize()
+    {
+        var text = Environment.GetEnvironmentVariable("KILN_SCRATCH_SIZE");
+        if (string.IsNullOrEmpty(text))
+        {
+            return "50%";
+        }
+        if (!System.Text.RegularExpressions.Regex.IsMatch(text, "^(?:[1-9][0-9]{0,15}[kmgKMG]?|(?:100|[1-9][0-9]?)%)$"))
+        {
+            throw new UsageException($"KILN_SCRATCH_SIZE must be a size like 8g, 512m or 25% (of RAM), not '{text}'");
+        }
+        return text;
+    }
 }

@@ -44,8 +44,9 @@ Options:
   --no-outputs         do not write the images' `outputs:`
   --zstd               compress new layers with zstd instead of gzip
   --scratch-on-disk    run steps' writes on the store's disk; by default `run` and `packages`
-                       steps write to a tmpfs (at most half the RAM) whose result is copied to the
-                       store while it is packed, and a step that fills it runs again on disk
+                       steps write to a tmpfs (at most KILN_SCRATCH_SIZE, default 50% of RAM) whose
+                       result is copied to the store while it is packed, and a step that fills it
+                       runs again on disk
   --junit FILE         write the test results as JUnit XML to FILE
   --json               print the result as JSON on stdout (progress goes to stderr)
   --trace FILE         write where the time went as Chrome trace-event JSON (open it in Perfetto
@@ -55,7 +56,8 @@ Options:
   -v, --verbose        show every step's output (always shown live on a terminal, and on failure)
   -h, --help           show this help
 
-Environment: KILN_STORE (store folder), SOURCE_DATE_EPOCH (clamp for file times; default 0).
+Environment: KILN_STORE (store folder), SOURCE_DATE_EPOCH (clamp for file times; default 0),
+KILN_SCRATCH_SIZE (the most a step's tmpfs holds: 8g, 512m, 25% of RAM; default 50%).
 """;
 
     public const string Test = """

@@ -127,7 +127,8 @@ public sealed class Executor
             }
             else
             {
-                next = await new StepRunner(_store, _options, plan.File, line => Output(image.Name, step.Index, line), phases)
+                next = await new StepRunner(_store, _options, plan.File, line => Output(image.Name, step.Index, line), phases,
+                        warning => _progress?.Report(new BuildWarning(image.Name, warning)))
                     .RunAsync(image.Name, step, state, ct).ConfigureAwait(false);
                 if (cached is null || !SameLayers(cached, next))
                 {

@@ -25,10 +25,12 @@ internal sealed class StepRunner
     private readonly Action<string> _output;
     private readonly OutputTail _tail = new(30);
     private readonly PhaseClock? _phases;
+    private readonly Action<string> _warn;
     private bool _ranUpdate;
 
-    public StepRunner(KilnStore store, BuildOptions options, KilnFile file, Action<string> output, PhaseClock? phases = null)
+    public StepRunner(KilnStore store, BuildOptions options, KilnFile file, Action<string> output, PhaseClock? phases = null, Action<string>? warn = null)
     {
+        _warn = warn ?? output;
         _phases = phases;
         _store = store;
         _options = options;
@@ -58,12 +60,12 @@ internal sealed class StepRunner
             {
                 return await RunInScratchAsync(image, step, state, createdBy, scratch, inMemory: true, ct).ConfigureAwait(false);
             }
-            catch (BuildException) when (IsFull(scratch))
+            catch (Exception e) when (e is BuildException or ScratchFullException && IsFull(scratch))
             {
                 var (_, total) = KilnStore.TempSpace(scratch);
                 _store.DeleteTempDir(scratch);
                 scratch = null;
-                Line($"kiln: step {step.Index + 1} filled its {total >> 20} MiB of memory scratch space; running it again on disk (--scratch-on-disk skips the first try)");
+                _warn($"step {step.Index + 1} ({step.Description}) filled its {total >> 20} MiB of memory scratch space; running it again on disk (KILN_SCRATCH_SIZE sets the space, --scratch-on-disk skips the first try)");
             }
             finally
             {
@@ -84,8 +86,9 @@ internal sealed class StepRunner
         }
     }
 
-    /// <summary>A step's tmpfs is full when less than 1 MiB or 1% of it is left: the step's failure was then most
-    /// likely "No space left on device".</summary>
+    /// <summary>A step's tmpfs is full when less than 1 MiB or 1% of it is left: a failure of the step was then most
+    /// likely "No space left on device", and a success may hide a file cut short by a tool that does not check its
+    /// writes. Either way the step runs again on disk.</summary>
     private static bool IsFull(string scratch)
     {
         var (free, total) = KilnStore.TempSpace(scratch);
@@ -133,6 +136,10 @@ internal sealed class StepRunner
                 break;
             default:
                 throw new NotSupportedException($"step kind {step.Step.GetType().Name} is not supported");
+        }
+        if (inMemory && IsFull(scratch))
+        {
+            throw new ScratchFullException();
         }
         return await LayerCommit.CommitAsync(_store, upper, state, createdBy, _options, ct, _phases, inMemory).ConfigureAwait(false);
     }
@@ -308,4 +315,13 @@ internal sealed class StepRunner
     }
 
     private static string ShellQuote(string s) => "'" + s.Replace("'", "'\\''") + "'";
+}
+
+/// <summary>A step ended with its tmpfs full (see <c>StepRunner.IsFull</c>); it is run again on disk.</summary>
+internal sealed class ScratchFullException : Exception
+{
+    public ScratchFullException()
+        : base("the step's memory scratch space is full")
+    {
+    }
 }

@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using Kiln.Build.Store;
+
+namespace Kiln.Build.Tests.Store;
+
+/// <summary>Memory temp dirs (a tmpfs per step) and the ext4 placement hint on kiln/tmp. Needs root (mount).</summary>
+public class KilnStoreScratchTests
+{
+    private static string FsType(string path) => Run("stat", "-f", "-c", "%T", path).Trim();
+
+    private static string Run(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        using var p = Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEnd();
+        p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, $"{file} {string.Join(' ', args)} exited {p.ExitCode}");
+        return output;
+    }
+
+    private static bool Mounted(string path) =>
+        File.ReadAllLines("/proc/self/mountinfo").Any(l => l.Split(' ')[4] == path);
+
+    [Fact]
+    public void A_memory_temp_dir_is_a_tmpfs_of_the_given_size_that_deleting_unmounts_and_removes()
+    {
+        using var t = new TestStore();
+
+        var dir = t.Store.CreateMemoryTempDir("step", "8m");
+
+        Assert.NotNull(dir);
+        Assert.StartsWith(t.TmpDir + "/", dir);
+        Assert.Equal("tmpfs", FsType(dir));
+        var (free, total) = KilnStore.TempSpace(dir);
+        Assert.Equal(8L << 20, total);
+        Assert.True(free > 7L << 20);
+        File.WriteAllBytes(Path.Combine(dir, "data"), new byte[1 << 20]);
+        Assert.True(KilnStore.TempSpace(dir).Free <= free - (1 << 20));
+
+        t.Store.DeleteTempDir(dir);
+
+        Assert.False(Directory.Exists(dir));
+        Assert.False(Mounted(dir));
+    }
+
+    [Fact]
+    public void Opening_after_a_dead_process_unmounts_and_removes_its_memory_temp_dir()
+    {
+        using var t = new TestStore();
+        var dead = Path.Combine(t.TmpDir, "999999-step-0123abcd");
+        Directory.CreateDirectory(dead);
+        Run("mount", "-t", "tmpfs", "-o", "size=4m", "kiln-scratch", dead);
+        Directory.CreateDirectory(Path.Combine(dead, "upper", "etc"));
+        File.WriteAllText(Path.Combine(dead, "upper", "etc", "f"), "left by a crash");
+        Assert.True(Mounted(dead));
+
+        using var second = KilnStore.Open(t.Root);
+
+        Assert.False(Mounted(dead));
+        Assert.False(Directory.Exists(dead));
+    }
+
+    [Fact]
+    public void The_temp_dir_is_marked_as_a_top_of_directory_hierarchies_where_the_filesystem_has_the_attribute()
+    {
+        using var t = new TestStore();
+        var type = FsType(t.TmpDir);
+        // ext4 (which stat calls ext2/ext3) has the attribute; so does this machine's /tmp.
+        Assert.True(type == "ext2/ext3", $"the test's temp dir is on {type}, not ext4: this test checks nothing there");
+
+        var attributes = Run("lsattr", "-d", t.TmpDir).Split(' ')[0];
+
+        Assert.Contains('T', attributes);
+    }
+}
