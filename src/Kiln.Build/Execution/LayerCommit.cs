@@ -35,15 +35,19 @@ internal static class LayerCommit
         BuildOptions options, CancellationToken ct, PhaseClock? phases)
     {
         Task? copy = null;
-        if (copyDir is not null)
+        void CopySnapshot()
         {
-            copy = Task.Run(() =>
+            using (phases?.Measure("copy snapshot"))
             {
-                using (phases?.Measure("copy snapshot"))
-                {
-                    TreeCopier.Copy(changesDir, copyDir, CopyThreads, ct);
-                }
-            }, ct);
+                TreeCopier.Copy(changesDir, copyDir!, CopyThreads, ct);
+            }
+        }
+        // A tree of many small files is copied while the layer is packed: its copy waits on the disk, not the CPU.
+        // A tree of much data is copied after: both would compete for the cores, and the copy would slow the pack.
+        bool copyAfterPack = copyDir is not null && KilnStore.TempSpace(changesDir) is var (free, total) && total - free > ConcurrentCopyLimit;
+        if (copyDir is not null && !copyAfterPack)
+        {
+            copy = Task.Run(CopySnapshot, ct);
         }
         PackedLayer packed;
         Descriptor blob;
@@ -76,6 +80,10 @@ internal static class LayerCommit
         {
             await copy.ConfigureAwait(false);
         }
+        else if (copyAfterPack)
+        {
+            await Task.Run(CopySnapshot, ct).ConfigureAwait(false);
+        }
         using (phases?.Measure("commit snapshot"))
         {
             store.CommitSnapshot(copyDir ?? changesDir, packed.DiffId);
@@ -93,6 +101,9 @@ internal static class LayerCommit
 
     /// <summary>Creates in flight while a snapshot is copied to disk (see <see cref="TreeCopier"/>).</summary>
     private const int CopyThreads = 16;
+
+    /// <summary>Bytes of changes up to which the snapshot is copied while the layer is packed.</summary>
+    private const long ConcurrentCopyLimit = 64L << 20;
 
     public static ImageState AddHistory(ImageState state, string createdBy, BuildOptions options, bool emptyLayer) =>
         state with
