@@ -38,7 +38,8 @@ internal sealed class TempRoot : IDisposable
         _mounts.Remove(merged);
     }
 
-    public static void Run(string file, params string[] args)
+    /// <summary>Runs a tool; its standard output, or an exception with its standard error when it fails.</summary>
+    public static string Run(string file, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (string a in args)
@@ -46,13 +47,14 @@ internal sealed class TempRoot : IDisposable
             psi.ArgumentList.Add(a);
         }
         using var p = Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEndAsync();
         string err = p.StandardError.ReadToEnd();
-        p.StandardOutput.ReadToEnd();
         p.WaitForExit();
         if (p.ExitCode != 0)
         {
             throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed: {err}");
         }
+        return output.Result;
     }
 
     public void Dispose()

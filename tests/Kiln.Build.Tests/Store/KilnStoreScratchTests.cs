@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Kiln.Build.Store;
 
 namespace Kiln.Build.Tests.Store;
@@ -8,20 +7,7 @@ public class KilnStoreScratchTests
 {
     private static string FsType(string path) => Run("stat", "-f", "-c", "%T", path).Trim();
 
-    private static string Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-        using var p = Process.Start(psi)!;
-        var output = p.StandardOutput.ReadToEnd();
-        p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"{file} {string.Join(' ', args)} exited {p.ExitCode}");
-        return output;
-    }
+    private static string Run(string file, params string[] args) => Kiln.Build.Tests.Layers.TempRoot.Run(file, args);
 
     private static bool Mounted(string path) =>
         File.ReadAllLines("/proc/self/mountinfo").Any(l => l.Split(' ')[4] == path);
