@@ -1,5 +1,6 @@
 using System.Buffers.Text;
 using System.Text;
+using Kiln.Oci.Archives;
 
 namespace Kiln.Build.Layers;
 
@@ -89,37 +90,14 @@ internal sealed class TarStreamWriter(Stream output)
         var h = _header.AsSpan();
         h.Clear();
         name.CopyTo(h[..100]);
-        Octal(h.Slice(100, 8), mode);
-        Octal(h.Slice(108, 8), uid);
-        Octal(h.Slice(116, 8), gid);
-        Octal(h.Slice(124, 12), size);
-        Octal(h.Slice(136, 12), mtime);
+        UstarHeader.Octal(h.Slice(100, 8), mode);
+        UstarHeader.Octal(h.Slice(108, 8), uid);
+        UstarHeader.Octal(h.Slice(116, 8), gid);
+        UstarHeader.Octal(h.Slice(124, 12), size);
+        UstarHeader.Octal(h.Slice(136, 12), mtime);
         h[156] = (byte)type;
         link.CopyTo(h.Slice(157, 100));
-        "ustar\0"u8.CopyTo(h[257..]);
-        "00"u8.CopyTo(h[263..]);
-        Octal(h.Slice(329, 8), major);
-        Octal(h.Slice(337, 8), minor);
-        h.Slice(148, 8).Fill((byte)' ');
-        int sum = 0;
-        foreach (byte b in h)
-        {
-            sum += b;
-        }
-        Octal(h.Slice(148, 7), sum);
-        h[155] = (byte)' ';
-    }
-
-    // Zero-padded octal digits followed by a NUL, filling the field.
-    private static void Octal(Span<byte> field, long value)
-    {
-        int i = field.Length - 1;
-        field[i--] = 0;
-        for (; i >= 0; i--)
-        {
-            field[i] = (byte)('0' + (value & 7));
-            value >>= 3;
-        }
+        UstarHeader.Seal(h, major, minor);
     }
 
     private static ReadOnlySpan<byte> Truncate(byte[] text) => text.AsSpan(0, Math.Min(text.Length, 100));

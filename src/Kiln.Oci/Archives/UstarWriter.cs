@@ -87,9 +87,9 @@ internal sealed class UstarWriter(Stream output, long mtime)
         var h = _header.AsSpan();
         h.Clear();
         bytes.CopyTo(h);
-        Octal(h.Slice(100, 8), mode);
-        Octal(h.Slice(108, 8), 0);
-        Octal(h.Slice(116, 8), 0);
+        UstarHeader.Octal(h.Slice(100, 8), mode);
+        UstarHeader.Octal(h.Slice(108, 8), 0);
+        UstarHeader.Octal(h.Slice(116, 8), 0);
         if (size > 0x1FFFFFFFFL)
         {
             var field = h.Slice(124, 12);
@@ -102,33 +102,10 @@ internal sealed class UstarWriter(Stream output, long mtime)
         }
         else
         {
-            Octal(h.Slice(124, 12), size);
+            UstarHeader.Octal(h.Slice(124, 12), size);
         }
-        Octal(h.Slice(136, 12), mtime);
+        UstarHeader.Octal(h.Slice(136, 12), mtime);
         h[156] = (byte)type;
-        "ustar\0"u8.CopyTo(h[257..]);
-        "00"u8.CopyTo(h[263..]);
-        Octal(h.Slice(329, 8), 0);
-        Octal(h.Slice(337, 8), 0);
-        h.Slice(148, 8).Fill((byte)' ');
-        int sum = 0;
-        foreach (byte b in h)
-        {
-            sum += b;
-        }
-        Octal(h.Slice(148, 7), sum);
-        h[155] = (byte)' ';
-    }
-
-    // Zero-padded octal digits followed by a NUL, filling the field.
-    private static void Octal(Span<byte> field, long value)
-    {
-        int i = field.Length - 1;
-        field[i--] = 0;
-        for (; i >= 0; i--)
-        {
-            field[i] = (byte)('0' + (value & 7));
-            value >>= 3;
-        }
+        UstarHeader.Seal(h);
     }
 }
