@@ -44,9 +44,10 @@ Options:
   --no-outputs         do not write the images' `outputs:`
   --zstd               compress new layers with zstd instead of gzip
   --scratch-on-disk    run steps' writes on the store's disk; by default `run` and `packages`
-                       steps write to a tmpfs (at most KILN_SCRATCH_SIZE, default 50% of RAM) whose
-                       result is copied to the store while it is packed, and a step that fills it
-                       runs again on disk
+                       steps write to a tmpfs (at most KILN_SCRATCH_SIZE, default 50% of the RAM or
+                       of kiln's cgroup limit, and never over half the memory free) whose result is
+                       copied to the store while it is packed; a step that fills it runs again on
+                       disk, and with under 512 MiB free steps write to disk from the start
   --junit FILE         write the test results as JUnit XML to FILE
   --json               print the result as JSON on stdout (progress goes to stderr)
   --trace FILE         write where the time went as Chrome trace-event JSON (open it in Perfetto

@@ -28,8 +28,9 @@ public sealed record BuildOptions
     /// store's disk while it is packed) or straight into the store's temp dir on disk.</summary>
     public bool ScratchOnDisk { get; init; }
 
-    /// <summary>The most a step's tmpfs may hold (tmpfs syntax: a percentage of RAM, or bytes with k/m/g). A step
-    /// that fills it is run again on disk.</summary>
+    /// <summary>The most a step's tmpfs may hold: a percentage of the RAM (or of kiln's cgroup limit, when lower), or
+    /// bytes with an optional k, m or g; never more than half the memory free when the step starts, and no tmpfs
+    /// at all with less than 512 MiB free. A step that fills it is run again on disk.</summary>
     public string MemoryScratchSize { get; init; } = "50%";
 
     /// <summary>Limits and device policy for layers that come from outside (<c>from: oci:</c>).</summary>

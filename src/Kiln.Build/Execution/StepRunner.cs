@@ -53,7 +53,9 @@ internal sealed class StepRunner
         }
 
         bool sandboxed = step.Step is RunStep or PackagesStep;
-        string? scratch = sandboxed && !_options.ScratchOnDisk ? _store.CreateMemoryTempDir("step", _options.MemoryScratchSize) : null;
+        string? scratch = sandboxed && !_options.ScratchOnDisk && ScratchSpace.Bytes(_options.MemoryScratchSize, ScratchSpace.Read()) is { } bytes
+            ? _store.CreateMemoryTempDir("step", bytes.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            : null;
         if (scratch is not null)
         {
             try
