@@ -43,11 +43,12 @@ Options:
                        run again only where the packages changed
   --no-outputs         do not write the images' `outputs:`
   --zstd               compress new layers with zstd instead of gzip
-  --scratch-on-disk    run steps' writes on the store's disk; by default `run` and `packages`
-                       steps write to a tmpfs (at most KILN_SCRATCH_SIZE, default 50% of the RAM or
-                       of kiln's cgroup limit, and never over half the memory free) whose result is
-                       copied to the store while it is packed; a step that fills it runs again on
-                       disk, and with under 512 MiB free steps write to disk from the start
+  --scratch-on-disk    put what steps and tests write on the store's disk; by default `run` and
+                       `packages` steps, bake commands and test instances write to a tmpfs (at
+                       most KILN_SCRATCH_SIZE, default 50% of the RAM or of kiln's cgroup limit,
+                       never over half the memory free; none with under 512 MiB free); a step's
+                       result is copied to the store while it is packed, and a step that fills
+                       its tmpfs runs again on disk
   --junit FILE         write the test results as JUnit XML to FILE
   --json               print the result as JSON on stdout (progress goes to stderr)
   --trace FILE         write where the time went as Chrome trace-event JSON (open it in Perfetto
@@ -78,6 +79,8 @@ Options:
                        export of IMAGE; it is never modified (a throwaway copy boots)
   --accel auto|kvm|tcg vm: KVM when /dev/kvm works (auto, the default), else TCG (slow: minutes)
   --vm-timeout SECONDS vm: how long to wait for the system to come up (default 60 with KVM, 300 TCG)
+  --scratch-on-disk    write what bake commands and the instance write to the store's disk, not
+                       to a tmpfs (sized as for `kiln build`: KILN_SCRATCH_SIZE)
   --junit FILE         write the results as JUnit XML to FILE
   --json               print the results as JSON on stdout
   -v, --verbose        show every check as it finishes

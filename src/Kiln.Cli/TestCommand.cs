@@ -11,7 +11,7 @@ internal static class TestCommand
 {
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        var a = Arguments.Parse(args, "test", ["--json", "--verbose", "--help"], ["--phase", "--junit", "--file", "--disk", "--accel", "--vm-timeout"],
+        var a = Arguments.Parse(args, "test", ["--json", "--verbose", "--help", "--scratch-on-disk"], ["--phase", "--junit", "--file", "--disk", "--accel", "--vm-timeout"],
             new Dictionary<string, string> { ["-f"] = "--file", ["-v"] = "--verbose", ["-h"] = "--help" });
         if (a.Has("--help"))
         {
@@ -36,7 +36,13 @@ internal static class TestCommand
         }
         bool json = a.Has("--json");
         var renderer = new BuildRenderer(json ? stderr : stdout, a.Has("--verbose"));
-        var options = new TestOptions { UseCache = false, Phase = phase, Epoch = Cli.Epoch() };
+        var options = new TestOptions
+        {
+            UseCache = false,
+            Phase = phase,
+            Epoch = Cli.Epoch(),
+            MemoryScratchSize = a.Has("--scratch-on-disk") ? null : Cli.ScratchSize(),
+        };
         var result = phase == TestPhase.Vm
             ? await VmTestAsync(a, renderer, ct).ConfigureAwait(false)
             : await StoredImageTests.RunAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], options, renderer, ct).ConfigureAwait(false);

@@ -78,6 +78,52 @@ public sealed class ScratchTests : IDisposable
         Leftovers.AssertNone(_store.Path);
     }
 
+    /// <summary>The kinds of memory temp dirs ("step", "test", "instance") mounted for the store while kiln ran.</summary>
+    private HashSet<string> TmpfsSeenDuring(params string[] args)
+    {
+        var seen = new HashSet<string>();
+        var prefix = Path.Combine(_store.Path, "kiln", "tmp") + "/";
+        var psi = KilnProcess.StartInfo(_store.Path, args);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEndAsync();
+        var errors = p.StandardError.ReadToEndAsync();
+        while (!p.HasExited)
+        {
+            foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+            {
+                var fields = line.Split(' ');
+                var dash = Array.IndexOf(fields, "-");
+                if (fields[4].StartsWith(prefix, StringComparison.Ordinal) && fields[dash + 1] == "tmpfs" && fields[dash + 2] == "kiln-scratch")
+                {
+                    seen.Add(fields[4][prefix.Length..].Split('-')[1]);
+                }
+            }
+            Thread.Sleep(10);
+        }
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, output.Result + errors.Result);
+        return seen;
+    }
+
+    [Fact]
+    public void Bake_commands_and_test_instances_write_to_a_tmpfs_too_and_none_is_used_with_scratch_on_disk()
+    {
+        using var ctx = new TinyContext("images:\n  tiny:\n    from: scratch\n    steps:\n" + TinyContext.RootStep +
+            "      - run: echo built > /built\n" +
+            "    config:\n      cmd: [/bin/sh, -c, \"sleep 30\"]\n" +
+            "    test:\n      command:\n" +
+            "        \"sleep 1; cat /built\": {stdout: built}\n" +
+            "        \"sleep 1; echo booted\": {phase: boot, stdout: booted}\n");
+
+        Assert.Equal(["instance", "step", "test"], TmpfsSeenDuring("build", ctx.Path).Order(StringComparer.Ordinal));
+        Leftovers.AssertNone(_store.Path);
+
+        Assert.Empty(TmpfsSeenDuring("test", "tiny", "-f", ctx.Path, "--scratch-on-disk"));
+        Assert.Equal(["instance", "test"], TmpfsSeenDuring("test", "tiny", "-f", ctx.Path).Order(StringComparer.Ordinal));
+        Assert.Empty(TmpfsSeenDuring("build", "--no-cache", "--scratch-on-disk", ctx.Path));
+        Leftovers.AssertNone(_store.Path);
+    }
+
     [Fact]
     public void A_bad_scratch_size_is_a_usage_error()
     {

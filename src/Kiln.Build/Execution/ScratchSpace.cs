@@ -1,4 +1,5 @@
 using System.Globalization;
+using Kiln.Build.Store;
 
 namespace Kiln.Build.Execution;
 
@@ -11,6 +12,18 @@ internal static class ScratchSpace
 {
     /// <summary>With less memory than this free, steps write to disk from the start.</summary>
     public const long MinimumFree = 512L << 20;
+
+    /// <summary>A temp dir for a sandbox's writes: a tmpfs of <see cref="Bytes"/> for <paramref name="memorySize"/> when
+    /// that allows one and it mounts; else a dir on the store's disk (always, for a null size).</summary>
+    public static (string Path, bool InMemory) CreateTempDir(KilnStore store, string purpose, string? memorySize)
+    {
+        if (memorySize is not null && Bytes(memorySize, Read()) is { } bytes
+            && store.CreateMemoryTempDir(purpose, bytes.ToString(CultureInfo.InvariantCulture)) is { } dir)
+        {
+            return (dir, true);
+        }
+        return (store.CreateTempDir(purpose), false);
+    }
 
     /// <summary>The tmpfs size in bytes for <paramref name="option"/> (a percentage of the RAM, or of the cgroup's
     /// limit when lower; or bytes with an optional k, m or g), never more than half the memory free now; null when

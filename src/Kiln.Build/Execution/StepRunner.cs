@@ -52,30 +52,21 @@ internal sealed class StepRunner
                 return LayerCommit.AddHistory(state with { Config = state.Config with { Config = config with { User = user.User } } }, createdBy, _options, emptyLayer: true);
         }
 
+        // Run and package steps write to a tmpfs unless told otherwise; a copy step's few files go straight to disk.
         bool sandboxed = step.Step is RunStep or PackagesStep;
-        string? scratch = sandboxed && !_options.ScratchOnDisk && ScratchSpace.Bytes(_options.MemoryScratchSize, ScratchSpace.Read()) is { } bytes
-            ? _store.CreateMemoryTempDir("step", bytes.ToString(System.Globalization.CultureInfo.InvariantCulture))
-            : null;
-        if (scratch is not null)
+        var (scratch, inMemory) = ScratchSpace.CreateTempDir(_store, "step", sandboxed && !_options.ScratchOnDisk ? _options.MemoryScratchSize : null);
+        try
         {
-            try
-            {
-                return await RunInScratchAsync(image, step, state, createdBy, scratch, inMemory: true, ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is BuildException or ScratchFullException && IsFull(scratch))
-            {
-                var (_, total) = KilnStore.TempSpace(scratch);
-                _store.DeleteTempDir(scratch);
-                scratch = null;
-                _warn($"step {step.Index + 1} ({step.Description}) filled its {total >> 20} MiB of memory scratch space; running it again on disk (KILN_SCRATCH_SIZE sets the space, --scratch-on-disk skips the first try)");
-            }
-            finally
-            {
-                if (scratch is not null)
-                {
-                    _store.DeleteTempDir(scratch);
-                }
-            }
+            return await RunInScratchAsync(image, step, state, createdBy, scratch, inMemory, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (inMemory && e is BuildException or ScratchFullException && IsFull(scratch))
+        {
+            var (_, total) = KilnStore.TempSpace(scratch);
+            _warn($"step {step.Index + 1} ({step.Description}) filled its {total >> 20} MiB of memory scratch space; running it again on disk (KILN_SCRATCH_SIZE sets the space, --scratch-on-disk skips the first try)");
+        }
+        finally
+        {
+            _store.DeleteTempDir(scratch);
         }
         scratch = _store.CreateTempDir("step");
         try

@@ -23,11 +23,13 @@ internal sealed class BakePhase
     private readonly ImageState _state;
     private readonly DateTimeOffset _epoch;
     private readonly IReadOnlyList<string> _lowers;
+    private readonly string? _memoryScratchSize;
     private readonly ImageFiles _files;
     private Dictionary<string, (string Status, string Version)>? _packages;
 
-    public BakePhase(KilnStore store, ImageState state, DateTimeOffset epoch)
+    public BakePhase(KilnStore store, ImageState state, DateTimeOffset epoch, string? memoryScratchSize = null)
     {
+        _memoryScratchSize = memoryScratchSize;
         _store = store;
         _state = state;
         _epoch = epoch;
@@ -315,7 +317,7 @@ internal sealed class BakePhase
     /// no network; the overlay's upper dir is deleted afterwards.</summary>
     internal async Task<(int ExitCode, string Stdout, string Stderr, bool TimedOut)> RunCommandAsync(string command, TimeSpan timeout, CancellationToken ct)
     {
-        var scratch = _store.CreateTempDir("test");
+        var (scratch, _) = ScratchSpace.CreateTempDir(_store, "test", _memoryScratchSize);
         try
         {
             var io = Path.Combine(scratch, "io");

@@ -15,12 +15,12 @@ internal static class BootPhase
     private static readonly TimeSpan PortsTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan ListenGrace = TimeSpan.FromSeconds(5);
 
-    public static async Task<IReadOnlyList<CheckReport>> RunAsync(KilnStore store, ImageState state, BootMode boot, List<Check> checks,
+    public static async Task<IReadOnlyList<CheckReport>> RunAsync(KilnStore store, ImageState state, BootMode boot, string? memoryScratchSize, List<Check> checks,
         Action<CheckReport> finished, CancellationToken ct)
     {
         var reports = new List<CheckReport>();
         var clock = Stopwatch.StartNew();
-        var options = new InstanceOptions { Systemd = boot == BootMode.Systemd };
+        var options = new InstanceOptions { Systemd = boot == BootMode.Systemd, MemoryScratchSize = memoryScratchSize };
         Instance? instance = null;
         try
         {

@@ -18,6 +18,10 @@ public sealed record TestOptions
 
     /// <summary>The epoch steps saw (SOURCE_DATE_EPOCH inside command checks).</summary>
     public DateTimeOffset Epoch { get; init; } = DateTimeOffset.UnixEpoch;
+
+    /// <summary>The most the tmpfs of a bake command or a boot instance may hold (as
+    /// <see cref="BuildOptions.MemoryScratchSize"/>); null: their throwaway writes go to the store's disk.</summary>
+    public string? MemoryScratchSize { get; init; } = "50%";
 }
 
 /// <summary>Runs an image's spec phase by phase (bake, then boot), reading and writing the result cache, and
@@ -129,7 +133,7 @@ public sealed class ImageTester
         var reports = new List<CheckReport>();
         if (phase == TestPhase.Bake)
         {
-            var bake = new BakePhase(_store, state, _options.Epoch);
+            var bake = new BakePhase(_store, state, _options.Epoch, _options.MemoryScratchSize);
             foreach (var check in checks)
             {
                 var r = await bake.RunAsync(check, ct).ConfigureAwait(false);
@@ -139,7 +143,7 @@ public sealed class ImageTester
             return new TestPhaseReport { Image = image, Phase = name, Checks = reports, Duration = clock.Elapsed };
         }
 
-        var booted = await BootPhase.RunAsync(_store, state, boot, checks, r => _progress?.Report(new CheckFinished(image, name, r)), ct).ConfigureAwait(false);
+        var booted = await BootPhase.RunAsync(_store, state, boot, _options.MemoryScratchSize, checks, r => _progress?.Report(new CheckFinished(image, name, r)), ct).ConfigureAwait(false);
         return new TestPhaseReport { Image = image, Phase = name, Checks = booted, Duration = clock.Elapsed };
     }
 

@@ -35,7 +35,7 @@ public static class TestedBuilder
         Builder.BuildAsync(definitionPath, storeRoot, options, progress, cancellationToken, plan =>
         {
             var specs = TestSpecLoader.LoadAll(plan.File);
-            return store => new TestGate(store, specs, new TestOptions { Epoch = options.Epoch }, progress);
+            return store => new TestGate(store, specs, new TestOptions { Epoch = options.Epoch, MemoryScratchSize = options.ScratchOnDisk ? null : options.MemoryScratchSize }, progress);
         });
 }
 

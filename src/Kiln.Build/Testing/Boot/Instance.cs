@@ -57,7 +57,7 @@ public sealed class Instance : IAsyncDisposable
             throw new InstanceException("the image has no entrypoint or cmd to start (set config.cmd, or boot: systemd)");
         }
         var environment = ConfigMerge.ImageEnvironment(config, [], []);
-        var scratch = store.CreateTempDir("instance");
+        var (scratch, _) = ScratchSpace.CreateTempDir(store, "instance", options.MemoryScratchSize);
         var instance = new Instance(store, scratch, options, environment);
         try
         {

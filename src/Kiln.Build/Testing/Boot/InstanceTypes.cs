@@ -8,6 +8,10 @@ public sealed record InstanceOptions
     /// <summary>How long to wait for the instance to come up.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>The most the instance's tmpfs may hold (as the build's memory scratch size); null: its writes go
+    /// to the store's disk.</summary>
+    public string? MemoryScratchSize { get; init; }
+
     /// <summary>How long a systemd instance is given to power off before it is killed.</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(5);
 }
