@@ -48,13 +48,7 @@ find . -mindepth 1 -type f -print0 | xargs -0 -r sha256sum
         return [.. listing.Where(l => !l.StartsWith("lost+found\t", StringComparison.Ordinal))];
     }
 
-    public static void AssertSame(IReadOnlyList<string> expected, IReadOnlyList<string> actual)
-    {
-        var missing = expected.Except(actual).Take(20).ToList();
-        var extra = actual.Except(expected).Take(20).ToList();
-        Assert.True(missing.Count == 0 && extra.Count == 0,
-            $"trees differ ({expected.Count} vs {actual.Count} entries)\nonly in expected:\n  {string.Join("\n  ", missing)}\nonly in actual:\n  {string.Join("\n  ", extra)}");
-    }
+    public static void AssertSame(IReadOnlyList<string> expected, IReadOnlyList<string> actual) => Kiln.Tests.Shared.TreeLines.AssertSame(expected, actual);
 
     private static string Run(string[] argv)
     {
@@ -63,22 +57,5 @@ find . -mindepth 1 -type f -print0 | xargs -0 -r sha256sum
         return r.Stdout;
     }
 
-    private static IReadOnlyList<string> Parse(string output)
-    {
-        var parts = output.Split("--- hashes\n");
-        var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var line in parts[1].Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            // "HASH  ./path"
-            hashes[line[(64 + 2 + 2)..]] = line[..64];
-        }
-        var list = new List<string>();
-        foreach (var line in parts[0].Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var path = line[..line.IndexOf('\t')];
-            list.Add(line + "\t" + hashes.GetValueOrDefault(path, ""));
-        }
-        list.Sort(StringComparer.Ordinal);
-        return list;
-    }
+    private static IReadOnlyList<string> Parse(string output) => Kiln.Tests.Shared.TreeLines.Parse(output);
 }
