@@ -5,7 +5,8 @@ using Kiln.Oci;
 namespace Kiln.Build.Execution;
 
 /// <summary>Turns a directory of changes into the next image state: packs it as a layer blob, then keeps
-/// the directory itself as the layer's snapshot (a rename, never a second extraction).</summary>
+/// the directory itself as the layer's snapshot (a rename, never a second extraction), or, when the directory is on a
+/// step's tmpfs, a copy of it on the store's disk.</summary>
 internal static class LayerCommit
 {
     /// <param name="inMemory">The changes are on a tmpfs (<see cref="KilnStore.CreateMemoryTempDir"/>): the snapshot
