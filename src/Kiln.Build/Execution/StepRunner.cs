@@ -284,7 +284,9 @@ internal sealed class StepRunner
         // not in the layer: built once per lists update, it saves apt about 0.4 s of parsing in every package step.
         // apt checks it against the lists, the configuration and the architectures before use, and writes it
         // atomically; package steps take turns on the shared cache. The per-image pkgcache.bin is not kept.
-        var apt = $"apt-get -q -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache={AptArchivesInImage}/{SourceCacheName} -o APT::Sandbox::User=root -o Acquire::Retries=3";
+        // No planner log (var/log/apt/eipp.log.xz): it is dropped from the layer anyway, and xz-compressing it cost
+        // about 17 ms per install (6 alternating pairs).
+        var apt = $"apt-get -q -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache={AptArchivesInImage}/{SourceCacheName} -o Dir::Log::Planner=/dev/null -o APT::Sandbox::User=root -o Acquire::Retries=3";
         var install = $"{apt} -o Dpkg::Options::=--force-unsafe-io -o Dpkg::Options::=--force-confdef -o Dpkg::Use-Pty=0 install -y --no-install-recommends " +
             string.Join(' ', packages.Packages.Select(ShellQuote));
         var update = $"{apt} update";
