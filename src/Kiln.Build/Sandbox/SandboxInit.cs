@@ -100,7 +100,8 @@ public static unsafe partial class SandboxInit
             {
                 Directory.SetCurrentDirectory(links);
             }
-            Mount("kiln-root", a.Merged, "overlay", 0, $"lowerdir={a.Lower},upperdir={a.Upper},workdir={a.Work}", "overlay mount failed");
+            Mount("kiln-root", a.Merged, "overlay", 0, $"lowerdir={a.Lower},upperdir={a.Upper},workdir={a.Work},{OverlayLowerLinks.FixedFeatures}",
+                "overlay mount failed");
             if (a.SystemMounts)
             {
                 SystemMounts(a.Merged);

@@ -78,10 +78,10 @@ internal static class DiskBuilder
         }
     }
 
-    private const string MkfsScript = """
+    private const string MkfsScript = $$"""
 set -eu
 m="$1"; links="$2"; lower="$3"; shift 3
-(cd "$links" && mount -t overlay kiln-disk -o "ro,lowerdir=$lower" "$m") || { echo "kiln-disk: cannot mount the image's layers read-only at $m" >&2; exit 125; }
+(cd "$links" && mount -t overlay kiln-disk -o "ro,lowerdir=$lower,{{Sandbox.OverlayLowerLinks.FixedFeatures}}" "$m") || { echo "kiln-disk: cannot mount the image's layers read-only at $m" >&2; exit 125; }
 exec mkfs.ext4 "$@"
 """;
 
