@@ -65,17 +65,24 @@ internal static class ScratchSpace
     /// memory controller), keeping the tightest limit.</summary>
     public static MemoryFacts Read()
     {
-        long total = 0, available = 0;
-        foreach (var line in File.ReadLines("/proc/meminfo"))
+        long total = 0, available = 0; // unknown: no tmpfs (see Bytes)
+        try
         {
-            if (line.StartsWith("MemTotal:", StringComparison.Ordinal))
+            foreach (var line in File.ReadLines("/proc/meminfo"))
             {
-                total = KiB(line);
+                if (line.StartsWith("MemTotal:", StringComparison.Ordinal))
+                {
+                    total = KiB(line);
+                }
+                else if (line.StartsWith("MemAvailable:", StringComparison.Ordinal))
+                {
+                    available = KiB(line);
+                }
             }
-            else if (line.StartsWith("MemAvailable:", StringComparison.Ordinal))
-            {
-                available = KiB(line);
-            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            (total, available) = (0, 0);
         }
         long? limit = null, usage = null;
         try
