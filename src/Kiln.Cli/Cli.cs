@@ -123,9 +123,13 @@ public static class Cli
         {
             return "50%";
         }
-        if (!System.Text.RegularExpressions.Regex.IsMatch(text, "^(?:[1-9][0-9]{0,15}[kmgKMG]?|(?:100|[1-9][0-9]?)%)$"))
+        try
         {
-            throw new UsageException($"KILN_SCRATCH_SIZE must be a size like 8g, 512m or 25% (of RAM), not '{text}'");
+            Kiln.Build.Execution.BuildOptions.CheckMemoryScratchSize(text);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException($"KILN_SCRATCH_SIZE: {e.Message.Split(" (Parameter")[0]}");
         }
         return text;
     }

@@ -33,6 +33,10 @@ public sealed record BuildOptions
     /// at all with less than 512 MiB free. A step that fills it is run again on disk.</summary>
     public string MemoryScratchSize { get; init; } = "50%";
 
+    /// <summary>Throws <see cref="ArgumentException"/> (naming the value) unless <paramref name="size"/> is a
+    /// <see cref="MemoryScratchSize"/> kiln understands.</summary>
+    public static void CheckMemoryScratchSize(string size) => ScratchSpace.Bytes(size, new MemoryFacts(1L << 40, 1L << 40, null, null));
+
     /// <summary>Limits and device policy for layers that come from outside (<c>from: oci:</c>).</summary>
     public ExtractionOptions Extraction { get; init; } = ExtractionOptions.Imported;
 

@@ -18,7 +18,7 @@ internal static class ScratchSpace
     public static (string Path, bool InMemory) CreateTempDir(KilnStore store, string purpose, string? memorySize)
     {
         if (memorySize is not null && Bytes(memorySize, Read()) is { } bytes
-            && store.CreateMemoryTempDir(purpose, bytes.ToString(CultureInfo.InvariantCulture)) is { } dir)
+            && store.CreateMemoryTempDir(purpose, bytes) is { } dir)
         {
             return (dir, true);
         }

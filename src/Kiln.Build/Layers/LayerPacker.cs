@@ -169,22 +169,7 @@ public static class LayerPacker
                     items.Add(new Item(wh, Key(wh), child, st, ItemKind.Whiteout, []));
                     continue;
                 }
-                var xattrs = new List<KeyValuePair<string, byte[]>>();
-                bool opaque = false;
-                foreach (string xname in LibC.ListXattrs(child))
-                {
-                    byte[]? value = LibC.GetXattr(child, xname);
-                    if (value is null)
-                    {
-                        continue;
-                    }
-                    if (xname.StartsWith(OverlayXattrPrefix, StringComparison.Ordinal))
-                    {
-                        opaque |= xname == OpaqueXattr && value.AsSpan().SequenceEqual("y"u8);
-                        continue;
-                    }
-                    xattrs.Add(new(xname, value));
-                }
+                var xattrs = LayerXattrs(child, out bool opaque);
                 string tarName = st.IsDirectory ? rel + name + "/" : rel + name;
                 items.Add(new Item(tarName, Key(tarName), child, st, ItemKind.Normal, xattrs));
                 if (st.IsDirectory)
@@ -200,6 +185,29 @@ public static class LayerPacker
             }
         }
         return items;
+    }
+
+    /// <summary>The extended attributes of <paramref name="path"/> that belong to a layer: all but overlayfs's own
+    /// bookkeeping (<c>trusted.overlay.*</c>), of which only the opaque mark means something, returned apart.</summary>
+    internal static List<KeyValuePair<string, byte[]>> LayerXattrs(string path, out bool opaque)
+    {
+        var xattrs = new List<KeyValuePair<string, byte[]>>();
+        opaque = false;
+        foreach (string name in LibC.ListXattrs(path))
+        {
+            byte[]? value = LibC.GetXattr(path, name);
+            if (value is null)
+            {
+                continue;
+            }
+            if (name.StartsWith(OverlayXattrPrefix, StringComparison.Ordinal))
+            {
+                opaque |= name == OpaqueXattr && value.AsSpan().SequenceEqual("y"u8);
+                continue;
+            }
+            xattrs.Add(new(name, value));
+        }
+        return xattrs;
     }
 
     private static byte[] Key(string tarName) => Encoding.UTF8.GetBytes(tarName);

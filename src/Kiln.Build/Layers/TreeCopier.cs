@@ -45,7 +45,7 @@ public static class TreeCopier
         // hard-linked inode become links to the first once it is written.
         foreach (var level in dirs.Skip(1).GroupBy(d => d.Depth))
         {
-            Parallel(level.ToList(), threads, cancellationToken, d => Directory.CreateDirectory(Join(destination, d.Rel)));
+            OnThreads(level.ToList(), threads, cancellationToken, d => Directory.CreateDirectory(Join(destination, d.Rel)));
         }
         var firstOfInode = new Dictionary<(ulong, ulong), string>();
         var links = new List<(string First, string Rel)>();
@@ -63,7 +63,7 @@ public static class TreeCopier
             }
             writes.Add(e);
         }
-        Parallel(writes, threads, cancellationToken, e => Write(source, destination, e));
+        OnThreads(writes, threads, cancellationToken, e => Write(source, destination, e));
         foreach (var (first, rel) in links)
         {
             LibC.Link(Join(destination, first), Join(destination, rel));
@@ -71,27 +71,22 @@ public static class TreeCopier
         // Directory metadata last, deepest first: creating an entry changes its parent's mtime.
         foreach (var level in dirs.GroupBy(d => d.Depth).OrderByDescending(g => g.Key))
         {
-            Parallel(level.ToList(), threads, cancellationToken, d => SetMetadata(Join(destination, d.Rel), d));
+            OnThreads(level.ToList(), threads, cancellationToken, d => SetMetadata(Join(destination, d.Rel), d));
         }
     }
 
     private static Entry Describe(string path, string rel, int depth)
     {
         var st = LibC.Lstat(path);
-        var xattrs = new List<KeyValuePair<string, byte[]>>();
-        if (!st.IsWhiteout)
+        if (st.IsWhiteout)
         {
-            foreach (string name in LibC.ListXattrs(path))
-            {
-                if (name.StartsWith(LayerPacker.OverlayXattrPrefix, StringComparison.Ordinal) && name != LayerPacker.OpaqueXattr)
-                {
-                    continue;
-                }
-                if (LibC.GetXattr(path, name) is { } value)
-                {
-                    xattrs.Add(new(name, value));
-                }
-            }
+            return new Entry(rel, st, [], depth);
+        }
+        // What the layer keeps, and the opaque mark that makes the copy hide lower layers as the layer's marker does.
+        var xattrs = LayerPacker.LayerXattrs(path, out bool opaque);
+        if (opaque)
+        {
+            xattrs.Add(new(LayerPacker.OpaqueXattr, "y"u8.ToArray()));
         }
         return new Entry(rel, st, xattrs, depth);
     }
@@ -136,7 +131,7 @@ public static class TreeCopier
 
     /// <summary>Runs <paramref name="action"/> over <paramref name="items"/> on dedicated threads (the work blocks
     /// in the kernel; the thread pool would add threads too slowly); the first failure is rethrown.</summary>
-    private static void Parallel<T>(List<T> items, int threads, CancellationToken cancellationToken, Action<T> action)
+    private static void OnThreads<T>(List<T> items, int threads, CancellationToken cancellationToken, Action<T> action)
     {
         int n = Math.Min(threads, items.Count / 8 + 1);
         if (n <= 1)

@@ -174,13 +174,13 @@ public sealed partial class KilnStore : IDisposable
         return path;
     }
 
-    /// <summary>Like <see cref="CreateTempDir"/>, with a private tmpfs of at most <paramref name="size"/> (tmpfs
-    /// syntax, e.g. <c>50%</c> of RAM) mounted on it: a step's writes then never wait on the disk's journal. Null
-    /// when the tmpfs cannot be mounted (the caller works on disk instead); <see cref="DeleteTempDir"/> unmounts it.</summary>
-    public string? CreateMemoryTempDir(string purpose, string size)
+    /// <summary>Like <see cref="CreateTempDir"/>, with a private tmpfs of at most <paramref name="bytes"/> mounted on
+    /// it: a step's writes then never wait on the disk's journal. Null when the tmpfs cannot be mounted (the caller
+    /// works on disk instead); <see cref="DeleteTempDir"/> unmounts it.</summary>
+    public string? CreateMemoryTempDir(string purpose, long bytes)
     {
         var path = CreateTempDir(purpose);
-        if (Native.TryMountTmpfs(path, size) is null)
+        if (Native.TryMountTmpfs(path, bytes) is null)
         {
             return path;
         }

@@ -112,11 +112,11 @@ internal static partial class Native
         }
     }
 
-    /// <summary>Mounts a tmpfs of at most <paramref name="size"/> (tmpfs syntax: bytes, k/m/g, or a percentage of RAM) on
-    /// <paramref name="target"/>, readable by root only; null on success, else why not.</summary>
-    internal static string? TryMountTmpfs(string target, string size)
+    /// <summary>Mounts a tmpfs of at most <paramref name="bytes"/> on <paramref name="target"/>, readable by root only;
+    /// null on success, else why not.</summary>
+    internal static string? TryMountTmpfs(string target, long bytes)
     {
-        if (Mount("kiln-scratch", target, "tmpfs", 0, $"size={size},mode=0700") == 0)
+        if (Mount("kiln-scratch", target, "tmpfs", 0, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"size={bytes},mode=0700")) == 0)
         {
             return null;
         }

@@ -17,7 +17,7 @@ public class KilnStoreScratchTests
     {
         using var t = new TestStore();
 
-        var dir = t.Store.CreateMemoryTempDir("step", "8m");
+        var dir = t.Store.CreateMemoryTempDir("step", 8L << 20);
 
         Assert.NotNull(dir);
         Assert.StartsWith(t.TmpDir + "/", dir);
