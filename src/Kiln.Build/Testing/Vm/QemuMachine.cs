@@ -54,6 +54,9 @@ internal sealed partial class QemuMachine : IAsyncDisposable
             "-drive", $"file={Escape(l.Disk)},format=raw,if=virtio,cache=unsafe",
             "-netdev", "user,id=net0" + hostfwd,
             "-device", "virtio-net-pci,netdev=net0",
+            // Entropy from the host (qemu's built-in backend): under TCG a guest left to gather its own can block
+            // in getrandom for minutes.
+            "-device", "virtio-rng-pci",
             "-chardev", $"file,id=console,path={Escape(l.ConsoleLog)}",
             "-serial", "chardev:console",
             // wait=on: qemu starts the guest only once we hold the results port, so no line is lost.
