@@ -23,6 +23,8 @@ public sealed class Instance : IAsyncDisposable
     private readonly OutputTail _output = new(OutputLines);
     private readonly IReadOnlyList<KeyValuePair<string, string>> _environment;
     private SandboxRun? _run;
+    private ListeningSockets? _listening;
+    private readonly Lock _listeningGate = new();
     private int _initPid;
     private bool _disposed;
 
@@ -166,7 +168,8 @@ public sealed class Instance : IAsyncDisposable
         {
             ct.ThrowIfCancellationRequested();
             ThrowIfExited();
-            var waiting = ports.Where(p => !NetworkNamespace.IsListening(_initPid, p.Protocol, p.Port)).ToList();
+            var listening = await ListeningAsync().ConfigureAwait(false);
+            var waiting = ports.Where(p => !listening.IsListening(p.Protocol, p.Port)).ToList();
             if (waiting.Count == 0)
             {
                 return;
@@ -186,8 +189,27 @@ public sealed class Instance : IAsyncDisposable
     private static TimeSpan PollInterval(TimeSpan waited) =>
         TimeSpan.FromMilliseconds(waited.TotalMilliseconds < 100 ? 1 : waited.TotalSeconds < 1 ? 5 : 10);
 
-    public Task<bool> IsListeningAsync(string protocol, int port, CancellationToken ct = default) =>
-        Task.FromResult(NetworkNamespace.IsListening(_initPid, protocol, port));
+    public async Task<bool> IsListeningAsync(string protocol, int port, CancellationToken ct = default) =>
+        (await ListeningAsync().ConfigureAwait(false)).IsListening(protocol, port);
+
+    /// <summary>The instance's sock_diag socket, opened on first use. Opening it enters the namespace through PID 1:
+    /// when PID 1 has just exited, that fails, and the error to report is the exit, with the instance's output.</summary>
+    private async Task<ListeningSockets> ListeningAsync()
+    {
+        try
+        {
+            lock (_listeningGate)
+            {
+                return _listening ??= NetworkNamespace.OpenListeningSockets(_initPid);
+            }
+        }
+        catch (InstanceException)
+        {
+            await Task.WhenAny(_run!.Child.Exited, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
+            ThrowIfExited();
+            throw;
+        }
+    }
 
     /// <summary>An HTTP GET made from inside the instance's network namespace.</summary>
     public async Task<HttpResult> HttpGetAsync(Uri url, TimeSpan timeout, CancellationToken ct = default)
@@ -308,6 +330,7 @@ public sealed class Instance : IAsyncDisposable
             }
         }
         _kill.Dispose();
+        _listening?.Dispose();
         _store.DeleteTempDir(_scratch);
     }
 

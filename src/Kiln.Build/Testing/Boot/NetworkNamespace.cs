@@ -14,9 +14,14 @@ internal static partial class NetworkNamespace
     [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
     private static partial int SetNs(int fd, int nstype);
 
-    public static Socket CreateSocket(int pid, AddressFamily family, SocketType type, ProtocolType protocol)
+    public static Socket CreateSocket(int pid, AddressFamily family, SocketType type, ProtocolType protocol) =>
+        InNamespace(pid, () => new Socket(family, type, protocol));
+
+    /// <summary>Runs <paramref name="create"/> on a short-lived thread that has entered the network namespace of
+    /// <paramref name="pid"/>: what it opens there stays in that namespace.</summary>
+    private static T InNamespace<T>(int pid, Func<T> create)
     {
-        Socket? socket = null;
+        T? result = default;
         Exception? error = null;
         var thread = new Thread(() =>
         {
@@ -27,7 +32,7 @@ internal static partial class NetworkNamespace
                 {
                     throw new InstanceException($"cannot enter the network namespace of process {pid}: {Marshal.GetLastPInvokeErrorMessage()}");
                 }
-                socket = new Socket(family, type, protocol);
+                result = create();
             }
             catch (Exception ex)
             {
@@ -44,7 +49,7 @@ internal static partial class NetworkNamespace
         {
             throw error is InstanceException ? error : new InstanceException($"cannot open a socket in the instance's network namespace: {error.Message}", inner: error);
         }
-        return socket!;
+        return result!;
     }
 
     /// <summary>Connects to a TCP port inside the namespace; the caller owns the socket.</summary>
@@ -63,37 +68,7 @@ internal static partial class NetworkNamespace
         }
     }
 
-    /// <summary>Whether a port is bound for listening in the namespace, from /proc/PID/net (which shows
-    /// the namespace of that process): TCP sockets in LISTEN state, UDP sockets bound to the port.</summary>
-    public static bool IsListening(int pid, string protocol, int port)
-    {
-        string[] tables = protocol == "udp" ? ["udp", "udp6"] : ["tcp", "tcp6"];
-        var hexPort = ":" + port.ToString("X4", System.Globalization.CultureInfo.InvariantCulture);
-        foreach (var table in tables)
-        {
-            string[] lines;
-            try
-            {
-                lines = File.ReadAllLines($"/proc/{pid}/net/{table}");
-            }
-            catch (IOException)
-            {
-                continue;
-            }
-            foreach (var line in lines.Skip(1))
-            {
-                var cols = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                if (cols.Length < 4 || !cols[1].EndsWith(hexPort, StringComparison.Ordinal))
-                {
-                    continue;
-                }
-                // TCP state 0A is LISTEN; a bound UDP socket shows 07 (CLOSE).
-                if ((protocol == "udp" && cols[3] == "07") || (protocol != "udp" && cols[3] == "0A"))
-                {
-                    return true;
-                }
-            }
-        }
-        return false;
-    }
+    /// <summary>A sock_diag netlink socket opened inside the namespace of <paramref name="pid"/>: it keeps that
+    /// namespace for life, so every later question goes to the same one.</summary>
+    public static ListeningSockets OpenListeningSockets(int pid) => new(pid, InNamespace(pid, ListeningSockets.OpenDiagSocket));
 }
