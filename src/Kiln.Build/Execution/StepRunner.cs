@@ -94,6 +94,7 @@ internal sealed class StepRunner
         var upper = Path.Combine(scratch, "upper");
         Directory.CreateDirectory(upper);
         var lowers = LayerCommit.LowerDirs(_store, state);
+        Task? twins = null;
         switch (step.Step)
         {
             case RunStep run:
@@ -105,12 +106,16 @@ internal sealed class StepRunner
                 using (await _store.AcquireAptCacheAsync(ct).ConfigureAwait(false))
                 {
                     await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", PackagesScript(packages)],
-                        hostNetwork: true, binds: AptBinds(), extraEnv: [new("DEBIAN_FRONTEND", "noninteractive")], ct).ConfigureAwait(false);
+                        hostNetwork: true, binds: AptBinds(), extraEnv: [new("DEBIAN_FRONTEND", "noninteractive")], ct,
+                        skeletonScripts: [new(PackageTwins.WrapperName, PackageTwins.Wrapper)]).ConfigureAwait(false);
                     if (_ranUpdate)
                     {
                         File.WriteAllBytes(ListsMarker, []);
                     }
                 }
+                // New downloads get their twins while the layer is packed; the next package step installs from them.
+                var installed = PackageTwins.InstalledBy(upper);
+                twins = Task.Run(() => RefreshTwinsAsync(installed, ct), ct);
                 foreach (var f in VolatileFiles)
                 {
                     var p = Path.Combine(upper, f);
@@ -134,12 +139,33 @@ internal sealed class StepRunner
         {
             throw new ScratchFullException();
         }
-        return await LayerCommit.CommitAsync(_store, upper, state, createdBy, _options, ct, _phases, inMemory).ConfigureAwait(false);
+        var committed = await LayerCommit.CommitAsync(_store, upper, state, createdBy, _options, ct, _phases, inMemory).ConfigureAwait(false);
+        if (twins is not null)
+        {
+            using (_phases?.Measure("package twins"))
+            {
+                await twins.ConfigureAwait(false);
+            }
+        }
+        return committed;
+    }
+
+    /// <summary>Twins only save time: a failure to make them is a warning, never a failed step.</summary>
+    private async Task RefreshTwinsAsync(IReadOnlySet<string> packages, CancellationToken ct)
+    {
+        try
+        {
+            await PackageTwins.RefreshAsync(_store.AptArchivesDir, _store.AptTwinsDir, packages, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _warn($"warning: could not make uncompressed copies of the cached packages ({e.Message}); package steps unpack the downloads");
+        }
     }
 
     private async Task RunInSandboxAsync(string image, StepPlan step, ImageState state, string scratch, string upper, IReadOnlyList<string> lowers,
         IReadOnlyList<string> command, bool hostNetwork, IReadOnlyList<BindMount> binds, IReadOnlyList<KeyValuePair<string, string>> extraEnv, CancellationToken ct,
-        IReadOnlyList<KeyValuePair<string, string>>? secretFiles = null)
+        IReadOnlyList<KeyValuePair<string, string>>? secretFiles = null, IReadOnlyList<KeyValuePair<string, string>>? skeletonScripts = null)
     {
         var config = state.Config.Config;
         var workdir = config.WorkingDir is { Length: > 0 } wd ? wd : "/";
@@ -156,6 +182,7 @@ internal sealed class StepRunner
             HostNetwork = hostNetwork,
             Binds = binds,
             SecretFiles = secretFiles ?? [],
+            SkeletonScripts = skeletonScripts ?? [],
         };
         int status;
         using (_phases?.Measure("sandbox"))
@@ -230,7 +257,9 @@ internal sealed class StepRunner
     {
         Directory.CreateDirectory(Path.Combine(_store.AptArchivesDir, "partial"));
         Directory.CreateDirectory(Path.Combine(_store.AptListsDir, "partial"));
-        return [new BindMount(_store.AptArchivesDir, AptArchivesInImage), new BindMount(_store.AptListsDir, "/var/lib/apt/lists")];
+        Directory.CreateDirectory(_store.AptTwinsDir);
+        return [new BindMount(_store.AptArchivesDir, AptArchivesInImage), new BindMount(_store.AptListsDir, "/var/lib/apt/lists"),
+            new BindMount(_store.AptTwinsDir, PackageTwins.InImage, ReadOnly: true)];
     }
 
     private IReadOnlyList<BindMount> CacheBinds(RunStep run)
@@ -287,7 +316,10 @@ internal sealed class StepRunner
         // No planner log (var/log/apt/eipp.log.xz): it is dropped from the layer anyway, and xz-compressing it cost
         // about 17 ms per install (6 alternating pairs).
         var apt = $"apt-get -q -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache={AptArchivesInImage}/{SourceCacheName} -o Dir::Log::Planner=/dev/null -o APT::Sandbox::User=root -o Acquire::Retries=3";
-        var install = $"{apt} -o Dpkg::Options::=--force-unsafe-io -o Dpkg::Options::=--force-confdef -o Dpkg::Use-Pty=0 install -y --no-install-recommends " +
+        // dpkg is the twins' wrapper, given each package by path: apt's default for more than five packages is a
+        // dir of links (--recursive), which the wrapper would have to rewrite with a process per link.
+        var install = $"{apt} -o Dpkg::Options::=--force-unsafe-io -o Dpkg::Options::=--force-confdef -o Dpkg::Use-Pty=0 " +
+            $"-o Dir::Bin::dpkg=/{PackageTwins.WrapperName} -o Dpkg::Install::Recursive::Minimum=1000000 install -y --no-install-recommends " +
             string.Join(' ', packages.Packages.Select(ShellQuote));
         var update = $"{apt} update";
         _ranUpdate = !fresh || _options.Refresh;

@@ -32,6 +32,16 @@ internal static class MountSkeleton
             File.WriteAllText(file, PolicyRcD);
             File.SetUnixFileMode(file, (UnixFileMode)Convert.ToInt32("755", 8));
         }
+        foreach (var (name, script) in spec.SkeletonScripts)
+        {
+            if (name.Contains('/') || name is "" or "." or "..")
+            {
+                throw SandboxException.SetupFailed($"skeleton script name '{name}' is not a file name");
+            }
+            var file = Path.Combine(skeleton, name);
+            File.WriteAllText(file, script);
+            File.SetUnixFileMode(file, (UnixFileMode)Convert.ToInt32("755", 8));
+        }
         if (spec.SecretFiles.Count > 0)
         {
             if (!PathIsPlain(lowers, SandboxSpec.SecretsDir) || SafePath.Lookup(lowers, SandboxSpec.SecretsDir) is { Kind: not ImageEntryKind.Directory })

@@ -39,6 +39,10 @@ public sealed record SandboxSpec
 
     public IReadOnlyList<BindMount> Binds { get; init; } = [];
 
+    /// <summary>Executable scripts (mode 0755) at the root of the sandbox's skeleton layer, by file name: the command
+    /// sees them, its layer never holds them.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> SkeletonScripts { get; init; } = [];
+
     /// <summary>Files the sandbox's init writes (mode 0400) into a private tmpfs at <see cref="SecretsDir"/>, by name;
     /// the values reach it through its environment and never touch the host's disk. The tmpfs is read-only once
     /// written and goes with the mount namespace, also after a crash. Binds below that dir are still made.</summary>

@@ -28,6 +28,7 @@ public sealed partial class KilnStore : IDisposable
         _stepsDir = Path.Combine(_kilnDir, "steps");
         AptArchivesDir = Path.Combine(_kilnDir, "cache", "apt", "archives");
         AptListsDir = Path.Combine(_kilnDir, "cache", "apt", "lists");
+        AptTwinsDir = Path.Combine(_kilnDir, "cache", "apt", "plain");
         _ingestDir = Path.Combine(_kilnDir, "ingest");
         _tmpDir = Path.Combine(_kilnDir, "tmp");
         _procsDir = Path.Combine(_kilnDir, "procs");
@@ -38,6 +39,10 @@ public sealed partial class KilnStore : IDisposable
     public string SnapshotsDir { get; }
     public string AptArchivesDir { get; }
     public string AptListsDir { get; }
+
+    /// <summary>Uncompressed copies of the downloads in <see cref="AptArchivesDir"/> that package steps install
+    /// instead (see PackageTwins).</summary>
+    public string AptTwinsDir { get; }
     public string TempRoot => _tmpDir;
 
     private string IndexPath => Path.Combine(Root, "index.json");
