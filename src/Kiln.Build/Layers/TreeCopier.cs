@@ -96,7 +96,11 @@ public static class TreeCopier
         string from = Join(source, e.Rel);
         string to = Join(destination, e.Rel);
         var st = e.Status;
-        if (st.IsRegularFile)
+        if (st.MayHaveHoles)
+        {
+            CopySparse(from, to, st.Size);
+        }
+        else if (st.IsRegularFile)
         {
             File.Copy(from, to);
         }
@@ -109,6 +113,30 @@ public static class TreeCopier
             LibC.Mknod(to, st.FileType | st.Permissions, st.RdevMajor, st.RdevMinor);
         }
         SetMetadata(to, e);
+    }
+
+    /// <summary>Copies only the data of a file with holes, so the copy has the same holes (a step that makes a 1 GiB
+    /// sparse file on its tmpfs does not get 1 GiB of zeros written to the store's disk).</summary>
+    private static void CopySparse(string from, string to, long size)
+    {
+        using var source = File.OpenHandle(from, FileMode.Open, FileAccess.Read);
+        using var target = File.OpenHandle(to, FileMode.CreateNew, FileAccess.Write);
+        var segments = LibC.DataSegments(source, size) ?? [(0, size)];
+        var buffer = new byte[Math.Min(1 << 20, Math.Max(4096, size))];
+        foreach (var (offset, length) in segments)
+        {
+            for (long done = 0; done < length;)
+            {
+                int n = RandomAccess.Read(source, buffer.AsSpan(0, (int)Math.Min(buffer.Length, length - done)), offset + done);
+                if (n == 0)
+                {
+                    throw new IOException($"'{from}' ended while it was copied");
+                }
+                RandomAccess.Write(target, buffer.AsSpan(0, n), offset + done);
+                done += n;
+            }
+        }
+        RandomAccess.SetLength(target, size);
     }
 
     /// <summary>Owner first (chown clears setuid bits and file capabilities), then mode, xattrs, mtime.</summary>

@@ -6,8 +6,11 @@ namespace Kiln.Build.Native;
 /// <summary>What <c>lstat</c> reports about one path (never following a final symlink).</summary>
 public readonly record struct FileStatus(
     uint Mode, uint Uid, uint Gid, long Size, long MTimeSeconds, long MTimeNanoseconds,
-    ulong Inode, ulong Device, ulong LinkCount, uint RdevMajor, uint RdevMinor, long CTimeSeconds, long CTimeNanoseconds)
+    ulong Inode, ulong Device, ulong LinkCount, uint RdevMajor, uint RdevMinor, long CTimeSeconds, long CTimeNanoseconds, long Blocks = 0)
 {
+    /// <summary>A regular file with fewer bytes on disk than its size: it has holes (or is compressed on disk).</summary>
+    public bool MayHaveHoles => IsRegularFile && Blocks * 512 < Size;
+
     public uint FileType => Mode & LibC.S_IFMT;
     /// <summary>Permission bits including setuid, setgid and sticky.</summary>
     public uint Permissions => Mode & 0xFFF;
@@ -95,7 +98,41 @@ public static unsafe partial class LibC
         uint major = (uint)(((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~0xfffUL));
         uint minor = (uint)((rdev & 0xff) | ((rdev >> 12) & ~0xffUL));
         return new FileStatus(buf.st_mode, buf.st_uid, buf.st_gid, buf.st_size, buf.st_mtime, buf.st_mtime_nsec,
-            buf.st_ino, buf.st_dev, buf.st_nlink, major, minor, buf.st_ctime, buf.st_ctime_nsec);
+            buf.st_ino, buf.st_dev, buf.st_nlink, major, minor, buf.st_ctime, buf.st_ctime_nsec, buf.st_blocks);
+    }
+
+    private const int SEEK_DATA = 3, SEEK_HOLE = 4, ENXIO = 6;
+
+    [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
+    private static partial long sys_lseek(Microsoft.Win32.SafeHandles.SafeFileHandle fd, long offset, int whence);
+
+    /// <summary>The data segments of an open file, as (offset, length), from lseek's SEEK_DATA and SEEK_HOLE; null
+    /// when the filesystem cannot tell (then the whole file is data).</summary>
+    public static List<(long Offset, long Length)>? DataSegments(Microsoft.Win32.SafeHandles.SafeFileHandle file, long size)
+    {
+        var segments = new List<(long, long)>();
+        long at = 0;
+        while (at < size)
+        {
+            long data = sys_lseek(file, at, SEEK_DATA);
+            if (data < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                return errno == ENXIO ? segments : null; // ENXIO: only a hole from here to the end
+            }
+            long hole = sys_lseek(file, data, SEEK_HOLE);
+            if (hole < 0)
+            {
+                return null;
+            }
+            hole = Math.Min(hole, size);
+            if (hole > data)
+            {
+                segments.Add((data, hole - data));
+            }
+            at = hole;
+        }
+        return segments;
     }
 
     /// <summary>Extended attribute names of <paramref name="path"/> (not following a symlink), sorted ordinally.</summary>

@@ -90,6 +90,40 @@ public class TreeCopierTests
     }
 
     [Fact]
+    public void A_file_with_holes_is_copied_with_its_holes_and_the_same_bytes()
+    {
+        using var t = new TempRoot();
+        var source = t.Dir("upper");
+        var copy = t.Dir("copy");
+        const long Size = 64L << 20;
+        var middle = Path.Combine(source, "middle");
+        using (var f = File.OpenHandle(middle, FileMode.CreateNew, FileAccess.Write))
+        {
+            RandomAccess.SetLength(f, Size);
+            RandomAccess.Write(f, Enumerable.Range(0, 10_000).Select(i => (byte)(i % 251)).ToArray(), 20L << 20);
+            RandomAccess.Write(f, "end"u8, Size - 3);
+        }
+        var empty = Path.Combine(source, "all-hole");
+        using (var f = File.OpenHandle(empty, FileMode.CreateNew, FileAccess.Write))
+        {
+            RandomAccess.SetLength(f, Size);
+        }
+        Assert.True(LibC.Lstat(middle).MayHaveHoles, "this filesystem kept no hole in the source");
+
+        TreeCopier.Copy(source, copy, threads: 2);
+
+        foreach (var name in new[] { "middle", "all-hole" })
+        {
+            var from = LibC.Lstat(Path.Combine(source, name));
+            var to = LibC.Lstat(Path.Combine(copy, name));
+            Assert.Equal(Size, to.Size);
+            Assert.True(to.Blocks * 512 <= (1L << 20), $"{name}: {to.Blocks * 512} bytes on disk for {from.Blocks * 512} in the source");
+            Assert.Equal(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(source, name)))),
+                Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(copy, name)))));
+        }
+    }
+
+    [Fact]
     public void A_copy_into_a_destination_that_already_holds_a_name_fails_with_that_name()
     {
         using var t = new TempRoot();
