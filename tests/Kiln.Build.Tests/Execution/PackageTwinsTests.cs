@@ -30,13 +30,18 @@ public sealed class PackageTwinsTests : IDisposable
     private static string Sha(string option, string deb) => VmTestSupport.Sh($"dpkg-deb {option} {deb} | sha256sum");
 
     [Fact]
-    public async Task A_twin_holds_the_packages_control_and_data_as_plain_tar_and_carries_the_downloads_mtime()
+    public async Task A_twin_holds_the_packages_data_as_plain_tar_its_other_members_as_they_are_and_the_downloads_mtime()
     {
         var deb = Deb("alpha");
         var twin = Path.Combine(Directory.CreateDirectory(Twins).FullName, Path.GetFileName(deb));
         Assert.True(await PackageTwins.CreateAsync(deb, twin, CancellationToken.None));
 
-        Assert.Equal("debian-binary\ncontrol.tar\ndata.tar\n", VmTestSupport.Sh($"ar t {twin}"));
+        Assert.Equal("debian-binary\ncontrol.tar.xz\ndata.tar.xz\n", VmTestSupport.Sh($"ar t {deb}"));
+        Assert.Equal("debian-binary\ncontrol.tar.xz\ndata.tar\n", VmTestSupport.Sh($"ar t {twin}"));
+        foreach (var member in new[] { "debian-binary", "control.tar.xz" })
+        {
+            Assert.Equal(VmTestSupport.Sh($"ar p {deb} {member} | sha256sum"), VmTestSupport.Sh($"ar p {twin} {member} | sha256sum"));
+        }
         Assert.Equal(Sha("--fsys-tarfile", deb), Sha("--fsys-tarfile", twin));
         Assert.Equal(Sha("--ctrl-tarfile", deb), Sha("--ctrl-tarfile", twin));
         Assert.Contains("Package: alpha", VmTestSupport.Sh($"dpkg-deb --field {twin}"));
@@ -56,6 +61,20 @@ public sealed class PackageTwinsTests : IDisposable
         var twin = Path.Combine(Directory.CreateDirectory(Twins).FullName, Path.GetFileName(deb));
         Assert.False(await PackageTwins.CreateAsync(deb, twin, CancellationToken.None));
         Assert.Empty(Directory.GetFiles(Twins));
+    }
+
+    [Fact]
+    public async Task A_file_that_is_not_a_whole_package_gets_no_twin()
+    {
+        var twins = Directory.CreateDirectory(Twins).FullName;
+        var notAr = Path.Combine(Archives, "junk_1_all.deb");
+        File.WriteAllText(notAr, "not an ar archive");
+        var deb = Deb("alpha");
+        var cut = Path.Combine(Archives, "cut_1_all.deb");
+        File.WriteAllBytes(cut, File.ReadAllBytes(deb)[..^100]);
+        Assert.False(await PackageTwins.CreateAsync(notAr, Path.Combine(twins, "junk_1_all.deb"), CancellationToken.None));
+        Assert.False(await PackageTwins.CreateAsync(cut, Path.Combine(twins, "cut_1_all.deb"), CancellationToken.None));
+        Assert.Empty(Directory.GetFiles(twins));
     }
 
     [Fact]
