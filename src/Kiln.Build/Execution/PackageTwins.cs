@@ -80,10 +80,15 @@ internal static class PackageTwins
     /// <summary>The packages a step installed or reinstalled: those whose file list dpkg wrote into its upper dir.</summary>
     public static IReadOnlySet<string> InstalledBy(string upper)
     {
-        var info = Path.Combine(upper, "var", "lib", "dpkg", "info");
-        if (!Directory.Exists(info) || new DirectoryInfo(info).LinkTarget is not null)
+        // Each component a real directory of the upper dir: a symlink there would lead onto the host.
+        var info = upper;
+        foreach (var part in new[] { "var", "lib", "dpkg", "info" })
         {
-            return new HashSet<string>();
+            info = Path.Combine(info, part);
+            if (LibC.TryLstat(info) is not { IsDirectory: true })
+            {
+                return new HashSet<string>();
+            }
         }
         return Directory.EnumerateFiles(info, "*.list")
             .Select(f => Path.GetFileNameWithoutExtension(f).Split(':')[0])

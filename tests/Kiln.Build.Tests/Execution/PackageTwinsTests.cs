@@ -114,6 +114,10 @@ public sealed class PackageTwinsTests : IDisposable
         }
         Assert.Equal(["libelf1", "nginx-common"], PackageTwins.InstalledBy(Path.Combine(_dir.Path, "upper")).Order(StringComparer.Ordinal));
         Assert.Empty(PackageTwins.InstalledBy(Path.Combine(_dir.Path, "no-such-upper")));
+        // A symlink in the upper dir's path to the file lists is not followed (it would lead onto the host).
+        var linked = Directory.CreateDirectory(Path.Combine(_dir.Path, "linked", "var", "lib")).FullName;
+        File.CreateSymbolicLink(Path.Combine(linked, "dpkg"), Path.Combine(_dir.Path, "upper", "var", "lib", "dpkg"));
+        Assert.Empty(PackageTwins.InstalledBy(Path.Combine(_dir.Path, "linked")));
     }
 
     [Fact]
