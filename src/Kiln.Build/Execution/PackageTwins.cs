@@ -15,7 +15,7 @@ namespace Kiln.Build.Execution;
 /// runs as dpkg (<see cref="Wrapper"/>) swaps in the twin, only when it carries the download's exact mtime (to the
 /// nanosecond): a download replaced since, by apt or anyone, no longer matches and is installed as it is.
 /// Twins live outside the downloads dir and are bound read-only into package steps, so no step can plant one. They
-/// take about three times the space of the downloads they stand for; those compressed with gzip, zstd or nothing are
+/// take three to four times the space of the downloads they stand for; those compressed with gzip, zstd or nothing are
 /// fast to unpack already and get none.
 /// </remarks>
 internal static class PackageTwins
