@@ -90,7 +90,9 @@ internal static class PackageTwins
                 return new HashSet<string>();
             }
         }
+        // A whiteout (a removed package's list) is no install.
         return Directory.EnumerateFiles(info, "*.list")
+            .Where(f => LibC.TryLstat(f) is { IsRegularFile: true })
             .Select(f => Path.GetFileNameWithoutExtension(f).Split(':')[0])
             .ToHashSet(StringComparer.Ordinal);
     }

@@ -112,6 +112,7 @@ public sealed class PackageTwinsTests : IDisposable
         {
             File.WriteAllText(Path.Combine(info, f), "");
         }
+        LibC.MknodWhiteout(Path.Combine(info, "removed.list"));
         Assert.Equal(["libelf1", "nginx-common"], PackageTwins.InstalledBy(Path.Combine(_dir.Path, "upper")).Order(StringComparer.Ordinal));
         Assert.Empty(PackageTwins.InstalledBy(Path.Combine(_dir.Path, "no-such-upper")));
         // A symlink in the upper dir's path to the file lists is not followed (it would lead onto the host).
