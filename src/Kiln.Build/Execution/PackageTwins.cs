@@ -10,13 +10,13 @@ namespace Kiln.Build.Execution;
 /// <remarks>
 /// Debian's packages carry their files as data.tar.xz. Installing nginx-light's 18 packages in a package step spent
 /// about 0.12 s of its 0.97 s in xz (8 alternating pairs on the reference machine: 0.95–1.01 s against 0.81–0.87 s
-/// with twins). A twin is an ar archive like the download, its data member as plain tar (which dpkg reads since 1.10.24) and
-/// its other members as they are; dpkg reads it as it reads the download. apt still reads, checks and passes on the download itself; a wrapper that apt
-/// runs as dpkg (<see cref="Wrapper"/>) swaps in the twin, only when it carries the download's exact mtime (to the
-/// nanosecond): a download replaced since, by apt or anyone, no longer matches and is installed as it is.
-/// Twins live outside the downloads dir and are bound read-only into package steps, so no step can plant one. They
-/// take three to four times the space of the downloads they stand for; those compressed with gzip, zstd or nothing are
-/// fast to unpack already and get none.
+/// with twins). A twin is an ar archive like the download, its data member as plain tar (which dpkg reads since
+/// 1.10.24) and its other members as they are; dpkg reads it as it reads the download. apt still reads, checks and
+/// passes on the download itself; a wrapper that apt runs as dpkg (<see cref="Wrapper"/>) swaps in the twin, only
+/// when it carries the download's exact mtime (to the nanosecond): a download replaced since, by apt or anyone, no
+/// longer matches and is installed as it is. Twins live outside the downloads dir and are bound read-only into
+/// package steps, so no step can plant one. They take three to four times the space of the downloads they stand for;
+/// those compressed with gzip, zstd or nothing are fast to unpack already and get none.
 /// </remarks>
 internal static class PackageTwins
 {
