@@ -54,6 +54,31 @@ public sealed class BootPhaseTests : IDisposable
     }
 
     [Fact]
+    public void An_http_check_retries_connections_dropped_unanswered_while_the_server_settles()
+    {
+        // As under systemd's nginx.service, whose `nginx -t` binds the port before nginx does: a connection can be
+        // accepted and then dropped without an answer. Here the server drops its first two connections (.NET may
+        // retry a dropped request once by itself), then answers.
+        using var ctx = Server(
+            "      http: {\"http://127.0.0.1:8080/index.html\": {status: 200, body: [hi from busybox]}}\n",
+            cmd: "[/bin/busybox, nc, -ll, -p, \"8080\", -e, /bin/answer]");
+        ctx.Write("rootfs/bin/answer", """
+            #!/bin/sh
+            n=$(/bin/busybox cat /tmp/connections 2>/dev/null || echo 0)
+            echo $((n + 1)) > /tmp/connections
+            [ "$n" -ge 2 ] || exit 0
+            while read -r line && [ "$line" != "$(printf '\r')" ]; do :; done
+            printf 'HTTP/1.0 200 OK\r\nContent-Length: 16\r\nConnection: close\r\n\r\nhi from busybox\n'
+
+            """);
+        File.SetUnixFileMode(ctx.Path + "/rootfs/bin/answer", (UnixFileMode)Convert.ToInt32("755", 8));
+        var r = KilnProcess.Run(_store.Path, "build", "--json", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        Assert.True(Phase(r, "boot").GetProperty("passed").GetBoolean(), r.Stdout);
+        Leftovers.AssertNone(_store.Path);
+    }
+
+    [Fact]
     public void A_wrong_page_rejects_the_image_with_the_body_it_got()
     {
         using var ctx = Server(Good.Replace("[hi from busybox]", "[Hello from Kiln]", StringComparison.Ordinal));

@@ -105,11 +105,19 @@ internal static class BootPhase
         }
     }
 
-    private static bool IsRefused(Exception? e)
+    /// <summary>A connection refused, or dropped before any response: what a port that closes again a moment after it
+    /// was seen listening gives.</summary>
+    private static bool IsTransient(Exception? e)
     {
         for (; e is not null; e = e.InnerException)
         {
-            if (e is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionRefused })
+            if (e is System.Net.Sockets.SocketException
+                {
+                    SocketErrorCode: System.Net.Sockets.SocketError.ConnectionRefused or System.Net.Sockets.SocketError.ConnectionReset
+                        or System.Net.Sockets.SocketError.ConnectionAborted,
+                }
+                || e is HttpRequestException { HttpRequestError: HttpRequestError.ResponseEnded }
+                || e is HttpIOException { HttpRequestError: HttpRequestError.ResponseEnded })
             {
                 return true;
             }
@@ -128,10 +136,11 @@ internal static class BootPhase
                 response = await instance.HttpGetAsync(check.Url, check.Timeout, ct).ConfigureAwait(false);
                 break;
             }
-            catch (Exception e) when (IsRefused(e) && clock.Elapsed < ListenGrace)
+            catch (Exception e) when (IsTransient(e) && clock.Elapsed < ListenGrace)
             {
                 // A port seen listening may close again a moment later: systemd's nginx.service runs `nginx -t`
-                // (which binds the ports) before nginx itself. Refused connections are retried for a short grace.
+                // (which binds the ports) before nginx itself. A connection refused, or accepted into that backlog and
+                // dropped when it closes, is retried for a short grace.
                 await Task.Delay(100, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is InstanceException or HttpRequestException or TimeoutException or IOException
