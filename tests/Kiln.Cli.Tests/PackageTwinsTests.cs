@@ -99,6 +99,31 @@ public sealed class PackageTwinsTests
         }
     }
 
+    [Fact]
+    public void A_twin_that_cannot_be_made_is_a_warning_and_the_step_succeeds()
+    {
+        var deb = Directory.GetFiles(Archives, "nginx-common_*.deb").Single();
+        var twin = Path.Combine(Twins, Path.GetFileName(deb));
+        using var work = new TempDir("kiln-twin-saved");
+        File.Copy(twin, work.Sub("saved.deb"));
+        File.Delete(twin);
+        Run("chattr", "+i", Twins);
+        try
+        {
+            var r = Build("immutable-twins");
+            Assert.Contains("warning: could not make uncompressed copies of the cached packages", r.Stderr);
+            Assert.Equal(StoreReader.LayerDigests(Store, "web")[2], StoreReader.LayerDigests(Store, "again")[2]);
+        }
+        finally
+        {
+            Run("chattr", "-i", Twins);
+            File.Copy(work.Sub("saved.deb"), twin, overwrite: true);
+            var download = LibC.Lstat(deb);
+            LibC.SetTimesNoFollow(twin, download.MTimeSeconds, download.MTimeNanoseconds);
+        }
+        Assert.Empty(Directory.GetFiles(Twins, ".tmp-*"));
+    }
+
     private static string Run(string tool, params string[] args)
     {
         var r = KilnProcess.Tool(tool, args);

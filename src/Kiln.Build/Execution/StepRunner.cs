@@ -157,7 +157,7 @@ internal sealed class StepRunner
         {
             await PackageTwins.RefreshAsync(_store.AptArchivesDir, _store.AptTwinsDir, packages, ct).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
             _warn($"warning: could not make uncompressed copies of the cached packages ({e.Message}); package steps unpack the downloads");
         }
