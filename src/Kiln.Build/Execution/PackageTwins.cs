@@ -28,14 +28,14 @@ internal static class PackageTwins
 
     /// <summary>The dpkg that apt runs in package steps (<c>Dir::Bin::dpkg</c>): a download's path becomes its twin's
     /// when the twin is current; everything else passes through. Only shell builtins, so no extra process.</summary>
-    public const string Wrapper = """
+    public const string Wrapper = $$"""
         #!/bin/sh
         # written by kiln: dpkg installs the uncompressed twin of a cached download when the twin is current
         for a do
           shift
           case $a in
-            /var/cache/apt/archives/*.deb)
-              t=/var/cache/apt/kiln-plain/${a##*/}
+            {{StepRunner.AptArchivesInImage}}/*.deb)
+              t={{InImage}}/${a##*/}
               if [ -f "$t" ] && ! [ "$t" -nt "$a" ] && ! [ "$t" -ot "$a" ]; then a=$t; fi ;;
           esac
           set -- "$@" "$a"

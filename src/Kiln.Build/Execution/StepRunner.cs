@@ -247,7 +247,7 @@ internal sealed class StepRunner
 
     private string ListsMarker => Path.Combine(CacheRoot, "apt", "lists.updated");
 
-    private const string AptArchivesInImage = "/var/cache/apt/archives";
+    internal const string AptArchivesInImage = "/var/cache/apt/archives";
 
     /// <summary>apt's source cache in the shared archives dir; apt-get clean and autoclean remove only .deb files
     /// there.</summary>
