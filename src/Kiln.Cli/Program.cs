@@ -4,11 +4,6 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        if (args.Length > 0 && args[0] == Kiln.Build.Sandbox.SandboxInit.Verb)
-        {
-            // Inside a new sandbox's namespaces, started by the library: build the root and exec the command.
-            return Kiln.Build.Sandbox.SandboxInit.Run(args[1..], Console.Error);
-        }
         using var cts = new CancellationTokenSource();
         int interrupts = 0;
         Console.CancelKeyPress += (_, e) =>

@@ -2,8 +2,8 @@ using Kiln.Build.Sandbox;
 
 namespace Kiln.Cli.Tests;
 
-/// <summary>The sandbox as <see cref="Sandbox.RunAsync"/> gives it: a busybox root, the mounts its PID 1
-/// (<c>kiln __sandbox-init</c>) makes, and what it refuses.</summary>
+/// <summary>The sandbox as <see cref="Sandbox.RunAsync"/> gives it: a busybox root, the mounts made for it (by the
+/// thread that starts it, in namespaces of its own, and /proc by unshare), and what it refuses.</summary>
 public sealed class SandboxTests : IDisposable
 {
     private readonly TempDir _dir = new("kiln-sandbox");
@@ -82,7 +82,7 @@ public sealed class SandboxTests : IDisposable
     }
 
     [Fact]
-    public async Task Secret_files_are_written_by_the_init_into_a_read_only_tmpfs_and_nowhere_on_the_host()
+    public async Task Secret_files_are_written_into_a_read_only_tmpfs_and_nowhere_on_the_host()
     {
         var value = "kiln-secret-" + Guid.NewGuid().ToString("N");
         var (status, lines) = await RunAsync(
@@ -104,6 +104,42 @@ public sealed class SandboxTests : IDisposable
             }
         }
         Assert.False(Directory.Exists(_dir.Sub("upper/run")));
+    }
+
+    [Fact]
+    public async Task Its_namespaces_and_mounts_are_the_starting_threads_only_and_this_process_keeps_its_own()
+    {
+        static string Ns(string kind) => File.ResolveLinkTarget($"/proc/self/ns/{kind}", false)!.FullName;
+        var before = new[] { "mnt", "net", "uts", "ipc" }.Select(Ns).ToList();
+        var hostname = System.Net.Dns.GetHostName();
+        Directory.CreateDirectory(_dir.Sub("shared-rw"));
+        var run = RunAsync("echo up > /shared-rw/ready; busybox sleep 2", binds: [new BindMount(_dir.Sub("shared-rw"), "/shared-rw")]);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!File.Exists(_dir.Sub("shared-rw/ready")) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+        Assert.True(File.Exists(_dir.Sub("shared-rw/ready")), "the sandbox did not start");
+        // While it runs: this process (its main thread, and a thread-pool thread) is where it was.
+        Assert.Equal(before, new[] { "mnt", "net", "uts", "ipc" }.Select(Ns).ToList());
+        Assert.Equal(before, await Task.Run(() => new[] { "mnt", "net", "uts", "ipc" }.Select(Ns).ToList()));
+        Assert.Equal(hostname, System.Net.Dns.GetHostName());
+        Assert.DoesNotContain(_dir.Path, File.ReadAllText("/proc/self/mountinfo"));
+        Assert.Equal(Directory.GetCurrentDirectory(), await Task.Run(Directory.GetCurrentDirectory));
+        var (status, lines) = await run;
+        Assert.True(status == 0, string.Join('\n', lines));
+        Assert.DoesNotContain(_dir.Path, File.ReadAllText("/proc/self/mountinfo"));
+    }
+
+    [Fact]
+    public async Task An_image_whose_proc_is_a_symlink_gets_no_proc_mounted_through_it()
+    {
+        Directory.Delete(_dir.Sub("root/proc"));
+        File.CreateSymbolicLink(_dir.Sub("root/proc"), "/tmp");
+        var (status, lines) = await RunAsync("busybox ls /tmp | busybox wc -l; echo pid=$$");
+        Assert.True(status == 0, string.Join('\n', lines));
+        Assert.Equal(["0", "pid=1"], lines);
+        Assert.True(new FileInfo(_dir.Sub("root/proc")).LinkTarget == "/tmp");
     }
 
     [Fact]

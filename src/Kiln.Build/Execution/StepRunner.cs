@@ -277,8 +277,8 @@ internal sealed class StepRunner
     }
 
     /// <summary>The secrets of a run step, for this run only, at /run/secrets/ID: a file secret as a read-only bind
-    /// of the file where it is; an environment secret as a 0400 file that the sandbox's init writes into a private
-    /// read-only tmpfs at /run/secrets (its value passes through the init's environment, never the host's disk).
+    /// of the file where it is; an environment secret as a 0400 file in a read-only tmpfs at /run/secrets that only
+    /// the sandbox's mount namespace has (its value never touches the host's disk).
     /// Mount points live in the sandbox's skeleton layer or in that tmpfs, so nothing can reach the step's upper
     /// dir.</summary>
     private (IReadOnlyList<BindMount> Binds, IReadOnlyList<KeyValuePair<string, string>> Files) Secrets(string image, StepPlan step, RunStep run)

@@ -47,7 +47,10 @@ public static class ChildProcess
     }
 
     /// <summary>Starts the process and returns once it runs. Cancelling the token kills it (and its tree).</summary>
-    public static Task<RunningChild> StartAsync(ProcessStartInfo psi, Action<string?> onLine, CancellationToken cancellationToken)
+    /// <param name="prepareThread">Run first on the thread that starts the child (e.g. moving it into namespaces the child
+    /// inherits), with <paramref name="psi"/> to complete; what it throws is thrown here, and nothing is started.</param>
+    public static Task<RunningChild> StartAsync(ProcessStartInfo psi, Action<string?> onLine, CancellationToken cancellationToken,
+        Action<ProcessStartInfo>? prepareThread = null)
     {
         var started = new TaskCompletionSource<RunningChild>(TaskCreationOptions.RunContinuationsAsynchronously);
         var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -55,6 +58,7 @@ public static class ChildProcess
         {
             try
             {
+                prepareThread?.Invoke(psi);
                 using var process = new Process { StartInfo = psi };
                 process.OutputDataReceived += (_, e) => onLine(e.Data);
                 process.ErrorDataReceived += (_, e) => onLine(e.Data);

@@ -5,29 +5,23 @@ namespace Kiln.Build.Sandbox;
 
 /// <summary>Runs a command in new mount, pid, uts and ipc namespaces (and a new network namespace unless
 /// the host's is asked for), chrooted into an overlay of an image's layers.</summary>
-/// <remarks>The namespaces come from util-linux's unshare(1) rather than clone(2) from .NET: a managed
-/// runtime cannot safely fork into a single-threaded child. unshare starts this kiln executable again as
-/// the namespace's PID 1 (<see cref="SandboxInit"/>), which mounts the root and execs the launcher.
-/// Teardown is the kernel's: all mounts are in the private mount namespace and every process is in the pid
-/// namespace, so when PID 1 dies, all is gone. PID 1 dies with unshare (--kill-child) and unshare dies with
-/// us (setpriv --pdeathsig).</remarks>
+/// <remarks>The thread that starts the command enters new namespaces and builds the root there
+/// (<see cref="SandboxSetup"/>); its child is setpriv(1), which makes it die with that thread, and execs util-linux's
+/// unshare(1), which adds the pid namespace (a managed runtime cannot safely fork), forks, mounts /proc in it and execs
+/// the launcher: chroot or systemd-nspawn. Teardown is the kernel's: every mount is in the sandbox's mount namespaces
+/// and every process in its pid namespace, so when PID 1 dies, all is gone. PID 1 dies with unshare (--kill-child),
+/// unshare with the thread (--pdeathsig), the thread once the child exits or kiln does.</remarks>
 public static class Sandbox
 {
     public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
     /// <summary>Runs the command and returns its exit status. Output lines go to <paramref name="output"/>.
-    /// Throws <see cref="SandboxException"/> when the sandbox itself could not be set up (status 125
-    /// from the setup script) and <see cref="OperationCanceledException"/> when cancelled (after every
-    /// process of the sandbox has exited).</summary>
+    /// Throws <see cref="SandboxException"/> when the sandbox itself could not be set up and
+    /// <see cref="OperationCanceledException"/> when cancelled (after every process of the sandbox has exited).</summary>
     public static async Task<int> RunAsync(SandboxSpec spec, Action<string>? output = null, CancellationToken cancellationToken = default)
     {
         var run = await StartAsync(spec, output, cancellationToken).ConfigureAwait(false);
-        int status = await run.Child.Exited.ConfigureAwait(false);
-        if (status == 125 && run.SetupErrors.Length > 0)
-        {
-            throw SandboxException.SetupFailed(run.SetupErrors);
-        }
-        return status;
+        return await run.Child.Exited.ConfigureAwait(false);
     }
 
     /// <summary>Starts the command and returns once its process runs (for long-running instances).
@@ -35,13 +29,22 @@ public static class Sandbox
     public static async Task<SandboxRun> StartAsync(SandboxSpec spec, Action<string>? output = null, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var psi = Prepare(spec);
+        var (psi, plan) = Prepare(spec);
         var run = new SandboxRun(output);
-        run.Child = await ChildProcess.StartAsync(psi, run.OnLine, cancellationToken).ConfigureAwait(false);
+        run.Child = await ChildProcess.StartAsync(psi, run.OnLine, cancellationToken, psi =>
+        {
+            SandboxSetup.Enter(plan);
+            // /proc is mounted by unshare's child, the first process in the pid namespace, before the launcher: not where
+            // the image has made /proc a symlink (seen only now, in the root). systemd-nspawn mounts its own.
+            if (plan.SystemMounts && SandboxSetup.CanMountProc(plan.Merged))
+            {
+                psi.ArgumentList.Insert(psi.ArgumentList.IndexOf("--kill-child") + 1, "--mount-proc=" + plan.Merged + "/proc");
+            }
+        }).ConfigureAwait(false);
         return run;
     }
 
-    private static ProcessStartInfo Prepare(SandboxSpec spec)
+    private static (ProcessStartInfo Psi, SandboxSetup.Plan Plan) Prepare(SandboxSpec spec)
     {
         var merged = Path.Combine(spec.ScratchDir, "merged");
         var work = Path.Combine(spec.ScratchDir, "work");
@@ -64,10 +67,12 @@ public static class Sandbox
 
         var links = Path.Combine(spec.ScratchDir, "l");
         var lowerdir = OverlayLowerLinks.Create(links, lowers);
+        bool nspawn = spec.Launcher == SandboxLauncher.Nspawn;
+        var plan = new SandboxSetup.Plan(merged, links, lowerdir, spec.UpperDir, work, spec.Hostname, NewNetwork: !spec.HostNetwork,
+            SystemMounts: !nspawn, binds, spec.SecretFiles);
 
-        var init = SandboxInit.SelfCommand
-            ?? throw SandboxException.SetupFailed($"no kiln executable to run the sandbox's init ({SandboxInit.Verb}) with");
-        var psi = new ProcessStartInfo("setpriv")
+        // Host programs by absolute path: the environment below is the image's, PATH included.
+        var psi = new ProcessStartInfo(HostProgram("setpriv"))
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -75,72 +80,57 @@ public static class Sandbox
             UseShellExecute = false,
         };
         psi.Environment.Clear();
-        psi.Environment["PATH"] = DefaultPath;
-        // A JIT init (dotnet kiln.dll) would leave its diagnostics socket in /tmp: it execs, never shuts down.
-        psi.Environment["DOTNET_EnableDiagnostics"] = "0";
-        for (int i = 0; i < spec.SecretFiles.Count; i++)
+        foreach (var (k, v) in spec.Environment)
         {
-            psi.Environment[SandboxInit.SecretVariable(i)] = spec.SecretFiles[i].Value;
+            psi.Environment[k] = v;
         }
-        string[] prefix = ["--pdeathsig", "KILL", "--", "unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child", "--propagation", "private"];
-        foreach (var a in prefix)
+        // --mount-proc may follow --kill-child (see StartAsync).
+        List<string> args = ["--pdeathsig", "KILL", "--", HostProgram("unshare"), "--pid", "--fork", "--kill-child", "--"];
+        if (nspawn)
         {
-            psi.ArgumentList.Add(a);
-        }
-        if (!spec.HostNetwork)
-        {
-            psi.ArgumentList.Add("--net");
-        }
-        psi.ArgumentList.Add("--");
-        foreach (var a in init)
-        {
-            psi.ArgumentList.Add(a);
-        }
-        List<string> launcher;
-        if (spec.Launcher == SandboxLauncher.Nspawn)
-        {
-            launcher = ["systemd-nspawn", "-D", merged, "--register=no", "--keep-unit", "--private-network", "--boot", "--quiet", "--console=read-only", $"--hostname={spec.Hostname}"];
+            args.AddRange([HostProgram("systemd-nspawn"), "-D", merged, "--register=no", "--keep-unit", "--private-network", "--boot", "--quiet",
+                "--console=read-only", $"--hostname={spec.Hostname}"]);
         }
         else
         {
-            launcher = ["chroot"];
+            args.Add(HostProgram("chroot"));
             if (spec.User is { Length: > 0 } user)
             {
-                launcher.Add($"--userspec={user}");
+                args.Add($"--userspec={user}");
             }
             // The image's shell enters the working directory; its cd would pass OLDPWD on to the command.
-            launcher.AddRange([merged, "/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; exec \"$@\"", spec.WorkingDirectory]);
-            launcher.AddRange(spec.Command);
+            if (spec.OutputFiles is { } files)
+            {
+                args.AddRange([merged, "/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; exec >\"$1\" 2>\"$2\" </dev/null; shift 2; exec \"$@\"",
+                    spec.WorkingDirectory, files.Stdout, files.Stderr]);
+            }
+            else
+            {
+                args.AddRange([merged, "/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; exec \"$@\"", spec.WorkingDirectory]);
+            }
+            args.AddRange(spec.Command);
         }
-        foreach (var a in SandboxInit.Arguments(merged, links, lowerdir, spec.UpperDir, work, spec, binds, launcher))
+        foreach (var a in args)
         {
             psi.ArgumentList.Add(a);
         }
-        return psi;
+        return (psi, plan);
     }
+
+    /// <summary>A program of the host, looked up on <see cref="DefaultPath"/>.</summary>
+    private static string HostProgram(string name) =>
+        DefaultPath.Split(':').Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists)
+        ?? throw SandboxException.SetupFailed($"{name}: not found on the host ({DefaultPath})");
 }
 
 /// <summary>A running sandbox: its process (unshare; the namespace's PID 1 is its only child) and output.</summary>
 public sealed class SandboxRun
 {
     private readonly Action<string>? _output;
-    private readonly StringBuilder _setupErrors = new();
 
     internal SandboxRun(Action<string>? output) => _output = output;
 
     public RunningChild Child { get; internal set; } = null!;
-
-    /// <summary>What the sandbox's own setup reported (lines starting "kiln-sandbox: ").</summary>
-    public string SetupErrors
-    {
-        get
-        {
-            lock (_setupErrors)
-            {
-                return _setupErrors.ToString().Trim();
-            }
-        }
-    }
 
     /// <summary>The host pid of the namespace's PID 1, once it exists (else null).</summary>
     public int? InitPid
@@ -161,17 +151,9 @@ public sealed class SandboxRun
 
     internal void OnLine(string? line)
     {
-        if (line is null)
+        if (line is not null)
         {
-            return;
+            _output?.Invoke(line);
         }
-        if (line.StartsWith("kiln-sandbox: ", StringComparison.Ordinal))
-        {
-            lock (_setupErrors)
-            {
-                _setupErrors.AppendLine(line["kiln-sandbox: ".Length..]);
-            }
-        }
-        _output?.Invoke(line);
     }
 }

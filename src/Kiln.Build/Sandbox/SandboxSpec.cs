@@ -25,6 +25,11 @@ public sealed record SandboxSpec
 
     public string WorkingDirectory { get; init; } = "/";
 
+    /// <summary>Files in the image (e.g. under a bind) that the command's stdout and stderr go to, opened by the
+    /// image's shell that starts it (after entering the working directory, as the command's user), with stdin from
+    /// /dev/null; null: both go to the sandbox's output. Not with <see cref="SandboxLauncher.Nspawn"/>.</summary>
+    public (string Stdout, string Stderr)? OutputFiles { get; init; }
+
     /// <summary>USER[:GROUP] as chroot(8) --userspec takes it, or null for root.</summary>
     public string? User { get; init; }
 
@@ -43,8 +48,8 @@ public sealed record SandboxSpec
     /// sees them, its layer never holds them.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> SkeletonScripts { get; init; } = [];
 
-    /// <summary>Files the sandbox's init writes (mode 0400) into a private tmpfs at <see cref="SecretsDir"/>, by name;
-    /// the values reach it through its environment and never touch the host's disk. The tmpfs is read-only once
+    /// <summary>Files written (mode 0400) into a tmpfs at <see cref="SecretsDir"/> that only the sandbox's mount namespace
+    /// has, by name; the values never touch the host's disk nor any process's environment. The tmpfs is read-only once
     /// written and goes with the mount namespace, also after a crash. Binds below that dir are still made.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> SecretFiles { get; init; } = [];
 

@@ -78,7 +78,14 @@ public sealed class Instance : IAsyncDisposable
                 Hostname = "kiln-instance",
                 Launcher = options.Systemd ? SandboxLauncher.Nspawn : SandboxLauncher.Chroot,
             };
-            instance._run = await Sandbox.Sandbox.StartAsync(spec, instance.OnLine, instance._kill.Token).ConfigureAwait(false);
+            try
+            {
+                instance._run = await Sandbox.Sandbox.StartAsync(spec, instance.OnLine, instance._kill.Token).ConfigureAwait(false);
+            }
+            catch (SandboxException e)
+            {
+                throw new InstanceException($"the instance could not be set up: {e.Message}", "", e);
+            }
             await instance.WaitForInitAsync(ct).ConfigureAwait(false);
             return instance;
         }
@@ -153,9 +160,7 @@ public sealed class Instance : IAsyncDisposable
         if (_run!.Child.Exited.IsCompleted)
         {
             var status = _run.Child.Exited.IsCompletedSuccessfully ? _run.Child.Exited.Result : -1;
-            var setup = _run.SetupErrors;
-            throw new InstanceException(
-                setup.Length > 0 ? $"the instance could not be set up: {setup}" : $"the instance exited (status {status}) before it was ready", Output);
+            throw new InstanceException($"the instance exited (status {status}) before it was ready", Output);
         }
     }
 

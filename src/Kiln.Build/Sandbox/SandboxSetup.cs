@@ -1,0 +1,218 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Kiln.Build.Sandbox;
+
+/// <summary>What a sandbox needs before its command starts: new mount, uts, ipc (and network) namespaces for the
+/// thread that will start it, and in them the root (an overlay of the layers), /sys, /dev, the secrets and the
+/// binds, loopback up and the hostname. The thread's child process inherits them all; unshare(1) then adds the pid
+/// namespace and mounts /proc in it (which only a process inside that namespace can).</summary>
+/// <remarks>Linux gives namespaces per thread: unshare(2) with CLONE_NEWNS also gives the calling thread a root and
+/// working directory of its own, so nothing of this reaches kiln's other threads, and all of it goes when the thread
+/// and its child have exited, also after a crash. It runs on <see cref="ChildProcess"/>'s dedicated thread, which lives
+/// as long as the child. It used to run as a first process in the namespaces (kiln itself again); that cost a runtime
+/// start per sandbox, about 2 ms of CPU, and more while other sandboxes ran.</remarks>
+internal static unsafe partial class SandboxSetup
+{
+    private const ulong MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32,
+        MS_BIND = 4096, MS_REC = 16384, MS_PRIVATE = 1 << 18;
+
+    private const int CLONE_NEWNS = 0x00020000, CLONE_NEWUTS = 0x04000000, CLONE_NEWIPC = 0x08000000, CLONE_NEWNET = 0x40000000;
+
+    /// <summary>The root to build: <paramref name="Lower"/> is the overlay's lowerdir option, relative to
+    /// <paramref name="LowerLinks"/> (<see cref="OverlayLowerLinks"/>).</summary>
+    internal sealed record Plan(string Merged, string LowerLinks, string Lower, string Upper, string Work, string Hostname,
+        bool NewNetwork, bool SystemMounts, IReadOnlyList<BindMount> Binds, IReadOnlyList<KeyValuePair<string, string>> Secrets);
+
+    /// <summary>Moves the calling thread into new namespaces and builds the root there. Throws
+    /// <see cref="SandboxException"/> on failure; the thread must then end without starting anything.</summary>
+    internal static void Enter(Plan plan)
+    {
+        try
+        {
+            if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (plan.NewNetwork ? CLONE_NEWNET : 0)) != 0)
+            {
+                throw new SetupException($"cannot make the sandbox's namespaces: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+            }
+            Mount("none", "/", null, MS_REC | MS_PRIVATE, null, "making the mounts private failed");
+            Directory.SetCurrentDirectory(plan.LowerLinks);
+            Mount("kiln-root", plan.Merged, "overlay", 0, $"lowerdir={plan.Lower},upperdir={plan.Upper},workdir={plan.Work},{OverlayLowerLinks.FixedFeatures}",
+                "overlay mount failed");
+            if (plan.SystemMounts)
+            {
+                SystemMounts(plan.Merged);
+            }
+            if (plan.Secrets.Count > 0)
+            {
+                Secrets(plan.Merged, plan.Secrets, plan.Binds);
+            }
+            foreach (var bind in plan.Binds)
+            {
+                var target = plan.Merged + bind.ImagePath;
+                Mount(bind.HostPath, target, null, MS_BIND, null, $"binding {bind.HostPath} to {bind.ImagePath} failed");
+                if (bind.ReadOnly)
+                {
+                    // A remount replaces the mount's flags: keep the source's nosuid, nodev and noexec.
+                    Mount(null, target, null, MS_REMOUNT | MS_BIND | MS_RDONLY | SourceFlags(bind.HostPath), null, $"making {bind.ImagePath} read-only failed");
+                }
+            }
+            if (plan.NewNetwork)
+            {
+                LoopbackUp();
+            }
+            var name = Encoding.UTF8.GetBytes(plan.Hostname);
+            fixed (byte* p = name)
+            {
+                _ = sethostname(p, (nuint)name.Length);
+            }
+        }
+        catch (Exception ex) when (ex is SetupException or IOException or UnauthorizedAccessException)
+        {
+            throw SandboxException.SetupFailed(ex.Message);
+        }
+    }
+
+    /// <summary>Whether /proc can be mounted at <paramref name="merged"/>/proc (by unshare, in the pid namespace).</summary>
+    internal static bool CanMountProc(string merged) => PlainDirectory(merged + "/proc");
+
+    private static void SystemMounts(string m)
+    {
+        if (PlainDirectory(m + "/sys") && mount("kiln-sys", m + "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, null) != 0)
+        {
+            Mount("/sys", m + "/sys", null, MS_BIND | MS_REC, null, "mounting /sys failed");
+            Mount(null, m + "/sys", null, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, null, "mounting /sys failed");
+        }
+        if (!PlainDirectory(m + "/dev"))
+        {
+            return;
+        }
+        var dev = m + "/dev";
+        Mount("kiln-dev", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536k", "mounting /dev failed");
+        foreach (var d in new[] { "null", "zero", "full", "random", "urandom", "tty" })
+        {
+            File.WriteAllBytes($"{dev}/{d}", []);
+            Mount("/dev/" + d, $"{dev}/{d}", null, MS_BIND, null, $"binding /dev/{d} failed");
+        }
+        foreach (var d in new[] { "pts", "shm", "mqueue" })
+        {
+            Directory.CreateDirectory($"{dev}/{d}");
+        }
+        Mount("kiln-devpts", dev + "/pts", "devpts", 0, "newinstance,ptmxmode=0666,mode=0620", "mounting /dev/pts failed");
+        File.CreateSymbolicLink(dev + "/ptmx", "pts/ptmx");
+        Mount("kiln-shm", dev + "/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", "mounting /dev/shm failed");
+        File.CreateSymbolicLink(dev + "/fd", "/proc/self/fd");
+        File.CreateSymbolicLink(dev + "/stdin", "/proc/self/fd/0");
+        File.CreateSymbolicLink(dev + "/stdout", "/proc/self/fd/1");
+        File.CreateSymbolicLink(dev + "/stderr", "/proc/self/fd/2");
+    }
+
+    /// <summary>A tmpfs at /run/secrets holding each secret as a 0400 file (and the mount points of the binds that
+    /// land below it), then made read-only. It lives in the sandbox's mount namespace only: the values never touch
+    /// the host's disk, and go with the namespace.</summary>
+    private static void Secrets(string merged, IReadOnlyList<KeyValuePair<string, string>> secrets, IReadOnlyList<BindMount> binds)
+    {
+        var dir = merged + SandboxSpec.SecretsDir;
+        long size = 65536 + secrets.Sum(s => (long)Encoding.UTF8.GetByteCount(s.Value));
+        Mount("kiln-secrets", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, $"mode=0755,size={size}", "mounting the secrets tmpfs failed");
+        foreach (var (name, value) in secrets)
+        {
+            if (name.Contains('/') || name is "." or "..")
+            {
+                throw new SetupException($"secret name '{name}' is not a file name");
+            }
+            using var f = new FileStream(Path.Combine(dir, name), new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                UnixCreateMode = UnixFileMode.UserRead,
+            });
+            f.Write(Encoding.UTF8.GetBytes(value));
+        }
+        foreach (var bind in binds.Where(b => b.ImagePath.StartsWith(SandboxSpec.SecretsDir + "/", StringComparison.Ordinal)))
+        {
+            var point = merged + bind.ImagePath;
+            if (Directory.Exists(bind.HostPath))
+            {
+                Directory.CreateDirectory(point);
+            }
+            else if (!File.Exists(point))
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(point)!);
+                File.WriteAllBytes(point, []);
+            }
+        }
+        Mount(null, dir, null, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, null, "making the secrets tmpfs read-only failed");
+    }
+
+    /// <summary>A directory that is not a symlink (the image may have replaced /proc with a link).</summary>
+    private static bool PlainDirectory(string path)
+    {
+        var info = new DirectoryInfo(path);
+        return info.Exists && info.LinkTarget is null;
+    }
+
+    private static void Mount(string? source, string target, string? fstype, ulong flags, string? data, string what)
+    {
+        if (mount(source, target, fstype, flags, data) != 0)
+        {
+            throw new SetupException($"{what}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        }
+    }
+
+    /// <summary>The nosuid, nodev and noexec flags of the mount that holds <paramref name="path"/> (the ST_
+    /// values of statvfs equal the MS_ ones for these three).</summary>
+    private static ulong SourceFlags(string path)
+    {
+        byte* buf = stackalloc byte[112];
+        if (statvfs(path, buf) != 0)
+        {
+            return 0;
+        }
+        ulong flags = *(ulong*)(buf + 72); // f_flag in x86_64 glibc's struct statvfs
+        return flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    }
+
+    /// <summary>Sets lo up in the new network namespace (SIOCSIFFLAGS on a socket, as ip(8) would by netlink);
+    /// failure is not fatal: a command that needs no network still runs.</summary>
+    private static void LoopbackUp()
+    {
+        const int AF_INET = 2, SOCK_DGRAM = 2, SIOCGIFFLAGS = 0x8913, SIOCSIFFLAGS = 0x8914, IFF_UP = 1;
+        int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        if (fd < 0)
+        {
+            return;
+        }
+        byte* ifr = stackalloc byte[40]; // struct ifreq: char name[16]; union { short flags; ... }
+        new Span<byte>(ifr, 40).Clear();
+        "lo"u8.CopyTo(new Span<byte>(ifr, 16));
+        if (ioctl(fd, SIOCGIFFLAGS, ifr) == 0)
+        {
+            *(short*)(ifr + 16) |= IFF_UP;
+            _ = ioctl(fd, SIOCSIFFLAGS, ifr);
+        }
+        _ = close(fd);
+    }
+
+    private sealed class SetupException(string message) : Exception(message);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int mount(string? source, string target, string? fstype, ulong flags, string? data);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int statvfs(string path, byte* buf);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int sethostname(byte* name, nuint len);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int ioctl(int fd, ulong request, byte* arg);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int unshare(int flags);
+}
