@@ -35,6 +35,23 @@ public sealed class TinyImageTests : IDisposable
     }
 
     [Fact]
+    public void A_step_after_user_runs_as_that_user_with_its_groups_from_the_image()
+    {
+        using var ctx = new TinyContext(Image(
+            "      - run: mkdir /data && chown 1000:1000 /data\n" +
+            "      - user: app\n" +
+            "      - run: (id -u; id -g; id -G; echo $PWD; touch /etc/x 2>/dev/null || echo denied) > /data/who\n"));
+        ctx.Write("rootfs/etc/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/tmp:/bin/sh\n");
+        ctx.Write("rootfs/etc/group", "root:x:0:\napp:x:1000:\nextra:x:1001:app\n");
+        var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        using var bundle = new TempDir("kiln-umoci");
+        var u = KilnProcess.Tool("umoci", "unpack", "--image", _store.Path + ":tiny", bundle.Sub("b"));
+        Assert.True(u.ExitCode == 0, u.All);
+        Assert.Equal("1000\n1000\n1000 1001\n/\ndenied\n", File.ReadAllText(bundle.Sub("b/rootfs/data/who")));
+    }
+
+    [Fact]
     public void A_failing_step_exits_1_shows_its_output_and_leaves_nothing_behind()
     {
         using var ctx = new TinyContext(Image("      - run: echo about to fail; mkdir /made-by-failed-step; exit 3\n"));

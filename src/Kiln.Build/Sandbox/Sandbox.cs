@@ -7,8 +7,8 @@ namespace Kiln.Build.Sandbox;
 /// the host's is asked for), chrooted into an overlay of an image's layers.</summary>
 /// <remarks>The thread that starts the command enters new namespaces and builds the root there
 /// (<see cref="SandboxSetup"/>); its child is setpriv(1), which makes it die with that thread, and execs util-linux's
-/// unshare(1), which adds the pid namespace (a managed runtime cannot safely fork), forks, mounts /proc in it and execs
-/// the launcher: chroot or systemd-nspawn. Teardown is the kernel's: every mount is in the sandbox's mount namespaces
+/// unshare(1), which adds the pid namespace (a managed runtime cannot safely fork) and forks; its child enters the root
+/// (itself, or through chroot(8) for another user), mounts /proc and execs the image's shell, or systemd-nspawn. Teardown is the kernel's: every mount is in the sandbox's mount namespaces
 /// and every process in its pid namespace, so when PID 1 dies, all is gone. PID 1 dies with unshare (--kill-child),
 /// unshare with the thread (--pdeathsig), the thread once the child exits or kiln does.</remarks>
 public static class Sandbox
@@ -29,22 +29,23 @@ public static class Sandbox
     public static async Task<SandboxRun> StartAsync(SandboxSpec spec, Action<string>? output = null, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var (psi, plan) = Prepare(spec);
+        var (psi, plan, procMountPoint) = Prepare(spec);
         var run = new SandboxRun(output);
         run.Child = await ChildProcess.StartAsync(psi, run.OnLine, cancellationToken, psi =>
         {
             SandboxSetup.Enter(plan);
-            // /proc is mounted by unshare's child, the first process in the pid namespace, before the launcher: not where
+            // /proc is mounted by unshare's child, the first process in the pid namespace, before the command: not where
             // the image has made /proc a symlink (seen only now, in the root). systemd-nspawn mounts its own.
-            if (plan.SystemMounts && SandboxSetup.CanMountProc(plan.Merged))
+            if (procMountPoint is not null && SandboxSetup.CanMountProc(plan.Merged))
             {
-                psi.ArgumentList.Insert(psi.ArgumentList.IndexOf("--kill-child") + 1, "--mount-proc=" + plan.Merged + "/proc");
+                psi.ArgumentList.Insert(psi.ArgumentList.IndexOf("--kill-child") + 1, "--mount-proc=" + procMountPoint);
             }
         }).ConfigureAwait(false);
         return run;
     }
 
-    private static (ProcessStartInfo Psi, SandboxSetup.Plan Plan) Prepare(SandboxSpec spec)
+    /// <returns>Also where unshare is to mount /proc (as it sees it), or null for none.</returns>
+    private static (ProcessStartInfo Psi, SandboxSetup.Plan Plan, string? ProcMountPoint) Prepare(SandboxSpec spec)
     {
         var merged = Path.Combine(spec.ScratchDir, "merged");
         var work = Path.Combine(spec.ScratchDir, "work");
@@ -85,28 +86,36 @@ public static class Sandbox
             psi.Environment[k] = v;
         }
         // --mount-proc may follow --kill-child (see StartAsync).
-        List<string> args = ["--pdeathsig", "KILL", "--", HostProgram("unshare"), "--pid", "--fork", "--kill-child", "--"];
+        List<string> args = ["--pdeathsig", "KILL", "--", HostProgram("unshare"), "--pid", "--fork", "--kill-child"];
+        string? proc = null;
         if (nspawn)
         {
-            args.AddRange([HostProgram("systemd-nspawn"), "-D", merged, "--register=no", "--keep-unit", "--private-network", "--boot", "--quiet",
+            args.AddRange(["--", HostProgram("systemd-nspawn"), "-D", merged, "--register=no", "--keep-unit", "--private-network", "--boot", "--quiet",
                 "--console=read-only", $"--hostname={spec.Hostname}"]);
         }
         else
         {
-            args.Add(HostProgram("chroot"));
             if (spec.User is { Length: > 0 } user)
             {
-                args.Add($"--userspec={user}");
+                // chroot(8) looks the user and its groups up in the image, then drops to them.
+                proc = merged + "/proc";
+                args.AddRange(["--", HostProgram("chroot"), $"--userspec={user}", merged]);
+            }
+            else
+            {
+                // As root, unshare enters the root itself (and mounts /proc inside it): one program fewer to start.
+                proc = "/proc";
+                args.AddRange(["--root=" + merged, "--"]);
             }
             // The image's shell enters the working directory; its cd would pass OLDPWD on to the command.
             if (spec.OutputFiles is { } files)
             {
-                args.AddRange([merged, "/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; exec >\"$1\" 2>\"$2\" </dev/null; shift 2; exec \"$@\"",
+                args.AddRange(["/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; exec >\"$1\" 2>\"$2\" </dev/null; shift 2; exec \"$@\"",
                     spec.WorkingDirectory, files.Stdout, files.Stderr]);
             }
             else
             {
-                args.AddRange([merged, "/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; exec \"$@\"", spec.WorkingDirectory]);
+                args.AddRange(["/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; exec \"$@\"", spec.WorkingDirectory]);
             }
             args.AddRange(spec.Command);
         }
@@ -114,7 +123,7 @@ public static class Sandbox
         {
             psi.ArgumentList.Add(a);
         }
-        return (psi, plan);
+        return (psi, plan, proc);
     }
 
     /// <summary>A program of the host, looked up on <see cref="DefaultPath"/>.</summary>
