@@ -90,6 +90,48 @@ public sealed class TinyImageTests : IDisposable
     }
 
     [Fact]
+    public void While_a_step_runs_every_thread_of_kiln_is_in_kilns_own_namespaces_and_directory()
+    {
+        // The thread that starts a sandbox enters its namespaces to set it up; threads made from it meanwhile (the
+        // thread pool grows from the thread that queues work) would stay there and run kiln's work in the sandbox.
+        using var ctx = new TinyContext(Image("      - run: echo up; sleep 300\n"));
+        var psi = KilnProcess.StartInfo(_store.Path, "build", "--verbose", ctx.Path);
+        using var p = new Process { StartInfo = psi };
+        var started = new ManualResetEventSlim();
+        p.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data?.Contains("| up", StringComparison.Ordinal) == true)
+            {
+                started.Set();
+            }
+        };
+        p.ErrorDataReceived += (_, _) => { };
+        p.Start();
+        try
+        {
+            p.StandardInput.Close();
+            p.BeginOutputReadLine();
+            p.BeginErrorReadLine();
+            Assert.True(started.Wait(TimeSpan.FromSeconds(60)), "the step did not start");
+            Thread.Sleep(200); // the output's readers and whatever they queue are running by now
+            string State(string task) => string.Join(' ', new[] { "ns/mnt", "ns/net", "ns/uts", "ns/ipc", "cwd" }
+                .Select(f => new FileInfo($"/proc/{p.Id}/task/{task}/{f}").LinkTarget));
+            var main = State(p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var threads = Directory.GetDirectories($"/proc/{p.Id}/task").Select(Path.GetFileName).ToList();
+            Assert.True(threads.Count > 3, string.Join(' ', threads));
+            foreach (var t in threads)
+            {
+                Assert.Equal(main, State(t!));
+            }
+        }
+        finally
+        {
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+        }
+    }
+
+    [Fact]
     public void A_step_with_network_none_sees_only_loopback()
     {
         using var ctx = new TinyContext(Image(

@@ -48,9 +48,10 @@ public static class ChildProcess
 
     /// <summary>Starts the process and returns once it runs. Cancelling the token kills it (and its tree).</summary>
     /// <param name="prepareThread">Run first on the thread that starts the child (e.g. moving it into namespaces the child
-    /// inherits), with <paramref name="psi"/> to complete; what it throws is thrown here, and nothing is started.</param>
+    /// inherits), with <paramref name="psi"/> to complete; what it throws is thrown here, and nothing is started. What it
+    /// returns is disposed as soon as the child has started (or failed to), before anything else runs on the thread.</param>
     public static Task<RunningChild> StartAsync(ProcessStartInfo psi, Action<string?> onLine, CancellationToken cancellationToken,
-        Action<ProcessStartInfo>? prepareThread = null)
+        Func<ProcessStartInfo, IDisposable?>? prepareThread = null)
     {
         var started = new TaskCompletionSource<RunningChild>(TaskCreationOptions.RunContinuationsAsynchronously);
         var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -58,18 +59,23 @@ public static class ChildProcess
         {
             try
             {
-                prepareThread?.Invoke(psi);
                 using var process = new Process { StartInfo = psi };
                 process.OutputDataReceived += (_, e) => onLine(e.Data);
                 process.ErrorDataReceived += (_, e) => onLine(e.Data);
-                InheritedDescriptors.CloseOnExec();
+                var prepared = prepareThread?.Invoke(psi);
                 try
                 {
+                    InheritedDescriptors.CloseOnExec();
                     process.Start();
                 }
                 catch (Win32Exception ex)
                 {
+                    prepared?.Dispose();
                     throw SandboxException.SetupFailed($"cannot start '{psi.FileName}': {ex.Message}");
+                }
+                finally
+                {
+                    prepared?.Dispose();
                 }
                 if (psi.RedirectStandardInput)
                 {

@@ -33,13 +33,14 @@ public static class Sandbox
         var run = new SandboxRun(output);
         run.Child = await ChildProcess.StartAsync(psi, run.OnLine, cancellationToken, psi =>
         {
-            SandboxSetup.Enter(plan);
+            var entered = SandboxSetup.Enter(plan);
             // /proc is mounted by unshare's child, the first process in the pid namespace, before the command: not where
             // the image has made /proc a symlink (seen only now, in the root). systemd-nspawn mounts its own.
             if (procMountPoint is not null && SandboxSetup.CanMountProc(plan.Merged))
             {
                 psi.ArgumentList.Insert(psi.ArgumentList.IndexOf("--kill-child") + 1, "--mount-proc=" + procMountPoint);
             }
+            return entered;
         }).ConfigureAwait(false);
         return run;
     }

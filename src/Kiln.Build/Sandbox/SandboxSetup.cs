@@ -8,10 +8,11 @@ namespace Kiln.Build.Sandbox;
 /// binds, loopback up and the hostname. The thread's child process inherits them all; unshare(1) then adds the pid
 /// namespace and mounts /proc in it (which only a process inside that namespace can).</summary>
 /// <remarks>Linux gives namespaces per thread: unshare(2) with CLONE_NEWNS also gives the calling thread a root and
-/// working directory of its own, so nothing of this reaches kiln's other threads, and all of it goes when the thread
-/// and its child have exited, also after a crash. It runs on <see cref="ChildProcess"/>'s dedicated thread, which lives
-/// as long as the child. It used to run as a first process in the namespaces (kiln itself again); that cost a runtime
-/// start per sandbox, about 2 ms of CPU, and more while other sandboxes ran.</remarks>
+/// working directory of its own, so nothing of this reaches kiln's other threads. The thread (<see cref="ChildProcess"/>'s
+/// dedicated one) goes back to kiln's namespaces as soon as the child has started (<see cref="Entered"/>); the sandbox's
+/// live on in the child alone and go with it, also after a crash. It used to run as a first process in the namespaces
+/// (kiln itself again); that cost a runtime start per sandbox, about 2 ms of CPU, and more while other sandboxes
+/// ran.</remarks>
 internal static unsafe partial class SandboxSetup
 {
     private const ulong MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32,
@@ -24,10 +25,14 @@ internal static unsafe partial class SandboxSetup
     internal sealed record Plan(string Merged, string LowerLinks, string Lower, string Upper, string Work, string Hostname,
         bool NewNetwork, bool SystemMounts, IReadOnlyList<BindMount> Binds, IReadOnlyList<KeyValuePair<string, string>> Secrets);
 
-    /// <summary>Moves the calling thread into new namespaces and builds the root there. Throws
-    /// <see cref="SandboxException"/> on failure; the thread must then end without starting anything.</summary>
-    internal static void Enter(Plan plan)
+    /// <summary>Moves the calling thread into new namespaces and builds the root there; disposing the result brings the
+    /// thread back to where it was (its namespaces and working directory). Start the child in between and nothing
+    /// else: a thread this thread makes meanwhile (the thread pool grows from the thread that queues work, the runtime
+    /// makes some of its threads lazily) would be made in the sandbox's namespaces for good, and run kiln's work there.
+    /// Throws <see cref="SandboxException"/> on failure, with the thread back.</summary>
+    internal static Entered Enter(Plan plan)
     {
+        var entered = Entered.Save();
         try
         {
             if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (plan.NewNetwork ? CLONE_NEWNET : 0)) != 0)
@@ -65,10 +70,72 @@ internal static unsafe partial class SandboxSetup
             {
                 _ = sethostname(p, (nuint)name.Length);
             }
+            return entered;
         }
-        catch (Exception ex) when (ex is SetupException or IOException or UnauthorizedAccessException)
+        catch (Exception ex)
         {
-            throw SandboxException.SetupFailed(ex.Message);
+            entered.Dispose();
+            if (ex is SetupException or IOException or UnauthorizedAccessException)
+            {
+                throw SandboxException.SetupFailed(ex.Message);
+            }
+            throw;
+        }
+    }
+
+    /// <summary>The namespaces and working directory a thread had before <see cref="Enter"/>, as open descriptors;
+    /// disposing returns the thread to them.</summary>
+    internal sealed class Entered : IDisposable
+    {
+        private static readonly (string Name, int Flag)[] Kinds = [("mnt", CLONE_NEWNS), ("uts", CLONE_NEWUTS), ("ipc", CLONE_NEWIPC), ("net", CLONE_NEWNET)];
+        private readonly int[] _namespaces;
+        private readonly int _cwd;
+        private bool _returned;
+
+        private Entered(int[] namespaces, int cwd) => (_namespaces, _cwd) = (namespaces, cwd);
+
+        internal static Entered Save()
+        {
+            var fds = new int[Kinds.Length];
+            for (int i = 0; i < Kinds.Length; i++)
+            {
+                fds[i] = Open($"/proc/thread-self/ns/{Kinds[i].Name}");
+            }
+            return new Entered(fds, Open("."));
+        }
+
+        private static int Open(string path)
+        {
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            return fd >= 0 ? fd : throw SandboxException.SetupFailed($"cannot open {path}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        }
+
+        /// <summary>Returns the thread. Failing that, kiln stops at once: this thread's work (and any thread it made) would
+        /// go on in the sandbox's namespaces.</summary>
+        public void Dispose()
+        {
+            if (_returned)
+            {
+                return;
+            }
+            _returned = true;
+            for (int i = 0; i < Kinds.Length; i++)
+            {
+                // Entering its own mount namespace again needs a thread whose root and working directory no other thread
+                // shares: it fails if a thread was made from this one since Enter.
+                if (setns(_namespaces[i], Kinds[i].Flag) != 0)
+                {
+                    Environment.FailFast($"kiln: a thread cannot leave a sandbox's {Kinds[i].Name} namespace: "
+                        + Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError()));
+                }
+                _ = close(_namespaces[i]);
+            }
+            if (fchdir(_cwd) != 0)
+            {
+                Environment.FailFast("kiln: a thread cannot return to its working directory after starting a sandbox: "
+                    + Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError()));
+            }
+            _ = close(_cwd);
         }
     }
 
@@ -215,4 +282,15 @@ internal static unsafe partial class SandboxSetup
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int unshare(int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int setns(int fd, int nstype);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fchdir(int fd);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags);
+
+    private const int O_RDONLY = 0, O_CLOEXEC = 0x80000;
 }
