@@ -68,6 +68,11 @@ public sealed class TinyImageTests : IDisposable
     {
         using var ctx = new TinyContext(Image("      - run: echo sleeping; sleep 300\n"));
         var psi = KilnProcess.StartInfo(_store.Path, "build", "--verbose", ctx.Path);
+        // A test run started in the background of a shell has SIGINT ignored, and an ignored signal stays ignored across
+        // exec (the runtime then leaves it so): kiln starts with SIGINT at its default, as from a terminal.
+        psi.ArgumentList.Insert(0, psi.FileName);
+        psi.ArgumentList.Insert(0, "--default-signal=INT");
+        psi.FileName = "env";
         using var p = new Process { StartInfo = psi };
         var started = new ManualResetEventSlim();
         p.OutputDataReceived += (_, e) =>
