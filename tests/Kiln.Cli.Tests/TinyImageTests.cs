@@ -73,21 +73,7 @@ public sealed class TinyImageTests : IDisposable
         psi.ArgumentList.Insert(0, psi.FileName);
         psi.ArgumentList.Insert(0, "--default-signal=INT");
         psi.FileName = "env";
-        using var p = new Process { StartInfo = psi };
-        var started = new ManualResetEventSlim();
-        p.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data?.Contains("sleeping", StringComparison.Ordinal) == true)
-            {
-                started.Set();
-            }
-        };
-        p.ErrorDataReceived += (_, _) => { };
-        p.Start();
-        p.StandardInput.Close();
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        Assert.True(started.Wait(TimeSpan.FromSeconds(60)), "the step did not start");
+        using var p = StartUntil(psi, "sleeping");
         Assert.Equal(0, KilnProcess.Tool("kill", "-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)).ExitCode);
         Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), "kiln did not stop after SIGINT");
         Assert.Equal(130, p.ExitCode);
@@ -100,24 +86,9 @@ public sealed class TinyImageTests : IDisposable
         // The thread that starts a sandbox enters its namespaces to set it up; threads made from it meanwhile (the
         // thread pool grows from the thread that queues work) would stay there and run kiln's work in the sandbox.
         using var ctx = new TinyContext(Image("      - run: echo up; sleep 300\n"));
-        var psi = KilnProcess.StartInfo(_store.Path, "build", "--verbose", ctx.Path);
-        using var p = new Process { StartInfo = psi };
-        var started = new ManualResetEventSlim();
-        p.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data?.Contains("| up", StringComparison.Ordinal) == true)
-            {
-                started.Set();
-            }
-        };
-        p.ErrorDataReceived += (_, _) => { };
-        p.Start();
+        using var p = StartUntil(KilnProcess.StartInfo(_store.Path, "build", "--verbose", ctx.Path), "| up");
         try
         {
-            p.StandardInput.Close();
-            p.BeginOutputReadLine();
-            p.BeginErrorReadLine();
-            Assert.True(started.Wait(TimeSpan.FromSeconds(60)), "the step did not start");
             Thread.Sleep(200); // the output's readers and whatever they queue are running by now
             string State(string task) => string.Join(' ', new[] { "ns/mnt", "ns/net", "ns/uts", "ns/ipc", "cwd" }
                 .Select(f => new FileInfo($"/proc/{p.Id}/task/{task}/{f}").LinkTarget));
@@ -134,6 +105,33 @@ public sealed class TinyImageTests : IDisposable
             p.Kill(entireProcessTree: true);
             p.WaitForExit();
         }
+    }
+
+    /// <summary>Starts kiln and returns once a line of its output holds <paramref name="marker"/> (a step's output, with
+    /// --verbose); kills it if that does not come within a minute.</summary>
+    private static Process StartUntil(ProcessStartInfo psi, string marker)
+    {
+        var p = new Process { StartInfo = psi };
+        var seen = new ManualResetEventSlim();
+        p.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data?.Contains(marker, StringComparison.Ordinal) == true)
+            {
+                seen.Set();
+            }
+        };
+        p.ErrorDataReceived += (_, _) => { };
+        p.Start();
+        p.StandardInput.Close();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        if (!seen.Wait(TimeSpan.FromSeconds(60)))
+        {
+            p.Kill(entireProcessTree: true);
+            p.Dispose();
+            Assert.Fail($"the step did not start (no output line with '{marker}' within 60 s)");
+        }
+        return p;
     }
 
     [Fact]
