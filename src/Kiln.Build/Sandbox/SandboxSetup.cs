@@ -20,6 +20,12 @@ internal static unsafe partial class SandboxSetup
 
     private const int CLONE_NEWNS = 0x00020000, CLONE_NEWUTS = 0x04000000, CLONE_NEWIPC = 0x08000000, CLONE_NEWNET = 0x40000000;
 
+    /// <summary>The runtime's signal thread (which also reaps child processes) is made on first use, from whichever thread
+    /// uses it first: a registration made here, before any thread enters a sandbox's namespaces, makes sure that is not
+    /// the thread starting the first sandbox (in kiln's command the thread exists from the start; a host of the library
+    /// may not have it yet). The handler does nothing: the runtime's own handling of SIGCHLD goes on.</summary>
+    private static readonly Lazy<PosixSignalRegistration> s_signalThread = new(() => PosixSignalRegistration.Create(PosixSignal.SIGCHLD, static _ => { }));
+
     /// <summary>The root to build: <paramref name="Lower"/> is the overlay's lowerdir option, relative to
     /// <paramref name="LowerLinks"/> (<see cref="OverlayLowerLinks"/>).</summary>
     internal sealed record Plan(string Merged, string LowerLinks, string Lower, string Upper, string Work, string Hostname,
@@ -32,6 +38,7 @@ internal static unsafe partial class SandboxSetup
     /// Throws <see cref="SandboxException"/> on failure, with the thread back.</summary>
     internal static Entered Enter(Plan plan)
     {
+        _ = s_signalThread.Value;
         var entered = Entered.Save();
         try
         {
