@@ -105,6 +105,10 @@ public sealed class TinyImageTests : IDisposable
             p.Kill(entireProcessTree: true);
             p.WaitForExit();
         }
+        // The killed build's scratch tmpfs is cleaned by the next start on the store (as after a crash).
+        var verify = KilnProcess.Run(_store.Path, "verify");
+        Assert.True(verify.ExitCode == 0, verify.All);
+        Leftovers.AssertNone(_store.Path);
     }
 
     /// <summary>Starts kiln and returns once a line of its output holds <paramref name="marker"/> (a step's output, with
