@@ -63,6 +63,7 @@ public static class ChildProcess
                 process.OutputDataReceived += (_, e) => onLine(e.Data);
                 process.ErrorDataReceived += (_, e) => onLine(e.Data);
                 var prepared = prepareThread?.Invoke(psi);
+                Win32Exception? failed = null;
                 try
                 {
                     InheritedDescriptors.CloseOnExec();
@@ -70,12 +71,15 @@ public static class ChildProcess
                 }
                 catch (Win32Exception ex)
                 {
-                    prepared?.Dispose();
-                    throw SandboxException.SetupFailed($"cannot start '{psi.FileName}': {ex.Message}");
+                    failed = ex;
                 }
                 finally
                 {
                     prepared?.Dispose();
+                }
+                if (failed is not null)
+                {
+                    throw SandboxException.SetupFailed($"cannot start '{psi.FileName}': {failed.Message}");
                 }
                 if (psi.RedirectStandardInput)
                 {

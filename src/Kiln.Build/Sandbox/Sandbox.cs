@@ -8,9 +8,10 @@ namespace Kiln.Build.Sandbox;
 /// <remarks>The thread that starts the command enters new namespaces and builds the root there
 /// (<see cref="SandboxSetup"/>); its child is setpriv(1), which makes it die with that thread, and execs util-linux's
 /// unshare(1), which adds the pid namespace (a managed runtime cannot safely fork) and forks; its child enters the root
-/// (itself, or through chroot(8) for another user), mounts /proc and execs the image's shell, or systemd-nspawn. Teardown is the kernel's: every mount is in the sandbox's mount namespaces
-/// and every process in its pid namespace, so when PID 1 dies, all is gone. PID 1 dies with unshare (--kill-child),
-/// unshare with the thread (--pdeathsig), the thread once the child exits or kiln does.</remarks>
+/// (itself, or through chroot(8) for another user), mounts /proc and execs the image's shell, or systemd-nspawn.
+/// Teardown is the kernel's: every mount is in the sandbox's mount namespaces and every process in its pid namespace,
+/// so when PID 1 dies, all is gone. PID 1 dies with unshare (--kill-child), unshare with the thread (--pdeathsig), the
+/// thread once the child exits or kiln does.</remarks>
 public static class Sandbox
 {
     public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -108,15 +109,13 @@ public static class Sandbox
                 proc = "/proc";
                 args.AddRange(["--root=" + merged, "--"]);
             }
-            // The image's shell enters the working directory; its cd would pass OLDPWD on to the command.
+            // The image's shell enters the working directory (its cd would pass OLDPWD on to the command) and opens the
+            // output files, if any.
+            var redirect = spec.OutputFiles is null ? "" : "exec >\"$1\" 2>\"$2\" </dev/null; shift 2; ";
+            args.AddRange(["/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; " + redirect + "exec \"$@\"", spec.WorkingDirectory]);
             if (spec.OutputFiles is { } files)
             {
-                args.AddRange(["/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; exec >\"$1\" 2>\"$2\" </dev/null; shift 2; exec \"$@\"",
-                    spec.WorkingDirectory, files.Stdout, files.Stderr]);
-            }
-            else
-            {
-                args.AddRange(["/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; exec \"$@\"", spec.WorkingDirectory]);
+                args.AddRange([files.Stdout, files.Stderr]);
             }
             args.AddRange(spec.Command);
         }
@@ -127,10 +126,13 @@ public static class Sandbox
         return (psi, plan, proc);
     }
 
-    /// <summary>A program of the host, looked up on <see cref="DefaultPath"/>.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> s_hostPrograms = new(StringComparer.Ordinal);
+
+    /// <summary>A program of the host, looked up on <see cref="DefaultPath"/> once per process (every sandbox needs two or
+    /// three).</summary>
     private static string HostProgram(string name) =>
-        DefaultPath.Split(':').Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists)
-        ?? throw SandboxException.SetupFailed($"{name}: not found on the host ({DefaultPath})");
+        s_hostPrograms.GetOrAdd(name, static name => DefaultPath.Split(':').Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists)
+            ?? throw SandboxException.SetupFailed($"{name}: not found on the host ({DefaultPath})"));
 }
 
 /// <summary>A running sandbox: its process (unshare; the namespace's PID 1 is its only child) and output.</summary>
