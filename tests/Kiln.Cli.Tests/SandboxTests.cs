@@ -23,11 +23,13 @@ public sealed class SandboxTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private async Task<(int Status, List<string> Lines)> RunAsync(string script, IReadOnlyList<string>? lowers = null,
-        IReadOnlyList<KeyValuePair<string, string>>? secretFiles = null, IReadOnlyList<BindMount>? binds = null)
-    {
-        var lines = new List<string>();
-        var spec = new SandboxSpec
+    private Task<(int Status, List<string> Lines)> RunAsync(string script, IReadOnlyList<string>? lowers = null,
+        IReadOnlyList<KeyValuePair<string, string>>? secretFiles = null, IReadOnlyList<BindMount>? binds = null) =>
+        RunAsync(Spec(script, lowers, secretFiles, binds));
+
+    private SandboxSpec Spec(string script, IReadOnlyList<string>? lowers = null,
+        IReadOnlyList<KeyValuePair<string, string>>? secretFiles = null, IReadOnlyList<BindMount>? binds = null) =>
+        new()
         {
             LowerDirsTopFirst = lowers ?? [_dir.Sub("root")],
             UpperDir = _dir.Sub("upper"),
@@ -39,6 +41,10 @@ public sealed class SandboxTests : IDisposable
             ResolvConf = false,
             PolicyRcD = false,
         };
+
+    private static async Task<(int Status, List<string> Lines)> RunAsync(SandboxSpec spec)
+    {
+        var lines = new List<string>();
         int status = await Sandbox.RunAsync(spec, l => { lock (lines) { lines.Add(l); } });
         return (status, lines);
     }
@@ -158,5 +164,85 @@ public sealed class SandboxTests : IDisposable
         var (status, lines) = await RunAsync("busybox cat /from-000 /from-119; busybox ls / | busybox grep -c '^from-'", lowers);
         Assert.True(status == 0, string.Join('\n', lines));
         Assert.Equal(["0", "119", "120"], lines);
+    }
+
+    [Fact]
+    public async Task The_command_runs_in_its_working_directory_named_by_PWD_with_its_output_files_and_an_empty_stdin()
+    {
+        Directory.CreateDirectory(_dir.Sub("io"));
+        var spec = Spec("pwd; echo $PWD; echo to-stderr >&2; read line || echo stdin-empty") with
+        {
+            WorkingDirectory = "/tmp",
+            OutputFiles = ("/io/out", "/io/err"),
+            Binds = [new BindMount(_dir.Sub("io"), "/io")],
+        };
+        var (status, lines) = await RunAsync(spec);
+        Assert.True(status == 0, string.Join('\n', lines));
+        Assert.Empty(lines);
+        Assert.Equal("/tmp\n/tmp\nstdin-empty\n", File.ReadAllText(_dir.Sub("io/out")));
+        Assert.Equal("to-stderr\n", File.ReadAllText(_dir.Sub("io/err")));
+    }
+
+    [Fact]
+    public async Task A_missing_program_exits_127_one_that_cannot_run_126_and_a_missing_working_directory_125_each_saying_which()
+    {
+        var (status, lines) = await RunAsync(Spec("") with { Command = ["not-in-the-image", "x"] });
+        Assert.Equal(127, status);
+        Assert.Contains(lines, l => l.Contains("cannot run not-in-the-image: No such file or directory", StringComparison.Ordinal));
+
+        (status, lines) = await RunAsync(Spec("") with { Command = ["/shared/f"] });
+        Assert.Equal(126, status);
+        Assert.Contains(lines, l => l.Contains("cannot run /shared/f: Permission denied", StringComparison.Ordinal));
+
+        (status, lines) = await RunAsync(Spec("echo ran") with { WorkingDirectory = "/nowhere" });
+        Assert.Equal(125, status);
+        Assert.Equal(["kiln-sandbox-exec: cannot enter the working directory /nowhere: No such file or directory"], lines);
+    }
+
+    [Fact]
+    public async Task Its_exit_status_tells_the_signal_that_killed_pid_1_and_every_process_goes_when_its_first_process_is_killed()
+    {
+        Directory.CreateDirectory(_dir.Sub("shared-rw"));
+        async Task<(SandboxRun Run, int Init, int Sleeper)> StartAsync()
+        {
+            File.Delete(_dir.Sub("shared-rw/ready"));
+            var run = await Sandbox.StartAsync(Spec("busybox sleep 60 & echo $! > /shared-rw/ready; wait") with
+            {
+                Binds = [new BindMount(_dir.Sub("shared-rw"), "/shared-rw")],
+            });
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (!File.Exists(_dir.Sub("shared-rw/ready")) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10);
+            }
+            int init = run.InitPid ?? throw new InvalidOperationException("the sandbox has no PID 1");
+            // The sleeper's host pid: PID 1's only child.
+            var children = await File.ReadAllTextAsync($"/proc/{init}/task/{init}/children");
+            return (run, init, int.Parse(children.Trim()));
+        }
+        static bool Alive(int pid) => File.Exists($"/proc/{pid}/stat") && File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2] != "Z";
+        static async Task<bool> GoneAsync(int pid)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (Alive(pid) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10);
+            }
+            return !Alive(pid);
+        }
+
+        // PID 1 killed from outside: the status says SIGKILL (128 + 9), as a shell would, and its child went with it.
+        var (run, init, sleeper) = await StartAsync();
+        Assert.True(Alive(sleeper));
+        System.Diagnostics.Process.GetProcessById(init).Kill(); // SIGKILL
+        Assert.Equal(137, await run.Child.Exited.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(await GoneAsync(sleeper), "the sleeper outlived PID 1");
+
+        // kiln-sandbox-exec itself killed (as if kiln were, with it): PID 1 and its child go too.
+        (run, init, sleeper) = await StartAsync();
+        System.Diagnostics.Process.GetProcessById(run.Child.Pid).Kill();
+        Assert.True(await GoneAsync(init), "PID 1 outlived kiln-sandbox-exec");
+        Assert.True(await GoneAsync(sleeper), "the sleeper outlived kiln-sandbox-exec");
+        await run.Child.Exited.WaitAsync(TimeSpan.FromSeconds(10));
     }
 }

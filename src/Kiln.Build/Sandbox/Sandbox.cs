@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 
 namespace Kiln.Build.Sandbox;
@@ -6,12 +7,12 @@ namespace Kiln.Build.Sandbox;
 /// <summary>Runs a command in new mount, pid, uts and ipc namespaces (and a new network namespace unless
 /// the host's is asked for), chrooted into an overlay of an image's layers.</summary>
 /// <remarks>The thread that starts the command enters new namespaces and builds the root there
-/// (<see cref="SandboxSetup"/>); its child is setpriv(1), which makes it die with that thread, and execs util-linux's
-/// unshare(1), which adds the pid namespace (a managed runtime cannot safely fork) and forks; its child enters the root
-/// (itself, or through chroot(8) for another user), mounts /proc and execs the image's shell, or systemd-nspawn.
-/// Teardown is the kernel's: every mount is in the sandbox's mount namespaces and every process in its pid namespace,
-/// so when PID 1 dies, all is gone. PID 1 dies with unshare (--kill-child), unshare with the thread (--pdeathsig), the
-/// thread once the child exits or kiln does.</remarks>
+/// (<see cref="SandboxSetup"/>); its child is kiln-sandbox-exec (<c>kiln-sandbox-exec.c</c>), which dies with that thread,
+/// adds the pid namespace (a managed runtime cannot safely fork) and forks its PID 1; that mounts /proc, enters the root
+/// and the working directory and execs the command (or chroot(8), for another user, or systemd-nspawn).
+/// Teardown is the kernel's: every mount is in the sandbox's mount namespace and every process in its pid namespace,
+/// so when PID 1 dies, all is gone. PID 1 dies with kiln-sandbox-exec, kiln-sandbox-exec with the thread (both by
+/// their parent-death signal), the thread once the child exits or kiln does.</remarks>
 public static class Sandbox
 {
     public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -35,18 +36,19 @@ public static class Sandbox
         run.Child = await ChildProcess.StartAsync(psi, run.OnLine, cancellationToken, psi =>
         {
             var entered = SandboxSetup.Enter(plan);
-            // /proc is mounted by unshare's child, the first process in the pid namespace, before the command: not where
+            // /proc is mounted by the pid namespace's first process (it must be inside it), before the command: not where
             // the image has made /proc a symlink (seen only now, in the root). systemd-nspawn mounts its own.
             if (procMountPoint is not null && SandboxSetup.CanMountProc(plan.Merged))
             {
-                psi.ArgumentList.Insert(psi.ArgumentList.IndexOf("--kill-child") + 1, "--mount-proc=" + procMountPoint);
+                psi.ArgumentList.Insert(0, "--proc");
+                psi.ArgumentList.Insert(1, procMountPoint);
             }
             return entered;
         }).ConfigureAwait(false);
         return run;
     }
 
-    /// <returns>Also where unshare is to mount /proc (as it sees it), or null for none.</returns>
+    /// <returns>Also where kiln-sandbox-exec is to mount /proc (a host path), or null for none.</returns>
     private static (ProcessStartInfo Psi, SandboxSetup.Plan Plan, string? ProcMountPoint) Prepare(SandboxSpec spec)
     {
         var merged = Path.Combine(spec.ScratchDir, "merged");
@@ -75,7 +77,7 @@ public static class Sandbox
             SystemMounts: !nspawn, binds, spec.SecretFiles);
 
         // Host programs by absolute path: the environment below is the image's, PATH included.
-        var psi = new ProcessStartInfo(HostProgram("setpriv"))
+        var psi = new ProcessStartInfo(s_sandboxExec.Value)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -87,36 +89,37 @@ public static class Sandbox
         {
             psi.Environment[k] = v;
         }
-        // --mount-proc may follow --kill-child (see StartAsync).
-        List<string> args = ["--pdeathsig", "KILL", "--", HostProgram("unshare"), "--pid", "--fork", "--kill-child"];
+        // --proc may come first (see StartAsync).
+        List<string> args = ["--parent", Environment.ProcessId.ToString(CultureInfo.InvariantCulture)];
         string? proc = null;
         if (nspawn)
         {
             args.AddRange(["--", HostProgram("systemd-nspawn"), "-D", merged, "--register=no", "--keep-unit", "--private-network", "--boot", "--quiet",
                 "--console=read-only", $"--hostname={spec.Hostname}"]);
         }
-        else
+        else if (spec.User is { Length: > 0 } user)
         {
-            if (spec.User is { Length: > 0 } user)
-            {
-                // chroot(8) looks the user and its groups up in the image, then drops to them.
-                proc = merged + "/proc";
-                args.AddRange(["--", HostProgram("chroot"), $"--userspec={user}", merged]);
-            }
-            else
-            {
-                // As root, unshare enters the root itself (and mounts /proc inside it): one program fewer to start.
-                proc = "/proc";
-                args.AddRange(["--root=" + merged, "--"]);
-            }
-            // The image's shell enters the working directory (its cd would pass OLDPWD on to the command) and opens the
-            // output files, if any.
+            // chroot(8) looks the user and its groups up in the image, then drops to them; the image's shell enters the
+            // working directory (its cd would pass OLDPWD on to the command) and opens the output files as that user.
+            proc = merged + "/proc";
             var redirect = spec.OutputFiles is null ? "" : "exec >\"$1\" 2>\"$2\" </dev/null; shift 2; ";
-            args.AddRange(["/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; " + redirect + "exec \"$@\"", spec.WorkingDirectory]);
+            args.AddRange(["--", HostProgram("chroot"), $"--userspec={user}", merged,
+                "/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; " + redirect + "exec \"$@\"", spec.WorkingDirectory]);
             if (spec.OutputFiles is { } files)
             {
                 args.AddRange([files.Stdout, files.Stderr]);
             }
+            args.AddRange(spec.Command);
+        }
+        else
+        {
+            proc = merged + "/proc";
+            args.AddRange(["--root", merged, "--wd", spec.WorkingDirectory]);
+            if (spec.OutputFiles is { } files)
+            {
+                args.AddRange(["--stdout", files.Stdout, "--stderr", files.Stderr]);
+            }
+            args.Add("--");
             args.AddRange(spec.Command);
         }
         foreach (var a in args)
@@ -126,16 +129,23 @@ public static class Sandbox
         return (psi, plan, proc);
     }
 
+    /// <summary>kiln-sandbox-exec (Sandbox/kiln-sandbox-exec.c), built and shipped beside kiln.</summary>
+    private static readonly Lazy<string> s_sandboxExec = new(static () =>
+    {
+        var path = Path.Combine(AppContext.BaseDirectory, "kiln-sandbox-exec");
+        return File.Exists(path) ? path
+            : throw SandboxException.SetupFailed($"{path}: not found; kiln-sandbox-exec is built with kiln and must stay beside it");
+    });
+
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> s_hostPrograms = new(StringComparer.Ordinal);
 
-    /// <summary>A program of the host, looked up on <see cref="DefaultPath"/> once per process (every sandbox needs two or
-    /// three).</summary>
+    /// <summary>A program of the host, looked up on <see cref="DefaultPath"/> once per process.</summary>
     private static string HostProgram(string name) =>
         s_hostPrograms.GetOrAdd(name, static name => DefaultPath.Split(':').Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists)
             ?? throw SandboxException.SetupFailed($"{name}: not found on the host ({DefaultPath})"));
 }
 
-/// <summary>A running sandbox: its process (unshare; the namespace's PID 1 is its only child) and output.</summary>
+/// <summary>A running sandbox: its process (kiln-sandbox-exec; the namespace's PID 1 is its only child) and output.</summary>
 public sealed class SandboxRun
 {
     private readonly Action<string>? _output;

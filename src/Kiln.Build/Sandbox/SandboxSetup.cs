@@ -5,7 +5,7 @@ namespace Kiln.Build.Sandbox;
 
 /// <summary>What a sandbox needs before its command starts: new mount, uts, ipc (and network) namespaces for the
 /// thread that will start it, and in them the root (an overlay of the layers), /sys, /dev, the secrets and the
-/// binds, loopback up and the hostname. The thread's child process inherits them all; unshare(1) then adds the pid
+/// binds, loopback up and the hostname. The thread's child process inherits them all; kiln-sandbox-exec then adds the pid
 /// namespace and mounts /proc in it (which only a process inside that namespace can).</summary>
 /// <remarks>Linux gives namespaces per thread: unshare(2) with CLONE_NEWNS also gives the calling thread a root and
 /// working directory of its own, so nothing of this reaches kiln's other threads. The thread (<see cref="ChildProcess"/>'s
@@ -146,7 +146,7 @@ internal static unsafe partial class SandboxSetup
         }
     }
 
-    /// <summary>Whether /proc can be mounted at <paramref name="merged"/>/proc (by unshare, in the pid namespace).</summary>
+    /// <summary>Whether /proc can be mounted at <paramref name="merged"/>/proc (by the pid namespace's first process).</summary>
     internal static bool CanMountProc(string merged) => PlainDirectory(merged + "/proc");
 
     private static void SystemMounts(string m)

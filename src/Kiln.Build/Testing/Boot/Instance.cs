@@ -320,7 +320,7 @@ public sealed class Instance : IAsyncDisposable
             }
             else if (_initPid > 0 && !_run.Child.Exited.IsCompleted)
             {
-                // SIGKILL to the namespace's PID 1 ends every process in it, and unshare with it: quicker than
+                // SIGKILL to the namespace's PID 1 ends every process in it, and kiln-sandbox-exec with it: quicker than
                 // looking for the process tree to kill (below, the fallback).
                 _ = Kill(_initPid, 9);
                 await Task.WhenAny(_run.Child.Exited, Task.Delay(_options.StopTimeout)).ConfigureAwait(false);
