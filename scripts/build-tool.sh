@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=out/kiln
-if [ -x "$bin" ] && [ -z "$(find src Directory.Build.props -newer "$bin" -type f 2>/dev/null | head -1)" ]; then
+# Sources only: the Debug build of ./test writes under src/*/bin and src/*/obj.
+if [ -x "$bin" ] && [ -z "$(find src Directory.Build.props \( -name bin -o -name obj \) -prune -o -newer "$bin" -type f -print 2>/dev/null | head -1)" ]; then
   exit 0
 fi
 echo "kiln: building the tool (NativeAOT) ..." >&2

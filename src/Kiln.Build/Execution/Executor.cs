@@ -108,62 +108,86 @@ public sealed class Executor
                 throw new NotSupportedException($"{image.Name}: this kind of base is not supported yet");
         }
 
-        foreach (var step in image.Steps)
-        {
-            ct.ThrowIfCancellationRequested();
-            _progress?.Report(new StepStarted(image.Name, step.Index, step.Description));
-            var stepClock = Stopwatch.StartNew();
-            var phases = new PhaseClock(_progress, image.Name, step.Index);
-            ImageState? cached;
-            using (phases.Measure("cache lookup"))
-            {
-                cached = _options.NoCache ? null : _store.TryGetStep(step.CacheKey);
-            }
-            bool reuse = cached is not null && !dirty && !(_options.Refresh && step.FetchesPackages);
-            ImageState next;
-            if (reuse)
-            {
-                next = cached!;
-            }
-            else
-            {
-                next = await new StepRunner(_store, _options, plan.File, line => Output(image.Name, step.Index, line), phases,
-                        warning => _progress?.Report(new BuildWarning(image.Name, warning)))
-                    .RunAsync(image.Name, step, state, ct).ConfigureAwait(false);
-                if (cached is null || !SameLayers(cached, next))
-                {
-                    dirty = dirty || cached is not null;
-                }
-                using (phases.Measure("cache store"))
-                {
-                    await _store.PutStepAsync(step.CacheKey, next, ct).ConfigureAwait(false);
-                }
-            }
-            var layer = next.Layers.Count > state.Layers.Count ? next.Layers[^1] : null;
-            var sr = new StepResult(step.Index, step.Description, reuse, stepClock.Elapsed, layer);
-            steps.Add(sr);
-            _progress?.Report(new StepFinished(image.Name, step.Index, step.Description, reuse, sr.Duration, layer));
-            state = next;
-        }
-
-        state = state with
-        {
-            Config = state.Config with
-            {
-                Created = _options.Timestamp,
-                Config = ConfigMerge.Apply(state.Config.Config, image.Definition.Config),
-            },
-        };
-        finals[image.Name] = (state, dirty);
+        var pending = new List<Task>(); // store writes that run alongside the next step or the tests
         Descriptor manifest;
-        using (new PhaseClock(_progress, image.Name, null).Measure("write image"))
-        {
-            manifest = await _store.WriteImageAsync(state, ct).ConfigureAwait(false);
-        }
         GateResult tests;
-        using (new PhaseClock(_progress, image.Name, null).Measure("tests"))
+        try
         {
-            tests = _gate is null ? GateResult.Untested : await _gate.CheckAsync(image, manifest, state, ct).ConfigureAwait(false);
+            foreach (var step in image.Steps)
+            {
+                ct.ThrowIfCancellationRequested();
+                _progress?.Report(new StepStarted(image.Name, step.Index, step.Description));
+                var stepClock = Stopwatch.StartNew();
+                var phases = new PhaseClock(_progress, image.Name, step.Index);
+                ImageState? cached;
+                using (phases.Measure("cache lookup"))
+                {
+                    cached = _options.NoCache ? null : _store.TryGetStep(step.CacheKey);
+                }
+                bool reuse = cached is not null && !dirty && !(_options.Refresh && step.FetchesPackages);
+                ImageState next;
+                if (reuse)
+                {
+                    next = cached!;
+                }
+                else
+                {
+                    next = await new StepRunner(_store, _options, plan.File, line => Output(image.Name, step.Index, line), phases,
+                            warning => _progress?.Report(new BuildWarning(image.Name, warning)))
+                        .RunAsync(image.Name, step, state, ct).ConfigureAwait(false);
+                    if (cached is null || !SameLayers(cached, next))
+                    {
+                        dirty = dirty || cached is not null;
+                    }
+                    // Written while the build goes on: the entry only names what is durable already (the layer's blob and
+                    // snapshot); it is awaited before the image is tagged.
+                    var entry = next;
+                    pending.Add(Task.Run(async () =>
+                    {
+                        using (phases.Measure("cache store"))
+                        {
+                            await _store.PutStepAsync(step.CacheKey, entry, ct).ConfigureAwait(false);
+                        }
+                    }, ct));
+                }
+                var layer = next.Layers.Count > state.Layers.Count ? next.Layers[^1] : null;
+                var sr = new StepResult(step.Index, step.Description, reuse, stepClock.Elapsed, layer);
+                steps.Add(sr);
+                _progress?.Report(new StepFinished(image.Name, step.Index, step.Description, reuse, sr.Duration, layer));
+                state = next;
+            }
+
+            state = state with
+            {
+                Config = state.Config with
+                {
+                    Created = _options.Timestamp,
+                    Config = ConfigMerge.Apply(state.Config.Config, image.Definition.Config),
+                },
+            };
+            finals[image.Name] = (state, dirty);
+            // The tests need the image's digest, not its stored documents: they run while those are written (and while
+            // the last step's cache entry is). All is durable before the image is tagged.
+            manifest = KilnStore.DescribeImage(state);
+            var finalState = state;
+            pending.Add(Task.Run(async () =>
+            {
+                using (new PhaseClock(_progress, image.Name, null).Measure("write image"))
+                {
+                    await _store.WriteImageAsync(finalState, ct).ConfigureAwait(false);
+                }
+            }, ct));
+            using (new PhaseClock(_progress, image.Name, null).Measure("tests"))
+            {
+                tests = _gate is null ? GateResult.Untested : await _gate.CheckAsync(image, manifest, state, ct).ConfigureAwait(false);
+            }
+            await Task.WhenAll(pending).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Nothing of this build may still write once it has failed or been cancelled (the store lock goes with it).
+            await Task.WhenAll(pending).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
+            throw;
         }
         if (tests.Passed)
         {

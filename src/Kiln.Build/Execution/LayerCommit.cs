@@ -45,8 +45,20 @@ internal static class LayerCommit
         }
         // A tree of many small files is copied while the layer is packed: its copy waits on the disk, not the CPU.
         // A tree of much data is copied after: both would compete for the cores, and the copy would slow the pack.
+        // A tree on disk already (it becomes the snapshot) is made durable while the layer is packed: fsyncs wait on the
+        // disk too. A copy is made durable at its commit.
         bool copyAfterPack = copyDir is not null && KilnStore.TempSpace(changesDir) is var (free, total) && total - free > ConcurrentCopyLimit;
-        if (copyDir is not null && !copyAfterPack)
+        if (copyDir is null)
+        {
+            copy = Task.Run(() =>
+            {
+                using (phases?.Measure("sync snapshot"))
+                {
+                    KilnStore.SyncPreparedSnapshot(changesDir);
+                }
+            }, ct);
+        }
+        else if (!copyAfterPack)
         {
             copy = Task.Run(CopySnapshot, ct);
         }
@@ -73,7 +85,7 @@ internal static class LayerCommit
         }
         catch when (copy is not null)
         {
-            // The copy writes into a dir the caller deletes: let it end first.
+            // The copy writes into a dir the caller deletes (and the sync reads it): let it end first.
             await copy.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
             throw;
         }
@@ -87,7 +99,7 @@ internal static class LayerCommit
         }
         using (phases?.Measure("commit snapshot"))
         {
-            store.CommitSnapshot(copyDir ?? changesDir, packed.DiffId);
+            store.CommitSnapshot(copyDir ?? changesDir, packed.DiffId, synced: copyDir is null);
         }
         var next = state with
         {

@@ -18,9 +18,29 @@ public sealed partial class KilnStore
                 throw StoreException.InvalidImage($"layer {layer.Digest} is not in the store; write it before the image");
             }
         }
-        var config = await WriteBlobAsync(OciJson.Serialize(state.Config), MediaTypes.ImageConfig, ct).ConfigureAwait(false);
-        var manifest = new Manifest { Config = config, Layers = state.Layers };
-        return await WriteBlobAsync(OciJson.Serialize(manifest), MediaTypes.ImageManifest, ct).ConfigureAwait(false);
+        var (config, manifest) = ImageDocuments(state);
+        await WriteBlobAsync(config, MediaTypes.ImageConfig, ct).ConfigureAwait(false);
+        return await WriteBlobAsync(manifest, MediaTypes.ImageManifest, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The descriptor of the manifest <see cref="WriteImageAsync"/> writes for <paramref name="state"/>, without
+    /// writing anything (e.g. to look up or start its tests while the image is written).</summary>
+    public static Descriptor DescribeImage(ImageState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var (_, manifest) = ImageDocuments(state);
+        return new Descriptor { MediaType = MediaTypes.ImageManifest, Digest = Digest.Compute(manifest), Size = manifest.Length };
+    }
+
+    private static (byte[] Config, byte[] Manifest) ImageDocuments(ImageState state)
+    {
+        var config = OciJson.Serialize(state.Config);
+        var manifest = new Manifest
+        {
+            Config = new Descriptor { MediaType = MediaTypes.ImageConfig, Digest = Digest.Compute(config), Size = config.Length },
+            Layers = state.Layers,
+        };
+        return (config, OciJson.Serialize(manifest));
     }
 
     public async Task<(Manifest Manifest, ImageConfig Config)> ReadImageAsync(Digest manifest, CancellationToken ct = default)

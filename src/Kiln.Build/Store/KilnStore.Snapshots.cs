@@ -14,7 +14,9 @@ public sealed partial class KilnStore
 
     /// <summary>Moves a fully prepared directory (on the store's filesystem, e.g. from <see cref="CreateTempDir"/>)
     /// into place as the snapshot of <paramref name="diffId"/>. If one already exists, the prepared dir is deleted.</summary>
-    public void CommitSnapshot(string preparedDir, Digest diffId)
+    /// <param name="synced">The dir's content was made durable with <see cref="SyncPreparedSnapshot"/> (e.g. while its layer was
+    /// packed) and has not changed since: only the rename is left.</param>
+    public void CommitSnapshot(string preparedDir, Digest diffId, bool synced = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(preparedDir);
         var target = SnapshotPath(diffId);
@@ -29,7 +31,10 @@ public sealed partial class KilnStore
             if (!Directory.Exists(target))
             {
                 // Content must be on disk before the rename makes it visible as complete.
-                SyncTree(source);
+                if (!synced)
+                {
+                    SyncTree(source);
+                }
                 try
                 {
                     Directory.Move(source, target);
@@ -46,6 +51,20 @@ public sealed partial class KilnStore
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw StoreException.Io($"committing snapshot {diffId} from '{source}' (it must be on the store's filesystem)", e);
+        }
+    }
+
+    /// <summary>Makes a prepared snapshot dir's content durable, ahead of <see cref="CommitSnapshot"/> with
+    /// <c>synced: true</c>.</summary>
+    public static void SyncPreparedSnapshot(string preparedDir)
+    {
+        try
+        {
+            SyncTree(Path.GetFullPath(preparedDir));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw StoreException.Io($"syncing the snapshot prepared in '{preparedDir}'", e);
         }
     }
 

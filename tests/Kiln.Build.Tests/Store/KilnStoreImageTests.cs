@@ -20,6 +20,18 @@ public sealed class KilnStoreImageTests
     }
 
     [Fact]
+    public async Task An_images_manifest_is_described_before_it_is_written_as_the_write_then_returns_it()
+    {
+        using var t = new TestStore();
+        var state = await t.AddLayerAsync(TestStore.Empty, "hello.txt", "hello");
+        var described = KilnStore.DescribeImage(state);
+        Assert.False(t.Store.HasBlob(described.Digest));
+        Assert.Equal(described, await t.Store.WriteImageAsync(state));
+        Assert.True(t.Store.HasBlob(described.Digest));
+        Assert.Equal(described.Size, new FileInfo(t.Store.BlobPath(described.Digest)).Length);
+    }
+
+    [Fact]
     public async Task Writing_an_image_whose_diff_ids_do_not_match_its_layers_is_refused()
     {
         using var t = new TestStore();
