@@ -10,7 +10,12 @@ public sealed class BlobWriter : Stream
     private readonly FileStream _file;
     private readonly Sha256Hasher _hash = new Sha256Hasher();
     private long _length;
+    private long _writebackFrom;
     private bool _done;
+
+    /// <summary>Bytes written between two starts of writeback (<see cref="Native.StartWriteback"/>): a large layer's data goes
+    /// to the disk while it is packed, not all in the fsync of <see cref="CommitAsync"/>.</summary>
+    private const long WritebackEvery = 8L << 20;
 
     internal BlobWriter(KilnStore store, string ingestPath)
     {
@@ -48,6 +53,7 @@ public sealed class BlobWriter : Stream
         _file.Write(buffer);
         _hash.AppendData(buffer);
         _length += buffer.Length;
+        StartWritebackEvery();
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -59,6 +65,17 @@ public sealed class BlobWriter : Stream
         await _file.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
         _hash.AppendData(buffer.Span);
         _length += buffer.Length;
+        StartWritebackEvery();
+    }
+
+    private void StartWritebackEvery()
+    {
+        if (_length - _writebackFrom >= WritebackEvery)
+        {
+            // From where the last one started: what the FileStream still buffered then is in the kernel now.
+            Native.StartWriteback(_file.SafeFileHandle, _writebackFrom);
+            _writebackFrom = _length;
+        }
     }
 
     public override void Flush()

@@ -29,6 +29,15 @@ internal static partial class Native
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int FSync(SafeFileHandle fd);
 
+    [LibraryImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
+    private static partial int SyncFileRange(SafeFileHandle fd, long offset, long nbytes, uint flags);
+
+    private const uint SyncFileRangeWrite = 2;
+
+    /// <summary>Starts writeback of a file's dirty pages from <paramref name="offset"/> to its end, without waiting for it:
+    /// the fsync that follows a long write then has little left to do. Best effort: a failure is the fsync's to report.</summary>
+    internal static void StartWriteback(SafeFileHandle fd, long offset) => _ = SyncFileRange(fd, offset, 0, SyncFileRangeWrite);
+
     [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
     private static partial int SyncFs(SafeFileHandle fd);
 

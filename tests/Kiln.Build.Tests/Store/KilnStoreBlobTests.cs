@@ -49,6 +49,34 @@ public sealed class KilnStoreBlobTests
     }
 
     [Fact]
+    public async Task A_blob_far_larger_than_one_writeback_span_is_stored_whole_from_sync_and_async_writes()
+    {
+        using var t = new TestStore();
+        var data = new byte[27 << 20]; // over three 8 MiB writeback spans, ending mid-span
+        new Random(7).NextBytes(data);
+        Descriptor desc;
+        await using (var w = t.Store.CreateBlobWriter())
+        {
+            for (int i = 0, at = 0; at < data.Length; i++, at += 3 << 20)
+            {
+                var part = data.AsMemory(at, Math.Min(3 << 20, data.Length - at));
+                if (i % 2 == 0)
+                {
+                    await w.WriteAsync(part);
+                }
+                else
+                {
+                    w.Write(part.Span);
+                }
+            }
+            desc = await w.CommitAsync(MediaTypes.LayerTar);
+        }
+        Assert.Equal(Digest.Compute(data), desc.Digest);
+        Assert.Equal(data.Length, desc.Size);
+        Assert.Equal(data, await t.Store.ReadBlobAsync(desc.Digest));
+    }
+
+    [Fact]
     public void Disposing_an_uncommitted_writer_leaves_no_ingest_file()
     {
         using var t = new TestStore();
