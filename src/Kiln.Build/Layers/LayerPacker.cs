@@ -50,7 +50,9 @@ public static class LayerPacker
         try
         {
             var tar = new TarStreamWriter(output);
-            byte[] buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
+            // As large as the largest file needs, up to 1 MiB: a small layer's buffer stays off the large object heap.
+            long largest = items.Where(i => i.Kind == ItemKind.Normal && i.Status.IsRegularFile).Select(i => i.Status.Size).DefaultIfEmpty(0).Max();
+            byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Clamp(largest, 4096, 1 << 20));
             try
             {
                 foreach (var item in items)

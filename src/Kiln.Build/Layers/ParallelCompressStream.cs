@@ -21,7 +21,11 @@ internal sealed class ParallelCompressStream : Stream
     private readonly CancellationTokenSource _failed;
     private readonly Sha256Hasher _diffHash = new Sha256Hasher();
     private readonly Sha256Hasher _blobHash = new Sha256Hasher();
-    private byte[] _current = ArrayPool<byte>.Shared.Rent(ChunkSize);
+    /// <summary>The first chunk's buffer starts this small and doubles as it fills, up to <see cref="ChunkSize"/>: a layer of
+    /// a few files (an app change) then allocates no 4 MiB arrays, which go to the large object heap, whose second one
+    /// set off a blocking full collection (1.6-2 ms of a 35 ms build). Chunk boundaries do not change.</summary>
+    private const int FirstBufferSize = 64 << 10;
+    private byte[] _current = ArrayPool<byte>.Shared.Rent(FirstBufferSize);
     private int _filled;
     private long _compressedSize;
     private long _diffHashTicks;
@@ -57,13 +61,22 @@ internal sealed class ParallelCompressStream : Stream
     {
         while (buffer.Length > 0)
         {
-            int n = Math.Min(buffer.Length, ChunkSize - _filled);
+            int room = Math.Min(_current.Length, ChunkSize);
+            if (_filled == room)
+            {
+                var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(room * 2, ChunkSize));
+                _current.AsSpan(0, _filled).CopyTo(bigger);
+                ArrayPool<byte>.Shared.Return(_current);
+                _current = bigger;
+                room = Math.Min(_current.Length, ChunkSize);
+            }
+            int n = Math.Min(buffer.Length, room - _filled);
             buffer[..n].CopyTo(_current.AsSpan(_filled));
             _filled += n;
             buffer = buffer[n..];
             if (_filled == ChunkSize)
             {
-                Dispatch();
+                Dispatch(last: false);
             }
         }
     }
@@ -76,7 +89,7 @@ internal sealed class ParallelCompressStream : Stream
     {
         if (_filled > 0)
         {
-            Dispatch();
+            Dispatch(last: true);
         }
         _completed = true;
         _queue.CompleteAdding();
@@ -84,7 +97,8 @@ internal sealed class ParallelCompressStream : Stream
         return (_diffHash.GetHashAndReset(), _blobHash.GetHashAndReset(), _compressedSize);
     }
 
-    private void Dispatch()
+    /// <param name="last">No chunk follows: no buffer for the next one.</param>
+    private void Dispatch(bool last)
     {
         byte[] raw = _current;
         int length = _filled;
@@ -93,7 +107,7 @@ internal sealed class ParallelCompressStream : Stream
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         _diffHash.AppendData(raw, 0, length);
         _diffHashTicks += System.Diagnostics.Stopwatch.GetTimestamp() - started;
-        _current = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        _current = last ? [] : ArrayPool<byte>.Shared.Rent(ChunkSize);
         _filled = 0;
         var task = Task.Run(() => Compress(raw, length));
         try
