@@ -32,6 +32,12 @@ public static class Builder
         IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default,
         Func<BuildPlan, Func<KilnStore, IImageGate>>? gate = null)
     {
+        // The one-time work of the first cache lookup, image write and pack, on another core while this one plans.
+        _ = Task.Run(() =>
+        {
+            KilnStore.Prewarm();
+            Layers.LayerPacker.Prewarm(options.Compression);
+        }, CancellationToken.None);
         BuildPlan plan;
         ContextHashCache? hashes;
         Func<KilnStore, IImageGate>? makeGate;

@@ -18,6 +18,15 @@ public static class LayerPacker
     private sealed record Item(string TarName, byte[] SortKey, string HostPath, FileStatus Status, ItemKind Kind,
         List<KeyValuePair<string, byte[]>> Xattrs);
 
+    /// <summary>Does the one-time work of a process's first pack (the compressor's set-up) ahead of need; see
+    /// <see cref="Store.KilnStore.Prewarm"/>.</summary>
+    public static void Prewarm(Compression compression)
+    {
+        using var stream = new ParallelCompressStream(Stream.Null, compression, CancellationToken.None);
+        stream.Write([0]);
+        _ = stream.Complete();
+    }
+
     /// <summary>Writes <paramref name="upperDir"/> as a PAX tar compressed with <paramref name="compression"/> to
     /// <paramref name="destination"/> (left open), hashing while streaming.</summary>
     public static Task<PackedLayer> PackAsync(string upperDir, Stream destination, Compression compression,
