@@ -25,9 +25,10 @@ public sealed record SandboxSpec
 
     public string WorkingDirectory { get; init; } = "/";
 
-    /// <summary>Files in the image (e.g. under a bind) that the command's stdout and stderr go to, opened by the
-    /// image's shell that starts it (after entering the working directory, as the command's user), with stdin from
-    /// /dev/null; null: both go to the sandbox's output. Not with <see cref="SandboxLauncher.Nspawn"/>.</summary>
+    /// <summary>Files in the image (e.g. under a bind) that the command's stdout and stderr go to, opened after entering
+    /// the root and the working directory, as the command's user (by kiln-sandbox-exec, or by the image's shell for
+    /// another user than root), with stdin from /dev/null; null: both go to the sandbox's output. Not with
+    /// <see cref="SandboxLauncher.Nspawn"/>.</summary>
     public (string Stdout, string Stderr)? OutputFiles { get; init; }
 
     /// <summary>USER[:GROUP] as chroot(8) --userspec takes it, or null for root.</summary>
@@ -57,8 +58,9 @@ public sealed record SandboxSpec
 
     public string Hostname { get; init; } = "kiln";
 
-    /// <summary>How the command is started in the root: chroot(8), or systemd-nspawn booting the image's
-    /// init (which mounts /proc, /sys and /dev itself and gets its own loopback-only network).</summary>
+    /// <summary>How the command is started in the root: chrooted (by kiln-sandbox-exec, or chroot(8) for another user than
+    /// root), or by systemd-nspawn booting the image's init (which mounts /proc, /sys and /dev itself and gets its own
+    /// loopback-only network).</summary>
     public SandboxLauncher Launcher { get; init; } = SandboxLauncher.Chroot;
 }
 

@@ -12,10 +12,10 @@
  * Exit status: PROGRAM's; if a signal killed it, this program kills itself with that signal. 125 when the sandbox
  * could not be entered, 126 when PROGRAM could not be run, 127 when it was not found.
  *
- * It replaces setpriv(1) (the death signal), unshare(1) (the pid namespace, /proc and the root) and a shell
- * (the working directory and the output files): three programs' start-up per sandbox, about 2 ms of each build step
- * and test command. It is a C program because the runtime kiln is written for cannot fork safely. Built static, with
- * no library but libc, by Kiln.Build.csproj. */
+ * One program instead of setpriv(1) (the death signal), unshare(1) (the pid namespace, /proc and the root) and a
+ * shell (the working directory and the output files): their start-up cost about 2 ms of each build step and test
+ * command. It is a C program because the runtime kiln is written for cannot fork safely. Built static, with no
+ * library but libc, by Kiln.Build.csproj. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
