@@ -17,7 +17,9 @@ internal sealed class ParallelCompressStream : Stream
     private readonly Stream _destination;
     private readonly Compression _compression;
     private readonly BlockingCollection<Task<Chunk>> _queue;
-    private readonly Task _writer;
+    /// <summary>Started with the first full chunk: a layer of one chunk (an app change) is compressed and written on the
+    /// caller's thread, with no thread to start and no hand-over.</summary>
+    private Task? _writer;
     private readonly CancellationTokenSource _failed;
     private readonly Sha256Hasher _diffHash = new Sha256Hasher();
     private readonly Sha256Hasher _blobHash = new Sha256Hasher();
@@ -42,7 +44,6 @@ internal sealed class ParallelCompressStream : Stream
         _compression = compression;
         _failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         _queue = new BlockingCollection<Task<Chunk>>(Math.Max(2, Environment.ProcessorCount) * 2);
-        _writer = Task.Factory.StartNew(WriteInOrder, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     public override bool CanRead => false;
@@ -87,11 +88,23 @@ internal sealed class ParallelCompressStream : Stream
     /// <summary>Flushes the last chunk, waits for every chunk to be written, returns (diffId, digest, size).</summary>
     public (byte[] DiffId, byte[] Digest, long Size) Complete()
     {
+        _completed = true;
+        if (_writer is null)
+        {
+            if (_filled > 0)
+            {
+                HashRaw(_current, _filled);
+                WriteChunk(Compress(_current, _filled));
+                _current = [];
+                _filled = 0;
+            }
+            _queue.CompleteAdding();
+            return (_diffHash.GetHashAndReset(), _blobHash.GetHashAndReset(), _compressedSize);
+        }
         if (_filled > 0)
         {
             Dispatch(last: true);
         }
-        _completed = true;
         _queue.CompleteAdding();
         _writer.GetAwaiter().GetResult();
         return (_diffHash.GetHashAndReset(), _blobHash.GetHashAndReset(), _compressedSize);
@@ -102,11 +115,8 @@ internal sealed class ParallelCompressStream : Stream
     {
         byte[] raw = _current;
         int length = _filled;
-        // The diff ID is hashed here, on the producer's thread, and the blob digest on the writer's: the two
-        // hashes of the same bytes (incompressible data) no longer queue behind each other on one thread.
-        long started = System.Diagnostics.Stopwatch.GetTimestamp();
-        _diffHash.AppendData(raw, 0, length);
-        _diffHashTicks += System.Diagnostics.Stopwatch.GetTimestamp() - started;
+        _writer ??= Task.Factory.StartNew(WriteInOrder, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        HashRaw(raw, length);
         _current = last ? [] : ArrayPool<byte>.Shared.Rent(ChunkSize);
         _filled = 0;
         var task = Task.Run(() => Compress(raw, length));
@@ -120,6 +130,15 @@ internal sealed class ParallelCompressStream : Stream
             _writer.GetAwaiter().GetResult();
             throw;
         }
+    }
+
+    /// <summary>The diff ID is hashed on the producer's thread, and the blob digest on the writer's: the two hashes of the
+    /// same bytes (incompressible data) do not queue behind each other on one thread.</summary>
+    private void HashRaw(byte[] raw, int length)
+    {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        _diffHash.AppendData(raw, 0, length);
+        _diffHashTicks += System.Diagnostics.Stopwatch.GetTimestamp() - started;
     }
 
     private Chunk Compress(byte[] raw, int length)
@@ -157,14 +176,7 @@ internal sealed class ParallelCompressStream : Stream
         {
             foreach (var task in _queue.GetConsumingEnumerable())
             {
-                var chunk = task.GetAwaiter().GetResult();
-                long started = System.Diagnostics.Stopwatch.GetTimestamp();
-                _blobHash.AppendData(chunk.Compressed, 0, chunk.CompressedLength);
-                _blobHashTicks += System.Diagnostics.Stopwatch.GetTimestamp() - started;
-                _destination.Write(chunk.Compressed, 0, chunk.CompressedLength);
-                _compressedSize += chunk.CompressedLength;
-                ArrayPool<byte>.Shared.Return(chunk.Raw);
-                ArrayPool<byte>.Shared.Return(chunk.Compressed);
+                WriteChunk(task.GetAwaiter().GetResult());
             }
         }
         catch
@@ -174,11 +186,22 @@ internal sealed class ParallelCompressStream : Stream
         }
     }
 
+    private void WriteChunk(Chunk chunk)
+    {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        _blobHash.AppendData(chunk.Compressed, 0, chunk.CompressedLength);
+        _blobHashTicks += System.Diagnostics.Stopwatch.GetTimestamp() - started;
+        _destination.Write(chunk.Compressed, 0, chunk.CompressedLength);
+        _compressedSize += chunk.CompressedLength;
+        ArrayPool<byte>.Shared.Return(chunk.Raw);
+        ArrayPool<byte>.Shared.Return(chunk.Compressed);
+    }
+
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
-            if (!_completed)
+            if (!_completed && _writer is not null)
             {
                 // Abandoned (an error upstream): stop the pipeline and let in-flight chunks drain.
                 _failed.Cancel();
