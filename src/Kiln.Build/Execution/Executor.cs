@@ -141,12 +141,11 @@ public sealed class Executor
                     }
                     // Written while the build goes on: the entry only names what is durable already (the layer's blob and
                     // snapshot); it is awaited before the image is tagged.
-                    var entry = next;
                     pending.Add(Task.Run(async () =>
                     {
                         using (phases.Measure("cache store"))
                         {
-                            await _store.PutStepAsync(step.CacheKey, entry, ct).ConfigureAwait(false);
+                            await _store.PutStepAsync(step.CacheKey, next, ct).ConfigureAwait(false);
                         }
                     }, ct));
                 }

@@ -88,25 +88,23 @@ internal sealed class ParallelCompressStream : Stream
     /// <summary>Flushes the last chunk, waits for every chunk to be written, returns (diffId, digest, size).</summary>
     public (byte[] DiffId, byte[] Digest, long Size) Complete()
     {
-        _completed = true;
-        if (_writer is null)
+        if (_filled > 0)
         {
-            if (_filled > 0)
+            if (_writer is null)
             {
                 HashRaw(_current, _filled);
                 WriteChunk(Compress(_current, _filled));
                 _current = [];
                 _filled = 0;
             }
-            _queue.CompleteAdding();
-            return (_diffHash.GetHashAndReset(), _blobHash.GetHashAndReset(), _compressedSize);
+            else
+            {
+                Dispatch(last: true);
+            }
         }
-        if (_filled > 0)
-        {
-            Dispatch(last: true);
-        }
+        _completed = true;
         _queue.CompleteAdding();
-        _writer.GetAwaiter().GetResult();
+        _writer?.GetAwaiter().GetResult();
         return (_diffHash.GetHashAndReset(), _blobHash.GetHashAndReset(), _compressedSize);
     }
 

@@ -91,7 +91,8 @@ public static class Sandbox
         }
         // --proc may come first (see StartAsync).
         List<string> args = ["--parent", Environment.ProcessId.ToString(CultureInfo.InvariantCulture)];
-        string? proc = null;
+        // systemd-nspawn mounts its own /proc.
+        string? proc = nspawn ? null : merged + "/proc";
         if (nspawn)
         {
             args.AddRange(["--", HostProgram("systemd-nspawn"), "-D", merged, "--register=no", "--keep-unit", "--private-network", "--boot", "--quiet",
@@ -101,7 +102,6 @@ public static class Sandbox
         {
             // chroot(8) looks the user and its groups up in the image, then drops to them; the image's shell enters the
             // working directory (its cd would pass OLDPWD on to the command) and opens the output files as that user.
-            proc = merged + "/proc";
             var redirect = spec.OutputFiles is null ? "" : "exec >\"$1\" 2>\"$2\" </dev/null; shift 2; ";
             args.AddRange(["--", HostProgram("chroot"), $"--userspec={user}", merged,
                 "/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; " + redirect + "exec \"$@\"", spec.WorkingDirectory]);
@@ -113,7 +113,6 @@ public static class Sandbox
         }
         else
         {
-            proc = merged + "/proc";
             args.AddRange(["--root", merged, "--wd", spec.WorkingDirectory]);
             if (spec.OutputFiles is { } files)
             {
