@@ -10,7 +10,7 @@ internal static class BuildCommand
 {
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd", "--no-outputs", "--scratch-on-disk"], ["--target", "--trace", "--junit"],
+        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd", "--no-outputs", "--scratch-on-disk", "--full-package-lists"], ["--target", "--trace", "--junit"],
             new Dictionary<string, string> { ["-t"] = "--target", ["-v"] = "--verbose", ["-h"] = "--help" });
         if (a.Has("--help"))
         {
@@ -29,6 +29,7 @@ internal static class BuildCommand
             Refresh = a.Has("--refresh"),
             Compression = a.Has("--zstd") ? Compression.Zstd : Compression.Gzip,
             ScratchOnDisk = a.Has("--scratch-on-disk"),
+            FullPackageLists = a.Has("--full-package-lists"),
             MemoryScratchSize = Cli.ScratchSize(),
             Epoch = Cli.Epoch(),
             SecretEnvironment = Environment.GetEnvironmentVariable,

@@ -49,6 +49,10 @@ Options:
                        never over half the memory free; none with under 512 MiB free); a step's
                        result is copied to the store while it is packed, and a step that fills
                        its tmpfs runs again on disk
+  --full-package-lists give apt every package of the lists in `packages` steps; by default it sees
+                       the packages the image has and those the requested ones could pull in
+                       (dependencies, alternatives, providers), which finds the same packages
+                       faster
   --junit FILE         write the test results as JUnit XML to FILE
   --json               print the result as JSON on stdout (progress goes to stderr)
   --trace FILE         write where the time went as Chrome trace-event JSON (open it in Perfetto

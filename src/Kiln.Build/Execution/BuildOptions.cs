@@ -24,6 +24,10 @@ public sealed record BuildOptions
     /// <summary>Package lists older than this are refreshed before a packages step.</summary>
     public TimeSpan ListsMaxAge { get; init; } = TimeSpan.FromHours(24);
 
+    /// <summary>Package steps give apt the full package lists, not the packages the image has and those the request
+    /// could need (<see cref="PackageView"/>): the same packages, found slower.</summary>
+    public bool FullPackageLists { get; init; }
+
     /// <summary>Where run and package steps write: on a tmpfs (the default; their layer is then copied to the
     /// store's disk while it is packed) or straight into the store's temp dir on disk.</summary>
     public bool ScratchOnDisk { get; init; }

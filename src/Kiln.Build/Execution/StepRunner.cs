@@ -105,8 +105,11 @@ internal sealed class StepRunner
             case PackagesStep packages:
                 using (await _store.AcquireAptCacheAsync(ct).ConfigureAwait(false))
                 {
-                    await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", PackagesScript(packages)],
-                        hostNetwork: true, binds: AptBinds(), extraEnv: [new("DEBIAN_FRONTEND", "noninteractive")], ct,
+                    bool fresh = ListsAreFresh() && !_options.Refresh;
+                    var view = fresh && !_options.FullPackageLists ? WritePackageView(lowers, packages, scratch) : null;
+                    IReadOnlyList<BindMount> binds = view is null ? AptBinds() : [.. AptBinds(), new BindMount(view, PackageView.InImage, ReadOnly: true)];
+                    await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", PackagesScript(packages, fresh, view is not null)],
+                        hostNetwork: true, binds: binds, extraEnv: [new("DEBIAN_FRONTEND", "noninteractive")], ct,
                         skeletonScripts: [new(PackageTwins.WrapperName, PackageTwins.Wrapper)]).ConfigureAwait(false);
                     if (_ranUpdate)
                     {
@@ -306,28 +309,74 @@ internal sealed class StepRunner
         return (binds, files);
     }
 
-    private string PackagesScript(PackagesStep packages)
+    /// <param name="fresh">The shared lists are recent enough to install from without an update.</param>
+    /// <param name="view">Install from the step's <see cref="PackageView"/>; the full lists only after an update.</param>
+    private string PackagesScript(PackagesStep packages, bool fresh, bool view)
     {
-        bool fresh = ListsAreFresh();
         // apt's parse of the package lists (srcpkgcache.bin, ~40 MB) lives in the shared cache beside the downloads,
-        // not in the layer: built once per lists update, it saves apt about 0.4 s of parsing in every package step.
-        // apt checks it against the lists, the configuration and the architectures before use, and writes it
-        // atomically; package steps take turns on the shared cache. The per-image pkgcache.bin is not kept.
+        // not in the layer: built once per lists update, it saves apt about 0.4 s of parsing in every package step
+        // that reads the full lists. apt checks it against the lists, the configuration and the architectures before
+        // use, and writes it atomically; package steps take turns on the shared cache. The per-image pkgcache.bin is
+        // not kept, and a view's few stanzas are parsed in memory (srcpkgcache empty).
         // No planner log (var/log/apt/eipp.log.xz): it is dropped from the layer anyway, and xz-compressing it cost
         // about 17 ms per install (6 alternating pairs).
-        var apt = $"apt-get -q -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache={AptArchivesInImage}/{SourceCacheName} -o Dir::Log::Planner=/dev/null -o APT::Sandbox::User=root -o Acquire::Retries=3";
+        const string Common = "apt-get -q -o Dir::Cache::pkgcache= -o Dir::Log::Planner=/dev/null -o APT::Sandbox::User=root -o Acquire::Retries=3";
+        var full = $"{Common} -o Dir::Cache::srcpkgcache={AptArchivesInImage}/{SourceCacheName}";
         // dpkg is the twins' wrapper, given each package by path: apt's default for more than five packages is a
         // dir of links (--recursive), which the wrapper would have to rewrite with a process per link.
-        var install = $"{apt} -o Dpkg::Options::=--force-unsafe-io -o Dpkg::Options::=--force-confdef -o Dpkg::Use-Pty=0 " +
+        var installArgs = "-o Dpkg::Options::=--force-unsafe-io -o Dpkg::Options::=--force-confdef -o Dpkg::Use-Pty=0 " +
             $"-o Dir::Bin::dpkg=/{PackageTwins.WrapperName} -o Dpkg::Install::Recursive::Minimum=1000000 install -y --no-install-recommends " +
             string.Join(' ', packages.Packages.Select(ShellQuote));
-        var update = $"{apt} update";
-        _ranUpdate = !fresh || _options.Refresh;
-        // With fresh shared lists apt-get update is skipped; if the lists turn out stale, update and retry once.
-        return fresh && !_options.Refresh
-            ? $"set -e\n{install} || {{ {update} && {install}; }}\n"
+        var install = $"{full} {installArgs}";
+        var first = view ? $"{Common} -o Dir::State::Lists={PackageView.InImage}/ -o Dir::Cache::srcpkgcache= {installArgs}" : install;
+        var update = $"{full} update";
+        _ranUpdate = !fresh;
+        // With fresh shared lists apt-get update is skipped; if the lists turn out stale (or the view is short of a
+        // package), update and install again from the full lists, once.
+        return fresh
+            ? $"set -e\n{first} || {{ {update} && {install}; }}\n"
             : $"set -e\n{update}\n{install}\n";
     }
+
+    private string PackageIndexPath => Path.Combine(CacheRoot, "apt", "lists.index");
+
+    /// <summary>Writes the step's <see cref="PackageView"/> into its scratch dir; null (apt reads the full lists)
+    /// when apt keeps its lists compressed, there are none, or the view cannot be made.</summary>
+    private string? WritePackageView(IReadOnlyList<string> lowers, PackagesStep packages, string scratch)
+    {
+        using (_phases?.Measure("package view"))
+        {
+            try
+            {
+                if (PackageIndex.CurrentLists(_store.AptListsDir) is not { } lists)
+                {
+                    return null;
+                }
+                using var index = PackageIndex.OpenOrBuild(_store.AptListsDir, PackageIndexPath, lists);
+                if (index is null)
+                {
+                    return null;
+                }
+                var dir = Path.Combine(scratch, "apt-view");
+                PackageView.Write(index, _store.AptListsDir, dir, DpkgStatus(lowers), packages.Packages);
+                return dir;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or LayerException
+                or IndexOutOfRangeException or ArgumentOutOfRangeException)
+            {
+                // A damaged index is made again by the next package step.
+                File.Delete(PackageIndexPath);
+                _warn($"warning: apt reads the full package lists in this step: {e.Message}");
+                return null;
+            }
+        }
+    }
+
+    /// <summary>The image's dpkg status file; empty when it has none.</summary>
+    private static byte[] DpkgStatus(IReadOnlyList<string> lowers) =>
+        SafePath.Lookup(lowers, SafePath.Resolve(lowers, "/var/lib/dpkg/status")) is { Kind: ImageEntryKind.File } entry
+            ? File.ReadAllBytes(entry.HostPath)
+            : [];
 
     private bool ListsAreFresh()
     {
