@@ -34,6 +34,29 @@ public sealed class Executor
         var skipped = new List<SkippedImage>();
         var blocked = new HashSet<string>(StringComparer.Ordinal);
         using var storeLock = _store.AcquireLock(exclusive: false, cancellationToken);
+        try
+        {
+            await BuildImagesAsync(plan, finals, results, skipped, blocked, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            // The build's own error is the one to see; what the tests left running is still awaited under the lock.
+            if (_gate is not null)
+            {
+                await _gate.WhenIdleAsync().ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
+            }
+            throw;
+        }
+        if (_gate is not null)
+        {
+            await _gate.WhenIdleAsync().ConfigureAwait(false);
+        }
+        return new BuildResult(results) { Skipped = skipped, File = plan.File };
+    }
+
+    private async Task BuildImagesAsync(BuildPlan plan, Dictionary<string, (ImageState State, bool Dirty)> finals, List<ImageResult> results,
+        List<SkippedImage> skipped, HashSet<string> blocked, CancellationToken cancellationToken)
+    {
         foreach (var image in plan.Images)
         {
             if (image.Definition.Source is FromImageSource parent && blocked.Contains(parent.ImageName))
@@ -53,7 +76,6 @@ public sealed class Executor
             }
             _progress?.Report(new ImageFinished(image.Name, result));
         }
-        return new BuildResult(results) { Skipped = skipped, File = plan.File };
     }
 
     private async Task<ImageResult> BuildImageAsync(BuildPlan plan, ImagePlan image, Dictionary<string, (ImageState State, bool Dirty)> finals, CancellationToken ct)

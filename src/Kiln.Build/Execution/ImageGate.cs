@@ -10,6 +10,10 @@ namespace Kiln.Build.Execution;
 public interface IImageGate
 {
     Task<GateResult> CheckAsync(ImagePlan image, Descriptor manifest, ImageState state, CancellationToken ct);
+
+    /// <summary>Waits for what the gate left running after its answers (removing test instances, writing results);
+    /// the executor calls it before it gives up the store lock. Throws the first error of that work.</summary>
+    Task WhenIdleAsync() => Task.CompletedTask;
 }
 
 /// <summary>The outcome of an image's tests, phase by phase. An image without tests passes with no phases.</summary>

@@ -26,9 +26,13 @@ internal sealed class BakePhase
     private readonly string? _memoryScratchSize;
     private readonly ImageFiles _files;
     private Dictionary<string, (string Status, string Version)>? _packages;
+    private readonly Teardown? _teardown;
 
-    public BakePhase(KilnStore store, ImageState state, DateTimeOffset epoch, string? memoryScratchSize = null)
+    /// <param name="teardown">Where a command's scratch space is removed once its output is read; null: before its
+    /// check returns.</param>
+    internal BakePhase(KilnStore store, ImageState state, DateTimeOffset epoch, string? memoryScratchSize = null, Teardown? teardown = null)
     {
+        _teardown = teardown;
         _memoryScratchSize = memoryScratchSize;
         _store = store;
         _state = state;
@@ -325,6 +329,7 @@ internal sealed class BakePhase
             // The command may run as the image's (unprivileged) user and writes its output here.
             System.IO.File.SetUnixFileMode(io, (UnixFileMode)Convert.ToInt32("1777", 8));
             var config = _state.Config.Config;
+            var environment = ConfigMerge.StepEnvironment(config, _epoch, []);
             var spec = new SandboxSpec
             {
                 LowerDirsTopFirst = _lowers,
@@ -332,7 +337,7 @@ internal sealed class BakePhase
                 ScratchDir = Path.Combine(scratch, "sandbox"),
                 Command = ["/bin/sh", "-c", command],
                 OutputFiles = ($"{IoDir}/stdout", $"{IoDir}/stderr"),
-                Environment = ConfigMerge.StepEnvironment(config, _epoch, []),
+                Environment = environment,
                 WorkingDirectory = config.WorkingDir is { Length: > 0 } wd ? wd : "/",
                 User = config.User is { Length: > 0 } user ? user : null,
                 HostNetwork = false,
@@ -362,7 +367,14 @@ internal sealed class BakePhase
         }
         finally
         {
-            _store.DeleteTempDir(scratch);
+            if (_teardown is null)
+            {
+                _store.DeleteTempDir(scratch);
+            }
+            else
+            {
+                _teardown.Add(Task.Run(() => _store.DeleteTempDir(scratch), CancellationToken.None));
+            }
         }
     }
 

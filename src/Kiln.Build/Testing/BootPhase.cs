@@ -15,8 +15,10 @@ internal static class BootPhase
     private static readonly TimeSpan PortsTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan ListenGrace = TimeSpan.FromSeconds(5);
 
+    /// <param name="teardown">Where the instance is stopped and removed once the checks are done; null: before this
+    /// returns.</param>
     public static async Task<IReadOnlyList<CheckReport>> RunAsync(KilnStore store, ImageState state, BootMode boot, string? memoryScratchSize, List<Check> checks,
-        Action<CheckReport> finished, CancellationToken ct)
+        Action<CheckReport> finished, Teardown? teardown, CancellationToken ct)
     {
         var reports = new List<CheckReport>();
         var clock = Stopwatch.StartNew();
@@ -58,7 +60,17 @@ internal static class BootPhase
         {
             if (instance is not null)
             {
-                await instance.DisposeAsync().ConfigureAwait(false);
+                // Disposing kills the instance at once; waiting for it to go and removing its files can happen while
+                // the image is tagged.
+                var stopped = instance.DisposeAsync().AsTask();
+                if (teardown is null)
+                {
+                    await stopped.ConfigureAwait(false);
+                }
+                else
+                {
+                    teardown.Add(stopped);
+                }
             }
         }
         return reports;

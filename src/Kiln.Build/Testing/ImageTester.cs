@@ -31,6 +31,7 @@ public sealed class ImageTester
     private readonly KilnStore _store;
     private readonly TestOptions _options;
     private readonly IProgress<BuildEvent>? _progress;
+    private readonly Teardown _teardown = new();
 
     public ImageTester(KilnStore store, TestOptions options, IProgress<BuildEvent>? progress = null)
     {
@@ -91,7 +92,8 @@ public sealed class ImageTester
                         : await RunPhaseAsync(image, name, phase, checks, boot, state, ct).ConfigureAwait(false);
                     if (report.SkippedBecause is null)
                     {
-                        await _store.WriteTestResultAsync(key, TestResultJson.Write(report, manifest, spec.Digest), ct).ConfigureAwait(false);
+                        var json = TestResultJson.Write(report, manifest, spec.Digest);
+                        _teardown.Add(Task.Run(() => _store.WriteTestResultAsync(key, json, ct), CancellationToken.None));
                     }
                 }
                 phases.Add(report);
@@ -109,6 +111,10 @@ public sealed class ImageTester
         }
         return new GateResult(phases);
     }
+
+    /// <summary>Waits for what the tests left running once their answers were in: instances being stopped and removed,
+    /// scratch space being removed, results being written. Throws the first error of that work.</summary>
+    public Task WhenIdleAsync() => _teardown.WhenIdleAsync();
 
     private TestPhaseReport? Cached(string key, string image) =>
         _options.UseCache && TestResultJson.Read(_store.TryReadTestResult(key), image) is { Passed: true } cached ? cached with { Cached = true } : null;
@@ -133,7 +139,7 @@ public sealed class ImageTester
         var reports = new List<CheckReport>();
         if (phase == TestPhase.Bake)
         {
-            var bake = new BakePhase(_store, state, _options.Epoch, _options.MemoryScratchSize);
+            var bake = new BakePhase(_store, state, _options.Epoch, _options.MemoryScratchSize, _teardown);
             // A command check takes a sandbox (milliseconds); the others read the image's files. The commands start
             // first, one after another, while the others run here; the reports still come in the spec's order.
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -169,7 +175,8 @@ public sealed class ImageTester
             return new TestPhaseReport { Image = image, Phase = name, Checks = reports, Duration = clock.Elapsed };
         }
 
-        var booted = await BootPhase.RunAsync(_store, state, boot, _options.MemoryScratchSize, checks, r => _progress?.Report(new CheckFinished(image, name, r)), ct).ConfigureAwait(false);
+        var booted = await BootPhase.RunAsync(_store, state, boot, _options.MemoryScratchSize, checks, r => _progress?.Report(new CheckFinished(image, name, r)),
+            _teardown, ct).ConfigureAwait(false);
         return new TestPhaseReport { Image = image, Phase = name, Checks = booted, Duration = clock.Elapsed };
     }
 

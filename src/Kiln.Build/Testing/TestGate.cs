@@ -24,6 +24,8 @@ public sealed class TestGate : IImageGate
         _specs.TryGetValue(image.Name, out var spec)
             ? _tester.TestAsync(image.Name, spec, image.Definition.Boot, manifest.Digest, state, ct)
             : Task.FromResult(GateResult.Untested);
+
+    public Task WhenIdleAsync() => _tester.WhenIdleAsync();
 }
 
 /// <summary><c>kiln build</c> with its tests: load and validate the definition and every spec, plan, and only then
@@ -54,8 +56,15 @@ public static class StoredImageTests
         using var storeLock = store.AcquireLock(exclusive: false, cancellationToken);
         var manifest = store.TryGetTag(image) ?? throw new ArgumentException($"the store has no image named '{image}' (build it first)");
         var state = await store.ReadImageStateAsync(manifest.Digest, cancellationToken).ConfigureAwait(false);
-        return await new ImageTester(store, options, progress)
-            .TestAsync(image, spec, definition.Boot, manifest.Digest, state, cancellationToken).ConfigureAwait(false);
+        var tester = new ImageTester(store, options, progress);
+        try
+        {
+            return await tester.TestAsync(image, spec, definition.Boot, manifest.Digest, state, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await tester.WhenIdleAsync().ConfigureAwait(false);
+        }
     }
 
     /// <summary><c>kiln test IMAGE --phase vm</c>: the image (by name) is exported as a raw disk into a store temp dir by
