@@ -18,6 +18,10 @@ public sealed class TestGate : IImageGate
     {
         _specs = specs;
         _tester = new ImageTester(store, options, progress);
+        if (specs.Values.Any(s => s.Checks.Any(c => c is HttpCheck)))
+        {
+            _ = Task.Run(Boot.Instance.PrewarmHttpAsync);
+        }
     }
 
     public Task<GateResult> CheckAsync(ImagePlan image, Descriptor manifest, ImageState state, CancellationToken ct) =>

@@ -216,6 +216,47 @@ public sealed class Instance : IAsyncDisposable
         }
     }
 
+    /// <summary>Does the one-time work of a process's first HTTP check (setting up the HTTP stack) ahead of need, over a
+    /// connection in memory. Started alongside the steps when a spec has http checks; a first GET on loopback then took
+    /// 0.4 ms instead of 0.9-1.0 (NativeAOT, 3 runs each). Only time is at stake: it never throws.</summary>
+    public static async Task PrewarmHttpAsync()
+    {
+        try
+        {
+            using var handler = new SocketsHttpHandler
+            {
+                UseProxy = false,
+                AllowAutoRedirect = false,
+                ConnectCallback = (_, _) => ValueTask.FromResult<Stream>(new CannedResponse()),
+            };
+            using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(5) };
+            using var response = await client.GetAsync(new Uri("http://127.0.0.1/"), CancellationToken.None).ConfigureAwait(false);
+            _ = await response.Content.ReadAsStringAsync(CancellationToken.None).ConfigureAwait(false);
+            _ = response.Headers.Concat(response.Content.Headers).Count();
+        }
+        catch (Exception)
+        {
+            // a first real check then does the set-up itself
+        }
+    }
+
+    /// <summary>A connection that reads as one small HTTP response and takes any request.</summary>
+    private sealed class CannedResponse : Stream
+    {
+        private readonly MemoryStream _response = new("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"u8.ToArray());
+
+        public override bool CanRead => true;
+        public override bool CanWrite => true;
+        public override bool CanSeek => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => _response.Read(buffer, offset, count);
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) { }
+    }
+
     /// <summary>An HTTP GET made from inside the instance's network namespace.</summary>
     public async Task<HttpResult> HttpGetAsync(Uri url, TimeSpan timeout, CancellationToken ct = default)
     {
