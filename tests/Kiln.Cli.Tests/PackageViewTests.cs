@@ -19,7 +19,10 @@ public sealed class PackageViewTests
 
     /// <summary>examples/web's base and an image that installs <paramref name="packages"/> on it (a new env value
     /// makes the package step run instead of coming from the cache).</summary>
-    private KilnProcess.Result Build(string run, string packages, params string[] options)
+    private KilnProcess.Result Build(string run, string packages, params string[] options) => BuildWithSteps(run, "", packages, options);
+
+    /// <param name="steps">Steps (YAML lines) between the env step and the package step.</param>
+    private KilnProcess.Result BuildWithSteps(string run, string steps, string packages, params string[] options)
     {
         using var ctx = new TempDir("kiln-view");
         File.WriteAllText(ctx.Sub("kiln.yaml"), $$"""
@@ -32,6 +35,7 @@ public sealed class PackageViewTests
                 from: base
                 steps:
                   - env: {VIEW_RUN: {{run}}}
+            {{steps}}
                   - packages: [{{packages}}]
             """);
         var r = KilnProcess.Run(Store, ["build", "--verbose", "--trace", ctx.Sub("trace.json"), .. options, ctx.Path]);
@@ -83,5 +87,20 @@ public sealed class PackageViewTests
         Assert.DoesNotContain("Hit:", r.All);
         Assert.Equal(length, new FileInfo(index).Length);
         Assert.Equal(StoreReader.LayerDigests(Store, "web")[2], StoreReader.LayerDigests(Store, "again")[2]);
+    }
+
+    [Fact]
+    public void Debconfs_preconfigure_hook_is_left_out_where_it_has_nothing_to_do_and_the_layer_is_the_same()
+    {
+        var without = Build("no-preconfigure", "nginx-light");
+        Assert.DoesNotContain("delaying package configuration", without.All);
+        var layer = StoreReader.LayerDigests(Store, "again")[2];
+
+        // A second Pre-Install-Pkgs hook keeps debconf's: it runs, says why it does nothing, and the layer is the same.
+        var with = BuildWithSteps("preconfigure", """
+                  - run: echo 'DPkg::Pre-Install-Pkgs {"true";};' > /etc/apt/apt.conf.d/99kiln-test
+            """, "nginx-light");
+        Assert.Contains("delaying package configuration, since apt-utils is not installed", with.All);
+        Assert.Equal(layer, StoreReader.LayerDigests(Store, "again")[3]);
     }
 }

@@ -108,9 +108,11 @@ internal sealed class StepRunner
                     bool fresh = ListsAreFresh() && !_options.Refresh;
                     var view = fresh && !_options.FullPackageLists ? WritePackageView(lowers, packages, scratch) : null;
                     IReadOnlyList<BindMount> binds = view is null ? AptBinds() : [.. AptBinds(), new BindMount(view, PackageView.InImage, ReadOnly: true)];
-                    await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", PackagesScript(packages, fresh, view is not null)],
+                    bool noPreconfigure = DebconfPreconfigure.IsNoOp(lowers, ConfigMerge.StepEnvironment(state.Config.Config, _options.Epoch, []));
+                    await RunInSandboxAsync(image, step, state, scratch, upper, lowers, ["/bin/sh", "-c", PackagesScript(packages, fresh, view is not null, noPreconfigure)],
                         hostNetwork: true, binds: binds, extraEnv: [new("DEBIAN_FRONTEND", "noninteractive")], ct,
-                        skeletonScripts: [new(PackageTwins.WrapperName, PackageTwins.Wrapper)]).ConfigureAwait(false);
+                        skeletonScripts: [new(PackageTwins.WrapperName, PackageTwins.Wrapper), .. noPreconfigure
+                            ? new KeyValuePair<string, string>[] { new(DebconfPreconfigure.ClearFile, DebconfPreconfigure.ClearText) } : []]).ConfigureAwait(false);
                     if (_ranUpdate)
                     {
                         File.WriteAllBytes(ListsMarker, []);
@@ -311,7 +313,8 @@ internal sealed class StepRunner
 
     /// <param name="fresh">The shared lists are recent enough to install from without an update.</param>
     /// <param name="view">Install from the step's <see cref="PackageView"/>; the full lists only after an update.</param>
-    private string PackagesScript(PackagesStep packages, bool fresh, bool view)
+    /// <param name="noPreconfigure">Leave debconf's preconfigure hook out (<see cref="DebconfPreconfigure"/>).</param>
+    private string PackagesScript(PackagesStep packages, bool fresh, bool view, bool noPreconfigure)
     {
         // apt's parse of the package lists (srcpkgcache.bin, ~40 MB) lives in the shared cache beside the downloads,
         // not in the layer: built once per lists update, it saves apt about 0.4 s of parsing in every package step
@@ -324,7 +327,7 @@ internal sealed class StepRunner
         var full = $"{Common} -o Dir::Cache::srcpkgcache={AptArchivesInImage}/{SourceCacheName}";
         // dpkg is the twins' wrapper, given each package by path: apt's default for more than five packages is a
         // dir of links (--recursive), which the wrapper would have to rewrite with a process per link.
-        var installArgs = "-o Dpkg::Options::=--force-unsafe-io -o Dpkg::Options::=--force-confdef -o Dpkg::Use-Pty=0 " +
+        var installArgs = (noPreconfigure ? $"-c /{DebconfPreconfigure.ClearFile} " : "") + "-o Dpkg::Options::=--force-unsafe-io -o Dpkg::Options::=--force-confdef -o Dpkg::Use-Pty=0 " +
             $"-o Dir::Bin::dpkg=/{PackageTwins.WrapperName} -o Dpkg::Install::Recursive::Minimum=1000000 install -y --no-install-recommends " +
             string.Join(' ', packages.Packages.Select(ShellQuote));
         var install = $"{full} {installArgs}";

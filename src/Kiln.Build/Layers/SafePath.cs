@@ -135,6 +135,50 @@ public static class SafePath
         return entry;
     }
 
+    /// <summary>The visible entries of the directory at a normalised image path (no symlink is followed), sorted by
+    /// name; empty when there is no directory there.</summary>
+    public static IReadOnlyList<ImageEntry> List(IReadOnlyList<string> layersTopFirst, string normalisedImagePath)
+    {
+        layersTopFirst = Normalise(layersTopFirst);
+        Join("/", normalisedImagePath); // validates the form
+        var layers = RootLayers(layersTopFirst);
+        string dir = "";
+        if (normalisedImagePath != "/")
+        {
+            foreach (string part in normalisedImagePath[1..].Split('/'))
+            {
+                dir += "/" + part;
+                (var entry, layers) = LookupChild(layersTopFirst, layers, dir);
+                if (entry is not { Kind: ImageEntryKind.Directory })
+                {
+                    return [];
+                }
+            }
+        }
+        else
+        {
+            layers = [.. layers.Where(l => LibC.TryLstat(layersTopFirst[l]) is { IsDirectory: true })];
+            layers = [.. layers.TakeWhile((l, i) => i == 0 || !IsOpaque(layersTopFirst[layers[i - 1]]))];
+        }
+        var names = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (int layer in layers)
+        {
+            foreach (var child in Directory.EnumerateFileSystemEntries(layersTopFirst[layer] + dir))
+            {
+                names.Add(Path.GetFileName(child));
+            }
+        }
+        var entries = new List<ImageEntry>();
+        foreach (var name in names)
+        {
+            if (LookupChild(layersTopFirst, layers, dir + "/" + name).Entry is { } entry)
+            {
+                entries.Add(entry);
+            }
+        }
+        return entries;
+    }
+
     private static string[] Normalise(IReadOnlyList<string> layersTopFirst)
     {
         ArgumentNullException.ThrowIfNull(layersTopFirst);

@@ -84,6 +84,32 @@ public class SafePathTests
     }
 
     [Fact]
+    public void A_directory_lists_what_the_merged_view_shows_of_it()
+    {
+        using var t = new TempRoot();
+        string top = t.Dir("top"), middle = t.Dir("middle"), bottom = t.Dir("bottom");
+        Fs.Write(Path.Combine(bottom, "etc/conf.d/a"), "a");
+        Fs.Write(Path.Combine(bottom, "etc/conf.d/b"), "b");
+        Fs.Write(Path.Combine(bottom, "var/cache/old"), "old");
+        Fs.Write(Path.Combine(middle, "etc/conf.d/a"), "a2");
+        Fs.Write(Path.Combine(middle, "etc/conf.d/c"), "c");
+        Directory.CreateDirectory(Path.Combine(top, "etc/conf.d"));
+        LibC.MknodWhiteout(Path.Combine(top, "etc/conf.d/b"));
+        Fs.Write(Path.Combine(top, "etc/conf.d/d"), "d");
+        Fs.Write(Path.Combine(top, "var/cache/new"), "new");
+        LibC.SetXattr(Path.Combine(top, "var/cache"), "trusted.overlay.opaque", "y"u8);
+        Fs.Write(Path.Combine(middle, "file"), "not a dir");
+        string[] stack = [top, middle, bottom];
+
+        var conf = SafePath.List(stack, "/etc/conf.d");
+        Assert.Equal(["a", "c", "d"], conf.Select(e => Path.GetFileName(e.ImagePath)));
+        Assert.Equal([1, 1, 0], conf.Select(e => e.LayerIndex));
+        Assert.Equal(["/var/cache/new"], SafePath.List(stack, "/var/cache").Select(e => e.ImagePath));
+        Assert.Empty(SafePath.List(stack, "/file"));
+        Assert.Empty(SafePath.List(stack, "/nosuch"));
+    }
+
+    [Fact]
     public void Lookup_reports_kind_mode_and_owner_of_the_topmost_entry()
     {
         using var t = new TempRoot();
