@@ -57,9 +57,9 @@ Options:
   --json               print the result as JSON on stdout (progress goes to stderr)
   --trace FILE         write where the time went as Chrome trace-event JSON (open it in Perfetto
                        or chrome://tracing): per image, per step, and per phase of a step (cache
-                       lookup, sandbox, copy, pack, hash, store blob, copy snapshot, commit
-                       snapshot, cache store), each test phase and check that ran, and each output
-                       written
+                       lookup, package view, sandbox, copy, pack, hash, store blob, copy or sync
+                       snapshot, commit snapshot, cache store, package twins), each test phase and
+                       check that ran, and each output written
   -v, --verbose        show every step's output (always shown live on a terminal, and on failure)
   -h, --help           show this help
 
