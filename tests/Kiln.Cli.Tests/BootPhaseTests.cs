@@ -54,6 +54,23 @@ public sealed class BootPhaseTests : IDisposable
     }
 
     [Fact]
+    public void An_image_with_a_user_serves_as_that_user_and_passes_its_boot_checks()
+    {
+        // The instance's command changes its user under a waiting PID 1 (kiln-sandbox-exec --init): the checks find it.
+        using var ctx = new TinyContext(
+            "images:\n  srv:\n    from: scratch\n    steps:\n" + TinyContext.RootStep +
+            "      - copy: www/\n        to: /www/\n      - user: \"1000:1000\"\n" +
+            "    config:\n      cmd: [/bin/busybox, httpd, -f, -p, \"8080\", -h, /www]\n      expose: [8080]\n    test:\n" +
+            "      http: {\"http://127.0.0.1:8080/index.html\": {status: 200, body: [hi from busybox]}}\n" +
+            "      command: {\"busybox ps -o user,args\": {phase: boot, stdout: [\"1000     /bin/busybox httpd\"]}}\n");
+        ctx.Write("www/index.html", "hi from busybox\n");
+        var r = KilnProcess.Run(_store.Path, "build", "--json", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        Assert.True(Phase(r, "boot").GetProperty("passed").GetBoolean(), r.Stdout);
+        Leftovers.AssertNone(_store.Path);
+    }
+
+    [Fact]
     public void An_http_check_retries_connections_dropped_unanswered_while_the_server_settles()
     {
         // As under systemd's nginx.service, whose `nginx -t` binds the port before nginx does: a connection can be

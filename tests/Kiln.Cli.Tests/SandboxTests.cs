@@ -245,4 +245,61 @@ public sealed class SandboxTests : IDisposable
         Assert.True(await GoneAsync(sleeper), "the sleeper outlived kiln-sandbox-exec");
         await run.Child.Exited.WaitAsync(TimeSpan.FromSeconds(10));
     }
+
+    [Fact]
+    public async Task A_command_run_as_a_user_goes_with_kiln_sandbox_exec_too()
+    {
+        // The user's uid change clears a process's parent-death signal: PID 1 must not be the process that changes it.
+        var shared = Directory.CreateDirectory(_dir.Sub("shared-user")).FullName;
+        File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("777", 8));
+        var output = new List<string>();
+        var run = await Sandbox.StartAsync(Spec("busybox sleep 60 & echo $! > /shared-user/ready; wait") with
+        {
+            Binds = [new BindMount(shared, "/shared-user")],
+            User = "1000:1000",
+        }, line => { lock (output) { output.Add(line); } });
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!File.Exists(Path.Combine(shared, "ready")) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+        Assert.True(File.Exists(Path.Combine(shared, "ready")), "the command did not start: " + string.Join('\n', output));
+        int init = run.InitPid ?? throw new InvalidOperationException("the sandbox has no PID 1");
+        var inNamespace = Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(n => n!.All(char.IsAsciiDigit)).Select(int.Parse!)
+            .Where(pid => pid != init && SameNamespace(pid, init)).ToList();
+        Assert.Contains(inNamespace, pid => File.ReadAllText($"/proc/{pid}/status").Contains("Uid:\t1000", StringComparison.Ordinal));
+
+        System.Diagnostics.Process.GetProcessById(run.Child.Pid).Kill();
+        var until = DateTime.UtcNow.AddSeconds(10);
+        while ((Alive(init) || inNamespace.Any(Alive)) && DateTime.UtcNow < until)
+        {
+            await Task.Delay(10);
+        }
+        Assert.False(Alive(init), "PID 1 outlived kiln-sandbox-exec");
+        Assert.DoesNotContain(inNamespace, Alive);
+        await run.Child.Exited.WaitAsync(TimeSpan.FromSeconds(10));
+
+        static bool SameNamespace(int pid, int init)
+        {
+            try
+            {
+                return new FileInfo($"/proc/{pid}/ns/pid").LinkTarget == new FileInfo($"/proc/{init}/ns/pid").LinkTarget;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }
+        static bool Alive(int pid)
+        {
+            try
+            {
+                return File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2] != "Z";
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        }
+    }
 }

@@ -100,6 +100,8 @@ public static class Sandbox
         }
         else if (spec.User is { Length: > 0 } user)
         {
+            // chroot(8) changes the user, which clears a process's death signal: PID 1 stays a waiting init that keeps it.
+            args.AddRange(["--init", "yes"]);
             // chroot(8) looks the user and its groups up in the image, then drops to them; the image's shell enters the
             // working directory (its cd would pass OLDPWD on to the command) and opens the output files as that user.
             var redirect = spec.OutputFiles is null ? "" : "exec >\"$1\" 2>\"$2\" </dev/null; shift 2; ";

@@ -2,12 +2,15 @@
  * (Sandbox/SandboxSetup.cs). It dies with that thread, makes the pid namespace, and forks the namespace's PID 1,
  * which mounts /proc, enters the root and its working directory, opens the output files and execs the command.
  *
- *   kiln-sandbox-exec [--parent PID] [--proc DIR] [--root DIR [--wd DIR]] [--stdout FILE --stderr FILE] -- PROGRAM ARG...
+ *   kiln-sandbox-exec [--parent PID] [--proc DIR] [--root DIR [--wd DIR]] [--stdout FILE --stderr FILE] [--init yes]
+ *                     -- PROGRAM ARG...
  *
  * --parent  exit at once unless PID is still the parent (it may have died before the death signal was set)
  * --proc    mount a new proc at DIR (a host path, before entering the root)
  * --root    chroot into DIR, then change to --wd (default /) and set PWD to it
  * --stdout, --stderr  open these files (inside the root) as stdout and stderr, with stdin /dev/null
+ * --init    PID 1 forks PROGRAM and waits for it (reaping orphans), rather than becoming it: for a PROGRAM that changes
+ *           its user, since a change of credentials clears the death signal, and PID 1 must keep it
  *
  * Exit status: PROGRAM's; if a signal killed it, this program kills itself with that signal. 125 when the sandbox
  * could not be entered, 126 when PROGRAM could not be run, 127 when it was not found.
@@ -52,7 +55,7 @@ static void open_as(const char *path, int flags, int fd)
 
 int main(int argc, char **argv)
 {
-    const char *proc = NULL, *root = NULL, *wd = "/", *out = NULL, *err = NULL;
+    const char *proc = NULL, *root = NULL, *wd = "/", *out = NULL, *err = NULL, *init = NULL;
     long parent = 0;
     int i = 1;
     for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
@@ -62,6 +65,7 @@ int main(int argc, char **argv)
             : !strcmp(option, "--wd") ? &wd
             : !strcmp(option, "--stdout") ? &out
             : !strcmp(option, "--stderr") ? &err
+            : !strcmp(option, "--init") ? &init
             : NULL;
         if (target == NULL && strcmp(option, "--parent") != 0)
             usage("unknown option ", option);
@@ -122,6 +126,21 @@ int main(int argc, char **argv)
             open_as(out, O_WRONLY | O_CREAT | O_TRUNC, STDOUT_FILENO);
             open_as(err, O_WRONLY | O_CREAT | O_TRUNC, STDERR_FILENO);
             open_as("/dev/null", O_RDONLY, STDIN_FILENO);
+        }
+        if (init != NULL) {
+            pid_t program = fork();
+            if (program < 0)
+                fail(125, "cannot fork", NULL);
+            if (program > 0) {
+                /* As an init: reap whatever ends, until PROGRAM does; then the namespace goes with this process. */
+                int status;
+                pid_t done;
+                while ((done = waitpid(-1, &status, 0)) != program) {
+                    if (done < 0 && errno != EINTR)
+                        fail(125, "cannot wait for", command[0]);
+                }
+                _exit(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+            }
         }
         execvp(command[0], command);
         fail(errno == ENOENT ? 127 : 126, "cannot run", command[0]);

@@ -107,7 +107,7 @@ public sealed class Instance : IAsyncDisposable
             ThrowIfExited();
             // Ready once PID 1 has chrooted into the image: before that it is the setup script on the host's root,
             // and nothing may enter it.
-            if (_run!.InitPid is { } pid && (_options.Systemd ? ContainerInit(pid) : pid) is int init && IsInImage(init))
+            if (_run!.InitPid is { } pid && InImage(pid) is int init)
             {
                 _initPid = init;
                 return;
@@ -121,6 +121,18 @@ public sealed class Instance : IAsyncDisposable
     }
 
     private string MergedDir => Path.Combine(_scratch, "sandbox", "merged");
+
+    /// <summary>The instance's first process in the image: PID 1 itself, or its child where PID 1 stays outside (the
+    /// container's init under systemd-nspawn, or the command of an image with a user under kiln-sandbox-exec's waiting
+    /// init); null until it is there.</summary>
+    private int? InImage(int pid)
+    {
+        if (!_options.Systemd && IsInImage(pid))
+        {
+            return pid;
+        }
+        return ContainerInit(pid) is int child && IsInImage(child) ? child : null;
+    }
 
     private bool IsInImage(int pid)
     {
