@@ -138,6 +138,36 @@ public sealed class SandboxTests : IDisposable
     }
 
     [Fact]
+    public async Task A_descriptor_this_process_holds_open_without_close_on_exec_does_not_reach_the_command()
+    {
+        // As a CI runner's pipe or a shell's saved descriptor would be: open across exec unless kiln marks it.
+        int fd = open(_dir.Sub("shared/f"), 0);
+        Assert.True(fd > 2, "open failed");
+        int high = dup2(fd, 250);
+        try
+        {
+            Assert.Equal(250, high);
+            var (status, lines) = await RunAsync($"for n in {fd} 250; do [ -e /proc/$$/fd/$n ] && echo open $n || echo closed $n; done");
+            Assert.True(status == 0, string.Join('\n', lines));
+            Assert.Equal([$"closed {fd}", "closed 250"], lines);
+        }
+        finally
+        {
+            _ = close(fd);
+            _ = close(250);
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int open([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [System.Runtime.InteropServices.DllImport("libc")]
+    private static extern int dup2(int fd, int to);
+
+    [System.Runtime.InteropServices.DllImport("libc")]
+    private static extern int close(int fd);
+
+    [Fact]
     public async Task An_image_whose_proc_is_a_symlink_gets_no_proc_mounted_through_it()
     {
         Directory.Delete(_dir.Sub("root/proc"));
