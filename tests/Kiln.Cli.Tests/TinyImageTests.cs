@@ -90,7 +90,7 @@ public sealed class TinyImageTests : IDisposable
         try
         {
             Thread.Sleep(200); // the output's readers and whatever they queue are running by now
-            string State(string task) => string.Join(' ', new[] { "ns/mnt", "ns/net", "ns/uts", "ns/ipc", "cwd" }
+            string State(string task) => string.Join(' ', new[] { "ns/mnt", "ns/net", "ns/uts", "ns/ipc", "ns/pid_for_children", "cwd" }
                 .Select(f => new FileInfo($"/proc/{p.Id}/task/{task}/{f}").LinkTarget));
             var main = State(p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
             var threads = Directory.GetDirectories($"/proc/{p.Id}/task").Select(Path.GetFileName).ToList();
@@ -109,6 +109,70 @@ public sealed class TinyImageTests : IDisposable
         var verify = KilnProcess.Run(_store.Path, "verify");
         Assert.True(verify.ExitCode == 0, verify.All);
         Leftovers.AssertNone(_store.Path);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("      - user: app\n")]
+    public void Killing_kiln_alone_ends_every_process_of_its_sandbox_a_users_too(string user)
+    {
+        // The sandbox's PID 1 dies with the thread of kiln that started it (its parent-death signal), and with PID 1 the
+        // whole namespace: nothing a step started keeps running once kiln is gone, not even a process of another user.
+        using var ctx = new TinyContext(Image(user + "      - run: sleep 300 & sleep 301 & echo started; wait\n"));
+        ctx.Write("rootfs/etc/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/tmp:/bin/sh\n");
+        ctx.Write("rootfs/etc/group", "root:x:0:\napp:x:1000:\n");
+        var p = StartUntil(KilnProcess.StartInfo(_store.Path, "build", "--verbose", ctx.Path), "| started");
+        List<int> inSandbox;
+        try
+        {
+            // The step's processes: those whose root is a directory of this store (their sandbox's merged root).
+            inSandbox = Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(n => n!.All(char.IsAsciiDigit))
+                .Select(int.Parse!).Where(pid => RootUnder(pid, _store.Path)).ToList();
+            Assert.True(inSandbox.Count >= 3, $"expected the shell and two sleeps in the sandbox, found {inSandbox.Count}");
+            if (user.Length > 0)
+            {
+                Assert.Contains(inSandbox, pid => File.ReadAllText($"/proc/{pid}/status").Contains("Uid:\t1000", StringComparison.Ordinal));
+            }
+            p.Kill(); // SIGKILL to kiln alone, not its process tree
+            Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), "kiln did not die");
+        }
+        finally
+        {
+            p.Kill(entireProcessTree: true);
+            p.Dispose();
+        }
+        var until = DateTime.UtcNow.AddSeconds(10);
+        while (inSandbox.Any(Alive) && DateTime.UtcNow < until)
+        {
+            Thread.Sleep(10);
+        }
+        Assert.True(!inSandbox.Any(Alive), "outlived kiln: " + string.Join(", ", inSandbox.Where(Alive)));
+        var verify = KilnProcess.Run(_store.Path, "verify");
+        Assert.True(verify.ExitCode == 0, verify.All);
+        Leftovers.AssertNone(_store.Path);
+
+        static bool RootUnder(int pid, string dir)
+        {
+            try
+            {
+                return new FileInfo($"/proc/{pid}/root").LinkTarget?.StartsWith(dir + "/", StringComparison.Ordinal) == true;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }
+        static bool Alive(int pid)
+        {
+            try
+            {
+                return File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2] != "Z";
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        }
     }
 
     /// <summary>Starts kiln and returns once a line of its output holds <paramref name="marker"/> (a step's output, with

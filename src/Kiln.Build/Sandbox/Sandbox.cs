@@ -7,12 +7,11 @@ namespace Kiln.Build.Sandbox;
 /// <summary>Runs a command in new mount, pid, uts and ipc namespaces (and a new network namespace unless
 /// the host's is asked for), chrooted into an overlay of an image's layers.</summary>
 /// <remarks>The thread that starts the command enters new namespaces and builds the root there
-/// (<see cref="SandboxSetup"/>); its child is kiln-sandbox-exec (<c>kiln-sandbox-exec.c</c>), which dies with that thread,
-/// adds the pid namespace (a managed runtime cannot safely fork) and forks its PID 1; that mounts /proc, enters the root
-/// and the working directory and execs the command (or chroot(8), for another user, or systemd-nspawn).
-/// Teardown is the kernel's: every mount is in the sandbox's mount namespace and every process in its pid namespace,
-/// so when PID 1 dies, all is gone. PID 1 dies with kiln-sandbox-exec, kiln-sandbox-exec with the thread (both by
-/// their parent-death signal), the thread once the child exits or kiln does.</remarks>
+/// (<see cref="SandboxSetup"/>); its child is kiln-sandbox-exec (<c>kiln-sandbox-exec.c</c>), the pid namespace's PID 1,
+/// which dies with that thread, mounts /proc, enters the root and the working directory and execs the command (or
+/// chroot(8), for another user, or systemd-nspawn). Teardown is the kernel's: every mount is in the sandbox's mount
+/// namespace and every process in its pid namespace, so when PID 1 dies, all is gone. PID 1 dies with the thread (by
+/// its parent-death signal), the thread once the child exits or kiln does.</remarks>
 public static class Sandbox
 {
     public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -146,7 +145,8 @@ public static class Sandbox
             ?? throw SandboxException.SetupFailed($"{name}: not found on the host ({DefaultPath})"));
 }
 
-/// <summary>A running sandbox: its process (kiln-sandbox-exec; the namespace's PID 1 is its only child) and output.</summary>
+/// <summary>A running sandbox: its process (kiln-sandbox-exec, the namespace's PID 1, which has become the command or,
+/// for another user or systemd-nspawn, waits for it) and output.</summary>
 public sealed class SandboxRun
 {
     private readonly Action<string>? _output;
@@ -155,22 +155,8 @@ public sealed class SandboxRun
 
     public RunningChild Child { get; internal set; } = null!;
 
-    /// <summary>The host pid of the namespace's PID 1, once it exists (else null).</summary>
-    public int? InitPid
-    {
-        get
-        {
-            try
-            {
-                var children = File.ReadAllText($"/proc/{Child.Pid}/task/{Child.Pid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                return children.Length > 0 && int.TryParse(children[0], out var pid) ? pid : null;
-            }
-            catch (IOException)
-            {
-                return null;
-            }
-        }
-    }
+    /// <summary>The host pid of the namespace's PID 1 (the process kiln started), while it runs (else null).</summary>
+    public int? InitPid => Child.Exited.IsCompleted ? null : Child.Pid;
 
     internal void OnLine(string? line)
     {

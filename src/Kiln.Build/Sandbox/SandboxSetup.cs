@@ -3,10 +3,11 @@ using System.Text;
 
 namespace Kiln.Build.Sandbox;
 
-/// <summary>What a sandbox needs before its command starts: new mount, uts, ipc (and network) namespaces for the
+/// <summary>What a sandbox needs before its command starts: new mount, uts, ipc, pid (and network) namespaces for the
 /// thread that will start it, and in them the root (an overlay of the layers), /sys, /dev, the secrets and the
-/// binds, loopback up and the hostname. The thread's child process inherits them all; kiln-sandbox-exec then adds the pid
-/// namespace and mounts /proc in it (which only a process inside that namespace can).</summary>
+/// binds, loopback up and the hostname. The thread's child process inherits them all and is the pid namespace's PID 1
+/// (a new pid namespace takes only the children of the thread that made it): kiln-sandbox-exec, which mounts /proc
+/// (which only a process inside that namespace can).</summary>
 /// <remarks>Linux gives namespaces per thread: unshare(2) with CLONE_NEWNS also gives the calling thread a root and
 /// working directory of its own, so nothing of this reaches kiln's other threads. The thread (<see cref="ChildProcess"/>'s
 /// dedicated one) goes back to kiln's namespaces as soon as the child has started (<see cref="Entered"/>); the sandbox's
@@ -18,7 +19,8 @@ internal static unsafe partial class SandboxSetup
     private const ulong MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32,
         MS_BIND = 4096, MS_REC = 16384, MS_PRIVATE = 1 << 18;
 
-    private const int CLONE_NEWNS = 0x00020000, CLONE_NEWUTS = 0x04000000, CLONE_NEWIPC = 0x08000000, CLONE_NEWNET = 0x40000000;
+    private const int CLONE_NEWNS = 0x00020000, CLONE_NEWUTS = 0x04000000, CLONE_NEWIPC = 0x08000000, CLONE_NEWPID = 0x20000000,
+        CLONE_NEWNET = 0x40000000;
 
     /// <summary>The runtime's signal thread (which also reaps child processes) is made on first use, from whichever thread
     /// uses it first: a registration made here, before any thread enters a sandbox's namespaces, makes sure that is not
@@ -42,7 +44,7 @@ internal static unsafe partial class SandboxSetup
         var entered = Entered.Save();
         try
         {
-            if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (plan.NewNetwork ? CLONE_NEWNET : 0)) != 0)
+            if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | (plan.NewNetwork ? CLONE_NEWNET : 0)) != 0)
             {
                 throw new SetupException($"cannot make the sandbox's namespaces: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
             }
@@ -94,7 +96,9 @@ internal static unsafe partial class SandboxSetup
     /// disposing returns the thread to them.</summary>
     internal sealed class Entered : IDisposable
     {
-        private static readonly (string Name, int Flag)[] Kinds = [("mnt", CLONE_NEWNS), ("uts", CLONE_NEWUTS), ("ipc", CLONE_NEWIPC), ("net", CLONE_NEWNET)];
+        // pid_for_children: the pid namespace this thread's next child is made in (its own stays kiln's).
+        private static readonly (string Name, int Flag)[] Kinds =
+            [("mnt", CLONE_NEWNS), ("uts", CLONE_NEWUTS), ("ipc", CLONE_NEWIPC), ("net", CLONE_NEWNET), ("pid_for_children", CLONE_NEWPID)];
         private readonly int[] _namespaces;
         private readonly int _cwd;
         private bool _returned;

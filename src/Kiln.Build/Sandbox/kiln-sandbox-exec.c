@@ -1,28 +1,28 @@
-/* kiln-sandbox-exec: the one program kiln starts for a sandbox, from the thread that has built its root
- * (Sandbox/SandboxSetup.cs). It dies with that thread, makes the pid namespace, and forks the namespace's PID 1,
- * which mounts /proc, enters the root and its working directory, opens the output files and execs the command.
+/* kiln-sandbox-exec: the one program kiln starts for a sandbox, from the thread that has made its namespaces (the pid
+ * namespace among them) and built its root (Sandbox/SandboxSetup.cs). It is the pid namespace's PID 1: it dies with that
+ * thread, mounts /proc, enters the root and its working directory, opens the output files and execs the command, which
+ * so becomes PID 1 (or, with --init, forks it and waits as the namespace's init).
  *
  *   kiln-sandbox-exec [--parent PID] [--proc DIR] [--root DIR [--wd DIR]] [--stdout FILE --stderr FILE] [--init yes]
  *                     -- PROGRAM ARG...
  *
- * --parent  exit at once unless PID is still the parent (it may have died before the death signal was set)
+ * --parent  exit at once unless PID (as the host's /proc numbers it) is still the parent: it may have died before the
+ *           death signal was set
  * --proc    mount a new proc at DIR (a host path, before entering the root)
  * --root    chroot into DIR, then change to --wd (default /) and set PWD to it
  * --stdout, --stderr  open these files (inside the root) as stdout and stderr, with stdin /dev/null
- * --init    PID 1 forks PROGRAM and waits for it (reaping orphans), rather than becoming it: for a PROGRAM that changes
- *           its user, since a change of credentials clears the death signal, and PID 1 must keep it
+ * --init    fork PROGRAM and wait for it (reaping orphans), rather than become it: for a PROGRAM that changes its user,
+ *           since a change of credentials clears the death signal, and PID 1 must keep it
  *
- * Exit status: PROGRAM's; if a signal killed it, this program kills itself with that signal. 125 when the sandbox
- * could not be entered, 126 when PROGRAM could not be run, 127 when it was not found.
+ * Exit status: PROGRAM's (as PID 1, or as the init's exit status: 128 + the signal that killed PROGRAM). 125 when the
+ * sandbox could not be entered, 126 when PROGRAM could not be run, 127 when it was not found.
  *
- * One program instead of setpriv(1) (the death signal), unshare(1) (the pid namespace, /proc and the root) and a
- * shell (the working directory and the output files): their start-up cost about 2 ms of each build step and test
- * command. It is a C program because the runtime kiln is written for cannot fork safely. Built static, with no
- * library but libc, by Kiln.Build.csproj. */
+ * One program instead of setpriv(1) (the death signal), unshare(1) (/proc and the root) and a shell (the working
+ * directory and the output files): their start-up cost about 2 ms of each build step and test command. A C program:
+ * the runtime kiln is written for cannot fork safely. Built static, with no library but libc, by Kiln.Build.csproj. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +51,26 @@ static void open_as(const char *path, int flags, int fd)
     if (opened < 0 || dup2(opened, fd) < 0)
         fail(125, "cannot open", path);
     close(opened);
+}
+
+/* The parent's pid as the host numbers it: /proc is still the host's here (this process's own pids start at 1). */
+static long host_parent(void)
+{
+    char stat[512];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fail(125, "cannot open", "/proc/self/stat");
+    ssize_t n = read(fd, stat, sizeof stat - 1);
+    close(fd);
+    if (n <= 0)
+        fail(125, "cannot read", "/proc/self/stat");
+    stat[n] = 0;
+    /* "PID (COMM) STATE PPID ...": COMM may hold anything, the last ')' ends it. */
+    char *end = strrchr(stat, ')');
+    long ppid;
+    if (end == NULL || sscanf(end + 1, " %*c %ld", &ppid) != 1)
+        usage("cannot read the parent's pid from /proc/self/stat", NULL);
+    return ppid;
 }
 
 int main(int argc, char **argv)
@@ -82,80 +102,43 @@ int main(int argc, char **argv)
         usage("--stdout and --stderr go together", NULL);
     char **command = argv + i + 1;
 
+    if (getpid() != 1)
+        usage("not the first process of a new pid namespace (kiln makes it)", NULL);
+    /* PID 1 of the namespace dies with kiln's thread; every other process of the namespace dies with PID 1. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
         fail(125, "cannot set the parent-death signal", NULL);
-    if (parent != 0 && getppid() != parent)
-        _exit(125);
-    if (unshare(CLONE_NEWPID) != 0)
-        fail(125, "cannot make a pid namespace", NULL);
-
-    /* Like unshare --fork: interrupt and terminate are for the command; this process waits for it. */
-    sigset_t waiting, old;
-    sigemptyset(&waiting);
-    sigaddset(&waiting, SIGINT);
-    sigaddset(&waiting, SIGTERM);
-    sigprocmask(SIG_BLOCK, &waiting, &old);
-    /* Open while this process lives: its child reads end-of-file from it once this process is gone. */
-    int alive[2];
-    if (pipe2(alive, O_CLOEXEC | O_NONBLOCK) != 0)
-        fail(125, "cannot make a pipe", NULL);
-    pid_t child = fork();
-    if (child < 0)
-        fail(125, "cannot fork", NULL);
-    if (child == 0) {
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        /* PID 1 of the namespace dies with this process; every other process of the namespace dies with PID 1. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
-            fail(125, "cannot set the parent-death signal", NULL);
-        close(alive[1]);
-        char byte;
-        if (read(alive[0], &byte, 1) == 0)
-            _exit(125); /* this process died before the death signal was set */
-        close(alive[0]);
-        if (proc != NULL && mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
-            fail(125, "cannot mount proc on", proc);
-        if (root != NULL) {
-            if (chroot(root) != 0)
-                fail(125, "cannot enter the root", root);
-            if (chdir(wd) != 0)
-                fail(125, "cannot enter the working directory", wd);
-            if (setenv("PWD", wd, 1) != 0)
-                fail(125, "cannot set PWD", NULL);
-        }
-        if (out != NULL) {
-            open_as(out, O_WRONLY | O_CREAT | O_TRUNC, STDOUT_FILENO);
-            open_as(err, O_WRONLY | O_CREAT | O_TRUNC, STDERR_FILENO);
-            open_as("/dev/null", O_RDONLY, STDIN_FILENO);
-        }
-        if (init != NULL) {
-            pid_t program = fork();
-            if (program < 0)
-                fail(125, "cannot fork", NULL);
-            if (program > 0) {
-                /* As an init: reap whatever ends, until PROGRAM does; then the namespace goes with this process. */
-                int status;
-                pid_t done;
-                while ((done = waitpid(-1, &status, 0)) != program) {
-                    if (done < 0 && errno != EINTR)
-                        fail(125, "cannot wait for", command[0]);
-                }
-                _exit(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+    if (parent != 0 && host_parent() != parent)
+        _exit(125); /* the parent died before the death signal was set */
+    if (proc != NULL && mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+        fail(125, "cannot mount proc on", proc);
+    if (root != NULL) {
+        if (chroot(root) != 0)
+            fail(125, "cannot enter the root", root);
+        if (chdir(wd) != 0)
+            fail(125, "cannot enter the working directory", wd);
+        if (setenv("PWD", wd, 1) != 0)
+            fail(125, "cannot set PWD", NULL);
+    }
+    if (out != NULL) {
+        open_as(out, O_WRONLY | O_CREAT | O_TRUNC, STDOUT_FILENO);
+        open_as(err, O_WRONLY | O_CREAT | O_TRUNC, STDERR_FILENO);
+        open_as("/dev/null", O_RDONLY, STDIN_FILENO);
+    }
+    if (init != NULL) {
+        pid_t program = fork();
+        if (program < 0)
+            fail(125, "cannot fork", NULL);
+        if (program > 0) {
+            /* As an init: reap whatever ends, until PROGRAM does; then the namespace goes with this process. */
+            int status;
+            pid_t done;
+            while ((done = waitpid(-1, &status, 0)) != program) {
+                if (done < 0 && errno != EINTR)
+                    fail(125, "cannot wait for", command[0]);
             }
+            _exit(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
         }
-        execvp(command[0], command);
-        fail(errno == ENOENT ? 127 : 126, "cannot run", command[0]);
     }
-    close(alive[0]);
-    int status;
-    while (waitpid(child, &status, 0) < 0) {
-        if (errno != EINTR)
-            fail(125, "cannot wait for", command[0]);
-    }
-    if (WIFSIGNALED(status)) {
-        signal(WTERMSIG(status), SIG_DFL);
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        kill(getpid(), WTERMSIG(status));
-        return 128 + WTERMSIG(status);
-    }
-    return WEXITSTATUS(status);
+    execvp(command[0], command);
+    fail(errno == ENOENT ? 127 : 126, "cannot run", command[0]);
 }

@@ -373,8 +373,9 @@ public sealed class Instance : IAsyncDisposable
             }
             else if (_initPid > 0 && !_run.Child.Exited.IsCompleted)
             {
-                // SIGKILL to the namespace's PID 1 ends every process in it, and kiln-sandbox-exec with it: quicker than
-                // looking for the process tree to kill (below, the fallback).
+                // SIGKILL to the instance's first process in the image ends the namespace: it is PID 1, or the only
+                // program of PID 1's waiting init (an image with a user). Quicker than looking for the process tree to
+                // kill (below, the fallback).
                 _ = Kill(_initPid, 9);
                 await Task.WhenAny(_run.Child.Exited, Task.Delay(_options.StopTimeout)).ConfigureAwait(false);
             }
