@@ -74,6 +74,47 @@ public sealed class BakePhaseTests : IDisposable
     }
 
     [Fact]
+    public void Package_checks_read_the_images_dpkg_status_stanza_by_stanza()
+    {
+        using var ctx = new TinyContext(Yaml("tests/spec.yaml"));
+        // Continuation lines, a package with a stanza per architecture (the installed one counts wherever it stands),
+        // a removed package whose config files stay, and a stanza with CRLF line ends.
+        ctx.Write("rootfs/var/lib/dpkg/status",
+            "Package: alpha\nStatus: install ok installed\nVersion: 1.0-1\nDescription: first\n Package: not-a-field\n\n" +
+            "Package: beta\nStatus: deinstall ok config-files\nVersion: 2.0\n\n" +
+            "Package: gamma\nArchitecture: amd64\nStatus: install ok installed\nVersion: 3.1\n\n" +
+            "Package: gamma\nArchitecture: i386\nStatus: deinstall ok config-files\nVersion: 3.0\n\n" +
+            "Package: delta\r\nStatus: install ok installed\r\nVersion: 4.0~rc1\r\n\r\n" +
+            "Package: epsilon\nVersion: 5\nStatus: install ok installed\n");
+        ctx.Write("tests/spec.yaml", """
+            package:
+              alpha: {installed: true, version: 1.0-1}
+              beta: {installed: false}
+              gamma: {installed: true, version: "3.1"}
+              delta: {version: 4.0~rc1}
+              epsilon: {version: "5"}
+              not-a-field: {installed: false}
+              absent: {installed: false}
+            """);
+        var r = Build(ctx);
+        Assert.True(r.ExitCode == 0, r.All);
+        Assert.Equal(7, Bake(r, "tiny").GetProperty("checks").GetArrayLength());
+
+        ctx.Write("tests/spec.yaml", """
+            package:
+              alpha: {version: "9"}
+              beta: {installed: true}
+              absent: {installed: true}
+            """);
+        r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        Assert.True(r.ExitCode == 1, r.All);
+        foreach (var said in new[] { "version: expected 9", "actual   1.0-1", "not installed (status: deinstall ok config-files)", "FAILED tiny (bake) package absent" })
+        {
+            Assert.True(r.Stderr.Contains(said, StringComparison.Ordinal), $"'{said}' not in:\n{r.Stderr}");
+        }
+    }
+
+    [Fact]
     public void A_failing_check_rejects_the_image_and_the_previous_good_image_keeps_its_name()
     {
         using var ctx = new TinyContext(Yaml("tests/spec.yaml", Child));

@@ -192,35 +192,53 @@ internal sealed class BakePhase
         }
     }
 
+    /// <summary>The name, status and version of every stanza of the image's dpkg status file. Read as bytes, line by
+    /// line: only these three values become strings (the file is some 100 KB in a small Debian image).</summary>
     private Dictionary<string, (string Status, string Version)> ReadDpkgStatus()
     {
         var result = new Dictionary<string, (string, string)>(StringComparer.Ordinal);
-        var text = _files.ReadText("/var/lib/dpkg/status") ?? "";
-        foreach (var stanza in text.Replace("\r", "").Split("\n\n"))
+        ReadOnlySpan<byte> text = _files.ReadBytes("/var/lib/dpkg/status") ?? [];
+        string? name = null, status = null, version = null;
+        while (true)
         {
-            string? name = null, status = null, version = null;
-            foreach (var line in stanza.Split('\n'))
+            int nl = text.IndexOf((byte)'\n');
+            var line = (nl < 0 ? text : text[..nl]).TrimEnd((byte)'\r');
+            if (line.IsEmpty)
             {
-                if (line.StartsWith("Package: ", StringComparison.Ordinal))
-                {
-                    name = line[9..].Trim();
-                }
-                else if (line.StartsWith("Status: ", StringComparison.Ordinal))
-                {
-                    status = line[8..].Trim();
-                }
-                else if (line.StartsWith("Version: ", StringComparison.Ordinal))
-                {
-                    version = line[9..].Trim();
-                }
+                Add();
             }
+            else if (line.StartsWith("Package: "u8))
+            {
+                name = Value(line, "Package: ".Length);
+            }
+            else if (line.StartsWith("Status: "u8))
+            {
+                status = Value(line, "Status: ".Length);
+            }
+            else if (line.StartsWith("Version: "u8))
+            {
+                version = Value(line, "Version: ".Length);
+            }
+            if (nl < 0)
+            {
+                break;
+            }
+            text = text[(nl + 1)..];
+        }
+        Add();
+        return result;
+
+        void Add()
+        {
             // A multi-arch package has a stanza per architecture: an installed one wins.
             if (name is not null && (!result.TryGetValue(name, out var seen) || !seen.Item1.EndsWith(" installed", StringComparison.Ordinal)))
             {
                 result[name] = (status ?? "", version ?? "");
             }
+            name = status = version = null;
         }
-        return result;
+
+        static string Value(ReadOnlySpan<byte> line, int start) => System.Text.Encoding.UTF8.GetString(line[start..]).Trim();
     }
 
     private void User(UserCheck check, List<CheckFailure> failures)
