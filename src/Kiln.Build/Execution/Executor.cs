@@ -154,6 +154,9 @@ public sealed class Executor
                 }
                 else
                 {
+                    // A step that runs changes the image, whose tests then run too: their sandboxes' threads are made
+                    // now, while this step runs, rather than when the tests wait for them.
+                    Sandbox.ChildProcess.Prestart(2);
                     next = await new StepRunner(_store, _options, plan.File, line => Output(image.Name, step.Index, line), phases,
                             warning => _progress?.Report(new BuildWarning(image.Name, warning)))
                         .RunAsync(image.Name, step, state, ct).ConfigureAwait(false);

@@ -32,11 +32,18 @@ public sealed class RunningChild
     }
 }
 
-/// <summary>Starts a child process from a dedicated thread that lives until the child exits.</summary>
+/// <summary>Starts child processes from dedicated threads that never end.</summary>
 /// <remarks>PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process; a
-/// thread-pool thread can retire while a long step runs and would kill it. A dedicated thread can't.</remarks>
+/// thread-pool thread can retire while a long step runs and would kill it. A starter thread lives as long as kiln, and
+/// goes back to waiting for the next start as soon as its child runs. Making a thread costs this runtime more than the
+/// thread: the maker yields the CPU until the new thread runs, which on a busy machine is hundreds of sched_yield calls;
+/// <see cref="Prestart"/> makes them ahead of need, off the path a build waits on.</remarks>
 public static class ChildProcess
 {
+    private static readonly Lock s_gate = new();
+    private static readonly Stack<Starter> s_idle = new();
+    private static int s_count;
+
     /// <summary>Runs the process with stdin closed (empty), each output line (stdout and stderr) to
     /// <paramref name="onLine"/>; returns the exit status. On cancellation the whole tree is killed and
     /// awaited before <see cref="OperationCanceledException"/> is thrown.</summary>
@@ -44,6 +51,36 @@ public static class ChildProcess
     {
         var child = await StartAsync(psi, onLine, cancellationToken).ConfigureAwait(false);
         return await child.Exited.ConfigureAwait(false);
+    }
+
+    /// <summary>Makes starter threads in the background until <paramref name="count"/> exist (idle or busy).</summary>
+    public static void Prestart(int count)
+    {
+        int wanted;
+        lock (s_gate)
+        {
+            wanted = count - s_count;
+            if (wanted <= 0)
+            {
+                return;
+            }
+            s_count += wanted;
+        }
+        _ = Task.Run(() =>
+        {
+            // The runtime's timer thread too (a sandbox's time limit and the tests' waits use it), made on first use.
+            using (new Timer(static _ => { }, null, 0, Timeout.Infinite))
+            {
+            }
+            for (int i = 0; i < wanted; i++)
+            {
+                var starter = new Starter();
+                lock (s_gate)
+                {
+                    s_idle.Push(starter);
+                }
+            }
+        });
     }
 
     /// <summary>Starts the process and returns once it runs. Cancelling the token kills it (and its tree).</summary>
@@ -55,64 +92,135 @@ public static class ChildProcess
     {
         var started = new TaskCompletionSource<RunningChild>(TaskCreationOptions.RunContinuationsAsynchronously);
         var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var thread = new Thread(() =>
+        Starter? starter;
+        lock (s_gate)
         {
+            if (!s_idle.TryPop(out starter))
+            {
+                s_count++;
+            }
+        }
+        (starter ?? new Starter()).Run(() => Start(psi, onLine, cancellationToken, prepareThread, started, done));
+        return started.Task;
+    }
+
+    /// <summary>On a starter thread: starts the child, then leaves waiting for its exit to the runtime (its SIGCHLD
+    /// handling), so the thread is free again.</summary>
+    private static void Start(ProcessStartInfo psi, Action<string?> onLine, CancellationToken cancellationToken,
+        Func<ProcessStartInfo, IDisposable?>? prepareThread, TaskCompletionSource<RunningChild> started, TaskCompletionSource<int> done)
+    {
+        Process? process = new() { StartInfo = psi };
+        try
+        {
+            process.OutputDataReceived += (_, e) => onLine(e.Data);
+            process.ErrorDataReceived += (_, e) => onLine(e.Data);
+            var prepared = prepareThread?.Invoke(psi);
+            Win32Exception? failed = null;
             try
             {
-                using var process = new Process { StartInfo = psi };
-                process.OutputDataReceived += (_, e) => onLine(e.Data);
-                process.ErrorDataReceived += (_, e) => onLine(e.Data);
-                var prepared = prepareThread?.Invoke(psi);
-                Win32Exception? failed = null;
-                try
-                {
-                    InheritedDescriptors.CloseOnExec();
-                    process.Start();
-                }
-                catch (Win32Exception ex)
-                {
-                    failed = ex;
-                }
-                finally
-                {
-                    prepared?.Dispose();
-                }
-                if (failed is not null)
-                {
-                    throw SandboxException.SetupFailed($"cannot start '{psi.FileName}': {failed.Message}");
-                }
-                if (psi.RedirectStandardInput)
-                {
-                    process.StandardInput.Close();
-                }
-                process.BeginOutputReadLine();
-                process.BeginErrorReadLine();
-                var child = new RunningChild(process, done.Task);
-                started.TrySetResult(child);
-                using (cancellationToken.Register(child.Kill))
-                {
-                    process.WaitForExit();
-                }
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    done.TrySetCanceled(cancellationToken);
-                }
-                else
-                {
-                    done.TrySetResult(process.ExitCode);
-                }
+                InheritedDescriptors.CloseOnExec();
+                process.Start();
             }
-            catch (Exception ex)
+            catch (Win32Exception ex)
             {
-                started.TrySetException(ex);
-                done.TrySetException(ex);
+                failed = ex;
             }
-        })
+            finally
+            {
+                prepared?.Dispose();
+            }
+            if (failed is not null)
+            {
+                throw SandboxException.SetupFailed($"cannot start '{psi.FileName}': {failed.Message}");
+            }
+            if (psi.RedirectStandardInput)
+            {
+                process.StandardInput.Close();
+            }
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            var child = new RunningChild(process, done.Task);
+            _ = WaitAsync(process, child, done, cancellationToken);
+            process = null; // WaitAsync owns it now
+            started.TrySetResult(child);
+        }
+        catch (Exception ex)
         {
-            IsBackground = true,
-            Name = "kiln-child " + psi.FileName,
-        };
-        thread.Start();
-        return started.Task;
+            process?.Dispose();
+            started.TrySetException(ex);
+            done.TrySetException(ex);
+        }
+    }
+
+    private static async Task WaitAsync(Process process, RunningChild child, TaskCompletionSource<int> done, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using (cancellationToken.Register(child.Kill))
+            {
+                // Also waits for the end of its output, as WaitForExit() does.
+                await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            if (cancellationToken.IsCancellationRequested)
+            {
+                done.TrySetCanceled(cancellationToken);
+            }
+            else
+            {
+                done.TrySetResult(process.ExitCode);
+            }
+        }
+        catch (Exception ex)
+        {
+            done.TrySetException(ex);
+        }
+        finally
+        {
+            process.Dispose();
+        }
+    }
+
+    /// <summary>A thread that runs one start at a time and never ends; idle, it waits for the next (in Monitor.Wait,
+    /// which does not spin).</summary>
+    private sealed class Starter
+    {
+        private readonly object _gate = new();
+        private Action? _work;
+
+        public Starter()
+        {
+            new Thread(Loop) { IsBackground = true, Name = "kiln-child starter" }.Start();
+        }
+
+        public void Run(Action work)
+        {
+            lock (_gate)
+            {
+                _work = work;
+                Monitor.Pulse(_gate);
+            }
+        }
+
+        private void Loop()
+        {
+            while (true)
+            {
+                Action work;
+                lock (_gate)
+                {
+                    while (_work is null)
+                    {
+                        Monitor.Wait(_gate);
+                    }
+                    work = _work;
+                    _work = null;
+                }
+                work();
+                lock (s_gate)
+                {
+                    s_idle.Push(this);
+                }
+            }
+        }
     }
 }
