@@ -25,7 +25,8 @@ public sealed class Instance : IAsyncDisposable
     private SandboxRun? _run;
     private ListeningSockets? _listening;
     private readonly Lock _listeningGate = new();
-    private int _initPid;
+    private int _initPid; // the instance's first process in the image, once known (see WaitForInitAsync)
+    private int _netPid; // a process in the instance's network namespace
     private bool _disposed;
 
     private Instance(KilnStore store, string scratch, InstanceOptions options, IReadOnlyList<KeyValuePair<string, string>> environment)
@@ -45,8 +46,9 @@ public sealed class Instance : IAsyncDisposable
         }
     }
 
-    /// <summary>The host pid of the instance's PID 1.</summary>
-    public int Pid => _initPid;
+    /// <summary>The host pid of a process in the instance's namespaces (its PID 1, or under systemd its container's
+    /// init).</summary>
+    public int Pid => _netPid;
 
     public static async Task<Instance> StartAsync(KilnStore store, ImageState image, InstanceOptions options, CancellationToken ct = default)
     {
@@ -86,7 +88,18 @@ public sealed class Instance : IAsyncDisposable
             {
                 throw new InstanceException($"the instance could not be set up: {e.Message}", "", e);
             }
-            await instance.WaitForInitAsync(ct).ConfigureAwait(false);
+            if (options.Systemd)
+            {
+                // systemd-nspawn gives the container a network namespace of its own: the container's init is in it.
+                await instance.WaitForInitAsync(ct).ConfigureAwait(false);
+                instance._netPid = instance._initPid;
+            }
+            else
+            {
+                // PID 1 (kiln's child) has been in the sandbox's network namespace from its start: ports and HTTP can be
+                // checked at once. A command waits for it to have entered the image (ExecAsync).
+                instance._netPid = instance._run.Child.Pid;
+            }
             return instance;
         }
         catch
@@ -217,7 +230,7 @@ public sealed class Instance : IAsyncDisposable
         {
             lock (_listeningGate)
             {
-                return _listening ??= NetworkNamespace.OpenListeningSockets(_initPid);
+                return _listening ??= NetworkNamespace.OpenListeningSockets(_netPid);
             }
         }
         catch (InstanceException)
@@ -275,7 +288,7 @@ public sealed class Instance : IAsyncDisposable
         var address = url.Host is "localhost" ? IPAddress.Loopback
             : IPAddress.TryParse(url.Host.Trim('[', ']'), out var parsed) ? parsed
             : throw new InstanceException($"'{url.Host}' is not an address inside the instance; use 127.0.0.1 or localhost");
-        int pid = _initPid;
+        int pid = _netPid;
         using var handler = new SocketsHttpHandler
         {
             UseProxy = false,
@@ -298,6 +311,10 @@ public sealed class Instance : IAsyncDisposable
     public async Task<CommandResult> ExecAsync(string command, TimeSpan timeout, CancellationToken ct = default)
     {
         ThrowIfExited();
+        if (_initPid == 0)
+        {
+            await WaitForInitAsync(ct).ConfigureAwait(false);
+        }
         if (!IsInImage(_initPid))
         {
             throw new InstanceException("the instance's PID 1 is not inside the image root; refusing to run a command", Output);
@@ -371,12 +388,11 @@ public sealed class Instance : IAsyncDisposable
                 _ = Kill(nspawn, 15);
                 await Task.WhenAny(_run.Child.Exited, Task.Delay(_options.StopTimeout)).ConfigureAwait(false);
             }
-            else if (_initPid > 0 && !_run.Child.Exited.IsCompleted)
+            else if ((_options.Systemd ? _initPid : _run.Child.Pid) is var first and > 0 && !_run.Child.Exited.IsCompleted)
             {
-                // SIGKILL to the instance's first process in the image ends the namespace: it is PID 1, or the only
-                // program of PID 1's waiting init (an image with a user). Quicker than looking for the process tree to
-                // kill (below, the fallback).
-                _ = Kill(_initPid, 9);
+                // SIGKILL to the namespace's PID 1 (or, under systemd-nspawn, its container's init) ends every process
+                // in it: quicker than looking for the process tree to kill (below, the fallback).
+                _ = Kill(first, 9);
                 await Task.WhenAny(_run.Child.Exited, Task.Delay(_options.StopTimeout)).ConfigureAwait(false);
             }
             await _kill.CancelAsync().ConfigureAwait(false);
