@@ -115,6 +115,27 @@ public sealed class BakePhaseTests : IDisposable
     }
 
     [Fact]
+    public void A_command_of_plain_words_runs_without_the_shell_as_its_child_would()
+    {
+        // The image's /bin/sh is a "dash" that cannot run (its interpreter is missing): only a command kiln runs itself
+        // can. (Under busybox's own sh every command goes to the shell, as its applets come before the image's files.)
+        using var ctx = new TinyContext(Yaml("tests/spec.yaml").Replace("    test:",
+            "      - run: printf '#!/nowhere\\n' > /bin/dash && chmod 755 /bin/dash && ln -sf dash /bin/sh\n    test:", StringComparison.Ordinal));
+        ctx.Write("rootfs/bin/plain", "not executable\n");
+        ctx.Write("tests/spec.yaml", """
+            command:
+              busybox cat /proc/self/stat: {exit-status: 0, stdout-matches: "^2 [(]busybox[)] "}
+              busybox head -c 3 /etc/greeting: {stdout: hel}
+              "busybox cat /etc/greeting | busybox wc -l": {exit-status: 127, stderr: "cannot run /bin/sh"}
+              not-in-the-image --x: {exit-status: 127, stderr: "cannot run /bin/sh"}
+              plain: {exit-status: 127, stderr: "cannot run /bin/sh"}
+            """);
+        var r = Build(ctx);
+        Assert.True(r.ExitCode == 0, r.All);
+        Assert.Equal(5, Bake(r, "tiny").GetProperty("checks").GetArrayLength());
+    }
+
+    [Fact]
     public void A_failing_check_rejects_the_image_and_the_previous_good_image_keeps_its_name()
     {
         using var ctx = new TinyContext(Yaml("tests/spec.yaml", Child));

@@ -119,6 +119,10 @@ public static class Sandbox
             {
                 args.AddRange(["--stdout", files.Stdout, "--stderr", files.Stderr]);
             }
+            if (spec.CommandAsChild)
+            {
+                args.AddRange(["--init", "yes"]);
+            }
             args.Add("--");
             args.AddRange(spec.Command);
         }

@@ -34,6 +34,11 @@ public sealed record SandboxSpec
     /// <summary>USER[:GROUP] as chroot(8) --userspec takes it, or null for root.</summary>
     public string? User { get; init; }
 
+    /// <summary>PID 1 forks the command and waits for it, reaping orphans, as a shell would between PID 1 and a program
+    /// it runs (a command of <see cref="ShellWords.Plain"/> words, run without the shell); false: the command is PID 1.
+    /// Always so for <see cref="User"/>.</summary>
+    public bool CommandAsChild { get; init; }
+
     /// <summary>True: the host's network namespace. False: a fresh one with only loopback.</summary>
     public bool HostNetwork { get; init; }
 

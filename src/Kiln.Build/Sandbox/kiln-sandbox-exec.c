@@ -12,7 +12,8 @@
  * --root    chroot into DIR, then change to --wd (default /) and set PWD to it
  * --stdout, --stderr  open these files (inside the root) as stdout and stderr, with stdin /dev/null
  * --init    fork PROGRAM and wait for it (reaping orphans), rather than become it: for a PROGRAM that changes its user,
- *           since a change of credentials clears the death signal, and PID 1 must keep it
+ *           since a change of credentials clears the death signal, and PID 1 must keep it; and for a PROGRAM run in the
+ *           place of a shell, which would have been its PID 1
  *
  * Exit status: PROGRAM's (as PID 1, or as the init's exit status: 128 + the signal that killed PROGRAM). 125 when the
  * sandbox could not be entered, 126 when PROGRAM could not be run, 127 when it was not found.

@@ -335,7 +335,39 @@ internal sealed class BakePhase
         }
     }
 
-    /// <summary>Runs <c>/bin/sh -c COMMAND</c> in a fresh overlay on the image with the image's env, workdir and user,
+    /// <summary>The words of a plain command (<see cref="ShellWords.Plain"/>) where running them without the shell runs
+    /// what the image's shell would: its /bin/sh is dash or bash (busybox's runs its own applets before the image's
+    /// programs), and the first file the shell's PATH search finds is an executable file (else the shell's own error
+    /// is the one to see). Null: the shell runs the command.</summary>
+    private string[]? WithoutShell(string command, IReadOnlyList<KeyValuePair<string, string>> environment, string workingDirectory)
+    {
+        if (ShellWords.Plain(command, environment) is not { } words
+            || _files.Entry("/bin/sh", follow: true) is not { Kind: ImageEntryKind.File } shell
+            || Path.GetFileName(shell.ImagePath) is not ("dash" or "bash")
+            || environment.LastOrDefault(e => e.Key == "PATH").Value is not { } path)
+        {
+            return null;
+        }
+        var program = words[0];
+        var candidates = program.Contains('/')
+            ? [program.StartsWith('/') ? program : Path.Combine(workingDirectory, program)]
+            : path.Split(':').Select(dir => Path.Combine(dir.Length > 0 ? dir : workingDirectory, program));
+        foreach (var candidate in candidates)
+        {
+            if (!candidate.StartsWith('/'))
+            {
+                return null; // a relative PATH entry: the shell's business
+            }
+            if (_files.Entry(candidate, follow: true) is { } found)
+            {
+                return found.Kind == ImageEntryKind.File && (found.Mode & 0x49) != 0 ? words : null; // 0111: executable
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Runs <c>/bin/sh -c COMMAND</c> (or, for <see cref="ShellWords.Plain"/> words, what the shell would run
+    /// for them: see <see cref="WithoutShell"/>) in a fresh overlay on the image with the image's env, workdir and user,
     /// no network; the overlay's upper dir is deleted afterwards.</summary>
     internal async Task<(int ExitCode, string Stdout, string Stderr, bool TimedOut)> RunCommandAsync(string command, TimeSpan timeout, CancellationToken ct)
     {
@@ -348,15 +380,20 @@ internal sealed class BakePhase
             System.IO.File.SetUnixFileMode(io, (UnixFileMode)Convert.ToInt32("1777", 8));
             var config = _state.Config.Config;
             var environment = ConfigMerge.StepEnvironment(config, _epoch, []);
+            // Plain words run without the shell, as the shell's child would (not as PID 1); another user's need the
+            // image's shell (see Sandbox).
+            var workingDirectory = config.WorkingDir is { Length: > 0 } wd ? wd : "/";
+            var plain = config.User is not { Length: > 0 } ? WithoutShell(command, environment, workingDirectory) : null;
             var spec = new SandboxSpec
             {
                 LowerDirsTopFirst = _lowers,
                 UpperDir = Path.Combine(scratch, "upper"),
                 ScratchDir = Path.Combine(scratch, "sandbox"),
-                Command = ["/bin/sh", "-c", command],
+                Command = plain ?? ["/bin/sh", "-c", command],
+                CommandAsChild = plain is not null,
                 OutputFiles = ($"{IoDir}/stdout", $"{IoDir}/stderr"),
                 Environment = environment,
-                WorkingDirectory = config.WorkingDir is { Length: > 0 } wd ? wd : "/",
+                WorkingDirectory = workingDirectory,
                 User = config.User is { Length: > 0 } user ? user : null,
                 HostNetwork = false,
                 Binds = [new BindMount(io, IoDir)],
