@@ -131,6 +131,7 @@ public sealed class Executor
         }
 
         var pending = new List<Task>(); // store writes that run alongside the next step or the tests
+        bool preparing = false;
         Descriptor manifest;
         GateResult tests;
         try
@@ -154,9 +155,13 @@ public sealed class Executor
                 }
                 else
                 {
-                    // A step that runs changes the image, whose tests then run too: their sandboxes' threads are made
-                    // now, while this step runs, rather than when the tests wait for them.
-                    Sandbox.ChildProcess.Prestart(2);
+                    if (!preparing)
+                    {
+                        // The image changes, so its checks will most likely run: what they need is made while this
+                        // step runs, rather than when they wait for it.
+                        preparing = true;
+                        _gate?.Prepare(image);
+                    }
                     next = await new StepRunner(_store, _options, plan.File, line => Output(image.Name, step.Index, line), phases,
                             warning => _progress?.Report(new BuildWarning(image.Name, warning)))
                         .RunAsync(image.Name, step, state, ct).ConfigureAwait(false);

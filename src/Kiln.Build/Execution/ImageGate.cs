@@ -11,6 +11,12 @@ public interface IImageGate
 {
     Task<GateResult> CheckAsync(ImagePlan image, Descriptor manifest, ImageState state, CancellationToken ct);
 
+    /// <summary>A step of <paramref name="image"/> is about to run, so the image changes and its checks will most
+    /// likely run: the gate may make ready, in the background, what they will need.</summary>
+    void Prepare(ImagePlan image)
+    {
+    }
+
     /// <summary>Waits for what the gate left running after its answers (removing test instances, writing results);
     /// the executor calls it before it gives up the store lock. Throws the first error of that work.</summary>
     Task WhenIdleAsync() => Task.CompletedTask;

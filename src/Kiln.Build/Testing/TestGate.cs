@@ -30,6 +30,22 @@ public sealed class TestGate : IImageGate
             : Task.FromResult(GateResult.Untested);
 
     public Task WhenIdleAsync() => _tester.WhenIdleAsync();
+
+    /// <summary>Makes, in the background, the threads that start the sandboxes of the image's checks: one for the bake
+    /// commands (they run one after another) and one for the instance.</summary>
+    public void Prepare(ImagePlan image)
+    {
+        if (!_specs.TryGetValue(image.Name, out var spec))
+        {
+            return;
+        }
+        int commands = spec.In(TestPhase.Bake).Count(c => c is CommandCheck);
+        int instances = spec.In(TestPhase.Boot).Any() ? 1 : 0;
+        if (commands + instances > 0)
+        {
+            Sandbox.ChildProcess.Prestart(Math.Min(commands, 1) + instances);
+        }
+    }
 }
 
 /// <summary><c>kiln build</c> with its tests: load and validate the definition and every spec, plan, and only then
