@@ -154,8 +154,10 @@ are present and match. Exit 1 if anything is wrong, naming the images it affects
     public const string Gc = """
 Usage: kiln gc [--prune-cache] [--json]
 
-Removes blobs and snapshots that no image and no step-cache entry references.
+Removes blobs and snapshots that no image and no step-cache entry references, test results of
+images that are gone, and kept disks of images no longer named; prints what it removed and kept.
   --prune-cache   also drop step-cache entries that no named image uses (their steps will
                   run again next time)
+  --json          print the counts and bytes as JSON
 """;
 }

@@ -253,9 +253,40 @@ internal static class StoreCommands
             stdout.WriteLine("no store at " + Cli.StoreRoot() + ": nothing to collect");
             return ExitCodes.Ok;
         }
-        var report = await store.CollectGarbageAsync(a.Has("--prune-cache"), ct).ConfigureAwait(false);
-        stdout.WriteLine(report.ToString());
+        var r = await store.CollectGarbageAsync(a.Has("--prune-cache"), ct).ConfigureAwait(false);
+        if (a.Has("--json"))
+        {
+            stdout.WriteLine(JsonOutput.Write(w =>
+            {
+                w.WriteStartObject();
+                w.WriteNumber("blobsRemoved", r.BlobsRemoved);
+                w.WriteNumber("blobBytesFreed", r.BlobBytesFreed);
+                w.WriteNumber("snapshotsRemoved", r.SnapshotsRemoved);
+                w.WriteNumber("snapshotBytesFreed", r.SnapshotBytesFreed);
+                w.WriteNumber("stepEntriesRemoved", r.StepEntriesRemoved);
+                w.WriteNumber("testResultsRemoved", r.TestResultsRemoved);
+                w.WriteNumber("disksRemoved", r.DisksRemoved);
+                w.WriteNumber("blobsKept", r.BlobsKept);
+                w.WriteNumber("snapshotsKept", r.SnapshotsKept);
+                w.WriteNumber("bytesFreed", r.BytesFreed);
+                w.WriteEndObject();
+            }));
+        }
+        else
+        {
+            stdout.WriteLine($"removed {Count(r.BlobsRemoved, "blob")} ({Size(r.BlobBytesFreed)}), {Count(r.SnapshotsRemoved, "snapshot")} " +
+                $"({Size(r.SnapshotBytesFreed)}), {Count(r.StepEntriesRemoved, "step cache entry", "step cache entries")}, " +
+                $"{Count(r.TestResultsRemoved, "test result")}, {Count(r.DisksRemoved, "kept disk")}");
+            stdout.WriteLine($"kept {Count(r.BlobsKept, "blob")} and {Count(r.SnapshotsKept, "snapshot")}; freed {Size(r.BytesFreed)}");
+        }
         return ExitCodes.Ok;
+
+        static string Count(int n, string one, string? many = null) =>
+            n.ToString(System.Globalization.CultureInfo.InvariantCulture) + " " + (n == 1 ? one : many ?? one + "s");
+        static string Size(long bytes) => bytes < 1024 ? bytes.ToString(System.Globalization.CultureInfo.InvariantCulture) + " B"
+            : bytes < 1 << 20
+            ? (bytes / 1024.0).ToString("0.#", System.Globalization.CultureInfo.InvariantCulture) + " KiB"
+            : (bytes / 1048576.0).ToString("0.#", System.Globalization.CultureInfo.InvariantCulture) + " MiB";
     }
 
     private static async Task<(string Name, Descriptor Desc, Manifest Manifest, ImageConfig Config)> LoadImageAsync(Arguments a, string command, CancellationToken ct)

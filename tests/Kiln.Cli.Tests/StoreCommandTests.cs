@@ -95,6 +95,18 @@ public sealed class StoreCommandTests : IDisposable
         File.WriteAllText(stray, "nothing references this");
         var r = KilnProcess.Run(_store.Path, "gc");
         Assert.True(r.ExitCode == 0, r.All);
+        Assert.StartsWith("removed 1 blob (23 B), 0 snapshots (0 B), 0 step cache entries, 0 test results, 0 kept disks\nkept ", r.Stdout);
+        Assert.Contains("; freed 23 B", r.Stdout);
+        Assert.False(File.Exists(stray));
+        File.WriteAllText(stray, "nothing references this either");
+        var json = KilnProcess.Run(_store.Path, "gc", "--json");
+        Assert.True(json.ExitCode == 0, json.All);
+        using (var doc = System.Text.Json.JsonDocument.Parse(json.Stdout))
+        {
+            Assert.Equal(1, doc.RootElement.GetProperty("blobsRemoved").GetInt32());
+            Assert.Equal(30, doc.RootElement.GetProperty("blobBytesFreed").GetInt64());
+            Assert.True(doc.RootElement.GetProperty("blobsKept").GetInt32() > 0);
+        }
         Assert.False(File.Exists(stray));
         Assert.All(StoreReader.LayerDigests(_store.Path, "tiny"), d => Assert.True(File.Exists(StoreReader.BlobPath(_store.Path, d))));
         Assert.Equal(0, KilnProcess.Run(_store.Path, "verify").ExitCode);
