@@ -250,20 +250,19 @@ public sealed class SandboxTests : IDisposable
             var children = await File.ReadAllTextAsync($"/proc/{init}/task/{init}/children");
             return (run, init, int.Parse(children.Trim()));
         }
-        static bool Alive(int pid) => File.Exists($"/proc/{pid}/stat") && File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2] != "Z";
         static async Task<bool> GoneAsync(int pid)
         {
             var deadline = DateTime.UtcNow.AddSeconds(10);
-            while (Alive(pid) && DateTime.UtcNow < deadline)
+            while (ProcessTable.Alive(pid) && DateTime.UtcNow < deadline)
             {
                 await Task.Delay(10);
             }
-            return !Alive(pid);
+            return !ProcessTable.Alive(pid);
         }
 
         // PID 1 killed from outside: the status says SIGKILL (128 + 9), as a shell would, and its child went with it.
         var (run, init, sleeper) = await StartAsync();
-        Assert.True(Alive(sleeper));
+        Assert.True(ProcessTable.Alive(sleeper));
         System.Diagnostics.Process.GetProcessById(init).Kill(); // SIGKILL
         Assert.Equal(137, await run.Child.Exited.WaitAsync(TimeSpan.FromSeconds(10)));
         Assert.True(await GoneAsync(sleeper), "the sleeper outlived PID 1");
@@ -291,43 +290,19 @@ public sealed class SandboxTests : IDisposable
         }
         Assert.True(File.Exists(Path.Combine(shared, "ready")), "the command did not start: " + string.Join('\n', output));
         int init = run.InitPid ?? throw new InvalidOperationException("the sandbox has no PID 1");
-        var inNamespace = Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(n => n!.All(char.IsAsciiDigit)).Select(int.Parse!)
-            .Where(pid => pid != init && SameNamespace(pid, init)).ToList();
+        var inNamespace = ProcessTable.Pids().Where(pid => pid != init && ProcessTable.Link(pid, "ns/pid") is { } ns && ns == ProcessTable.Link(init, "ns/pid")).ToList();
         Assert.Contains(inNamespace, pid => File.ReadAllText($"/proc/{pid}/status").Contains("Uid:\t1000", StringComparison.Ordinal));
         Assert.Contains("Uid:\t0\t", File.ReadAllText($"/proc/{init}/status"), StringComparison.Ordinal);
         Assert.Equal("kiln-sandbox-ex", File.ReadAllText($"/proc/{init}/comm").Trim());
 
         System.Diagnostics.Process.GetProcessById(init).Kill();
         var until = DateTime.UtcNow.AddSeconds(10);
-        while ((Alive(init) || inNamespace.Any(Alive)) && DateTime.UtcNow < until)
+        while ((ProcessTable.Alive(init) || inNamespace.Any(ProcessTable.Alive)) && DateTime.UtcNow < until)
         {
             await Task.Delay(10);
         }
-        Assert.False(Alive(init), "PID 1 did not die of SIGKILL");
-        Assert.DoesNotContain(inNamespace, Alive);
+        Assert.False(ProcessTable.Alive(init), "PID 1 did not die of SIGKILL");
+        Assert.DoesNotContain(inNamespace, ProcessTable.Alive);
         await run.Child.Exited.WaitAsync(TimeSpan.FromSeconds(10));
-
-        static bool SameNamespace(int pid, int init)
-        {
-            try
-            {
-                return new FileInfo($"/proc/{pid}/ns/pid").LinkTarget == new FileInfo($"/proc/{init}/ns/pid").LinkTarget;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return false;
-            }
-        }
-        static bool Alive(int pid)
-        {
-            try
-            {
-                return File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2] != "Z";
-            }
-            catch (IOException)
-            {
-                return false;
-            }
-        }
     }
 }

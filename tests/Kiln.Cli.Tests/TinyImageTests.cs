@@ -126,8 +126,7 @@ public sealed class TinyImageTests : IDisposable
         try
         {
             // The step's processes: those whose root is a directory of this store (their sandbox's merged root).
-            inSandbox = Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(n => n!.All(char.IsAsciiDigit))
-                .Select(int.Parse!).Where(pid => RootUnder(pid, _store.Path)).ToList();
+            inSandbox = ProcessTable.Pids().Where(pid => ProcessTable.Link(pid, "root")?.StartsWith(_store.Path + "/", StringComparison.Ordinal) == true).ToList();
             Assert.True(inSandbox.Count >= 3, $"expected the shell and two sleeps in the sandbox, found {inSandbox.Count}");
             if (user.Length > 0)
             {
@@ -142,37 +141,14 @@ public sealed class TinyImageTests : IDisposable
             p.Dispose();
         }
         var until = DateTime.UtcNow.AddSeconds(10);
-        while (inSandbox.Any(Alive) && DateTime.UtcNow < until)
+        while (inSandbox.Any(ProcessTable.Alive) && DateTime.UtcNow < until)
         {
             Thread.Sleep(10);
         }
-        Assert.True(!inSandbox.Any(Alive), "outlived kiln: " + string.Join(", ", inSandbox.Where(Alive)));
+        Assert.True(!inSandbox.Any(ProcessTable.Alive), "outlived kiln: " + string.Join(", ", inSandbox.Where(ProcessTable.Alive)));
         var verify = KilnProcess.Run(_store.Path, "verify");
         Assert.True(verify.ExitCode == 0, verify.All);
         Leftovers.AssertNone(_store.Path);
-
-        static bool RootUnder(int pid, string dir)
-        {
-            try
-            {
-                return new FileInfo($"/proc/{pid}/root").LinkTarget?.StartsWith(dir + "/", StringComparison.Ordinal) == true;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return false;
-            }
-        }
-        static bool Alive(int pid)
-        {
-            try
-            {
-                return File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2] != "Z";
-            }
-            catch (IOException)
-            {
-                return false;
-            }
-        }
     }
 
     /// <summary>Starts kiln and returns once a line of its output holds <paramref name="marker"/> (a step's output, with
