@@ -274,19 +274,15 @@ internal static class StoreCommands
         }
         else
         {
-            stdout.WriteLine($"removed {Count(r.BlobsRemoved, "blob")} ({Size(r.BlobBytesFreed)}), {Count(r.SnapshotsRemoved, "snapshot")} " +
-                $"({Size(r.SnapshotBytesFreed)}), {Count(r.StepEntriesRemoved, "step cache entry", "step cache entries")}, " +
+            stdout.WriteLine($"removed {Count(r.BlobsRemoved, "blob")} ({BuildRenderer.Size(r.BlobBytesFreed)}), {Count(r.SnapshotsRemoved, "snapshot")} " +
+                $"({BuildRenderer.Size(r.SnapshotBytesFreed)}), {Count(r.StepEntriesRemoved, "step cache entry", "step cache entries")}, " +
                 $"{Count(r.TestResultsRemoved, "test result")}, {Count(r.DisksRemoved, "kept disk")}");
-            stdout.WriteLine($"kept {Count(r.BlobsKept, "blob")} and {Count(r.SnapshotsKept, "snapshot")}; freed {Size(r.BytesFreed)}");
+            stdout.WriteLine($"kept {Count(r.BlobsKept, "blob")} and {Count(r.SnapshotsKept, "snapshot")}; freed {BuildRenderer.Size(r.BytesFreed)}");
         }
         return ExitCodes.Ok;
 
         static string Count(int n, string one, string? many = null) =>
             n.ToString(System.Globalization.CultureInfo.InvariantCulture) + " " + (n == 1 ? one : many ?? one + "s");
-        static string Size(long bytes) => bytes < 1024 ? bytes.ToString(System.Globalization.CultureInfo.InvariantCulture) + " B"
-            : bytes < 1 << 20
-            ? (bytes / 1024.0).ToString("0.#", System.Globalization.CultureInfo.InvariantCulture) + " KiB"
-            : (bytes / 1048576.0).ToString("0.#", System.Globalization.CultureInfo.InvariantCulture) + " MiB";
     }
 
     private static async Task<(string Name, Descriptor Desc, Manifest Manifest, ImageConfig Config)> LoadImageAsync(Arguments a, string command, CancellationToken ct)

@@ -388,11 +388,11 @@ public sealed class Instance : IAsyncDisposable
                 _ = Kill(nspawn, 15);
                 await Task.WhenAny(_run.Child.Exited, Task.Delay(_options.StopTimeout)).ConfigureAwait(false);
             }
-            else if ((_options.Systemd ? _initPid : _run.Child.Pid) is var first and > 0 && !_run.Child.Exited.IsCompleted)
+            else if (_netPid > 0 && !_run.Child.Exited.IsCompleted)
             {
                 // SIGKILL to the namespace's PID 1 (or, under systemd-nspawn, its container's init) ends every process
                 // in it: quicker than looking for the process tree to kill (below, the fallback).
-                _ = Kill(first, 9);
+                _ = Kill(_netPid, 9);
                 await Task.WhenAny(_run.Child.Exited, Task.Delay(_options.StopTimeout)).ConfigureAwait(false);
             }
             await _kill.CancelAsync().ConfigureAwait(false);
