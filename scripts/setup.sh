@@ -3,7 +3,7 @@
 # Usage: scripts/setup.sh [build|test]   (build: building images and disks; test: also the tools the tests
 # compare against, and qemu for the VM boot checks)
 set -euo pipefail
-need=(mmdebstrap util-linux coreutils iproute2 clang libc6-dev zlib1g-dev
+need=(mmdebstrap util-linux coreutils iproute2 clang libc6-dev zlib1g-dev musl-tools
   syslinux syslinux-common mtools dosfstools fdisk e2fsprogs qemu-utils)
 if [ "${1:-build}" = test ]; then
   need+=(skopeo umoci busybox-static systemd-container qemu-system-x86)

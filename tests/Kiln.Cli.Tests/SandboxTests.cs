@@ -230,6 +230,33 @@ public sealed class SandboxTests : IDisposable
     }
 
     [Fact]
+    public async Task A_program_is_found_on_PATH_past_a_file_that_cannot_run_and_a_script_without_a_hash_bang_line_runs_under_bin_sh()
+    {
+        // As the shell and glibc's execvp find and run a program, whatever C library kiln-sandbox-exec is built with.
+        foreach (var d in new[] { "root/first", "root/second" })
+        {
+            Directory.CreateDirectory(_dir.Sub(d));
+        }
+        File.WriteAllText(_dir.Sub("root/first/tool"), "not a program\n");
+        File.WriteAllText(_dir.Sub("root/second/tool"), "echo \"tool ran as $0 with $# arguments: $*\"\n");
+        File.SetUnixFileMode(_dir.Sub("root/second/tool"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var spec = Spec("") with { Command = ["tool", "a b", "c"], Environment = [new("PATH", "/first:/second:/bin")] };
+
+        var (status, lines) = await RunAsync(spec);
+        Assert.True(status == 0, string.Join('\n', lines));
+        Assert.Equal(["tool ran as /second/tool with 2 arguments: a b c"], lines);
+
+        (status, lines) = await RunAsync(spec with { Command = ["/second/tool", "x"] });
+        Assert.True(status == 0, string.Join('\n', lines));
+        Assert.Equal(["tool ran as /second/tool with 1 arguments: x"], lines);
+
+        // Found only where it cannot run: that is the error, not "not found".
+        (status, lines) = await RunAsync(spec with { Environment = [new("PATH", "/first:/nowhere")] });
+        Assert.Equal(126, status);
+        Assert.Contains(lines, l => l.Contains("cannot run tool: Permission denied", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Its_exit_status_tells_the_signal_that_killed_pid_1_and_every_process_goes_when_its_first_process_is_killed()
     {
         Directory.CreateDirectory(_dir.Sub("shared-rw"));
