@@ -9,7 +9,8 @@ namespace Kiln.Build.Layers;
 
 /// <summary>A write-only stream that cuts the uncompressed bytes into fixed-size chunks, compresses chunks in
 /// parallel as independent gzip members or zstd frames (concatenations both formats define as one stream, as
-/// pigz --independent and zstd -T do), and writes them in order to the destination while hashing the
+/// pigz --independent and zstd -T do; a gzip chunk that does not compress is stored, see <see cref="LooksIncompressible"/>),
+/// and writes them in order to the destination while hashing the
 /// uncompressed and compressed bytes. Chunk boundaries depend only on the input, so output is deterministic.</summary>
 internal sealed class ParallelCompressStream : Stream
 {
@@ -35,6 +36,7 @@ internal sealed class ParallelCompressStream : Stream
     private bool _completed;
 
     [ThreadStatic] private static Compressor? t_zstd;
+    [ThreadStatic] private static byte[]? t_sample;
 
     private sealed record Chunk(byte[] Raw, int RawLength, byte[] Compressed, int CompressedLength);
 
@@ -153,12 +155,43 @@ internal sealed class ParallelCompressStream : Stream
         {
             byte[] output = ArrayPool<byte>.Shared.Rent(length + length / 8 + 4096);
             var ms = new MemoryStream(output, 0, output.Length, writable: true);
-            using (var gzip = new GZipStream(ms, CompressionLevel.Fastest, leaveOpen: true))
+            var level = LooksIncompressible(raw, length) ? CompressionLevel.NoCompression : CompressionLevel.Fastest;
+            using (var gzip = new GZipStream(ms, level, leaveOpen: true))
             {
                 gzip.Write(raw, 0, length);
             }
             return new Chunk(raw, length, output, (int)ms.Position);
         }
+    }
+
+    /// <summary>Bytes of each sample <see cref="LooksIncompressible"/> compresses.</summary>
+    internal const int SampleSize = 16 << 10;
+
+    /// <summary>Whether a gzip chunk is stored rather than deflated: when level-1 deflate saves less than 1/64 of each of
+    /// three samples (its start, middle and end). Deflate on data that is compressed already (packages' .gz files,
+    /// images, random bytes) spends most of its time finding no matches and gives back no smaller output; zstd has this
+    /// shortcut built in, zlib does not. Chunks under 16 samples' size are always deflated. Decided by the chunk's bytes
+    /// alone, so the output stays deterministic.</summary>
+    internal static bool LooksIncompressible(byte[] raw, int length)
+    {
+        if (length < 16 * SampleSize)
+        {
+            return false;
+        }
+        byte[] sample = t_sample ??= new byte[SampleSize + (SampleSize / 8) + 1024];
+        foreach (int at in (ReadOnlySpan<int>)[0, (length / 2) - (SampleSize / 2), length - SampleSize])
+        {
+            var ms = new MemoryStream(sample, 0, sample.Length, writable: true);
+            using (var deflate = new DeflateStream(ms, CompressionLevel.Fastest, leaveOpen: true))
+            {
+                deflate.Write(raw, at, SampleSize);
+            }
+            if (ms.Position < SampleSize - (SampleSize / 64))
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static Compressor CreateZstd()

@@ -37,13 +37,16 @@ public class ParallelCompressStreamTests
         });
 
         Assert.Equal(whole, pieces);
-        // Each 4 MiB of input compressed on its own, in order: the chunks are independent members or frames.
+        // Each 4 MiB of input compressed on its own, in order: the chunks are independent members or frames. Gzip stores
+        // the first and last (random bytes) and deflates the middle one (it starts with the zeros).
         var reference = new MemoryStream();
-        for (int at = 0; at < data.Length; at += Chunk)
+        for (int at = 0, i = 0; at < data.Length; at += Chunk, i++)
         {
-            reference.Write(CompressAlone(compression, data.AsSpan(at, Math.Min(Chunk, data.Length - at))));
+            bool stored = compression == Compression.Gzip && i != 1;
+            reference.Write(CompressAlone(compression, data.AsSpan(at, Math.Min(Chunk, data.Length - at)), stored));
         }
         Assert.Equal(reference.ToArray(), whole);
+        Assert.Equal(data, Decompress(compression, whole));
         Assert.Equal(SHA256.HashData(data), diffId);
         Assert.Equal(SHA256.HashData(whole), digest);
     }
@@ -60,6 +63,66 @@ public class ParallelCompressStreamTests
         Assert.Equal(SHA256.HashData(data), diffId);
     }
 
+    [Fact]
+    public void A_gzip_chunk_is_stored_only_when_deflate_saves_almost_nothing_at_its_start_middle_and_end()
+    {
+        const int sample = ParallelCompressStream.SampleSize;
+        var random = new byte[Chunk];
+        new Random(5).NextBytes(random);
+        Assert.True(ParallelCompressStream.LooksIncompressible(random, random.Length));
+        // Too small to judge: deflated whatever it holds.
+        Assert.False(ParallelCompressStream.LooksIncompressible(random, (16 * sample) - 1));
+
+        // Any one sample that compresses keeps the whole chunk deflated: text at the start, the middle or the end.
+        var text = System.Text.Encoding.ASCII.GetBytes(string.Concat(Enumerable.Range(0, 2000).Select(i => $"line {i} of a config file\n")));
+        foreach (int at in new[] { 0, (Chunk / 2) - (sample / 2), Chunk - sample })
+        {
+            var mixed = (byte[])random.Clone();
+            text.AsSpan(0, sample).CopyTo(mixed.AsSpan(at));
+            Assert.False(ParallelCompressStream.LooksIncompressible(mixed, mixed.Length), $"text at {at}");
+        }
+
+        // Bytes that level-1 deflate saves a little of (8 zeros in every 64 bytes): still deflated.
+        var nearly = (byte[])random.Clone();
+        for (int i = 0; i < nearly.Length; i += 64)
+        {
+            nearly.AsSpan(i, 8).Clear();
+        }
+        int saved = nearly.Length - CompressAlone(Compression.Gzip, nearly, stored: false).Length;
+        Assert.InRange(saved, nearly.Length / 30, nearly.Length / 5);
+        Assert.False(ParallelCompressStream.LooksIncompressible(nearly, nearly.Length));
+    }
+
+    [Fact]
+    public void A_stored_gzip_chunk_is_no_larger_than_a_deflated_one_and_reads_back_as_it_was()
+    {
+        var data = new byte[Chunk + 1000];
+        new Random(9).NextBytes(data);
+        var (output, _, digest) = Pack(Compression.Gzip, s => s.Write(data));
+        Assert.Equal(data, Decompress(Compression.Gzip, output));
+        Assert.Equal(SHA256.HashData(output), digest);
+        long deflated = CompressAlone(Compression.Gzip, data.AsSpan(0, Chunk), stored: false).Length
+            + CompressAlone(Compression.Gzip, data.AsSpan(Chunk), stored: false).Length;
+        Assert.True(output.Length <= deflated, $"{output.Length} stored vs {deflated} deflated");
+        // Stored: 5 bytes of block header per block (16 KiB or more each), and a gzip member's 18 bytes of header and trailer.
+        Assert.True(output.Length <= data.Length + (5 * ((data.Length / (16 << 10)) + 2)) + (2 * 18), $"{output.Length} for {data.Length}");
+    }
+
+    private static byte[] Decompress(Compression compression, byte[] compressed)
+    {
+        if (compression == Compression.Zstd)
+        {
+            using var zs = new DecompressionStream(new MemoryStream(compressed));
+            var o = new MemoryStream();
+            zs.CopyTo(o);
+            return o.ToArray();
+        }
+        using var gzip = new GZipStream(new MemoryStream(compressed), CompressionMode.Decompress);
+        var output = new MemoryStream();
+        gzip.CopyTo(output);
+        return output.ToArray();
+    }
+
     private static (byte[] Output, byte[] DiffId, byte[] Digest) Pack(Compression compression, Action<ParallelCompressStream> write)
     {
         var output = new MemoryStream();
@@ -70,7 +133,7 @@ public class ParallelCompressStreamTests
         return (output.ToArray(), diffId, digest);
     }
 
-    private static byte[] CompressAlone(Compression compression, ReadOnlySpan<byte> input)
+    private static byte[] CompressAlone(Compression compression, ReadOnlySpan<byte> input, bool stored = false)
     {
         if (compression == Compression.Zstd)
         {
@@ -79,7 +142,7 @@ public class ParallelCompressStreamTests
             return zstd.Wrap(input).ToArray();
         }
         var ms = new MemoryStream();
-        using (var gzip = new GZipStream(ms, CompressionLevel.Fastest, leaveOpen: true))
+        using (var gzip = new GZipStream(ms, stored ? CompressionLevel.NoCompression : CompressionLevel.Fastest, leaveOpen: true))
         {
             gzip.Write(input);
         }
