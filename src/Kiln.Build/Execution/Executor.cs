@@ -131,6 +131,8 @@ public sealed class Executor
         }
 
         var pending = new List<Task>(); // store writes that run alongside the next step or the tests
+        EarlyLayer? early = null; // the last step's layer, read by the tests before it is durable
+        Task? durable = null; // the last step, until its layer is durable
         bool preparing = false;
         Descriptor manifest;
         GateResult tests;
@@ -162,17 +164,35 @@ public sealed class Executor
                         preparing = true;
                         _gate?.Prepare(image);
                     }
-                    next = await new StepRunner(_store, _options, plan.File, line => Output(image.Name, step.Index, line), phases,
-                            warning => _progress?.Report(new BuildWarning(image.Name, warning)))
-                        .RunAsync(image.Name, step, state, ct).ConfigureAwait(false);
+                    var runner = new StepRunner(_store, _options, plan.File, line => Output(image.Name, step.Index, line), phases,
+                        warning => _progress?.Report(new BuildWarning(image.Name, warning)));
+                    Task? stepDurable = null;
+                    if (_gate is not null && step == image.Steps[^1])
+                    {
+                        // The image's last step: its tests may read its layer while the layer is made durable.
+                        early = new EarlyLayer();
+                        var run = runner.RunAsync(image.Name, step, state, ct, early);
+                        durable = stepDurable = run;
+                        pending.Add(run);
+                        await Task.WhenAny(early.State, run).ConfigureAwait(false);
+                        next = early.State.IsCompletedSuccessfully ? early.State.Result : await run.ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        next = await runner.RunAsync(image.Name, step, state, ct).ConfigureAwait(false);
+                    }
                     if (cached is null || !SameLayers(cached, next))
                     {
                         dirty = dirty || cached is not null;
                     }
-                    // Written while the build goes on: the entry only names what is durable already (the layer's blob and
+                    // Written while the build goes on: the entry only names what is durable (the layer's blob and
                     // snapshot); it is awaited before the image is tagged.
                     pending.Add(Task.Run(async () =>
                     {
+                        if (stepDurable is not null)
+                        {
+                            await stepDurable.ConfigureAwait(false);
+                        }
                         using (phases.Measure("cache store"))
                         {
                             await _store.PutStepAsync(step.CacheKey, next, ct).ConfigureAwait(false);
@@ -199,8 +219,13 @@ public sealed class Executor
             // the last step's cache entry is). All is durable before the image is tagged.
             manifest = KilnStore.DescribeImage(state);
             var finalState = state;
+            var lastLayer = durable;
             pending.Add(Task.Run(async () =>
             {
+                if (lastLayer is not null)
+                {
+                    await lastLayer.ConfigureAwait(false); // the image's documents name its blobs: they are in the store first
+                }
                 using (new PhaseClock(_progress, image.Name, null).Measure("write image"))
                 {
                     await _store.WriteImageAsync(finalState, ct).ConfigureAwait(false);
@@ -210,11 +235,13 @@ public sealed class Executor
             {
                 tests = _gate is null ? GateResult.Untested : await _gate.CheckAsync(image, manifest, state, ct).ConfigureAwait(false);
             }
+            early?.Release();
             await Task.WhenAll(pending).ConfigureAwait(false);
         }
         catch
         {
             // Nothing of this build may still write once it has failed or been cancelled (the store lock goes with it).
+            early?.Release();
             await Task.WhenAll(pending).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
             throw;
         }

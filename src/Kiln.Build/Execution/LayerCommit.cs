@@ -11,8 +11,11 @@ internal static class LayerCommit
 {
     /// <param name="inMemory">The changes are on a tmpfs (<see cref="KilnStore.CreateMemoryTempDir"/>): the snapshot
     /// is a copy onto the store's disk, made while the layer is packed.</param>
+    /// <param name="early">Given, and the changes are on disk (they become the snapshot): the next state is handed to it as
+    /// soon as the layer is packed, and the snapshot is moved into place only once it is released (see
+    /// <see cref="EarlyLayer"/>).</param>
     public static async Task<ImageState> CommitAsync(KilnStore store, string changesDir, ImageState state, string createdBy, BuildOptions options, CancellationToken ct,
-        PhaseClock? phases = null, bool inMemory = false)
+        PhaseClock? phases = null, bool inMemory = false, EarlyLayer? early = null)
     {
         if (!Directory.EnumerateFileSystemEntries(changesDir).Any())
         {
@@ -21,7 +24,7 @@ internal static class LayerCommit
         string? copyDir = inMemory ? store.CreateTempDir("snapshot") : null;
         try
         {
-            return await CommitAsync(store, changesDir, copyDir, state, createdBy, options, ct, phases).ConfigureAwait(false);
+            return await CommitAsync(store, changesDir, copyDir, state, createdBy, options, ct, phases, copyDir is null ? early : null).ConfigureAwait(false);
         }
         finally
         {
@@ -33,7 +36,7 @@ internal static class LayerCommit
     }
 
     private static async Task<ImageState> CommitAsync(KilnStore store, string changesDir, string? copyDir, ImageState state, string createdBy,
-        BuildOptions options, CancellationToken ct, PhaseClock? phases)
+        BuildOptions options, CancellationToken ct, PhaseClock? phases, EarlyLayer? early)
     {
         Task? copy = null;
         void CopySnapshot()
@@ -62,55 +65,80 @@ internal static class LayerCommit
         {
             copy = Task.Run(CopySnapshot, ct);
         }
-        PackedLayer packed;
+        PackedLayer? packed = null;
         Descriptor blob;
+        bool handedOver = false;
         try
         {
-            using (var writer = store.CreateBlobWriter())
+            try
             {
-                var timings = new PackTimings();
-                using (var pack = phases?.Measure("pack"))
+                using (var writer = store.CreateBlobWriter())
                 {
-                    packed = await LayerPacker.PackAsync(changesDir, writer, options.Compression, options.Epoch, timings, ct).ConfigureAwait(false);
-                    if (pack is { } p)
+                    var timings = new PackTimings();
+                    using (var pack = phases?.Measure("pack"))
                     {
-                        phases!.Report("hash", p.Start, timings.Hash);
+                        packed = await LayerPacker.PackAsync(changesDir, writer, options.Compression, options.Epoch, timings, ct).ConfigureAwait(false);
+                        if (pack is { } p)
+                        {
+                            phases!.Report("hash", p.Start, timings.Hash);
+                        }
+                    }
+                    if (early is not null)
+                    {
+                        // The files are final: what reads them may start while they and the blob are made durable.
+                        store.ReadPreparedSnapshot(packed.DiffId, changesDir);
+                        handedOver = early.HandOver(Next(state, new Descriptor { MediaType = packed.MediaType, Digest = packed.Digest, Size = packed.Size },
+                            packed.DiffId, createdBy, options));
+                    }
+                    using (phases?.Measure("store blob"))
+                    {
+                        blob = await writer.CommitAsync(packed.MediaType, packed.Digest, ct).ConfigureAwait(false);
                     }
                 }
-                using (phases?.Measure("store blob"))
-                {
-                    blob = await writer.CommitAsync(packed.MediaType, packed.Digest, ct).ConfigureAwait(false);
-                }
+            }
+            catch when (copy is not null)
+            {
+                // The copy writes into a dir the caller deletes (and the sync reads it): let it end first.
+                await copy.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
+                throw;
+            }
+            if (copy is not null)
+            {
+                await copy.ConfigureAwait(false);
+            }
+            else if (copyAfterPack)
+            {
+                await Task.Run(CopySnapshot, ct).ConfigureAwait(false);
             }
         }
-        catch when (copy is not null)
+        finally
         {
-            // The copy writes into a dir the caller deletes (and the sync reads it): let it end first.
-            await copy.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
-            throw;
-        }
-        if (copy is not null)
-        {
-            await copy.ConfigureAwait(false);
-        }
-        else if (copyAfterPack)
-        {
-            await Task.Run(CopySnapshot, ct).ConfigureAwait(false);
+            if (handedOver)
+            {
+                // Moved (or, on failure, deleted by the caller) only once nothing reads the prepared dir.
+                await early!.Released.ConfigureAwait(false);
+            }
+            if (packed is not null)
+            {
+                store.ForgetPreparedSnapshot(packed.DiffId);
+            }
         }
         using (phases?.Measure("commit snapshot"))
         {
-            store.CommitSnapshot(copyDir ?? changesDir, packed.DiffId, synced: copyDir is null);
+            store.CommitSnapshot(copyDir ?? changesDir, packed!.DiffId, synced: copyDir is null);
         }
-        var next = state with
+        return Next(state, blob, packed.DiffId, createdBy, options);
+    }
+
+    private static ImageState Next(ImageState state, Descriptor blob, Digest diffId, string createdBy, BuildOptions options) =>
+        AddHistory(state with
         {
             Layers = [.. state.Layers, blob],
             Config = state.Config with
             {
-                RootFs = state.Config.RootFs with { DiffIds = [.. state.Config.RootFs.DiffIds, packed.DiffId] },
+                RootFs = state.Config.RootFs with { DiffIds = [.. state.Config.RootFs.DiffIds, diffId] },
             },
-        };
-        return AddHistory(next, createdBy, options, emptyLayer: false);
-    }
+        }, createdBy, options, emptyLayer: false);
 
     /// <summary>Creates in flight while a snapshot is copied to disk (see <see cref="TreeCopier"/>).</summary>
     private const int CopyThreads = 16;
@@ -127,7 +155,8 @@ internal static class LayerCommit
             },
         };
 
-    /// <summary>The snapshot dirs of a state's layers, topmost first (overlay lowerdir order).</summary>
+    /// <summary>The snapshot dirs of a state's layers, topmost first (overlay lowerdir order); a layer read before it is
+    /// durable (<see cref="EarlyLayer"/>) is read from the dir it is prepared in.</summary>
     public static IReadOnlyList<string> LowerDirs(KilnStore store, ImageState state) =>
-        [.. state.Config.RootFs.DiffIds.Reverse().Select(store.SnapshotPath)];
+        [.. state.Config.RootFs.DiffIds.Reverse().Select(store.SnapshotDirToRead)];
 }

@@ -38,7 +38,8 @@ internal sealed class StepRunner
         _output = output;
     }
 
-    public async Task<ImageState> RunAsync(string image, StepPlan step, ImageState state, CancellationToken ct)
+    /// <param name="early">Hands the state over as soon as the layer is packed (see <see cref="EarlyLayer"/>).</param>
+    public async Task<ImageState> RunAsync(string image, StepPlan step, ImageState state, CancellationToken ct, EarlyLayer? early = null)
     {
         var createdBy = "kiln " + step.Canonical;
         var config = state.Config.Config;
@@ -57,7 +58,7 @@ internal sealed class StepRunner
         var (scratch, inMemory) = ScratchSpace.CreateTempDir(_store, "step", sandboxed && !_options.ScratchOnDisk ? _options.MemoryScratchSize : null);
         try
         {
-            return await RunInScratchAsync(image, step, state, createdBy, scratch, inMemory, ct).ConfigureAwait(false);
+            return await RunInScratchAsync(image, step, state, createdBy, scratch, inMemory, early, ct).ConfigureAwait(false);
         }
         catch (Exception e) when (inMemory && e is BuildException or ScratchFullException && IsFull(scratch))
         {
@@ -71,7 +72,7 @@ internal sealed class StepRunner
         scratch = _store.CreateTempDir("step");
         try
         {
-            return await RunInScratchAsync(image, step, state, createdBy, scratch, inMemory: false, ct).ConfigureAwait(false);
+            return await RunInScratchAsync(image, step, state, createdBy, scratch, inMemory: false, early, ct).ConfigureAwait(false);
         }
         finally
         {
@@ -89,7 +90,7 @@ internal sealed class StepRunner
     }
 
     private async Task<ImageState> RunInScratchAsync(string image, StepPlan step, ImageState state, string createdBy, string scratch, bool inMemory,
-        CancellationToken ct)
+        EarlyLayer? early, CancellationToken ct)
     {
         var upper = Path.Combine(scratch, "upper");
         Directory.CreateDirectory(upper);
@@ -144,7 +145,7 @@ internal sealed class StepRunner
         {
             throw new ScratchFullException();
         }
-        var committed = await LayerCommit.CommitAsync(_store, upper, state, createdBy, _options, ct, _phases, inMemory).ConfigureAwait(false);
+        var committed = await LayerCommit.CommitAsync(_store, upper, state, createdBy, _options, ct, _phases, inMemory, early).ConfigureAwait(false);
         if (twins is not null)
         {
             using (_phases?.Measure("package twins"))

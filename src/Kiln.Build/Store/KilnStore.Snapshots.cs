@@ -9,6 +9,18 @@ public sealed partial class KilnStore
 
     public string SnapshotPath(Digest diffId) => Path.Combine(SnapshotsDir, CheckDigest(diffId).Hex);
 
+    /// <summary>Layers of this process whose files are final but not yet durable, by diffId: their snapshot is still the
+    /// prepared dir (see <see cref="Execution.EarlyLayer"/>).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Digest, string> _prepared = new();
+
+    /// <summary>Where this process reads the files of a layer: its snapshot, or the dir it is being prepared in while
+    /// that is made durable (until <see cref="CommitSnapshot"/> moves it).</summary>
+    public string SnapshotDirToRead(Digest diffId) => _prepared.TryGetValue(diffId, out var dir) ? dir : SnapshotPath(diffId);
+
+    internal void ReadPreparedSnapshot(Digest diffId, string preparedDir) => _prepared[diffId] = Path.GetFullPath(preparedDir);
+
+    internal void ForgetPreparedSnapshot(Digest diffId) => _prepared.TryRemove(diffId, out _);
+
     /// <summary>True when a complete snapshot exists (partial ones live only under kiln/tmp).</summary>
     public bool HasSnapshot(Digest diffId) => Directory.Exists(SnapshotPath(diffId));
 

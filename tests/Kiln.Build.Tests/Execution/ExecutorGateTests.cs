@@ -36,6 +36,59 @@ public sealed class ExecutorGateTests : IDisposable
         return (Builder.Plan(yaml, new BuildOptions()), KilnStore.Open(Path.Combine(_dir.Path, "store")));
     }
 
+    /// <summary>Looks, while it checks an image, at where the image's last layer is and what the store holds of it.</summary>
+    private sealed class PeekingGate(KilnStore store, Exception? fail = null) : IImageGate
+    {
+        public List<string> Seen { get; } = [];
+
+        public Task<GateResult> CheckAsync(ImagePlan image, Descriptor manifest, ImageState state, CancellationToken ct)
+        {
+            if (state.Layers.Count > 0)
+            {
+                var diffId = state.Config.RootFs.DiffIds[^1];
+                var top = LayerCommit.LowerDirs(store, state)[0];
+                Seen.Add($"{image.Name}: reads {(top == store.SnapshotPath(diffId) ? "the snapshot" : "its prepared dir")}, "
+                    + $"file {File.ReadAllText(Path.Combine(top, "app/version"))}, snapshot in place: {store.HasSnapshot(diffId)}, "
+                    + $"image written: {store.HasBlob(manifest.Digest)}");
+            }
+            return fail is null ? Task.FromResult(GateResult.Untested) : Task.FromException<GateResult>(fail);
+        }
+    }
+
+    [Fact]
+    public async Task The_tests_read_the_last_layer_where_it_was_made_and_it_is_moved_into_the_store_and_cached_once_they_end()
+    {
+        var context = Directory.CreateDirectory(Path.Combine(_dir.Path, "ctx")).FullName;
+        File.WriteAllText(Path.Combine(context, "version"), "1");
+        var yaml = Path.Combine(context, "kiln.yaml");
+        File.WriteAllText(yaml, "images:\n  app:\n    from: scratch\n    steps:\n      - copy: version\n        to: /app/version\n");
+        using var store = KilnStore.Open(Path.Combine(_dir.Path, "store"));
+        var gate = new PeekingGate(store);
+        var result = await new Executor(store, new BuildOptions(), null, gate).BuildAsync(Builder.Plan(yaml, new BuildOptions()));
+
+        Assert.Equal(["app: reads its prepared dir, file 1, snapshot in place: False, image written: False"], gate.Seen);
+        var state = await store.ReadImageStateAsync(Assert.Single(result.Images).Manifest.Digest);
+        var diffId = state.Config.RootFs.DiffIds[^1];
+        Assert.True(store.HasSnapshot(diffId));
+        Assert.Equal(store.SnapshotPath(diffId), LayerCommit.LowerDirs(store, state)[0]);
+        Assert.Equal("1", File.ReadAllText(Path.Combine(store.SnapshotPath(diffId), "app/version")));
+        Assert.Equal(result.Images[0].Manifest.Digest, store.TryGetTag("app")?.Digest);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(store.Root, "kiln/tmp")));
+
+        // The next build of the same definition finds every step in the cache.
+        var again = await new Executor(store, new BuildOptions(), null, new PeekingGate(store)).BuildAsync(Builder.Plan(yaml, new BuildOptions()));
+        Assert.All(again.Images[0].Steps, s => Assert.True(s.Cached, s.Description));
+
+        // A gate that fails still lets the layer be kept: the build throws its error, and leaves nothing in kiln/tmp.
+        File.WriteAllText(Path.Combine(context, "version"), "2");
+        var failing = new PeekingGate(store, new IOException("the gate broke"));
+        var e = await Assert.ThrowsAsync<IOException>(() => new Executor(store, new BuildOptions(), null, failing).BuildAsync(Builder.Plan(yaml, new BuildOptions())));
+        Assert.Equal("the gate broke", e.Message);
+        Assert.Equal(["app: reads its prepared dir, file 2, snapshot in place: False, image written: False"], failing.Seen);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(store.Root, "kiln/tmp")));
+        Assert.Equal(2, Directory.EnumerateDirectories(store.SnapshotsDir).Count());
+    }
+
     [Fact]
     public async Task A_build_returns_only_once_its_gate_is_idle_and_throws_what_the_gates_leftover_work_threw()
     {

@@ -1,0 +1,26 @@
+using Kiln.Build.Store;
+
+namespace Kiln.Build.Execution;
+
+/// <summary>A step's layer handed over before it is durable: its image's tests start as soon as its files are final and
+/// packed (the state, and so the image's digest, is known), while its blob and snapshot are fsynced. Until
+/// <see cref="Release"/>, the snapshot stays in the dir it was prepared in, where <see cref="LayerCommit.LowerDirs"/>
+/// finds it; then it is moved into place. Only the files are early: the step's cache entry, the image's documents and
+/// its tag still wait for the layer to be durable.</summary>
+internal sealed class EarlyLayer
+{
+    private readonly TaskCompletionSource<ImageState> _state = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The state after the step, once its layer is packed; never completes when the step has no layer to hand
+    /// over (no changes, or changes on a tmpfs, which are copied to disk).</summary>
+    public Task<ImageState> State => _state.Task;
+
+    /// <summary>Says that nothing reads the prepared dir any longer. The step does not end before this is called once
+    /// its state was handed over: call it in every case, failure included.</summary>
+    public void Release() => _released.TrySetResult();
+
+    internal Task Released => _released.Task;
+
+    internal bool HandOver(ImageState state) => _state.TrySetResult(state);
+}
