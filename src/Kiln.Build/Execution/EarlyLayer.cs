@@ -11,6 +11,7 @@ internal sealed class EarlyLayer
 {
     private readonly TaskCompletionSource<ImageState> _state = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _durable = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>The state after the step, once its layer is packed; never completes when the step has no layer to hand
     /// over (no changes, or changes on a tmpfs, which are copied to disk).</summary>
@@ -20,7 +21,14 @@ internal sealed class EarlyLayer
     /// its state was handed over: call it in every case, failure included.</summary>
     public void Release() => _released.TrySetResult();
 
+    /// <summary>Completes once the layer's blob is in the store and its snapshot's content is on disk (only the move of the
+    /// snapshot into place waits for <see cref="Release"/>): what names the layer (the image's documents, the step's cache
+    /// entry) may be written from then on. Never completes when the state was not handed over.</summary>
+    public Task Durable => _durable.Task;
+
     internal Task Released => _released.Task;
 
     internal bool HandOver(ImageState state) => _state.TrySetResult(state);
+
+    internal void SetDurable() => _durable.TrySetResult();
 }

@@ -132,7 +132,7 @@ public sealed class Executor
 
         var pending = new List<Task>(); // store writes that run alongside the next step or the tests
         EarlyLayer? early = null; // the last step's layer, read by the tests before it is durable
-        Task? durable = null; // the last step, until its layer is durable
+        Task? durable = null; // until the last step's layer is durable (its snapshot may still wait to be moved into place)
         bool preparing = false;
         Descriptor manifest;
         GateResult tests;
@@ -172,10 +172,11 @@ public sealed class Executor
                         // The image's last step: its tests may read its layer while the layer is made durable.
                         early = new EarlyLayer();
                         var run = runner.RunAsync(image.Name, step, state, ct, early);
-                        durable = stepDurable = run;
                         pending.Add(run);
                         await Task.WhenAny(early.State, run).ConfigureAwait(false);
                         next = early.State.IsCompletedSuccessfully ? early.State.Result : await run.ConfigureAwait(false);
+                        // Durable: once the step says so, or has ended (ended without handing over, or failed).
+                        durable = stepDurable = Task.WhenAny(early.Durable, run).Unwrap();
                     }
                     else
                     {
@@ -185,8 +186,8 @@ public sealed class Executor
                     {
                         dirty = dirty || cached is not null;
                     }
-                    // Written while the build goes on: the entry only names what is durable (the layer's blob and
-                    // snapshot); it is awaited before the image is tagged.
+                    // Written while the build goes on, once the layer's blob and snapshot content are durable (a lookup finds
+                    // the entry complete only once the snapshot is in place, too); it is awaited before the image is tagged.
                     pending.Add(Task.Run(async () =>
                     {
                         if (stepDurable is not null)

@@ -110,6 +110,10 @@ internal static class LayerCommit
             {
                 await Task.Run(CopySnapshot, ct).ConfigureAwait(false);
             }
+            if (handedOver)
+            {
+                early!.SetDurable();
+            }
         }
         finally
         {
