@@ -17,7 +17,7 @@ internal static class ScratchSpace
     /// that allows one and it mounts; else a dir on the store's disk (always, for a null size).</summary>
     public static (string Path, bool InMemory) CreateTempDir(KilnStore store, string purpose, string? memorySize)
     {
-        if (memorySize is not null && Bytes(memorySize, Read()) is { } bytes
+        if (memorySize is not null && Bytes(memorySize, Recent()) is { } bytes
             && store.CreateMemoryTempDir(purpose, bytes) is { } dir)
         {
             return (dir, true);
@@ -60,6 +60,27 @@ internal static class ScratchSpace
         long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long n) && n > 0
             ? n
             : throw new ArgumentException($"memory scratch size '{option}' is not a size like 8g, 512m or 25%", nameof(option));
+
+    private sealed record Reading(long At, MemoryFacts Facts);
+
+    private static Reading? s_recent;
+
+    /// <summary>How long <see cref="Recent"/> answers from its last reading.</summary>
+    public static readonly TimeSpan RecentFor = TimeSpan.FromSeconds(1);
+
+    /// <summary><see cref="Read"/>, at most once a second: an image's test sandboxes start together and each read took
+    /// 0.3-0.7 ms (files of /proc and of each cgroup level), on the path to the tests' first command.</summary>
+    public static MemoryFacts Recent()
+    {
+        long now = Environment.TickCount64;
+        if (s_recent is { } r && now - r.At < (long)RecentFor.TotalMilliseconds)
+        {
+            return r.Facts;
+        }
+        var facts = Read();
+        s_recent = new Reading(now, facts);
+        return facts;
+    }
 
     /// <summary>Reads /proc/meminfo and the memory limit and use of kiln's cgroup and of its ancestors (v2, or v1's
     /// memory controller), keeping the tightest limit.</summary>

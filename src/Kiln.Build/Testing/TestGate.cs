@@ -31,8 +31,8 @@ public sealed class TestGate : IImageGate
 
     public Task WhenIdleAsync() => _tester.WhenIdleAsync();
 
-    /// <summary>Makes, in the background, the threads that start the sandboxes of the image's checks: one for the bake
-    /// commands (they run one after another) and one for the instance.</summary>
+    /// <summary>Makes, in the background, the threads that start the sandboxes of the image's checks (one for the bake
+    /// commands, which run one after another, and one for the instance), and reads what their scratch space may hold.</summary>
     public void Prepare(ImagePlan image)
     {
         if (!_specs.TryGetValue(image.Name, out var spec))
@@ -44,6 +44,7 @@ public sealed class TestGate : IImageGate
         if (commands + instances > 0)
         {
             Sandbox.ChildProcess.Prestart(Math.Min(commands, 1) + instances);
+            _ = Task.Run(ScratchSpace.Recent); // what their tmpfs may hold, read once for them all
         }
     }
 }
