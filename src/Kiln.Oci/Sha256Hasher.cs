@@ -57,6 +57,9 @@ public sealed class Sha256Hasher : IDisposable
         return result;
     }
 
+    /// <summary>The digest of everything appended so far, without resetting: more may be appended after.</summary>
+    public byte[] GetCurrentHash() => _large is not null ? _large.GetCurrentHash() : Managed(_buffer.AsSpan(0, _length));
+
     public void Dispose()
     {
         _large?.Dispose();

@@ -43,6 +43,20 @@ public sealed class Sha256HasherTests
         Assert.Equal(SHA256.HashData(data), await Sha256Hasher.HashDataAsync(new MemoryStream(data)));
     }
 
+    [Theory]
+    [MemberData(nameof(Sizes))]
+    public void The_current_hash_is_that_of_what_was_appended_so_far_and_appending_goes_on_after_it(int size)
+    {
+        var data = Data(size);
+        using var hasher = new Sha256Hasher();
+        int half = size / 2;
+        hasher.AppendData(data.AsSpan(0, half));
+        Assert.Equal(SHA256.HashData(data.AsSpan(0, half)), hasher.GetCurrentHash());
+        hasher.AppendData(data.AsSpan(half));
+        Assert.Equal(SHA256.HashData(data), hasher.GetCurrentHash());
+        Assert.Equal(SHA256.HashData(data), hasher.GetHashAndReset());
+    }
+
     [Fact]
     public void Known_answer_for_abc()
     {

@@ -10,8 +10,9 @@ namespace Kiln.Build.Layers;
 /// <summary>A write-only stream that cuts the uncompressed bytes into fixed-size chunks, compresses chunks in
 /// parallel as independent gzip members or zstd frames (concatenations both formats define as one stream, as
 /// pigz --independent and zstd -T do; a gzip chunk that does not compress is stored, see <see cref="LooksIncompressible"/>),
-/// and writes them in order to the destination while hashing the
-/// uncompressed and compressed bytes. Chunk boundaries depend only on the input, so output is deterministic.</summary>
+/// and writes them in order to the destination while hashing the uncompressed and compressed bytes (the compressed ones
+/// only when the destination does not, see <see cref="ISha256Destination"/>). Chunk boundaries depend only on the input,
+/// so output is deterministic.</summary>
 internal sealed class ParallelCompressStream : Stream
 {
     private const int ChunkSize = 4 << 20;
@@ -23,7 +24,8 @@ internal sealed class ParallelCompressStream : Stream
     private Task? _writer;
     private readonly CancellationTokenSource _failed;
     private readonly Sha256Hasher _diffHash = new Sha256Hasher();
-    private readonly Sha256Hasher _blobHash = new Sha256Hasher();
+    /// <summary>Null when the destination hashes what it is given (<see cref="ISha256Destination"/>).</summary>
+    private readonly Sha256Hasher? _blobHash;
     /// <summary>The first chunk's buffer starts this small and doubles as it fills, up to <see cref="ChunkSize"/>: a layer of
     /// a few files (an app change) then allocates no 4 MiB arrays, which go to the large object heap, whose second one
     /// set off a blocking full collection (1.6-2 ms of a 35 ms build). Chunk boundaries do not change.</summary>
@@ -43,6 +45,7 @@ internal sealed class ParallelCompressStream : Stream
     public ParallelCompressStream(Stream destination, Compression compression, CancellationToken cancellationToken)
     {
         _destination = destination;
+        _blobHash = destination is ISha256Destination ? null : new Sha256Hasher();
         _compression = compression;
         _failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         _queue = new BlockingCollection<Task<Chunk>>(Math.Max(2, Environment.ProcessorCount) * 2);
@@ -107,7 +110,7 @@ internal sealed class ParallelCompressStream : Stream
         _completed = true;
         _queue.CompleteAdding();
         _writer?.GetAwaiter().GetResult();
-        return (_diffHash.GetHashAndReset(), _blobHash.GetHashAndReset(), _compressedSize);
+        return (_diffHash.GetHashAndReset(), _blobHash?.GetHashAndReset() ?? ((ISha256Destination)_destination).Sha256SoFar(), _compressedSize);
     }
 
     /// <param name="last">No chunk follows: no buffer for the next one.</param>
@@ -219,9 +222,12 @@ internal sealed class ParallelCompressStream : Stream
 
     private void WriteChunk(Chunk chunk)
     {
-        long started = System.Diagnostics.Stopwatch.GetTimestamp();
-        _blobHash.AppendData(chunk.Compressed, 0, chunk.CompressedLength);
-        _blobHashTicks += System.Diagnostics.Stopwatch.GetTimestamp() - started;
+        if (_blobHash is not null)
+        {
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
+            _blobHash.AppendData(chunk.Compressed, 0, chunk.CompressedLength);
+            _blobHashTicks += System.Diagnostics.Stopwatch.GetTimestamp() - started;
+        }
         _destination.Write(chunk.Compressed, 0, chunk.CompressedLength);
         _compressedSize += chunk.CompressedLength;
         ArrayPool<byte>.Shared.Return(chunk.Raw);
@@ -249,7 +255,7 @@ internal sealed class ParallelCompressStream : Stream
             _queue.Dispose();
             _failed.Dispose();
             _diffHash.Dispose();
-            _blobHash.Dispose();
+            _blobHash?.Dispose();
         }
         base.Dispose(disposing);
     }

@@ -4,7 +4,7 @@ namespace Kiln.Build.Store;
 
 /// <summary>A write-only stream into the store's ingest area that hashes as it goes. <see cref="CommitAsync"/>
 /// checks the digest and renames the blob into place; disposing without committing discards the data.</summary>
-public sealed class BlobWriter : Stream
+public sealed class BlobWriter : Stream, Layers.ISha256Destination
 {
     private readonly KilnStore _store;
     private readonly FileStream _file;
@@ -44,6 +44,8 @@ public sealed class BlobWriter : Stream
         get => _length;
         set => throw new NotSupportedException("a blob writer cannot seek");
     }
+
+    public byte[] Sha256SoFar() => _hash.GetCurrentHash();
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 

@@ -108,6 +108,34 @@ public class ParallelCompressStreamTests
         Assert.True(output.Length <= data.Length + (5 * ((data.Length / (16 << 10)) + 2)) + (2 * 18), $"{output.Length} for {data.Length}");
     }
 
+    /// <summary>Keeps what it is given and says its digest is <see cref="Marker"/>.</summary>
+    private sealed class HashingDestination : MemoryStream, ISha256Destination
+    {
+        public static readonly byte[] Marker = [.. Enumerable.Repeat((byte)7, 32)];
+
+        public byte[] Sha256SoFar() => Marker;
+    }
+
+    [Theory]
+    [InlineData(Compression.Gzip)]
+    [InlineData(Compression.Zstd)]
+    public void A_destination_that_hashes_what_it_is_given_gives_the_blobs_digest_and_the_bytes_are_the_same(Compression compression)
+    {
+        var data = new byte[Chunk + 5000];
+        new Random(21).NextBytes(data);
+        data.AsSpan(0, Chunk / 2).Clear();
+        var (plain, _, _) = Pack(compression, s => s.Write(data));
+
+        var destination = new HashingDestination();
+        using var stream = new ParallelCompressStream(destination, compression, CancellationToken.None);
+        stream.Write(data);
+        var (diffId, digest, size) = stream.Complete();
+        Assert.Equal(HashingDestination.Marker, digest);
+        Assert.Equal(SHA256.HashData(data), diffId);
+        Assert.Equal(plain, destination.ToArray());
+        Assert.Equal(plain.Length, size);
+    }
+
     private static byte[] Decompress(Compression compression, byte[] compressed)
     {
         if (compression == Compression.Zstd)
