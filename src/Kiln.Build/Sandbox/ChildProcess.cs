@@ -68,9 +68,13 @@ public static class ChildProcess
         }
         _ = Task.Run(() =>
         {
-            // The runtime's timer thread too (a sandbox's time limit and the tests' waits use it), made on first use.
+            // The runtime's timer thread too (a sandbox's time limit and the tests' waits use it), made on first use; and
+            // its wait thread, which watches for a child's exit (WaitForExitAsync registers a wait), made on the first.
+            // A thread's start yields the CPU until the thread runs: better here, while a step runs, than amid the tests.
             using (new Timer(static _ => { }, null, 0, Timeout.Infinite))
+            using (var never = new ManualResetEvent(false))
             {
+                ThreadPool.RegisterWaitForSingleObject(never, static (_, _) => { }, null, Timeout.Infinite, executeOnlyOnce: true).Unregister(null);
             }
             for (int i = 0; i < wanted; i++)
             {
