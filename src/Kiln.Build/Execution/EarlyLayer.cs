@@ -9,7 +9,9 @@ namespace Kiln.Build.Execution;
 /// its tag still wait for the layer to be durable.</summary>
 internal sealed class EarlyLayer
 {
-    private readonly TaskCompletionSource<ImageState> _state = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Its waiter (the executor, on to the tests) runs on the packing thread at once, until it awaits: the thread pool's
+    // threads may all be in fsyncs then, and the layer's own durability is no longer in a hurry.
+    private readonly TaskCompletionSource<ImageState> _state = new();
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _durable = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
