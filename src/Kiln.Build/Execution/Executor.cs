@@ -220,12 +220,11 @@ public sealed class Executor
             // the last step's cache entry is). All is durable before the image is tagged.
             manifest = KilnStore.DescribeImage(state);
             var finalState = state;
-            var lastLayer = durable;
             pending.Add(Task.Run(async () =>
             {
-                if (lastLayer is not null)
+                if (durable is not null)
                 {
-                    await lastLayer.ConfigureAwait(false); // the image's documents name its blobs: they are in the store first
+                    await durable.ConfigureAwait(false); // the image's documents name its blobs: they are in the store first
                 }
                 using (new PhaseClock(_progress, image.Name, null).Measure("write image"))
                 {

@@ -65,15 +65,15 @@ internal static class ScratchSpace
 
     private static Reading? s_recent;
 
-    /// <summary>How long <see cref="Recent"/> answers from its last reading.</summary>
-    public static readonly TimeSpan RecentFor = TimeSpan.FromSeconds(1);
+    /// <summary>How long, in milliseconds, <see cref="Recent"/> answers from its last reading.</summary>
+    private const long RecentForMs = 1000;
 
     /// <summary><see cref="Read"/>, at most once a second: an image's test sandboxes start together and each read took
     /// 0.3-0.7 ms (files of /proc and of each cgroup level), on the path to the tests' first command.</summary>
     public static MemoryFacts Recent()
     {
         long now = Environment.TickCount64;
-        if (s_recent is { } r && now - r.At < (long)RecentFor.TotalMilliseconds)
+        if (s_recent is { } r && now - r.At < RecentForMs)
         {
             return r.Facts;
         }
