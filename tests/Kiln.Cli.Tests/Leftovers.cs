@@ -37,7 +37,7 @@ public static class Leftovers
             {
             }
         }
-        foreach (var area in new[] { "kiln/tmp", "kiln/ingest" })
+        foreach (var area in new[] { "kiln/tmp", "kiln/scratch", "kiln/ingest" })
         {
             var p = Path.Combine(store, area);
             if (Directory.Exists(p))

@@ -82,7 +82,7 @@ public sealed class ScratchTests : IDisposable
     private HashSet<string> TmpfsSeenDuring(params string[] args)
     {
         var seen = new HashSet<string>();
-        var prefix = Path.Combine(_store.Path, "kiln", "tmp") + "/";
+        var prefix = Path.Combine(_store.Path, "kiln", "scratch") + "/";
         var psi = KilnProcess.StartInfo(_store.Path, args);
         using var p = System.Diagnostics.Process.Start(psi)!;
         var output = p.StandardOutput.ReadToEndAsync();

@@ -13,6 +13,7 @@ public sealed partial class KilnStore : IDisposable
 {
     private readonly string _ingestDir;
     private readonly string _tmpDir;
+    private readonly string _scratchDir;
     private readonly string _stepsDir;
     private readonly string _kilnDir;
     private readonly string _procsDir;
@@ -31,6 +32,7 @@ public sealed partial class KilnStore : IDisposable
         AptTwinsDir = Path.Combine(_kilnDir, "cache", "apt", "plain");
         _ingestDir = Path.Combine(_kilnDir, "ingest");
         _tmpDir = Path.Combine(_kilnDir, "tmp");
+        _scratchDir = Path.Combine(_kilnDir, "scratch");
         _procsDir = Path.Combine(_kilnDir, "procs");
     }
 
@@ -95,7 +97,7 @@ public sealed partial class KilnStore : IDisposable
         {
             throw StoreException.NotAStore(Root);
         }
-        foreach (var dir in new[] { BlobsDir, SnapshotsDir, _stepsDir, AptArchivesDir, AptListsDir, _ingestDir, _tmpDir, _procsDir })
+        foreach (var dir in new[] { BlobsDir, SnapshotsDir, _stepsDir, AptArchivesDir, AptListsDir, _ingestDir, _tmpDir, _scratchDir, _procsDir })
         {
             Directory.CreateDirectory(dir);
         }
@@ -164,7 +166,9 @@ public sealed partial class KilnStore : IDisposable
     // ---- temp dirs ----
 
     /// <summary>Creates a fresh directory under <c>kiln/tmp</c> named <c>PID-purpose-RANDOM</c>.</summary>
-    public string CreateTempDir(string purpose)
+    public string CreateTempDir(string purpose) => NewTempDir(_tmpDir, purpose);
+
+    private string NewTempDir(string parent, string purpose)
     {
         ArgumentException.ThrowIfNullOrEmpty(purpose);
         foreach (char c in purpose)
@@ -174,7 +178,7 @@ public sealed partial class KilnStore : IDisposable
                 throw new ArgumentException($"temp dir purpose '{purpose}' may hold only letters, digits, '-', '_' and '.'", nameof(purpose));
             }
         }
-        var path = Path.Combine(_tmpDir, $"{_pid}-{purpose}-{RandomSuffix()}");
+        var path = Path.Combine(parent, $"{_pid}-{purpose}-{RandomSuffix()}");
         Directory.CreateDirectory(path);
         return path;
     }
@@ -182,9 +186,13 @@ public sealed partial class KilnStore : IDisposable
     /// <summary>Like <see cref="CreateTempDir"/>, with a private tmpfs of at most <paramref name="bytes"/> mounted on
     /// it: a step's writes then never wait on the disk's journal. Null when the tmpfs cannot be mounted (the caller
     /// works on disk instead); <see cref="DeleteTempDir"/> unmounts it.</summary>
+    /// <remarks>Made in <c>kiln/scratch</c>, a plain dir, not in <c>kiln/tmp</c>: where a mount point lies on disk does
+    /// not matter, and a dir made in kiln/tmp (marked +T) makes ext4's Orlov allocator search the block groups for
+    /// one with room, often reading that group's bitmap from disk. mkdir there took 40 us (median), 106 us (mean) and
+    /// 380 us (97th percentile) on the reference machine, against 7, 8 and 16 us in a plain dir.</remarks>
     public string? CreateMemoryTempDir(string purpose, long bytes)
     {
-        var path = CreateTempDir(purpose);
+        var path = NewTempDir(_scratchDir, purpose);
         if (Native.TryMountTmpfs(path, bytes) is null)
         {
             return path;
@@ -197,15 +205,15 @@ public sealed partial class KilnStore : IDisposable
     public static (long Free, long Total) TempSpace(string path) => Native.FreeSpace(path);
 
     /// <summary>Deletes a directory made by <see cref="CreateTempDir"/> or <see cref="CreateMemoryTempDir"/> (or
-    /// anything under <c>kiln/tmp</c>), including read-only and mode-000 dirs and whiteout devices; symbolic links
+    /// anything under <c>kiln/tmp</c> or <c>kiln/scratch</c>), including read-only and mode-000 dirs and whiteout devices; symbolic links
     /// are removed, never followed.</summary>
     public void DeleteTempDir(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var full = Path.GetFullPath(path);
-        if (!IsStrictlyUnder(full, _tmpDir))
+        if (!IsStrictlyUnder(full, _tmpDir) && !IsStrictlyUnder(full, _scratchDir))
         {
-            throw StoreException.OutsideTemp(path, _tmpDir);
+            throw StoreException.OutsideTemp(path, _tmpDir, _scratchDir);
         }
         try
         {
@@ -219,7 +227,7 @@ public sealed partial class KilnStore : IDisposable
     }
 
     /// <summary>Unmounts the tmpfs of a memory temp dir (only a tmpfs on the entry itself: nothing else is ever
-    /// mounted under kiln/tmp on the host, and deleting never crosses a mount point).</summary>
+    /// mounted under kiln/tmp or kiln/scratch on the host, and deleting never crosses a mount point).</summary>
     private static void DetachScratch(string path)
     {
         if (Directory.Exists(path) && new DirectoryInfo(path).LinkTarget is null
@@ -239,7 +247,7 @@ public sealed partial class KilnStore : IDisposable
     // ---- dead-process cleanup ----
 
     /// <summary>Each open store holds a shared flock on <c>kiln/procs/PID.lock</c>. An entry named <c>PID-…</c> in
-    /// ingest or tmp is dead when that lock can be taken exclusively (its owner is gone, even if the pid was reused),
+    /// ingest, tmp or scratch is dead when that lock can be taken exclusively (its owner is gone, even if the pid was reused),
     /// or, with no lock file, when no process has that pid. Registration and cleanup are serialized by
     /// <c>kiln/procs.lock</c>, so a lock file is never unlinked while a new owner is taking it.</summary>
     private void CleanDeadLeftovers()
@@ -275,7 +283,7 @@ public sealed partial class KilnStore : IDisposable
 
         try
         {
-            foreach (var dir in new[] { _ingestDir, _tmpDir })
+            foreach (var dir in new[] { _ingestDir, _tmpDir, _scratchDir })
             {
                 foreach (var entry in Directory.EnumerateFileSystemEntries(dir))
                 {

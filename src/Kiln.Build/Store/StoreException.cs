@@ -41,8 +41,8 @@ public sealed class StoreException : Exception
     public static StoreException Io(string action, Exception inner) =>
         new($"{action} failed: {inner.Message}", inner);
 
-    public static StoreException OutsideTemp(string path, string tmpDir) =>
-        new($"refusing to delete '{path}': not a directory under '{tmpDir}'");
+    public static StoreException OutsideTemp(string path, string tmpDir, string scratchDir) =>
+        new($"refusing to delete '{path}': not a directory under '{tmpDir}' or '{scratchDir}'");
 
     private static string Shorten(string s) => s.Length > 80 ? s[..80] + "…" : s;
 }

@@ -74,6 +74,7 @@ public sealed class ExecutorGateTests : IDisposable
         Assert.Equal("1", File.ReadAllText(Path.Combine(store.SnapshotPath(diffId), "app/version")));
         Assert.Equal(result.Images[0].Manifest.Digest, store.TryGetTag("app")?.Digest);
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(store.Root, "kiln/tmp")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(store.Root, "kiln/scratch")));
 
         // The next build of the same definition finds every step in the cache.
         var again = await new Executor(store, new BuildOptions(), null, new PeekingGate(store)).BuildAsync(Builder.Plan(yaml, new BuildOptions()));
@@ -86,6 +87,7 @@ public sealed class ExecutorGateTests : IDisposable
         Assert.Equal("the gate broke", e.Message);
         Assert.Equal(["app: reads its prepared dir, file 2, snapshot in place: False, image written: False"], failing.Seen);
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(store.Root, "kiln/tmp")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(store.Root, "kiln/scratch")));
         Assert.Equal(2, Directory.EnumerateDirectories(store.SnapshotsDir).Count());
     }
 

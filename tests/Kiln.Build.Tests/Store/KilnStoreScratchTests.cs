@@ -20,7 +20,9 @@ public class KilnStoreScratchTests
         var dir = t.Store.CreateMemoryTempDir("step", 8L << 20);
 
         Assert.NotNull(dir);
-        Assert.StartsWith(t.TmpDir + "/", dir);
+        // Its mount point is made in kiln/scratch, a plain dir (see the next test), not in kiln/tmp (+T).
+        Assert.Equal(t.ScratchDir, Path.GetDirectoryName(dir));
+        Assert.StartsWith($"{Environment.ProcessId}-step-", Path.GetFileName(dir));
         Assert.Equal("tmpfs", FsType(dir));
         var (free, total) = KilnStore.TempSpace(dir);
         Assert.Equal(8L << 20, total);
@@ -34,11 +36,13 @@ public class KilnStoreScratchTests
         Assert.False(Mounted(dir));
     }
 
-    [Fact]
-    public void Opening_after_a_dead_process_unmounts_and_removes_its_memory_temp_dir()
+    [Theory]
+    [InlineData("scratch")]
+    [InlineData("tmp")] // where an earlier Kiln made them
+    public void Opening_after_a_dead_process_unmounts_and_removes_its_memory_temp_dir(string area)
     {
         using var t = new TestStore();
-        var dead = Path.Combine(t.TmpDir, "999999-step-0123abcd");
+        var dead = Path.Combine(t.Root, "kiln", area, "999999-step-0123abcd");
         Directory.CreateDirectory(dead);
         Run("mount", "-t", "tmpfs", "-o", "size=4m", "kiln-scratch", dead);
         Directory.CreateDirectory(Path.Combine(dead, "upper", "etc"));
@@ -62,5 +66,16 @@ public class KilnStoreScratchTests
         var attributes = Run("lsattr", "-d", t.TmpDir).Split(' ')[0];
 
         Assert.Contains('T', attributes);
+    }
+
+    [Fact]
+    public void The_dir_of_memory_temp_dirs_is_not_marked_as_a_top_of_directory_hierarchies()
+    {
+        using var t = new TestStore();
+        Assert.Equal("ext2/ext3", FsType(t.ScratchDir));
+
+        var attributes = Run("lsattr", "-d", t.ScratchDir).Split(' ')[0];
+
+        Assert.DoesNotContain('T', attributes);
     }
 }

@@ -21,6 +21,7 @@ internal sealed class TestStore : IDisposable
 
     public string IngestDir => Path.Combine(Root, "kiln", "ingest");
     public string TmpDir => Path.Combine(Root, "kiln", "tmp");
+    public string ScratchDir => Path.Combine(Root, "kiln", "scratch");
 
     public KilnStore Reopen()
     {
