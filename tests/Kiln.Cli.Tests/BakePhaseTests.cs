@@ -301,4 +301,17 @@ public sealed class BakePhaseTests : IDisposable
         Assert.Contains($"{spec}:2:38: `mode` expects an octal mode", r.Stderr);
         Assert.False(Directory.Exists(Path.Combine(_store.Path, "blobs")));
     }
+
+    [Fact]
+    public void With_a_bad_spec_and_a_bad_target_the_target_is_reported_and_nothing_is_created()
+    {
+        // The specs are read on another core while the build is planned: the plan's problem still comes first.
+        using var ctx = new TinyContext(Yaml("tests/spec.yaml"));
+        ctx.Write("tests/spec.yaml", "file:\n  /etc/greeting: {exist: true}\n");
+        var r = KilnProcess.Run(_store.Path, "build", "-t", "no-such-image", ctx.Path);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("no image named no-such-image", r.Stderr);
+        Assert.DoesNotContain("exist", r.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(_store.Path, "blobs")));
+    }
 }

@@ -8,13 +8,12 @@ namespace Kiln.Build.Execution;
 /// store and run the plan — so a bad definition leaves the store untouched.</summary>
 public static class Builder
 {
-    public static BuildPlan Plan(string definitionPath, BuildOptions options) => Plan(definitionPath, options, null).Plan;
+    public static BuildPlan Plan(string definitionPath, BuildOptions options) => Plan(DefinitionLoader.Load(definitionPath), options, null).Plan;
 
     /// <param name="storeRoot">When given, context files are hashed through the store's <see cref="ContextHashCache"/>
     /// (read here; the caller saves it once the store is open).</param>
-    private static (BuildPlan Plan, ContextHashCache? Hashes) Plan(string definitionPath, BuildOptions options, string? storeRoot)
+    private static (BuildPlan Plan, ContextHashCache? Hashes) Plan(KilnFile file, BuildOptions options, string? storeRoot)
     {
-        var file = DefinitionLoader.Load(definitionPath);
         var hashes = storeRoot is null ? null : ContextHashCache.Load(storeRoot, file.ContextDir);
         var plan = Planner.Plan(file, options.Targets, new PlanOptions
         {
@@ -26,11 +25,12 @@ public static class Builder
         return (plan, hashes);
     }
 
-    /// <param name="gate">Given the plan (before the store is opened, so it may still refuse bad input), returns
-    /// how to make the gate that decides whether each image gets its name; null: every image does.</param>
+    /// <param name="gate">Given the definition, returns how to make the gate that decides whether each image gets its
+    /// name (null: every image does). It runs on another core while the build is planned, and before the store is
+    /// opened, so it may still refuse bad input; a problem in the plan is reported first.</param>
     public static async Task<BuildResult> BuildAsync(string definitionPath, string storeRoot, BuildOptions options,
         IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default,
-        Func<BuildPlan, Func<KilnStore, IImageGate>>? gate = null)
+        Func<KilnFile, Func<KilnStore, IImageGate>>? gate = null)
     {
         // The one-time work of the first cache lookup, image write and pack, on another core while this one plans.
         _ = Task.Run(() =>
@@ -43,8 +43,21 @@ public static class Builder
         Func<KilnStore, IImageGate>? makeGate;
         using (new PhaseClock(progress, "", null).Measure("plan"))
         {
-            (plan, hashes) = Plan(definitionPath, options, storeRoot);
-            makeGate = gate?.Invoke(plan);
+            var file = DefinitionLoader.Load(definitionPath);
+            var gateReady = gate is null ? null : Task.Run(() => gate(file), CancellationToken.None);
+            try
+            {
+                (plan, hashes) = Plan(file, options, storeRoot);
+            }
+            catch
+            {
+                if (gateReady is not null)
+                {
+                    await gateReady.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
+                }
+                throw;
+            }
+            makeGate = gateReady is null ? null : await gateReady.ConfigureAwait(false);
         }
         if (!Environment.IsPrivilegedProcess)
         {

@@ -55,9 +55,9 @@ public static class TestedBuilder
 {
     public static Task<BuildResult> BuildAsync(string definitionPath, string storeRoot, BuildOptions options,
         IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default) =>
-        Builder.BuildAsync(definitionPath, storeRoot, options, progress, cancellationToken, plan =>
+        Builder.BuildAsync(definitionPath, storeRoot, options, progress, cancellationToken, file =>
         {
-            var specs = TestSpecLoader.LoadAll(plan.File);
+            var specs = TestSpecLoader.LoadAll(file);
             return store => new TestGate(store, specs, new TestOptions { Epoch = options.Epoch, MemoryScratchSize = options.ScratchOnDisk ? null : options.MemoryScratchSize }, progress);
         });
 }
