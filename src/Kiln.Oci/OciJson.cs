@@ -37,4 +37,11 @@ public static class OciJson
         JsonSerializer.Deserialize(json, Context.ImageIndex) ?? throw new JsonException("index is null");
     public static ImageConfig DeserializeConfig(ReadOnlySpan<byte> json) =>
         JsonSerializer.Deserialize(json, Context.ImageConfig) ?? throw new JsonException("config is null");
+
+    // For documents that embed OCI values (Kiln's step cache entries): the same JSON, written into or read from the
+    // embedding document's writer or reader (positioned on the value's first token; left on its last).
+    public static void Write(Utf8JsonWriter writer, Descriptor value) => JsonSerializer.Serialize(writer, value, Context.Descriptor);
+    public static void Write(Utf8JsonWriter writer, ImageConfig value) => JsonSerializer.Serialize(writer, value, Context.ImageConfig);
+    public static Descriptor? ReadDescriptor(ref Utf8JsonReader reader) => JsonSerializer.Deserialize(ref reader, Context.Descriptor);
+    public static ImageConfig? ReadConfig(ref Utf8JsonReader reader) => JsonSerializer.Deserialize(ref reader, Context.ImageConfig);
 }

@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace Kiln.Build.Store;
 
 public sealed partial class KilnStore
@@ -10,7 +8,7 @@ public sealed partial class KilnStore
     public static void Prewarm()
     {
         var state = ImageState.Empty("1970-01-01T00:00:00Z");
-        _ = ParseStep(JsonSerializer.SerializeToUtf8Bytes(new StepEntry { State = state }, StoreJsonContext.Default.StepEntry));
+        _ = ParseStep(StepEntryJson.Write(state));
         _ = DescribeImage(state);
     }
 }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Kiln.Oci;
 
 namespace Kiln.Build.Store;
@@ -152,7 +151,7 @@ public sealed partial class KilnStore
         var path = StepPath(cacheKey);
         ArgumentNullException.ThrowIfNull(state);
         CheckState(state);
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(new StepEntry { State = state }, StoreJsonContext.Default.StepEntry);
+        var bytes = StepEntryJson.Write(state);
         try
         {
             await StoreFs.AtomicWriteAsync(NewIngestPath(), path, bytes, ct).ConfigureAwait(false);
@@ -182,23 +181,7 @@ public sealed partial class KilnStore
     private string StepPath(string cacheKey) =>
         IsValidCacheKey(cacheKey) ? Path.Combine(_stepsDir, cacheKey + ".json") : throw StoreException.InvalidCacheKey(cacheKey ?? "");
 
-    private static ImageState? ParseStep(byte[] bytes)
-    {
-        try
-        {
-            var entry = JsonSerializer.Deserialize(bytes, StoreJsonContext.Default.StepEntry);
-            // Null checks: JSON nulls bypass the records' non-nullable declarations.
-            return entry is { SchemaVersion: 1, State: { Layers: not null, Config.RootFs.DiffIds: not null } }
-                && entry.State.Layers.All(l => l is not null && l.Digest.Value is not null)
-                && entry.State.Config.RootFs.DiffIds.Count == entry.State.Layers.Count
-                ? entry.State
-                : null;
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
+    private static ImageState? ParseStep(byte[] bytes) => StepEntryJson.Read(bytes);
 
     private bool IsComplete(ImageState state) =>
         state.Layers.All(l => HasBlob(l.Digest)) && state.Config.RootFs.DiffIds.All(HasSnapshot);
