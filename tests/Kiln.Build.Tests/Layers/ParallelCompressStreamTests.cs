@@ -37,12 +37,12 @@ public class ParallelCompressStreamTests
         });
 
         Assert.Equal(whole, pieces);
-        // Each 4 MiB of input compressed on its own, in order: the chunks are independent members or frames. Gzip stores
-        // the first and last (random bytes) and deflates the middle one (it starts with the zeros).
+        // Each 4 MiB of input compressed on its own, in order: the chunks are independent members or frames. Both formats
+        // store the first and last (random bytes) and compress the middle one (it starts with the zeros).
         var reference = new MemoryStream();
         for (int at = 0, i = 0; at < data.Length; at += Chunk, i++)
         {
-            bool stored = compression == Compression.Gzip && i != 1;
+            bool stored = i != 1;
             reference.Write(CompressAlone(compression, data.AsSpan(at, Math.Min(Chunk, data.Length - at)), stored));
         }
         Assert.Equal(reference.ToArray(), whole);
@@ -108,6 +108,38 @@ public class ParallelCompressStreamTests
         Assert.True(output.Length <= data.Length + (5 * ((data.Length / (16 << 10)) + 2)) + (2 * 18), $"{output.Length} for {data.Length}");
     }
 
+    [Fact]
+    public async Task A_stored_zstd_chunk_is_no_larger_than_a_compressed_one_and_zstd_itself_reads_it_back()
+    {
+        var data = new byte[Chunk + (300 << 10)];
+        new Random(12).NextBytes(data);
+        var (output, _, digest) = Pack(Compression.Zstd, s => s.Write(data));
+        Assert.Equal(SHA256.HashData(output), digest);
+        Assert.Equal(data, Decompress(Compression.Zstd, output));
+        long compressed = CompressAlone(Compression.Zstd, data.AsSpan(0, Chunk)).Length + CompressAlone(Compression.Zstd, data.AsSpan(Chunk)).Length;
+        Assert.True(output.Length <= compressed, $"{output.Length} stored vs {compressed} compressed");
+        // Stored: 9 bytes of frame header per chunk, 3 per block of 128 KiB.
+        Assert.Equal(data.Length + (2 * 9) + (3 * (32 + 3)), output.Length);
+        // The reference implementation (Debian's zstd, which scripts/setup.sh installs for the tests) agrees.
+        var file = Path.Combine(Path.GetTempPath(), $"kiln-zstd-{Guid.NewGuid():N}.zst");
+        try
+        {
+            File.WriteAllBytes(file, output);
+            var psi = new System.Diagnostics.ProcessStartInfo("zstd", ["-d", "-q", "-c", file]) { RedirectStandardOutput = true, RedirectStandardError = true };
+            using var zstd = System.Diagnostics.Process.Start(psi)!;
+            var decoded = new MemoryStream();
+            var errors = zstd.StandardError.ReadToEndAsync();
+            await zstd.StandardOutput.BaseStream.CopyToAsync(decoded);
+            await zstd.WaitForExitAsync();
+            Assert.True(zstd.ExitCode == 0, await errors);
+            Assert.Equal(data, decoded.ToArray());
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     /// <summary>Keeps what it is given and says its digest is <see cref="Marker"/>.</summary>
     private sealed class HashingDestination : MemoryStream, ISha256Destination
     {
@@ -163,6 +195,21 @@ public class ParallelCompressStreamTests
 
     private static byte[] CompressAlone(Compression compression, ReadOnlySpan<byte> input, bool stored = false)
     {
+        if (compression == Compression.Zstd && stored)
+        {
+            // RFC 8878, written out here: magic, frame header descriptor (4-byte content size, single segment), the
+            // content size, then raw blocks of 128 KiB (the last one shorter) behind 3-byte headers.
+            var frame = new List<byte> { 0x28, 0xB5, 0x2F, 0xFD, 0xA0 };
+            frame.AddRange(BitConverter.GetBytes(input.Length));
+            for (int at = 0; at < input.Length; at += 128 << 10)
+            {
+                int n = Math.Min(128 << 10, input.Length - at);
+                int header = (n << 3) | (at + n == input.Length ? 1 : 0);
+                frame.AddRange([(byte)header, (byte)(header >> 8), (byte)(header >> 16)]);
+                frame.AddRange(input.Slice(at, n).ToArray());
+            }
+            return [.. frame];
+        }
         if (compression == Compression.Zstd)
         {
             using var zstd = new Compressor(3);
