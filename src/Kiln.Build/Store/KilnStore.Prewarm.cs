@@ -8,7 +8,7 @@ public sealed partial class KilnStore
     public static void Prewarm()
     {
         var state = ImageState.Empty("1970-01-01T00:00:00Z");
-        _ = ParseStep(StepEntryJson.Write(state));
+        _ = StepEntryJson.Read(StepEntryJson.Write(state));
         _ = DescribeImage(state);
     }
 }

@@ -138,7 +138,7 @@ public sealed partial class KilnStore
         {
             return null;
         }
-        var state = ParseStep(bytes);
+        var state = StepEntryJson.Read(bytes);
         if (state is null || !IsComplete(state))
         {
             return null;
@@ -181,8 +181,6 @@ public sealed partial class KilnStore
     private string StepPath(string cacheKey) =>
         IsValidCacheKey(cacheKey) ? Path.Combine(_stepsDir, cacheKey + ".json") : throw StoreException.InvalidCacheKey(cacheKey ?? "");
 
-    private static ImageState? ParseStep(byte[] bytes) => StepEntryJson.Read(bytes);
-
     private bool IsComplete(ImageState state) =>
         state.Layers.All(l => HasBlob(l.Digest)) && state.Config.RootFs.DiffIds.All(HasSnapshot);
 
@@ -199,7 +197,7 @@ public sealed partial class KilnStore
             ImageState? state;
             try
             {
-                state = ParseStep(File.ReadAllBytes(file));
+                state = StepEntryJson.Read(File.ReadAllBytes(file));
             }
             catch (FileNotFoundException)
             {

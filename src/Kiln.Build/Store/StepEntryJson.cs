@@ -73,9 +73,10 @@ internal static class StepEntryJson
             }
             if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
             {
-                return null; // not one object, or more after it
+                return null; // not one object (a second value after it makes the reader throw)
             }
-            return version == 1 && state is { Layers: not null, Config.RootFs.DiffIds: not null }
+            // ReadState gives layers and a config, or nothing; a JSON null inside them still gets here.
+            return version == 1 && state is { Config.RootFs.DiffIds: not null }
                 && state.Layers.All(l => l is not null && l.Digest.Value is not null)
                 && state.Config.RootFs.DiffIds.Count == state.Layers.Count
                 ? state
