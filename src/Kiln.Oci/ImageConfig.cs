@@ -2,9 +2,17 @@ using System.Text.Json.Serialization;
 
 namespace Kiln.Oci;
 
-/// <summary>The OCI image configuration (application/vnd.oci.image.config.v1+json).</summary>
+/// <summary>The OCI image configuration (application/vnd.oci.image.config.v1+json, or Docker's
+/// application/vnd.docker.container.image.v1+json, the same document).</summary>
+/// <remarks>The spec makes <c>created</c>, <c>config</c> and <c>history</c> optional: a config read without them (or
+/// with them null) shows them empty. The JSON reader sets an init-only property that the document lacks to null, so
+/// the defaults live in the getters rather than in initialisers.</remarks>
 public sealed record ImageConfig
 {
+    private readonly ContainerConfig? _config;
+    private readonly RootFs? _rootFs;
+    private readonly IReadOnlyList<HistoryEntry>? _history;
+
     [JsonPropertyName("created")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Created { get; init; }
@@ -16,17 +24,19 @@ public sealed record ImageConfig
     public string Os { get; init; } = "linux";
 
     [JsonPropertyName("config")]
-    public ContainerConfig Config { get; init; } = new();
+    public ContainerConfig Config { get => _config ?? ContainerConfig.Empty; init => _config = value; }
 
     [JsonPropertyName("rootfs")]
-    public RootFs RootFs { get; init; } = new();
+    public RootFs RootFs { get => _rootFs ?? RootFs.Empty; init => _rootFs = value; }
 
     [JsonPropertyName("history")]
-    public IReadOnlyList<HistoryEntry> History { get; init; } = [];
+    public IReadOnlyList<HistoryEntry> History { get => _history ?? []; init => _history = value; }
 }
 
 public sealed record ContainerConfig
 {
+    internal static ContainerConfig Empty { get; } = new();
+
     [JsonPropertyName("User")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? User { get; init; }
@@ -64,12 +74,17 @@ public sealed record EmptyObject;
 
 public sealed record RootFs
 {
+    private readonly string? _type;
+    private readonly IReadOnlyList<Digest>? _diffIds;
+
+    internal static RootFs Empty { get; } = new();
+
     [JsonPropertyName("type")]
-    public string Type { get; init; } = "layers";
+    public string Type { get => _type ?? "layers"; init => _type = value; }
 
     [JsonPropertyName("diff_ids")]
     [JsonConverter(typeof(DigestListJsonConverter))]
-    public IReadOnlyList<Digest> DiffIds { get; init; } = [];
+    public IReadOnlyList<Digest> DiffIds { get => _diffIds ?? []; init => _diffIds = value; }
 }
 
 public sealed record HistoryEntry

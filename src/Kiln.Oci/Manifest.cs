@@ -21,8 +21,11 @@ public sealed record Manifest
     public IReadOnlyDictionary<string, string>? Annotations { get; init; }
 }
 
+/// <summary>An OCI image index (or Docker manifest list): <c>manifests</c> read absent or null as empty.</summary>
 public sealed record ImageIndex
 {
+    private readonly IReadOnlyList<Descriptor>? _manifests;
+
     [JsonPropertyName("schemaVersion")]
     public int SchemaVersion { get; init; } = 2;
 
@@ -30,5 +33,5 @@ public sealed record ImageIndex
     public string MediaType { get; init; } = MediaTypes.ImageIndex;
 
     [JsonPropertyName("manifests")]
-    public IReadOnlyList<Descriptor> Manifests { get; init; } = [];
+    public IReadOnlyList<Descriptor> Manifests { get => _manifests ?? []; init => _manifests = value; }
 }
