@@ -6,11 +6,11 @@ namespace Kiln.Oci;
 /// application/vnd.docker.container.image.v1+json, the same document).</summary>
 /// <remarks>The spec makes <c>created</c>, <c>config</c> and <c>history</c> optional: a config read without them (or
 /// with them null) shows them empty. The JSON reader sets an init-only property that the document lacks to null, so
-/// the defaults live in the getters rather than in initialisers.</remarks>
+/// those defaults live in the getters rather than in initialisers. <c>rootfs</c>, <c>architecture</c> and <c>os</c>
+/// are required (<see cref="OciJson.DeserializeConfig"/> refuses a config without them).</remarks>
 public sealed record ImageConfig
 {
     private readonly ContainerConfig? _config;
-    private readonly RootFs? _rootFs;
     private readonly IReadOnlyList<HistoryEntry>? _history;
 
     [JsonPropertyName("created")]
@@ -27,7 +27,7 @@ public sealed record ImageConfig
     public ContainerConfig Config { get => _config ?? ContainerConfig.Empty; init => _config = value; }
 
     [JsonPropertyName("rootfs")]
-    public RootFs RootFs { get => _rootFs ?? RootFs.Empty; init => _rootFs = value; }
+    public RootFs RootFs { get; init; } = new();
 
     [JsonPropertyName("history")]
     public IReadOnlyList<HistoryEntry> History { get => _history ?? []; init => _history = value; }
@@ -74,17 +74,12 @@ public sealed record EmptyObject;
 
 public sealed record RootFs
 {
-    private readonly string? _type;
-    private readonly IReadOnlyList<Digest>? _diffIds;
-
-    internal static RootFs Empty { get; } = new();
-
     [JsonPropertyName("type")]
-    public string Type { get => _type ?? "layers"; init => _type = value; }
+    public string Type { get; init; } = "layers";
 
     [JsonPropertyName("diff_ids")]
     [JsonConverter(typeof(DigestListJsonConverter))]
-    public IReadOnlyList<Digest> DiffIds { get => _diffIds ?? []; init => _diffIds = value; }
+    public IReadOnlyList<Digest> DiffIds { get; init; } = [];
 }
 
 public sealed record HistoryEntry

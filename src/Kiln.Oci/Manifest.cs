@@ -7,8 +7,10 @@ public sealed record Manifest
     [JsonPropertyName("schemaVersion")]
     public int SchemaVersion { get; init; } = 2;
 
+    /// <summary>Optional in the document (the descriptor that names it is what counts); null when absent.</summary>
     [JsonPropertyName("mediaType")]
-    public string MediaType { get; init; } = MediaTypes.ImageManifest;
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? MediaType { get; init; } = MediaTypes.ImageManifest;
 
     [JsonPropertyName("config")]
     public required Descriptor Config { get; init; }
@@ -29,8 +31,10 @@ public sealed record ImageIndex
     [JsonPropertyName("schemaVersion")]
     public int SchemaVersion { get; init; } = 2;
 
+    /// <summary>Optional in the document; null when absent.</summary>
     [JsonPropertyName("mediaType")]
-    public string MediaType { get; init; } = MediaTypes.ImageIndex;
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? MediaType { get; init; } = MediaTypes.ImageIndex;
 
     [JsonPropertyName("manifests")]
     public IReadOnlyList<Descriptor> Manifests { get => _manifests ?? []; init => _manifests = value; }

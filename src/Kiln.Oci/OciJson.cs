@@ -60,6 +60,8 @@ public static class OciJson
         var c = JsonSerializer.Deserialize(json, Context.ImageConfig) ?? throw new JsonException("config is null");
         Require(c.Architecture, "architecture");
         Require(c.Os, "os");
+        Require(c.RootFs, "rootfs");
+        Require(c.RootFs.DiffIds, "rootfs.diff_ids");
         return c;
     }
 

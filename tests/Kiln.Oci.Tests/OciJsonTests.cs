@@ -44,7 +44,9 @@ public sealed class OciJsonTests
     [Theory]
     [InlineData("""{"os":"linux","rootfs":{"type":"layers","diff_ids":[]}}""", "architecture")]
     [InlineData("""{"architecture":"amd64","os":null,"rootfs":{"type":"layers","diff_ids":[]}}""", "os")]
-    public void A_config_without_architecture_or_os_is_refused(string json, string missing)
+    [InlineData("""{"architecture":"amd64","os":"linux"}""", "rootfs")]
+    [InlineData("""{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":null}}""", "rootfs.diff_ids")]
+    public void A_config_without_architecture_os_or_rootfs_is_refused(string json, string missing)
     {
         var ex = Assert.ThrowsAny<System.Text.Json.JsonException>(() => OciJson.DeserializeConfig(Encoding.UTF8.GetBytes(json)));
         Assert.Contains($"'{missing}'", ex.Message);
@@ -78,7 +80,7 @@ public sealed class OciJsonTests
     [Theory]
     [InlineData("""{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}""")]
     [InlineData("""{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"history":null,"config":null,"created":null}""")]
-    [InlineData("""{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":null},"config":{"Env":null,"Cmd":null,"Labels":null}}""")]
+    [InlineData("""{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"Env":null,"Cmd":null,"Labels":null}}""")]
     public void A_config_without_its_optional_fields_reads_as_empty_ones(string json)
     {
         var c = OciJson.DeserializeConfig(Encoding.UTF8.GetBytes(json));
