@@ -62,7 +62,22 @@ public static class OciJson
         Require(c.Os, "os");
         Require(c.RootFs, "rootfs");
         Require(c.RootFs.DiffIds, "rootfs.diff_ids");
+        // Arrays of strings or objects whose members are null are not what the spec allows, and would reach
+        // code that reads the strings (the environment, the command, `kiln history`).
+        RequireEach(c.History, "history");
+        RequireEach(c.Config.Env, "config.Env");
+        RequireEach(c.Config.Entrypoint, "config.Entrypoint");
+        RequireEach(c.Config.Cmd, "config.Cmd");
+        RequireEach(c.Config.Labels?.Values, "config.Labels");
         return c;
+    }
+
+    private static void RequireEach<T>(IEnumerable<T?>? values, string name)
+    {
+        if (values is not null && values.Any(v => v is null))
+        {
+            throw new JsonException($"'{name}' holds a null");
+        }
     }
 
     private static void Require(object? value, string name)

@@ -46,6 +46,9 @@ public sealed class OciJsonTests
     [InlineData("""{"architecture":"amd64","os":null,"rootfs":{"type":"layers","diff_ids":[]}}""", "os")]
     [InlineData("""{"architecture":"amd64","os":"linux"}""", "rootfs")]
     [InlineData("""{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":null}}""", "rootfs.diff_ids")]
+    [InlineData("""{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"history":[null]}""", "history")]
+    [InlineData("""{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"Env":["A=1",null]}}""", "config.Env")]
+    [InlineData("""{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"Labels":{"a":null}}}""", "config.Labels")]
     public void A_config_without_architecture_os_or_rootfs_is_refused(string json, string missing)
     {
         var ex = Assert.ThrowsAny<System.Text.Json.JsonException>(() => OciJson.DeserializeConfig(Encoding.UTF8.GetBytes(json)));
