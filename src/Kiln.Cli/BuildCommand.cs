@@ -22,6 +22,9 @@ internal static class BuildCommand
             throw new UsageException("kiln build: takes one PATH (a kiln.yaml or its folder)");
         }
         var path = a.Positionals.Count == 1 ? a.Positionals[0] : ".";
+        PathArguments.Definition("build", path);
+        PathArguments.Output("build", "--trace", a.Last("--trace"));
+        PathArguments.Output("build", "--junit", a.Last("--junit"));
         var options = new BuildOptions
         {
             Targets = a.All("--target"),
