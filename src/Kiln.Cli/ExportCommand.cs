@@ -37,7 +37,6 @@ internal static class ExportCommand
             size = SizeText.Parse(sizeText) ?? throw new UsageException($"kiln export: --size '{sizeText}' is not a size (e.g. 4G, 512M)");
         }
         var output = Path.GetFullPath(a.Last("--output") ?? ExportFormats.DefaultFileName(name, format));
-        PathArguments.Output("export", "--output", a.Last("--output"));
         if (ExportFormats.IsDisk(format) && !Environment.IsPrivilegedProcess)
         {
             throw new UsageException("kiln export: disk formats mount the image's layers in a private namespace: run as root");

@@ -19,7 +19,7 @@ internal static class PathArguments
         }
     }
 
-    /// <summary>A file to write: its folder must exist, and it must not be a folder itself.</summary>
+    /// <summary>A file to write: its folder must exist, and it must not be a folder itself (as exports check theirs).</summary>
     public static void Output(string command, string option, string? path)
     {
         if (path is null)
@@ -29,12 +29,12 @@ internal static class PathArguments
         var full = Path.GetFullPath(path);
         if (Directory.Exists(full))
         {
-            throw new UsageException($"kiln {command}: {option} {path}: is a folder, not a file");
+            throw new UsageException($"kiln {command}: cannot write {option} {path}: it is a folder");
         }
         var folder = Path.GetDirectoryName(full);
         if (folder is not null && !Directory.Exists(folder))
         {
-            throw new UsageException($"kiln {command}: {option} {path}: no such folder: {folder}");
+            throw new UsageException($"kiln {command}: cannot write {option} {path}: folder {folder} does not exist");
         }
     }
 }

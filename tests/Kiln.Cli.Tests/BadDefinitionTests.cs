@@ -72,6 +72,7 @@ public sealed class BadDefinitionTests : IDisposable
         Assert.Equal(2, KilnProcess.Run(_store.Path, "inspect", "no-such-image").ExitCode);
     }
 
+    /// <summary>export -o is checked by the exporter (see OutputsTests).</summary>
     [Fact]
     public void A_path_argument_that_does_not_exist_exits_2_naming_it_before_any_work()
     {
@@ -83,11 +84,10 @@ public sealed class BadDefinitionTests : IDisposable
             (["build", "/nonexistent"], "kiln build: no such file or directory: /nonexistent"),
             (["build", empty.Path], $"kiln build: no kiln.yaml or kiln.yml in {empty.Path}"),
             (["test", "tiny", "-f", "/nonexistent"], "kiln test: no such file or directory: /nonexistent"),
-            (["build", ctx.Path, "--trace", "/nonexistent/trace.json"], "kiln build: --trace /nonexistent/trace.json: no such folder: /nonexistent"),
-            (["build", ctx.Path, "--junit", "/nonexistent/j.xml"], "kiln build: --junit /nonexistent/j.xml: no such folder: /nonexistent"),
-            (["test", "tiny", "-f", ctx.Path, "--junit", "/nonexistent/j.xml"], "kiln test: --junit /nonexistent/j.xml: no such folder: /nonexistent"),
-            (["export", "tiny", "--format", "oci-archive", "-o", "/nonexistent/tiny.tar"], "kiln export: --output /nonexistent/tiny.tar: no such folder: /nonexistent"),
-            (["export", "tiny", "--format", "oci-archive", "-o", empty.Path], $"kiln export: --output {empty.Path}: is a folder, not a file"),
+            (["build", ctx.Path, "--trace", "/nonexistent/trace.json"], "kiln build: cannot write --trace /nonexistent/trace.json: folder /nonexistent does not exist"),
+            (["build", ctx.Path, "--trace", empty.Path], $"kiln build: cannot write --trace {empty.Path}: it is a folder"),
+            (["build", ctx.Path, "--junit", "/nonexistent/j.xml"], "kiln build: cannot write --junit /nonexistent/j.xml: folder /nonexistent does not exist"),
+            (["test", "tiny", "-f", ctx.Path, "--junit", "/nonexistent/j.xml"], "kiln test: cannot write --junit /nonexistent/j.xml: folder /nonexistent does not exist"),
         };
         foreach (var (args, says) in cases)
         {
