@@ -22,6 +22,9 @@ internal static class BuildCommand
             throw new UsageException("kiln build: takes one PATH (a kiln.yaml or its folder)");
         }
         var path = a.Positionals.Count == 1 ? a.Positionals[0] : ".";
+        PathArguments.Definition("build", path);
+        PathArguments.Output("build", "--trace", a.Last("--trace"));
+        PathArguments.Output("build", "--junit", a.Last("--junit"));
         var options = new BuildOptions
         {
             Targets = a.All("--target"),
@@ -33,13 +36,22 @@ internal static class BuildCommand
             MemoryScratchSize = Cli.ScratchSize(),
             Epoch = Cli.Epoch(),
             SecretEnvironment = Environment.GetEnvironmentVariable,
+            TestFault = Unexpected.TestFault(Environment.GetEnvironmentVariable("KILN_TEST_FAULT")),
         };
         bool json = a.Has("--json");
         bool live = !json && !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is { } term && term != "dumb";
         var renderer = new BuildRenderer(json ? stderr : stdout, a.Has("--verbose"));
         var tracePath = a.Last("--trace");
         var trace = tracePath is null ? null : new TraceRecorder(renderer);
-        IProgress<BuildEvent> progress = trace is null ? renderer : trace;
+        IProgress<BuildEvent> progress = new Unexpected.Tracker(trace is null ? renderer : trace);
+        if (trace is not null)
+        {
+            Unexpected.OnLastResort = ex =>
+            {
+                trace.Failed(ex);
+                trace.Write(tracePath!);
+            };
+        }
         BuildResult result;
         IReadOnlyList<OutputResult> outputs;
         bool writeOutputs = !a.Has("--no-outputs");
@@ -57,6 +69,11 @@ internal static class BuildCommand
             {
                 (result, outputs) = await ExportingBuilder.BuildAsync(path, Cli.StoreRoot(), options, writeOutputs, progress, ct).ConfigureAwait(false);
             }
+        }
+        catch (Exception ex) when (trace is not null)
+        {
+            trace.Failed(ex); // the stack goes to the trace, not the terminal
+            throw;
         }
         finally
         {

@@ -23,6 +23,7 @@ public static class Cli
         }
         var command = args[0];
         var rest = args.Skip(1).ToArray();
+        Unexpected.Starting(command, rest);
         try
         {
             return command switch
@@ -93,6 +94,11 @@ public static class Cli
                 stderr.WriteLine(ex.ToString());
             }
             return ExitCodes.Failed;
+        }
+        catch (Exception ex)
+        {
+            // A bug (a NullReferenceException, say, or a cancellation kiln did not ask for): one line, not an abort.
+            return Unexpected.Report(stderr, ex);
         }
     }
 

@@ -34,6 +34,8 @@ internal static class TestCommand
         {
             throw new UsageException("kiln test: --disk, --accel and --vm-timeout go with --phase vm");
         }
+        PathArguments.Definition("test", a.Last("--file") ?? ".");
+        PathArguments.Output("test", "--junit", a.Last("--junit"));
         bool json = a.Has("--json");
         var renderer = new BuildRenderer(json ? stderr : stdout, a.Has("--verbose"));
         var options = new TestOptions

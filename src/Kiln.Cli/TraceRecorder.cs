@@ -16,7 +16,19 @@ internal sealed class TraceRecorder : IProgress<BuildEvent>
     private readonly Dictionary<(string, int), DateTimeOffset> _stepStarts = [];
     private readonly Dictionary<string, DateTimeOffset> _imageStarts = new(StringComparer.Ordinal);
 
+    private readonly object _writeGate = new();
+    private (double Ts, string Message, string Stack)? _failure;
+
     public TraceRecorder(IProgress<BuildEvent> inner) => Inner = inner;
+
+    /// <summary>Records the error the build ended with, and its stack, as an instant event ("i") on the build's lane.</summary>
+    public void Failed(Exception ex)
+    {
+        lock (_gate)
+        {
+            _failure ??= ((DateTimeOffset.UtcNow - _origin).Ticks / 10.0, $"{ex.GetType().Name}: {ex.Message}", ex.ToString());
+        }
+    }
 
     public IProgress<BuildEvent> Inner { get; }
 
@@ -103,6 +115,15 @@ internal sealed class TraceRecorder : IProgress<BuildEvent>
     /// <summary>Writes the trace to <paramref name="path"/> atomically (a temp file renamed over it).</summary>
     public void Write(string path)
     {
+        // The last resort may write it from another thread while the build's own ending does.
+        lock (_writeGate)
+        {
+            WriteFile(path);
+        }
+    }
+
+    private void WriteFile(string path)
+    {
         var full = Path.GetFullPath(path);
         var temp = $"{full}.tmp-{Environment.ProcessId}";
         int pid = Environment.ProcessId;
@@ -125,6 +146,22 @@ internal sealed class TraceRecorder : IProgress<BuildEvent>
                         w.WriteNumber("tid", tid);
                         w.WriteStartObject("args");
                         w.WriteString("name", image.Length == 0 ? "build" : image);
+                        w.WriteEndObject();
+                        w.WriteEndObject();
+                    }
+                    if (_failure is { } failure)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("name", "error");
+                        w.WriteString("cat", "error");
+                        w.WriteString("ph", "i");
+                        w.WriteString("s", "g");
+                        w.WriteNumber("ts", Math.Round(failure.Ts, 1));
+                        w.WriteNumber("pid", pid);
+                        w.WriteNumber("tid", 0);
+                        w.WriteStartObject("args");
+                        w.WriteString("error", failure.Message);
+                        w.WriteString("stack", failure.Stack);
                         w.WriteEndObject();
                         w.WriteEndObject();
                     }

@@ -72,6 +72,44 @@ public sealed class BadDefinitionTests : IDisposable
         Assert.Equal(2, KilnProcess.Run(_store.Path, "inspect", "no-such-image").ExitCode);
     }
 
+    /// <summary>export -o is checked by the exporter (see OutputsTests).</summary>
+    [Fact]
+    public void A_path_argument_that_does_not_exist_exits_2_naming_it_before_any_work()
+    {
+        using var ctx = new TinyContext("images:\n  tiny:\n    from: scratch\n    steps:\n" + TinyContext.RootStep + "      - run: echo more\n");
+        using var empty = new TempDir("kiln-empty");
+        var before = Snapshot(_store.Path);
+        var cases = new (string[] Args, string Says)[]
+        {
+            (["build", "/nonexistent"], "kiln build: no such file or directory: /nonexistent"),
+            (["build", empty.Path], $"kiln build: no kiln.yaml or kiln.yml in {empty.Path}"),
+            (["test", "tiny", "-f", "/nonexistent"], "kiln test: no such file or directory: /nonexistent"),
+            (["build", ctx.Path, "--trace", "/nonexistent/trace.json"], "kiln build: cannot write --trace /nonexistent/trace.json: folder /nonexistent does not exist"),
+            (["build", ctx.Path, "--trace", empty.Path], $"kiln build: cannot write --trace {empty.Path}: it is a folder"),
+            (["build", ctx.Path, "--junit", "/nonexistent/j.xml"], "kiln build: cannot write --junit /nonexistent/j.xml: folder /nonexistent does not exist"),
+            (["test", "tiny", "-f", ctx.Path, "--junit", "/nonexistent/j.xml"], "kiln test: cannot write --junit /nonexistent/j.xml: folder /nonexistent does not exist"),
+        };
+        foreach (var (args, says) in cases)
+        {
+            var r = KilnProcess.Run(_store.Path, args);
+            Assert.True(r.ExitCode == 2, $"kiln {string.Join(' ', args)}: exit {r.ExitCode}\n{r.All}");
+            Assert.Equal(says, r.Stderr.TrimEnd());
+        }
+        // Nothing was built (the --trace and --junit cases would have built a step) and nothing was written.
+        Assert.Equal(before, Snapshot(_store.Path));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(empty.Path));
+    }
+
+    [Fact]
+    public void An_unknown_key_near_a_known_one_names_it()
+    {
+        using var ctx = new TinyContext("images:\n  a:\n    from: scratch\n    steps:\n      - pakages: [curl]\n");
+        var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains($"{ctx.Yaml}:5:9: unknown key `pakages` in a step (expected ", r.Stderr);
+        Assert.Contains("; did you mean `packages`?", r.Stderr);
+    }
+
     /// <summary>Every path under the store with its type, mode, size and content hash.</summary>
     private static string Snapshot(string root)
     {

@@ -4,8 +4,8 @@ namespace Kiln.Cli.Tests;
 
 /// <summary>Concurrency (issue 5): several <c>kiln build</c> processes of overlapping definitions on one store while
 /// <c>kiln gc</c> runs over and over: every build succeeds with a serial build's digests, nothing referenced is
-/// collected, and the store verifies.</summary>
-[Trait("Speed", "Slow")]
+/// collected, and the store verifies. In <c>./test --fast</c>: it needs no bootstrap, takes seconds, and any change to
+/// the store can break what it checks.</summary>
 public sealed class ConcurrencyTests : IDisposable
 {
     private readonly TempDir _store = new("kiln-conc-store");

@@ -7,8 +7,10 @@ namespace Kiln.Cli.Tests;
 
 /// <summary>Crash safety (issue 5): <c>kiln build</c> SIGKILLed at random instants, many times, on one store; after
 /// each kill the store verifies, the next start cleans what the dead build left, index.json parses, no mount or
-/// process survives; at the end a build gives the digests of an uninterrupted one. Slow-ish: about a minute.</summary>
-[Trait("Speed", "Slow")]
+/// process survives; at the end a build gives the digests of an uninterrupted one. About a minute: not in
+/// <c>./test --fast</c>, where it would take half the edit loop's budget (its 50 kills find a rare window, not a
+/// common one).</summary>
+[Trait("Tier", "Slow")]
 public sealed class CrashSafetyTests(ITestOutputHelper output) : IDisposable
 {
     private const int Runs = 50;

@@ -4,6 +4,7 @@ namespace Kiln.Cli.Tests;
 
 /// <summary>examples/web, built as the README says, and what the issue asks of it.</summary>
 [Collection(ExampleWebCollection.Name)]
+[Trait("Tier", "Slow")] // builds examples/web: a Debian bootstrap and packages from the mirror
 public sealed class ExampleWebTests
 {
     private readonly ExampleWebFixture _web;

@@ -5,6 +5,7 @@ namespace Kiln.Cli.Tests;
 /// <summary>Package steps of examples/web leave uncompressed twins of what they installed in the store's apt cache;
 /// later package steps install from them, to the same layer.</summary>
 [Collection(ExampleWebCollection.Name)]
+[Trait("Tier", "Slow")] // builds examples/web: a Debian bootstrap and packages from the mirror
 public sealed class PackageTwinsTests
 {
     private readonly ExampleWebFixture _web;

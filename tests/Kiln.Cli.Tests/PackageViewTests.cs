@@ -5,6 +5,7 @@ namespace Kiln.Cli.Tests;
 /// <summary>Package steps give apt a view of the lists (the image's packages and what the request could pull in);
 /// with Debian's real lists it installs what the full lists install.</summary>
 [Collection(ExampleWebCollection.Name)]
+[Trait("Tier", "Slow")] // builds examples/web: a Debian bootstrap and packages from the mirror
 public sealed class PackageViewTests
 {
     private readonly ExampleWebFixture _web;

@@ -5,6 +5,7 @@ namespace Kiln.Cli.Tests;
 /// <summary>examples/web's `server`: the qcow2 and Vagrant box its `outputs:` write in the README's build, the VM
 /// boot check under qemu, and an incremental disk after an application change.</summary>
 [Collection(ExampleWebCollection.Name)]
+[Trait("Tier", "Slow")] // builds examples/web: a Debian bootstrap and packages from the mirror
 public sealed class ServerDiskTests
 {
     private readonly ExampleWebFixture _web;

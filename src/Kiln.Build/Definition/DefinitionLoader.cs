@@ -11,7 +11,7 @@ public static class DefinitionLoader
     /// <exception cref="FileNotFoundException">when there is no such file, or the directory holds no kiln.yaml.</exception>
     public static KilnFile Load(string path)
     {
-        var file = ResolveFile(path);
+        var file = FindFile(path);
         using var reader = new StreamReader(file);
         return Load(file, reader);
     }
@@ -31,7 +31,9 @@ public static class DefinitionLoader
         return DefinitionNormaliser.Normalise(root!, file, contextDir);
     }
 
-    private static string ResolveFile(string path)
+    /// <summary>The kiln.yaml that <paramref name="path"/> names (the file, or the one in the folder), as a full path.</summary>
+    /// <exception cref="FileNotFoundException">when there is no such file, or the directory holds no kiln.yaml.</exception>
+    public static string FindFile(string path)
     {
         var full = Path.GetFullPath(path);
         if (File.Exists(full))

@@ -12,7 +12,7 @@ internal sealed partial class DefinitionValidator
                 continue;
             }
 
-            var extra = hint?.Invoke(entry.Name!) is { } h ? $"; {h}" : "";
+            var extra = hint?.Invoke(entry.Name!) is { } h ? $"; {h}" : NearestName.Hint(entry.Name!, allowed);
             Problem(entry.Key, $"unknown key `{entry.Name}` {where} (expected {string.Join(", ", allowed)}){extra}");
         }
     }

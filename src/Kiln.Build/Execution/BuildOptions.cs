@@ -51,5 +51,11 @@ public sealed record BuildOptions
     /// environment itself); null for an unset variable.</summary>
     public Func<string, string?> SecretEnvironment { get; init; } = _ => null;
 
+    /// <summary>For tests only: called at named points of a build so that a test can make kiln fail where no real
+    /// input can (a bug's stand-in). Points: "step-start" with the step's number (0 for the base) before a step
+    /// runs, and "step-output" with the step's number for each line a step prints, on the thread that reads it.
+    /// Null in normal use; the CLI sets it only from its test-only KILN_TEST_FAULT variable.</summary>
+    public Action<string, int>? TestFault { get; init; }
+
     public string Timestamp => Epoch.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
 }

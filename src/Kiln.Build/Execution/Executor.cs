@@ -142,6 +142,7 @@ public sealed class Executor
             {
                 ct.ThrowIfCancellationRequested();
                 _progress?.Report(new StepStarted(image.Name, step.Index, step.Description));
+                _options.TestFault?.Invoke("step-start", step.Index + 1);
                 var stepClock = Stopwatch.StartNew();
                 var phases = new PhaseClock(_progress, image.Name, step.Index);
                 ImageState? cached;
@@ -270,6 +271,7 @@ public sealed class Executor
         ImagePlan image, string description, bool fetches, Func<Task<ImageState>> make, CancellationToken ct)
     {
         _progress?.Report(new StepStarted(image.Name, -1, description));
+        _options.TestFault?.Invoke("step-start", 0);
         var clock = Stopwatch.StartNew();
         ImageState? cached;
         using (new PhaseClock(_progress, image.Name, -1).Measure("cache lookup"))
@@ -298,7 +300,11 @@ public sealed class Executor
     private static bool SameLayers(ImageState a, ImageState b) =>
         a.Layers.Select(l => l.Digest).SequenceEqual(b.Layers.Select(l => l.Digest));
 
-    private void Output(string image, int index, string line) => _progress?.Report(new StepOutput(image, index, line));
+    private void Output(string image, int index, string line)
+    {
+        _options.TestFault?.Invoke("step-output", index + 1);
+        _progress?.Report(new StepOutput(image, index, line));
+    }
 
     private static string Describe(BootstrapSource b) =>
         $"{b.Distro}/{b.Suite} ({b.Variant}{(b.Packages.Count > 0 ? " + " + string.Join(' ', b.Packages) : "")})";

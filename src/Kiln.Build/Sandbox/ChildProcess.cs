@@ -116,8 +116,9 @@ public static class ChildProcess
         Process? process = new() { StartInfo = psi };
         try
         {
-            process.OutputDataReceived += (_, e) => onLine(e.Data);
-            process.ErrorDataReceived += (_, e) => onLine(e.Data);
+            var lines = new LineRelay(onLine);
+            process.OutputDataReceived += (_, e) => lines.Relay(e.Data);
+            process.ErrorDataReceived += (_, e) => lines.Relay(e.Data);
             var prepared = prepareThread?.Invoke(psi);
             Win32Exception? failed = null;
             try
@@ -144,7 +145,8 @@ public static class ChildProcess
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
             var child = new RunningChild(process, done.Task);
-            _ = WaitAsync(process, child, done, cancellationToken);
+            lines.Child = child; // before the first line can come
+            _ = WaitAsync(process, child, lines, done, cancellationToken);
             process = null; // WaitAsync owns it now
             started.TrySetResult(child);
         }
@@ -156,7 +158,7 @@ public static class ChildProcess
         }
     }
 
-    private static async Task WaitAsync(Process process, RunningChild child, TaskCompletionSource<int> done, CancellationToken cancellationToken)
+    private static async Task WaitAsync(Process process, RunningChild child, LineRelay lines, TaskCompletionSource<int> done, CancellationToken cancellationToken)
     {
         try
         {
@@ -165,7 +167,11 @@ public static class ChildProcess
                 // Also waits for the end of its output, as WaitForExit() does.
                 await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
             }
-            if (cancellationToken.IsCancellationRequested)
+            if (lines.Failure is { } failure)
+            {
+                done.TrySetException(failure);
+            }
+            else if (cancellationToken.IsCancellationRequested)
             {
                 done.TrySetCanceled(cancellationToken);
             }
@@ -181,6 +187,37 @@ public static class ChildProcess
         finally
         {
             process.Dispose();
+        }
+    }
+
+    /// <summary>Passes output lines on. The line handler runs on the runtime's thread that reads the output, where an
+    /// exception would end the process (an abort): the first one is kept instead, the child killed, and the exception
+    /// becomes the child's end, thrown to whoever awaits it.</summary>
+    private sealed class LineRelay(Action<string?> onLine)
+    {
+        private Exception? _failure;
+
+        public RunningChild? Child { get; set; }
+
+        public Exception? Failure => Volatile.Read(ref _failure);
+
+        public void Relay(string? line)
+        {
+            if (Volatile.Read(ref _failure) is not null)
+            {
+                return;
+            }
+            try
+            {
+                onLine(line);
+            }
+            catch (Exception ex)
+            {
+                if (Interlocked.CompareExchange(ref _failure, ex, null) is null)
+                {
+                    Child?.Kill();
+                }
+            }
         }
     }
 

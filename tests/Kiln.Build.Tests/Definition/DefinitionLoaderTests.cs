@@ -237,6 +237,36 @@ public sealed class DefinitionLoaderTests : IDisposable
     }
 
     [Fact]
+    public void An_unknown_key_near_a_known_one_names_it()
+    {
+        var problems = _context.Problems("""
+            imagez:
+              base:
+                from: scratch
+                stesp:
+                  - pakages: [curl]
+            """);
+
+        AssertProblem(problems, 1, 1, "unknown key `imagez` at the top level (expected images); did you mean `images`?");
+        var typo = """
+            images:
+              base:
+                from: scratch
+                stesp: []
+                steps:
+                  - pakages: [curl]
+                  - run: echo hi
+                    shell: bash
+            """;
+        problems = _context.Problems(typo);
+        AssertProblem(problems, 4, 5, "did you mean `steps`?");
+        AssertProblem(problems, 6, 9, "unknown key `pakages` in a step (expected ");
+        AssertProblem(problems, 6, 9, "); did you mean `packages`?");
+        var far = Assert.Single(problems, p => p.Message.Contains("`shell`", StringComparison.Ordinal));
+        Assert.DoesNotContain("did you mean", far.Message);
+    }
+
+    [Fact]
     public void A_list_where_a_string_is_expected_is_a_wrong_type()
     {
         var problems = _context.Problems("""

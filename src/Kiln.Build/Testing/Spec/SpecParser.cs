@@ -60,7 +60,7 @@ internal sealed partial class SpecParser
             var section = entry.Name!;
             if (!Sections.Contains(section))
             {
-                Problem(entry.Key, $"unknown section `{section}` in the test spec (expected {string.Join(", ", Sections)})");
+                Problem(entry.Key, $"unknown section `{section}` in the test spec (expected {string.Join(", ", Sections)}){NearestName.Hint(section, Sections)}");
                 continue;
             }
 
@@ -151,7 +151,7 @@ internal sealed partial class SpecParser
         {
             if (UsableKey(entry, map, where) && !Matchers[section].Contains(entry.Name!))
             {
-                Problem(entry.Key, $"unknown matcher `{entry.Name}` {where} (expected {string.Join(", ", Matchers[section])})");
+                Problem(entry.Key, $"unknown matcher `{entry.Name}` {where} (expected {string.Join(", ", Matchers[section])}){NearestName.Hint(entry.Name!, Matchers[section])}");
             }
         }
 

@@ -36,6 +36,7 @@ public sealed class VmPhaseTests
     }
 
     [Fact]
+    [Trait("Tier", "Slow")] // boots qemu
     public async Task A_guest_that_never_shows_the_marker_fails_every_check_and_leaves_nothing_running_or_on_disk()
     {
         using var dir = new ScratchDir();
@@ -61,6 +62,7 @@ public sealed class VmPhaseTests
     }
 
     [Fact]
+    [Trait("Tier", "Slow")] // boots qemu
     public async Task Cancelling_while_it_boots_stops_qemu_and_removes_the_copy()
     {
         using var dir = new ScratchDir();
