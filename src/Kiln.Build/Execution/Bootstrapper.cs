@@ -30,7 +30,7 @@ internal sealed class Bootstrapper
             var rootfs = Path.Combine(work, "rootfs");
             // mmdebstrap mounts /proc, /dev and /sys into the new root: in a private mount and pid namespace
             // those mounts and every process it starts end with it, even when it is killed.
-            var psi = new ProcessStartInfo("setpriv")
+            var psi = new ProcessStartInfo(HostPrograms.Setpriv.Name)
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
@@ -39,7 +39,7 @@ internal sealed class Bootstrapper
             };
             psi.Environment["SOURCE_DATE_EPOCH"] = _options.Epoch.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
             psi.Environment["TMPDIR"] = work;
-            foreach (var a in new[] { "--pdeathsig", "KILL", "--", "unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--", "mmdebstrap" })
+            foreach (var a in new[] { "--pdeathsig", "KILL", "--", HostPrograms.Unshare.Name, "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--", HostPrograms.Mmdebstrap.Name })
             {
                 psi.ArgumentList.Add(a);
             }
@@ -79,7 +79,7 @@ internal sealed class Bootstrapper
             }
             catch (SandboxException ex)
             {
-                throw new BuildException($"{image}: cannot run mmdebstrap ({ex.Message}); install it with 'apt-get install mmdebstrap'", ex) { Image = image };
+                throw new BuildException($"{image}: cannot run {HostPrograms.Mmdebstrap} ({ex.Message}){HostPrograms.InstallHint(HostPrograms.Mmdebstrap.Name)}", ex) { Image = image };
             }
             if (status != 0)
             {

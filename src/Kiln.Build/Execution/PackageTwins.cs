@@ -216,7 +216,7 @@ internal static class PackageTwins
         long headerAt = output.Position;
         WriteHeader(output, name, 0);
         long start = output.Position;
-        var psi = new ProcessStartInfo("dpkg-deb")
+        var psi = new ProcessStartInfo(Kiln.Build.Sandbox.HostPrograms.DpkgDeb.Name)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
