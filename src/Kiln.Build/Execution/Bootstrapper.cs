@@ -55,8 +55,8 @@ internal sealed class Bootstrapper
             Directory.CreateDirectory(_store.AptArchivesDir);
             psi.ArgumentList.Add("--skip=download/empty");
             psi.ArgumentList.Add("--skip=essential/unlink");
-            psi.ArgumentList.Add($"--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/partial && find '{_store.AptArchivesDir}' -maxdepth 1 -name '*.deb' -exec cp -l -t \"$1\"/var/cache/apt/archives/ {{}} + 2>/dev/null || true");
-            psi.ArgumentList.Add($"--customize-hook=find \"$1\"/var/cache/apt/archives -maxdepth 1 -name '*.deb' -exec cp -n -t '{_store.AptArchivesDir}' {{}} + ; rm -f \"$1\"/var/cache/apt/archives/*.deb");
+            psi.ArgumentList.Add($"--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/partial && {HostPrograms.Find} '{_store.AptArchivesDir}' -maxdepth 1 -name '*.deb' -exec {HostPrograms.Cp} -l -t \"$1\"/var/cache/apt/archives/ {{}} + 2>/dev/null || true");
+            psi.ArgumentList.Add($"--customize-hook={HostPrograms.Find} \"$1\"/var/cache/apt/archives -maxdepth 1 -name '*.deb' -exec {HostPrograms.Cp} -n -t '{_store.AptArchivesDir}' {{}} + ; rm -f \"$1\"/var/cache/apt/archives/*.deb");
             psi.ArgumentList.Add(source.Suite);
             psi.ArgumentList.Add(rootfs);
             foreach (var line in sources)

@@ -29,10 +29,12 @@ public static class HostPrograms
     public static readonly HostProgram Mount = new("mount", "mount");
     public static readonly HostProgram Chroot = new("chroot", "coreutils");
     public static readonly HostProgram Cp = new("cp", "coreutils");
+    public static readonly HostProgram Find = new("find", "findutils");
 
     /// <summary>The host's shell, for the few host commands that need redirections.</summary>
     public static readonly HostProgram Sh = new("/bin/sh", "dash");
 
+    /// <summary>Runs the bootstrap; its hooks run <see cref="Find"/> and <see cref="Cp"/> on the host.</summary>
     public static readonly HostProgram Mmdebstrap = new("mmdebstrap", "mmdebstrap");
     public static readonly HostProgram DpkgDeb = new("dpkg-deb", "dpkg");
 
@@ -57,7 +59,7 @@ public static class HostPrograms
 
     public static IReadOnlyList<HostProgram> All { get; } =
     [
-        Setpriv, Unshare, Nsenter, Mount, Chroot, Cp, Sh, Mmdebstrap, DpkgDeb, SystemdNspawn,
+        Setpriv, Unshare, Nsenter, Mount, Chroot, Cp, Find, Sh, Mmdebstrap, DpkgDeb, SystemdNspawn,
         Sfdisk, MkfsExt4, Debugfs, E2fsck, Dumpe2fs, MkfsVfat, Syslinux, Mcopy, QemuImg, SyslinuxMbr, QemuSystem,
     ];
 

@@ -131,7 +131,7 @@ internal static class IncrementalDisk
             var fsck = await HostTool.RunAsync(HostPrograms.E2fsck.Name, ["-fn", fs], null, ct).ConfigureAwait(false);
             if (fsck.ExitCode != 0)
             {
-                throw new IncrementalDeclinedException($"e2fsck -fn found problems after applying the changes: {HostTool.Tail(fsck.Output, 5)}");
+                throw new IncrementalDeclinedException($"{HostPrograms.E2fsck} -fn found problems after applying the changes: {HostTool.Tail(fsck.Output, 5)}");
             }
             return null;
         }
