@@ -37,7 +37,7 @@ internal sealed partial class DefinitionValidator
             return;
         }
 
-        CheckKeys(top, "at the top level", ["images"]);
+        CheckKeys(top, "at the top level", DefinitionSyntax.TopLevelKeys);
         var imagesEntry = top.Find("images");
         if (imagesEntry is null)
         {

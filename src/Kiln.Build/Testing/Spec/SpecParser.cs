@@ -10,7 +10,8 @@ internal sealed partial class SpecParser
 {
     public static readonly string[] Sections = ["file", "package", "user", "group", "command", "port", "http", "service"];
 
-    private static readonly Dictionary<string, string[]> Matchers = new(StringComparer.Ordinal)
+    /// <summary>The matchers each section accepts; docs/kiln-yaml.md lists each of them (a test checks it).</summary>
+    internal static readonly IReadOnlyDictionary<string, string[]> Matchers = new Dictionary<string, string[]>(StringComparer.Ordinal)
     {
         ["file"] = ["exists", "type", "mode", "owner", "group", "link-target", "contains", "sha256"],
         ["package"] = ["installed", "version"],
