@@ -18,15 +18,10 @@ if tool_is_current "$root"; then
   exit 0
 fi
 
-list_sources() {
-  find src \( -name bin -o -name obj \) -prune -o \( -type d -printf 'd %p\n' \) -o -printf 'f %p\n' | LC_ALL=C sort
-  echo "f Directory.Build.props"
-}
-
 mkdir -p out
 rm -f out/.sources out/.sources-time out/.sources-dirs
 touch out/.sources-time.new
-before=$(list_sources)
+before=$(kiln_sources "$root")
 echo "kiln: building the tool (NativeAOT) ..." >&2
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet publish src/Kiln.Cli -c Release -r linux-x64 -p:PublishAot=true -o out/publish -v quiet -nologo >&2
@@ -35,7 +30,7 @@ mv -f out/kiln-sandbox-exec.tmp out/kiln-sandbox-exec
 install -m 0755 out/publish/kiln out/kiln.tmp
 mv -f out/kiln.tmp out/kiln
 touch out/.sources-dirs.new
-if [ "$(list_sources)" = "$before" ]; then
+if [ "$(kiln_sources "$root")" = "$before" ]; then
   printf '%s\n' "$before" >out/.sources.new
   mv -f out/.sources-dirs.new out/.sources-dirs
   mv -f out/.sources-time.new out/.sources-time

@@ -10,9 +10,17 @@ setup_is_current() { # ROOT MODE
   [ -n "$want" ] && [ "$want" = "$have" ]
 }
 
-# 0 when out/kiln is current (scripts/build-tool.sh writes the three files it reads): every source file listed is
-# older than out/.sources-time and every source dir listed older than out/.sources-dirs (test -nt compares nanosecond
-# times). A file added, removed or renamed shows as its dir's change.
+# The sources of out/kiln, one a line ("d PATH" or "f PATH", relative to ROOT): every file and dir under src/ but the
+# bin and obj dirs (where dotnet builds), and Directory.Build.props. scripts/build-tool.sh records them in out/.sources.
+kiln_sources() { # ROOT
+  (cd "$1" && find src \( -name bin -o -name obj \) -prune -o \( -type d -printf 'd %p\n' \) -o -printf 'f %p\n' | LC_ALL=C sort &&
+    echo "f Directory.Build.props")
+}
+
+# 0 when out/kiln is current (scripts/build-tool.sh writes the three files it reads): out/.sources-time newer than
+# every source file listed and out/.sources-dirs newer than every source dir listed. A file added, removed or renamed
+# shows as its dir's change. Strictly newer: file times come from a clock that ticks every few milliseconds, and a
+# change within the tick of a stamp must not pass for older (test -nt compares nanoseconds).
 tool_is_current() { # ROOT
   local line
   local -a lines
@@ -22,8 +30,8 @@ tool_is_current() { # ROOT
   [[ ${#lines[@]} -gt 0 ]] || return 1
   for line in "${lines[@]}"; do
     case $line in
-      "d "*) [[ $1/${line:2} -nt $1/out/.sources-dirs ]] && return 1 ;;
-      "f "*) [[ $1/${line:2} -nt $1/out/.sources-time ]] && return 1 ;;
+      "d "*) [[ $1/out/.sources-dirs -nt $1/${line:2} ]] || return 1 ;;
+      "f "*) [[ $1/out/.sources-time -nt $1/${line:2} ]] || return 1 ;;
       *) return 1 ;;
     esac
   done
