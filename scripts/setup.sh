@@ -70,11 +70,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=900 "${missing[@]}" >&2
 fi
 
-# The stamp: this list, installed. test installs what build does, so it stamps both.
-mkdir -p "$repo/out"
+# The stamp: this list, installed. test installs what build does, so it stamps both. Best effort: without it (out/
+# not writable) the next call only checks again.
 stamps=("$mode")
 [ "$mode" = test ] && stamps+=(build)
 for s in "${stamps[@]}"; do
-  cp "$control" "$repo/out/.setup-$s.tmp"
-  mv -f "$repo/out/.setup-$s.tmp" "$repo/out/.setup-$s"
+  { mkdir -p "$repo/out" && cp "$control" "$repo/out/.setup-$s.tmp" && mv -f "$repo/out/.setup-$s.tmp" "$repo/out/.setup-$s"; } 2>/dev/null || true
 done
