@@ -22,12 +22,3 @@ public sealed record Descriptor
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public Platform? Platform { get; init; }
 }
-
-public sealed record Platform
-{
-    [JsonPropertyName("architecture")]
-    public required string Architecture { get; init; }
-
-    [JsonPropertyName("os")]
-    public required string Os { get; init; }
-}

@@ -2,9 +2,17 @@ using System.Text.Json.Serialization;
 
 namespace Kiln.Oci;
 
-/// <summary>The OCI image configuration (application/vnd.oci.image.config.v1+json).</summary>
+/// <summary>The OCI image configuration (application/vnd.oci.image.config.v1+json, or Docker's
+/// application/vnd.docker.container.image.v1+json, the same document).</summary>
+/// <remarks>The spec makes <c>created</c>, <c>config</c> and <c>history</c> optional: a config read without them (or
+/// with them null) shows them empty. The JSON reader sets an init-only property that the document lacks to null, so
+/// those defaults live in the getters rather than in initialisers. <c>rootfs</c>, <c>architecture</c> and <c>os</c>
+/// are required (<see cref="OciJson.DeserializeConfig"/> refuses a config without them).</remarks>
 public sealed record ImageConfig
 {
+    private readonly ContainerConfig? _config;
+    private readonly IReadOnlyList<HistoryEntry>? _history;
+
     [JsonPropertyName("created")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Created { get; init; }
@@ -16,17 +24,19 @@ public sealed record ImageConfig
     public string Os { get; init; } = "linux";
 
     [JsonPropertyName("config")]
-    public ContainerConfig Config { get; init; } = new();
+    public ContainerConfig Config { get => _config ?? ContainerConfig.Empty; init => _config = value; }
 
     [JsonPropertyName("rootfs")]
     public RootFs RootFs { get; init; } = new();
 
     [JsonPropertyName("history")]
-    public IReadOnlyList<HistoryEntry> History { get; init; } = [];
+    public IReadOnlyList<HistoryEntry> History { get => _history ?? []; init => _history = value; }
 }
 
 public sealed record ContainerConfig
 {
+    internal static ContainerConfig Empty { get; } = new();
+
     [JsonPropertyName("User")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? User { get; init; }

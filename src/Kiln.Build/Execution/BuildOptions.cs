@@ -41,8 +41,11 @@ public sealed record BuildOptions
     /// <see cref="MemoryScratchSize"/> kiln understands.</summary>
     public static void CheckMemoryScratchSize(string size) => ScratchSpace.Bytes(size, new MemoryFacts(1L << 40, 1L << 40, null, null));
 
-    /// <summary>Limits and device policy for layers that come from outside (<c>from: oci:</c>).</summary>
-    public ExtractionOptions Extraction { get; init; } = ExtractionOptions.Imported;
+    /// <summary>Limits for layers that come from outside (<c>from: oci:</c>).</summary>
+    public ExtractionOptions Extraction { get; init; } = ExtractionOptions.Default;
+
+    /// <summary>The platform whose image an imported index gives (<c>from: oci:</c> of a multi-platform image).</summary>
+    public Kiln.Oci.Platform Platform { get; init; } = Kiln.Oci.Platform.Host;
 
     /// <summary>Reads the environment variables that <c>secrets: [{env: VAR}]</c> name (the library reads no
     /// environment itself); null for an unset variable.</summary>

@@ -18,8 +18,8 @@ public static class Builder
         var plan = Planner.Plan(file, options.Targets, new PlanOptions
         {
             BootstrapIdentity = source => Bootstrapper.Identity(source, options.HostAptDir),
-            ImportIdentity = OciImport.Identity,
-            ArchiveIdentity = OciImport.Identity,
+            ImportIdentity = source => OciImport.Identity(source, options.Platform),
+            ArchiveIdentity = source => OciImport.Identity(source, options.Platform),
             Hasher = hashes ?? (IContextHasher)new Sha256ContextHasher(),
         });
         return (plan, hashes);

@@ -3,38 +3,63 @@ using Kiln.Build.Layers;
 using Kiln.Build.Store;
 using Kiln.Oci;
 using Kiln.Oci.Archives;
+using Kiln.Oci.Image;
 
 namespace Kiln.Build.Execution;
 
 /// <summary><c>from: oci:PATH[:TAG]</c> and <c>from: oci-archive:FILE[:TAG]</c>: copies an image out of another OCI
 /// image layout (a folder, or a tar of one read in place) into the store, checking every digest, and extracts its
-/// layers as snapshots.</summary>
+/// layers as snapshots. A tag that names an index (a multi-platform image, nested or not) gives the image for
+/// <see cref="BuildOptions.Platform"/>; OCI and Docker schema 2 documents are read alike.</summary>
 internal static class OciImport
 {
     /// <summary>Where an image comes from: a name for messages, its manifest, and a way to open its blobs
     /// (checked against the descriptor's size).</summary>
     private sealed record Source(string Where, Descriptor Manifest, Func<Descriptor, Stream> Open);
 
-    /// <summary>The manifest digest the tag names, for the plan's base key.</summary>
-    public static string Identity(OciLayoutSource source) => FindManifest(source).Digest.Value;
+    /// <summary>The digest of the manifest the tag names (for <paramref name="platform"/>), for the plan's base key.
+    /// An index with no image for the platform is a problem of the definition.</summary>
+    public static string Identity(OciLayoutSource source, Platform platform)
+    {
+        try
+        {
+            return FindManifest(source, platform).Digest.Value;
+        }
+        catch (ImageException ex)
+        {
+            throw DefinitionException.At(source.Mark, $"from oci: {ex.Message}");
+        }
+    }
 
     /// <summary>The manifest digest of the archive's image, for the plan's base key. A missing file, a file that is
-    /// not an oci-archive, or an archive of several images and no tag is a problem of the definition.</summary>
-    public static string Identity(OciArchiveSource source)
+    /// not an oci-archive, an archive of several images and no tag, or no image for the platform is a problem of
+    /// the definition.</summary>
+    public static string Identity(OciArchiveSource source, Platform platform)
     {
         try
         {
             using var reader = OciArchiveReader.Open(source.ArchivePath);
-            return reader.FindManifest(source.Tag).Digest.Value;
+            return reader.FindManifest(source.Tag, platform).Digest.Value;
         }
-        catch (ArchiveException ex)
+        catch (Exception ex) when (ex is ArchiveException or ImageException)
         {
             throw DefinitionException.At(source.Mark, $"from oci-archive: {ex.Message}");
         }
     }
 
-    public static Task<ImageState> ImportAsync(KilnStore store, OciLayoutSource source, BuildOptions options, CancellationToken ct) =>
-        ImportAsync(store, new Source($"oci:{source.LayoutPath}:{source.Tag}", FindManifest(source), d => OpenLayoutBlob(source, d)), options, ct);
+    public static Task<ImageState> ImportAsync(KilnStore store, OciLayoutSource source, BuildOptions options, CancellationToken ct)
+    {
+        Descriptor manifest;
+        try
+        {
+            manifest = FindManifest(source, options.Platform);
+        }
+        catch (ImageException ex)
+        {
+            throw new BuildException(ex.Message, ex);
+        }
+        return ImportAsync(store, new Source($"oci:{source.LayoutPath}:{source.Tag}", manifest, d => OpenLayoutBlob(source, d)), options, ct);
+    }
 
     public static async Task<ImageState> ImportAsync(KilnStore store, OciArchiveSource source, BuildOptions options, CancellationToken ct)
     {
@@ -44,7 +69,6 @@ internal static class OciImport
         try
         {
             reader = OciArchiveReader.Open(source.ArchivePath);
-            manifest = reader.FindManifest(source.Tag);
         }
         catch (ArchiveException ex)
         {
@@ -52,6 +76,14 @@ internal static class OciImport
         }
         using (reader)
         {
+            try
+            {
+                manifest = reader.FindManifest(source.Tag, options.Platform);
+            }
+            catch (Exception ex) when (ex is ArchiveException or ImageException)
+            {
+                throw new BuildException(ex.Message, ex);
+            }
             Stream Open(Descriptor d)
             {
                 try
@@ -73,9 +105,14 @@ internal static class OciImport
     {
         string where = source.Where;
         var desc = source.Manifest;
-        var manifestBytes = await ReadSmallBlobAsync(source, desc, ct).ConfigureAwait(false);
+        var manifestBytes = ReadDocument(source, desc);
         var manifest = Parse(where, "manifest", () => OciJson.DeserializeManifest(manifestBytes));
-        var configBytes = await ReadSmallBlobAsync(source, manifest.Config, ct).ConfigureAwait(false);
+        if (!MediaTypes.IsConfig(manifest.Config.MediaType))
+        {
+            throw new BuildException($"{where}: the manifest's config has media type '{manifest.Config.MediaType}', not an image config "
+                + $"('{MediaTypes.ImageConfig}' or '{MediaTypes.DockerConfig}'): it is not a container image");
+        }
+        var configBytes = ReadDocument(source, manifest.Config);
         var config = Parse(where, "config", () => OciJson.DeserializeConfig(configBytes));
         if (config.RootFs.DiffIds.Count != manifest.Layers.Count)
         {
@@ -90,7 +127,8 @@ internal static class OciImport
                 var layer = manifest.Layers[i];
                 if (!MediaTypes.IsLayer(layer.MediaType))
                 {
-                    throw new BuildException($"{where}: layer {i + 1} has unsupported media type '{layer.MediaType}'");
+                    throw new BuildException($"{where}: layer {i + 1} has unsupported media type '{layer.MediaType}' "
+                        + "(Kiln reads OCI and Docker layers: tar, gzip or zstd)");
                 }
                 var diffId = config.RootFs.DiffIds[i];
                 if (store.HasSnapshot(diffId) && store.HasBlob(layer.Digest))
@@ -141,7 +179,8 @@ internal static class OciImport
         {
             store.DeleteTempDir(work);
         }
-        return new ImageState { Layers = manifest.Layers, Config = config };
+        // The same blobs under OCI's names for them: the images Kiln writes on this one are OCI images throughout.
+        return new ImageState { Layers = [.. manifest.Layers.Select(l => l with { MediaType = MediaTypes.OciLayer(l.MediaType) })], Config = config };
     }
 
     private static T Parse<T>(string where, string what, Func<T> parse)
@@ -172,45 +211,38 @@ internal static class OciImport
     }
 
     /// <summary>A manifest or config: read whole (at most 4 MiB) and checked against its descriptor.</summary>
-    private static async Task<byte[]> ReadSmallBlobAsync(Source source, Descriptor desc, CancellationToken ct)
+    private static byte[] ReadDocument(Source source, Descriptor desc)
     {
-        if (desc.Size > 4 << 20)
+        try
         {
-            throw new BuildException($"{source.Where}: blob {desc.Digest} claims {desc.Size} bytes; a manifest or config may have at most 4 MiB");
+            return IndexSelection.ReadDocument(desc, source.Open, source.Where);
         }
-        byte[] bytes;
-        await using (var file = source.Open(desc))
+        catch (ImageException ex)
         {
-            bytes = new byte[desc.Size];
-            await file.ReadExactlyAsync(bytes, ct).ConfigureAwait(false);
+            throw new BuildException(ex.Message, ex);
         }
-        var actual = Digest.Compute(bytes);
-        if (actual != desc.Digest)
-        {
-            throw new BuildException($"{source.Where}: blob {desc.Digest} does not match its digest (its content hashes to {actual})");
-        }
-        return bytes;
     }
 
-    private static Descriptor FindManifest(OciLayoutSource source)
+    /// <summary>The manifest the layout's tag names, through any index it names for <paramref name="platform"/>.
+    /// A missing or unreadable index.json or tag throws <see cref="BuildException"/>; no image for the platform,
+    /// <see cref="ImageException"/>.</summary>
+    private static Descriptor FindManifest(OciLayoutSource source, Platform platform)
     {
+        string where = $"oci:{source.LayoutPath}";
         var indexPath = Path.Combine(source.LayoutPath, "index.json");
         if (!File.Exists(indexPath))
         {
-            throw new BuildException($"oci:{source.LayoutPath}: not an OCI image layout (no index.json)");
+            throw new BuildException($"{where}: not an OCI image layout (no index.json)");
         }
-        var index = Parse($"oci:{source.LayoutPath}", "index.json", () => OciJson.DeserializeIndex(File.ReadAllBytes(indexPath)));
+        var index = Parse(where, "index.json", () => OciJson.DeserializeIndex(File.ReadAllBytes(indexPath)));
         var matches = index.Manifests.Where(m => m.Annotations is { } a && a.TryGetValue(Annotations.RefName, out var n) && n == source.Tag).ToList();
         if (matches.Count == 0)
         {
             var names = index.Manifests.Select(m => m.Annotations?.GetValueOrDefault(Annotations.RefName)).OfType<string>();
-            throw new BuildException($"oci:{source.LayoutPath}: no image tagged '{source.Tag}' (tags: {string.Join(", ", names)})");
+            throw new BuildException($"{where}: no image tagged '{source.Tag}' (tags: {string.Join(", ", names)})");
         }
-        if (matches[0].MediaType != MediaTypes.ImageManifest && matches[0].MediaType != MediaTypes.DockerManifest)
-        {
-            throw new BuildException($"oci:{source.LayoutPath}:{source.Tag}: '{matches[0].MediaType}' is not an image manifest");
-        }
-        return matches[0];
+        return IndexSelection.Resolve(matches[0], platform,
+            d => IndexSelection.ReadDocument(d, blob => OpenLayoutBlob(source, blob), where), $"{where}:{source.Tag}");
     }
 
     private static async Task CopyBlobAsync(KilnStore store, Source source, Descriptor desc, CancellationToken ct)

@@ -5,7 +5,7 @@ namespace Kiln.Build.Layers;
 
 public static partial class LayerExtractor
 {
-    private sealed class Extraction(string root, TarStreamReader reader, ExtractionOptions options)
+    private sealed class Extraction(string root, TarStreamReader reader)
     {
         private readonly HashSet<string> _directories = new(StringComparer.Ordinal) { "" };
         private readonly HashSet<string> _nonDirectories = new(StringComparer.Ordinal);
@@ -102,10 +102,8 @@ public static partial class LayerExtractor
                     return; // shares the target's inode and metadata
                 case TarKind.CharDevice when entry.DevMajor == 0 && entry.DevMinor == 0:
                     throw LayerException.BadEntry(entry.Name,
-                        "character device 0:0 is an overlay whiteout in disguise; a layer deletes files with '.wh.' entries");
-                case TarKind.CharDevice or TarKind.BlockDevice when !options.AllowDevices:
-                    throw LayerException.BadEntry(entry.Name,
-                        $"{(entry.Kind == TarKind.CharDevice ? "character" : "block")} device {entry.DevMajor}:{entry.DevMinor}: device nodes are not allowed in imported layers");
+                        "character device 0:0 is an overlay whiteout in disguise (in a snapshot it would hide this path in the layers "
+                        + "below instead of being a device); a layer deletes files with '.wh.' entries");
                 case TarKind.CharDevice:
                     LibC.Mknod(host, LibC.S_IFCHR | (entry.Mode & 0xFFF), entry.DevMajor, entry.DevMinor);
                     break;

@@ -15,7 +15,7 @@ public static partial class LayerExtractor
         CancellationToken cancellationToken = default) =>
         ExtractAsync(blob, mediaType, targetDir, ExtractionOptions.Default, cancellationToken);
 
-    /// <summary>Extracts within the limits and device policy of <paramref name="options"/>.</summary>
+    /// <summary>Extracts within the limits of <paramref name="options"/>.</summary>
     /// <remarks>Entries apply in order and the last one at a path wins, whatever kinds they are. A whiteout only
     /// hides what lower layers hold (OCI): a whiteout and a file of the same layer at one path leave the file, a
     /// whiteout and a directory leave the directory opaque, in either order; an opaque marker acts the same
@@ -63,17 +63,17 @@ public static partial class LayerExtractor
 
     private static Digest Extract(Stream blob, string mediaType, string root, ExtractionOptions options, CancellationToken cancellationToken)
     {
-        using Stream decompressed = mediaType switch
+        using Stream decompressed = MediaTypes.Compression(mediaType) switch
         {
-            MediaTypes.LayerGzip or MediaTypes.DockerLayerGzip => new GZipStream(blob, CompressionMode.Decompress, leaveOpen: true),
-            MediaTypes.LayerZstd => new DecompressionStream(blob, leaveOpen: true),
+            LayerCompression.Gzip => new GZipStream(blob, CompressionMode.Decompress, leaveOpen: true),
+            LayerCompression.Zstd => new DecompressionStream(blob, leaveOpen: true),
             _ => new NonClosingStream(blob),
         };
         using var limited = new LimitedReadStream(decompressed, options.MaxUncompressedBytes);
         using var hashing = new HashingReadStream(limited);
         using var buffered = new BufferedStream(hashing, 1 << 20);
         var reader = new TarStreamReader(buffered);
-        var extraction = new Extraction(root, reader, options);
+        var extraction = new Extraction(root, reader);
         TarEntry? entry;
         long entries = 0;
         while ((entry = reader.Next()) is not null)

@@ -50,7 +50,9 @@ internal static unsafe partial class SandboxSetup
             }
             Mount("none", "/", null, MS_REC | MS_PRIVATE, null, "making the mounts private failed");
             Directory.SetCurrentDirectory(plan.LowerLinks);
-            Mount("kiln-root", plan.Merged, "overlay", 0, $"lowerdir={plan.Lower},upperdir={plan.Upper},workdir={plan.Work},{OverlayLowerLinks.FixedFeatures}",
+            // nodev: device nodes an image's layers carry (dev/console, a block device in a foreign layer) stay files of
+            // the image and never open a host device; /dev is a tmpfs of its own, with the host's harmless devices bound in.
+            Mount("kiln-root", plan.Merged, "overlay", MS_NODEV, $"lowerdir={plan.Lower},upperdir={plan.Upper},workdir={plan.Work},{OverlayLowerLinks.FixedFeatures}",
                 "overlay mount failed");
             if (plan.SystemMounts)
             {

@@ -101,6 +101,12 @@ public sealed partial class KilnStore : IDisposable
         {
             Directory.CreateDirectory(dir);
         }
+        // Image trees live here as they are: device nodes and setuid files of foreign images included. Only root may
+        // reach them from the host; sandboxes see them through their own (nodev) mounts.
+        foreach (var dir in new[] { SnapshotsDir, _tmpDir, _scratchDir })
+        {
+            File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
         // Every step's tree, snapshot and extraction starts as a dir in kiln/tmp. Marked as the top of directory
         // hierarchies, ext4 places each such dir in a block group with room, instead of beside the store, whose
         // group may be full: creating a file there was measured at 400-700 us against 20 us.

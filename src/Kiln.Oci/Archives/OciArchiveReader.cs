@@ -1,4 +1,5 @@
 using System.Text;
+using Kiln.Oci.Image;
 
 namespace Kiln.Oci.Archives;
 
@@ -73,12 +74,20 @@ public sealed class OciArchiveReader : IDisposable
         }
     }
 
-    /// <summary>The manifest tagged <paramref name="refName"/> (<c>org.opencontainers.image.ref.name</c>), or with
-    /// no name given the archive's only manifest.</summary>
-    public Descriptor FindManifest(string? refName)
+    /// <summary>The image manifest tagged <paramref name="refName"/> (<c>org.opencontainers.image.ref.name</c>), or
+    /// with no name given of the archive's only entry. When that entry is an index (or an index of indexes), the
+    /// manifest in it for <paramref name="platform"/> (by default <see cref="Platform.Host"/>).</summary>
+    /// <exception cref="ArchiveException">No such tag, or several entries and no tag.</exception>
+    /// <exception cref="ImageException">No image for the platform, or a document that is not what its descriptor says.</exception>
+    public Descriptor FindManifest(string? refName, Platform? platform = null)
+    {
+        var tagged = FindTagged(refName);
+        return IndexSelection.Resolve(tagged, platform ?? Platform.Host, d => IndexSelection.ReadDocument(d, OpenBlob, Path), Path);
+    }
+
+    private Descriptor FindTagged(string? refName)
     {
         var manifests = Index.Manifests;
-        Descriptor found;
         if (refName is null)
         {
             if (manifests.Count != 1)
@@ -88,25 +97,17 @@ public sealed class OciArchiveReader : IDisposable
                     ? $"{Path}: index.json lists no image"
                     : $"{Path}: holds {manifests.Count} images; name one with oci-archive:{Path}:TAG (tags: {(names.Count == 0 ? "none" : string.Join(", ", names))})");
             }
-            found = manifests[0];
+            return manifests[0];
         }
-        else
+        var matches = manifests.Where(m => m.Annotations?.GetValueOrDefault(Annotations.RefName) == refName).ToList();
+        if (matches.Count != 1)
         {
-            var matches = manifests.Where(m => m.Annotations?.GetValueOrDefault(Annotations.RefName) == refName).ToList();
-            if (matches.Count != 1)
-            {
-                var names = manifests.Select(m => m.Annotations?.GetValueOrDefault(Annotations.RefName)).OfType<string>();
-                throw new ArchiveException(matches.Count == 0
-                    ? $"{Path}: no image tagged '{refName}' (tags: {string.Join(", ", names)})"
-                    : $"{Path}: {matches.Count} images are tagged '{refName}'");
-            }
-            found = matches[0];
+            var names = manifests.Select(m => m.Annotations?.GetValueOrDefault(Annotations.RefName)).OfType<string>();
+            throw new ArchiveException(matches.Count == 0
+                ? $"{Path}: no image tagged '{refName}' (tags: {string.Join(", ", names)})"
+                : $"{Path}: {matches.Count} images are tagged '{refName}'");
         }
-        if (found.MediaType is not (MediaTypes.ImageManifest or MediaTypes.DockerManifest))
-        {
-            throw new ArchiveException($"{Path}: '{found.MediaType}' ({found.Digest}) is not an image manifest");
-        }
-        return found;
+        return matches[0];
     }
 
     public bool HasBlob(Digest digest) => _files.ContainsKey(BlobName(digest));

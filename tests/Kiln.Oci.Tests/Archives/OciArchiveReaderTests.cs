@@ -139,4 +139,46 @@ public sealed class OciArchiveReaderTests : IDisposable
         Assert.Contains("descriptor says", ex.Message);
         Assert.Throws<ArchiveException>(() => reader.OpenBlob(image.Config with { Digest = Digest.Compute("other"u8) }));
     }
+
+    [Fact]
+    public void A_tag_that_names_an_index_gives_the_manifest_for_the_platform()
+    {
+        var amd = new TestImage(("a", "amd64"));
+        var arm = new TestImage(("a", "arm64"));
+        var list = OciJson.Serialize(new ImageIndex
+        {
+            MediaType = MediaTypes.DockerManifestList,
+            Manifests =
+            [
+                arm.Manifest with { Platform = new Platform { Os = "linux", Architecture = "arm64" } },
+                amd.Manifest with { Platform = new Platform { Os = "linux", Architecture = "amd64" } },
+            ],
+        });
+        var listDesc = new Descriptor
+        {
+            MediaType = MediaTypes.DockerManifestList,
+            Digest = Digest.Compute(list),
+            Size = list.Length,
+            Annotations = new Dictionary<string, string> { [Annotations.RefName] = "multi" },
+        };
+        var tar = new MemoryStream();
+        using (var w = new TarWriter(tar, TarEntryFormat.Ustar, leaveOpen: true))
+        {
+            void Add(string name, byte[] data) => w.WriteEntry(new UstarTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(data) });
+            Add("oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}"u8.ToArray());
+            Add("index.json", OciJson.Serialize(new ImageIndex { Manifests = [listDesc] }));
+            Add("blobs/sha256/" + listDesc.Digest.Hex, list);
+            foreach (var (d, bytes) in amd.Blobs.Concat(arm.Blobs))
+            {
+                Add("blobs/sha256/" + d.Hex, bytes);
+            }
+        }
+        using var reader = OciArchiveReader.Open(Save(tar.ToArray()));
+        var amd64 = new Platform { Os = "linux", Architecture = "amd64" };
+        var arm64 = new Platform { Os = "linux", Architecture = "arm64", Variant = "v8" };
+        Assert.Equal(amd.Manifest.Digest, reader.FindManifest("multi", amd64).Digest);
+        Assert.Equal(arm.Manifest.Digest, reader.FindManifest(null, arm64).Digest);
+        var ex = Assert.Throws<Kiln.Oci.Image.ImageException>(() => reader.FindManifest("multi", new Platform { Os = "linux", Architecture = "riscv64" }));
+        Assert.Contains("linux/arm64, linux/amd64", ex.Message);
+    }
 }
