@@ -1,17 +1,40 @@
 #!/bin/bash
 # Builds the kiln binary (NativeAOT) and kiln-sandbox-exec into out/ when any source changed since the last build.
+# Sources: every file under src/ (but the bin and obj dirs, where the Debug build of ./test writes) and
+# Directory.Build.props. Besides the binaries it leaves what lets ./kiln tell without starting a process that they
+# are current (scripts/current.sh):
+#   out/.sources       every source file and dir, one a line ("f PATH" or "d PATH")
+#   out/.sources-time  made just before the build read the sources: a file newer than it changed since
+#   out/.sources-dirs  made just after the build: a dir newer than it has had an entry added, removed or renamed since
+#                      (the build itself may make bin or obj dirs under src/, which is why dirs get a later time)
+# They are written only when the list of sources after the build is the one before it; without them the next call
+# builds again.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bin=out/kiln
-# Sources only: the Debug build of ./test writes under src/*/bin and src/*/obj.
-if [ -x "$bin" ] && [ -z "$(find src Directory.Build.props \( -name bin -o -name obj \) -prune -o -newer "$bin" -type f -print 2>/dev/null | head -1)" ]; then
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+# shellcheck source=scripts/current.sh
+. scripts/current.sh
+if tool_is_current "$root"; then
   exit 0
 fi
+
+mkdir -p out
+rm -f out/.sources out/.sources-time out/.sources-dirs
+touch out/.sources-time.new
+before=$(kiln_sources "$root")
 echo "kiln: building the tool (NativeAOT) ..." >&2
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet publish src/Kiln.Cli -c Release -r linux-x64 -p:PublishAot=true -o out/publish -v quiet -nologo >&2
-# kiln-sandbox-exec first: kiln looks for it beside itself, and out/kiln's time says whether the build is current.
 install -m 0755 out/publish/kiln-sandbox-exec out/kiln-sandbox-exec.tmp
 mv -f out/kiln-sandbox-exec.tmp out/kiln-sandbox-exec
-install -m 0755 out/publish/kiln "$bin.tmp"
-mv -f "$bin.tmp" "$bin"
+install -m 0755 out/publish/kiln out/kiln.tmp
+mv -f out/kiln.tmp out/kiln
+touch out/.sources-dirs.new
+if [ "$(kiln_sources "$root")" = "$before" ]; then
+  printf '%s\n' "$before" >out/.sources.new
+  mv -f out/.sources-dirs.new out/.sources-dirs
+  mv -f out/.sources-time.new out/.sources-time
+  mv -f out/.sources.new out/.sources
+else
+  echo "kiln: sources were added or removed during the build; the next call builds again" >&2
+fi

@@ -30,7 +30,7 @@ internal sealed class Bootstrapper
             var rootfs = Path.Combine(work, "rootfs");
             // mmdebstrap mounts /proc, /dev and /sys into the new root: in a private mount and pid namespace
             // those mounts and every process it starts end with it, even when it is killed.
-            var psi = new ProcessStartInfo("setpriv")
+            var psi = new ProcessStartInfo(HostPrograms.Setpriv.Name)
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
@@ -39,7 +39,7 @@ internal sealed class Bootstrapper
             };
             psi.Environment["SOURCE_DATE_EPOCH"] = _options.Epoch.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
             psi.Environment["TMPDIR"] = work;
-            foreach (var a in new[] { "--pdeathsig", "KILL", "--", "unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--", "mmdebstrap" })
+            foreach (var a in new[] { "--pdeathsig", "KILL", "--", HostPrograms.Unshare.Name, "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--", HostPrograms.Mmdebstrap.Name })
             {
                 psi.ArgumentList.Add(a);
             }
@@ -55,8 +55,8 @@ internal sealed class Bootstrapper
             Directory.CreateDirectory(_store.AptArchivesDir);
             psi.ArgumentList.Add("--skip=download/empty");
             psi.ArgumentList.Add("--skip=essential/unlink");
-            psi.ArgumentList.Add($"--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/partial && find '{_store.AptArchivesDir}' -maxdepth 1 -name '*.deb' -exec cp -l -t \"$1\"/var/cache/apt/archives/ {{}} + 2>/dev/null || true");
-            psi.ArgumentList.Add($"--customize-hook=find \"$1\"/var/cache/apt/archives -maxdepth 1 -name '*.deb' -exec cp -n -t '{_store.AptArchivesDir}' {{}} + ; rm -f \"$1\"/var/cache/apt/archives/*.deb");
+            psi.ArgumentList.Add($"--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/partial && {HostPrograms.Find} '{_store.AptArchivesDir}' -maxdepth 1 -name '*.deb' -exec {HostPrograms.Cp} -l -t \"$1\"/var/cache/apt/archives/ {{}} + 2>/dev/null || true");
+            psi.ArgumentList.Add($"--customize-hook={HostPrograms.Find} \"$1\"/var/cache/apt/archives -maxdepth 1 -name '*.deb' -exec {HostPrograms.Cp} -n -t '{_store.AptArchivesDir}' {{}} + ; rm -f \"$1\"/var/cache/apt/archives/*.deb");
             psi.ArgumentList.Add(source.Suite);
             psi.ArgumentList.Add(rootfs);
             foreach (var line in sources)
@@ -79,7 +79,7 @@ internal sealed class Bootstrapper
             }
             catch (SandboxException ex)
             {
-                throw new BuildException($"{image}: cannot run mmdebstrap ({ex.Message}); install it with 'apt-get install mmdebstrap'", ex) { Image = image };
+                throw new BuildException($"{image}: cannot run {HostPrograms.Mmdebstrap} ({ex.Message}){HostPrograms.InstallHint(HostPrograms.Mmdebstrap.Name)}", ex) { Image = image };
             }
             if (status != 0)
             {

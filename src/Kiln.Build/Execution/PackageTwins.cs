@@ -28,6 +28,7 @@ internal static class PackageTwins
 
     /// <summary>The dpkg that apt runs in package steps (<c>Dir::Bin::dpkg</c>): a download's path becomes its twin's
     /// when the twin is current; everything else passes through. Only shell builtins, so no extra process.</summary>
+    // An in-image script: it runs the image's dpkg, not the host's.
     public const string Wrapper = $$"""
         #!/bin/sh
         # written by kiln: dpkg installs the uncompressed twin of a cached download when the twin is current
@@ -216,7 +217,7 @@ internal static class PackageTwins
         long headerAt = output.Position;
         WriteHeader(output, name, 0);
         long start = output.Position;
-        var psi = new ProcessStartInfo("dpkg-deb")
+        var psi = new ProcessStartInfo(Kiln.Build.Sandbox.HostPrograms.DpkgDeb.Name)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -12,7 +12,7 @@ public static class HostCommand
     public static ProcessStartInfo StartInfo(string tool, IEnumerable<string> args, string? workingDirectory = null,
         IReadOnlyDictionary<string, string>? environment = null)
     {
-        var psi = new ProcessStartInfo("setpriv")
+        var psi = new ProcessStartInfo(HostPrograms.Setpriv.Name)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

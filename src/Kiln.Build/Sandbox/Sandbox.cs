@@ -94,7 +94,7 @@ public static class Sandbox
         string? proc = nspawn ? null : merged + "/proc";
         if (nspawn)
         {
-            args.AddRange(["--", HostProgram("systemd-nspawn"), "-D", merged, "--register=no", "--keep-unit", "--private-network", "--boot", "--quiet",
+            args.AddRange(["--", HostPrograms.Resolve(HostPrograms.SystemdNspawn), "-D", merged, "--register=no", "--keep-unit", "--private-network", "--boot", "--quiet",
                 "--console=read-only", $"--hostname={spec.Hostname}"]);
         }
         else if (spec.User is { Length: > 0 } user)
@@ -104,7 +104,7 @@ public static class Sandbox
             // chroot(8) looks the user and its groups up in the image, then drops to them; the image's shell enters the
             // working directory (its cd would pass OLDPWD on to the command) and opens the output files as that user.
             var redirect = spec.OutputFiles is null ? "" : "exec >\"$1\" 2>\"$2\" </dev/null; shift 2; ";
-            args.AddRange(["--", HostProgram("chroot"), $"--userspec={user}", merged,
+            args.AddRange(["--", HostPrograms.Resolve(HostPrograms.Chroot), $"--userspec={user}", merged,
                 "/bin/sh", "-c", "cd -- \"$0\" || exit 125; unset OLDPWD; " + redirect + "exec \"$@\"", spec.WorkingDirectory]);
             if (spec.OutputFiles is { } files)
             {
@@ -140,13 +140,6 @@ public static class Sandbox
         return File.Exists(path) ? path
             : throw SandboxException.SetupFailed($"{path}: not found; kiln-sandbox-exec is built with kiln and must stay beside it");
     });
-
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> s_hostPrograms = new(StringComparer.Ordinal);
-
-    /// <summary>A program of the host, looked up on <see cref="DefaultPath"/> once per process.</summary>
-    private static string HostProgram(string name) =>
-        s_hostPrograms.GetOrAdd(name, static name => DefaultPath.Split(':').Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists)
-            ?? throw SandboxException.SetupFailed($"{name}: not found on the host ({DefaultPath})"));
 }
 
 /// <summary>A running sandbox: its process (kiln-sandbox-exec, the namespace's PID 1, which has become the command or,

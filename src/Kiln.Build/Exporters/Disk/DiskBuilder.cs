@@ -1,4 +1,5 @@
 using System.Globalization;
+using Kiln.Build.Sandbox;
 
 namespace Kiln.Build.Exporters.Disk;
 
@@ -13,7 +14,7 @@ namespace Kiln.Build.Exporters.Disk;
 /// </remarks>
 internal static class DiskBuilder
 {
-    public const string MbrCode = "/usr/lib/syslinux/mbr/mbr.bin";
+    public static readonly string MbrCode = HostPrograms.SyslinuxMbr.Name;
 
     /// <summary>Used space of a merged tree as ext4 would need it (4 KiB blocks), and its entry count.</summary>
     public static (long UsedBytes, long Entries) Measure(MergedTree tree, CancellationToken ct)
@@ -45,7 +46,7 @@ internal static class DiskBuilder
     {
         if (!File.Exists(MbrCode))
         {
-            throw ExportException.Failed($"the SYSLINUX boot code {MbrCode} is missing (it comes with the Debian package syslinux-common; scripts/setup.sh installs it)");
+            throw ExportException.Failed($"the SYSLINUX boot code {MbrCode} is missing (it comes with the Debian package {HostPrograms.SyslinuxMbr.Package})");
         }
         var env = new Dictionary<string, string>
         {
@@ -60,8 +61,8 @@ internal static class DiskBuilder
 
         var script = Path.Combine(workDir, "sfdisk.script");
         await File.WriteAllTextAsync(script, layout.SfdiskScript(diskId), ct).ConfigureAwait(false);
-        await HostTool.CheckAsync("writing the partition table", "/bin/sh",
-            ["-c", "exec sfdisk --quiet --no-reread --no-tell-kernel --wipe never --wipe-partitions never \"$1\" < \"$2\"", "sh", diskPath, script], ct).ConfigureAwait(false);
+        await HostTool.CheckAsync("writing the partition table", HostPrograms.Sh.Name,
+            ["-c", $"exec {HostPrograms.Sfdisk} --quiet --no-reread --no-tell-kernel --wipe never --wipe-partitions never \"$1\" < \"$2\"", "sh", diskPath, script], ct).ConfigureAwait(false);
 
         await BuildRootAsync(workDir, diskPath, layout, tree, entries, rootUuid, hashSeed, env, ct).ConfigureAwait(false);
 
@@ -78,11 +79,11 @@ internal static class DiskBuilder
         }
     }
 
-    private const string MkfsScript = $$"""
+    private static readonly string MkfsScript = $$"""
 set -eu
 m="$1"; links="$2"; lower="$3"; shift 3
-(cd "$links" && mount -t overlay kiln-disk -o "ro,lowerdir=$lower,{{Sandbox.OverlayLowerLinks.FixedFeatures}}" "$m") || { echo "kiln-disk: cannot mount the image's layers read-only at $m" >&2; exit 125; }
-exec mkfs.ext4 "$@"
+(cd "$links" && {{HostPrograms.Mount}} -t overlay kiln-disk -o "ro,lowerdir=$lower,{{Sandbox.OverlayLowerLinks.FixedFeatures}}" "$m") || { echo "kiln-disk: cannot mount the image's layers read-only at $m" >&2; exit 125; }
+exec {{HostPrograms.MkfsExt4}} "$@"
 """;
 
     private static async Task BuildRootAsync(string workDir, string diskPath, DiskLayout layout, MergedTree tree, long entries,
@@ -113,21 +114,21 @@ exec mkfs.ext4 "$@"
         ], env, ct).ConfigureAwait(false);
         if (r.ExitCode != 0)
         {
-            throw ExportException.Failed($"building the ext4 root filesystem with mkfs.ext4 -d failed (status {r.ExitCode}){HostTool.Hint("mkfs.ext4")}\n{HostTool.Tail(r.Output)}");
+            throw ExportException.Failed($"building the ext4 root filesystem with {HostPrograms.MkfsExt4} -d failed (status {r.ExitCode}){HostTool.Hint(HostPrograms.MkfsExt4.Name)}\n{HostTool.Tail(r.Output)}");
         }
     }
 
     private static async Task BuildBootAsync(string workDir, string bootImg, long bytes, BootFiles boot, string rootUuid,
         Dictionary<string, string> env, CancellationToken ct)
     {
-        await HostTool.CheckAsync("making the FAT boot partition", "mkfs.vfat",
+        await HostTool.CheckAsync("making the FAT boot partition", HostPrograms.MkfsVfat.Name,
             ["-C", "--invariant", "-i", DiskIds.FatVolumeId, "-n", "KILNBOOT", bootImg, (bytes / 1024).ToString(CultureInfo.InvariantCulture)], ct, env).ConfigureAwait(false);
-        await HostTool.CheckAsync("installing SYSLINUX into the boot partition", "syslinux", ["--install", bootImg], ct, env).ConfigureAwait(false);
+        await HostTool.CheckAsync("installing SYSLINUX into the boot partition", HostPrograms.Syslinux.Name, ["--install", bootImg], ct, env).ConfigureAwait(false);
         var cfg = Path.Combine(workDir, "syslinux.cfg");
         await File.WriteAllTextAsync(cfg, SyslinuxConfig(rootUuid), ct).ConfigureAwait(false);
         foreach (var (source, name) in new[] { (boot.KernelHost, "vmlinuz"), (boot.InitrdHost, "initrd.img"), (cfg, "syslinux.cfg") })
         {
-            await HostTool.CheckAsync($"copying {name} into the boot partition", "mcopy", ["-i", bootImg, source, "::/" + name], ct, env).ConfigureAwait(false);
+            await HostTool.CheckAsync($"copying {name} into the boot partition", HostPrograms.Mcopy.Name, ["-i", bootImg, source, "::/" + name], ct, env).ConfigureAwait(false);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Kiln.Build.Sandbox;
 using Kiln.Build.Store;
 using Kiln.Oci;
 
@@ -145,7 +146,7 @@ public static class DiskExporter
             {
                 return (null, "the kept disk is gone (another export replaced it)");
             }
-            var copy = await HostTool.RunAsync("cp", ["--reflink=auto", "--sparse=always", source, raw], null, ct).ConfigureAwait(false);
+            var copy = await HostTool.RunAsync(HostPrograms.Cp.Name, ["--reflink=auto", "--sparse=always", source, raw], null, ct).ConfigureAwait(false);
             if (copy.ExitCode != 0)
             {
                 return (null, $"copying the kept disk failed: {HostTool.Tail(copy.Output, 3)}");

@@ -1,3 +1,5 @@
+using Kiln.Build.Sandbox;
+
 namespace Kiln.Build.Exporters.Disk;
 
 /// <summary>A raw copy of a disk file a user gives (e.g. <c>kiln test --phase vm --disk out/server.qcow2</c>), so the
@@ -21,12 +23,12 @@ public static class DiskFileCopy
         }
         if (read >= 4 && head.AsSpan(0, 4).SequenceEqual(Qcow2Magic))
         {
-            await HostTool.CheckAsync($"converting {source} to raw", "qemu-img", ["convert", "-q", "-f", "qcow2", "-O", "raw", source, target], ct).ConfigureAwait(false);
+            await HostTool.CheckAsync($"converting {source} to raw", HostPrograms.QemuImg.Name, ["convert", "-q", "-f", "qcow2", "-O", "raw", source, target], ct).ConfigureAwait(false);
             return;
         }
         if (read == 512 && head[510] == 0x55 && head[511] == 0xAA)
         {
-            await HostTool.CheckAsync($"copying {source}", "cp", ["--sparse=always", source, target], ct).ConfigureAwait(false);
+            await HostTool.CheckAsync($"copying {source}", HostPrograms.Cp.Name, ["--sparse=always", source, target], ct).ConfigureAwait(false);
             return;
         }
         throw ExportException.BadInput($"{source} is neither a qcow2 disk nor a raw disk with a partition table (a Vagrant box holds its disk as box.img)");

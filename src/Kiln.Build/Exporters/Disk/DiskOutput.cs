@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.Globalization;
 using System.Text;
+using Kiln.Build.Sandbox;
 
 namespace Kiln.Build.Exporters.Disk;
 
@@ -13,7 +14,7 @@ internal static class DiskOutput
         switch (format)
         {
             case ExportFormat.Raw:
-                await HostTool.CheckAsync("copying the raw disk", "cp", ["--reflink=auto", "--sparse=always", rawDisk, target], ct).ConfigureAwait(false);
+                await HostTool.CheckAsync("copying the raw disk", HostPrograms.Cp.Name, ["--reflink=auto", "--sparse=always", rawDisk, target], ct).ConfigureAwait(false);
                 break;
             case ExportFormat.Qcow2:
                 await Qcow2Async(rawDisk, target, ct).ConfigureAwait(false);
@@ -30,7 +31,7 @@ internal static class DiskOutput
     }
 
     private static Task Qcow2Async(string raw, string target, CancellationToken ct) =>
-        HostTool.CheckAsync("converting the disk to qcow2", "qemu-img", ["convert", "-q", "-f", "raw", "-O", "qcow2", raw, target], ct);
+        HostTool.CheckAsync("converting the disk to qcow2", HostPrograms.QemuImg.Name, ["convert", "-q", "-f", "raw", "-O", "qcow2", raw, target], ct);
 
     /// <summary>The box's metadata.json: vagrant-libvirt reads provider, format and the virtual size in whole GB.</summary>
     public static string Metadata(long diskBytes) => string.Create(CultureInfo.InvariantCulture,

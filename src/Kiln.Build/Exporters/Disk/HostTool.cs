@@ -10,21 +10,6 @@ internal static class HostTool
     /// <summary>Exit status and the tool's stdout and stderr lines, interleaved as they came.</summary>
     public sealed record Result(int ExitCode, string Output);
 
-    private static readonly Dictionary<string, string> Packages = new(StringComparer.Ordinal)
-    {
-        ["sfdisk"] = "fdisk",
-        ["mkfs.ext4"] = "e2fsprogs",
-        ["debugfs"] = "e2fsprogs",
-        ["e2fsck"] = "e2fsprogs",
-        ["dumpe2fs"] = "e2fsprogs",
-        ["mkfs.vfat"] = "dosfstools",
-        ["syslinux"] = "syslinux",
-        ["mcopy"] = "mtools",
-        ["qemu-img"] = "qemu-utils",
-        ["unshare"] = "util-linux",
-        ["setpriv"] = "util-linux",
-    };
-
     /// <summary>Runs the tool (with a clean environment, dying with us) and returns its exit code and output, whatever
     /// the exit code. Cancelling kills it.</summary>
     public static async Task<Result> RunAsync(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env, CancellationToken ct)
@@ -57,10 +42,9 @@ internal static class HostTool
     /// <summary>Runs a shell script in a private mount namespace, so every mount it makes dies with it; the
     /// namespace's processes die with us (pdeathsig) and when cancelled.</summary>
     public static Task<Result> RunInMountNamespaceAsync(string script, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env, CancellationToken ct) =>
-        RunAsync("unshare", ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "kiln-disk", .. args], env, ct);
+        RunAsync(HostPrograms.Unshare.Name, ["--mount", "--propagation", "private", "--", HostPrograms.Sh.Name, "-c", script, "kiln-disk", .. args], env, ct);
 
-    public static string Hint(string file) =>
-        Packages.TryGetValue(Path.GetFileName(file), out var package) ? $" (it comes with the Debian package {package}; scripts/setup.sh installs it)" : "";
+    public static string Hint(string file) => HostPrograms.InstallHint(file);
 
     public static string Tail(string output, int lines = 15)
     {

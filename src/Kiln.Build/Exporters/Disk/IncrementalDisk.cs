@@ -1,5 +1,6 @@
 using System.Globalization;
 using Kiln.Build.Native;
+using Kiln.Build.Sandbox;
 using Kiln.Build.Store;
 using Kiln.Oci;
 
@@ -117,7 +118,7 @@ internal static class IncrementalDisk
                 var script = Path.Combine(workDir, "debugfs.script");
                 await File.WriteAllLinesAsync(script, plan.Commands(), ct).ConfigureAwait(false);
                 var errors = Path.Combine(workDir, "debugfs.errors");
-                var r = await HostTool.RunAsync("/bin/sh", ["-c", "exec debugfs -w -f \"$1\" \"$2\" 2>\"$3\"", "sh", script, fs, errors], null, ct).ConfigureAwait(false);
+                var r = await HostTool.RunAsync(HostPrograms.Sh.Name, ["-c", $"exec {HostPrograms.Debugfs} -w -f \"$1\" \"$2\" 2>\"$3\"", "sh", script, fs, errors], null, ct).ConfigureAwait(false);
                 // debugfs exits 0 even when a command fails; its errors are the stderr lines after the version banner.
                 var problems = File.Exists(errors)
                     ? File.ReadAllLines(errors).Where(l => l.Length > 0 && !l.StartsWith("debugfs ", StringComparison.Ordinal)).ToList()
@@ -127,10 +128,10 @@ internal static class IncrementalDisk
                     throw new IncrementalDeclinedException($"debugfs could not apply the changes: {string.Join("; ", problems.Take(3))}{HostTool.Tail(r.Output, r.ExitCode != 0 ? 3 : 0)}");
                 }
             }
-            var fsck = await HostTool.RunAsync("e2fsck", ["-fn", fs], null, ct).ConfigureAwait(false);
+            var fsck = await HostTool.RunAsync(HostPrograms.E2fsck.Name, ["-fn", fs], null, ct).ConfigureAwait(false);
             if (fsck.ExitCode != 0)
             {
-                throw new IncrementalDeclinedException($"e2fsck -fn found problems after applying the changes: {HostTool.Tail(fsck.Output, 5)}");
+                throw new IncrementalDeclinedException($"{HostPrograms.E2fsck} -fn found problems after applying the changes: {HostTool.Tail(fsck.Output, 5)}");
             }
             return null;
         }
@@ -210,7 +211,7 @@ internal static class IncrementalDisk
 
     private static async Task CheckSpaceAsync(string fs, DebugfsPlan plan, CancellationToken ct)
     {
-        var r = await HostTool.RunAsync("dumpe2fs", ["-h", fs], null, ct).ConfigureAwait(false);
+        var r = await HostTool.RunAsync(HostPrograms.Dumpe2fs.Name, ["-h", fs], null, ct).ConfigureAwait(false);
         long Field(string name)
         {
             var line = r.Output.Split('\n').FirstOrDefault(l => l.StartsWith(name + ":", StringComparison.Ordinal));

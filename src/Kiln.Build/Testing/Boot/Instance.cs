@@ -16,6 +16,9 @@ public sealed class Instance : IAsyncDisposable
 {
     private const int OutputLines = 200;
 
+    /// <summary>The image's shell (nsenter -r enters the image's root first), not the host's.</summary>
+    private const string ImageShell = "/bin/sh";
+
     private readonly KilnStore _store;
     private readonly string _scratch;
     private readonly InstanceOptions _options;
@@ -329,7 +332,7 @@ public sealed class Instance : IAsyncDisposable
         {
             throw new InstanceException("the instance's PID 1 is not inside the image root; refusing to run a command", Output);
         }
-        var psi = new ProcessStartInfo("nsenter")
+        var psi = new ProcessStartInfo(HostPrograms.Nsenter.Name)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -341,7 +344,7 @@ public sealed class Instance : IAsyncDisposable
         {
             psi.Environment[k] = v;
         }
-        foreach (var a in new[] { "-t", _initPid.ToString(System.Globalization.CultureInfo.InvariantCulture), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--", "/bin/sh", "-c", command })
+        foreach (var a in new[] { "-t", _initPid.ToString(System.Globalization.CultureInfo.InvariantCulture), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--", ImageShell, "-c", command })
         {
             psi.ArgumentList.Add(a);
         }

@@ -11,7 +11,7 @@ internal static class GuestDisk
     public static async Task<string> CopyAsync(string source, string directory, CancellationToken ct)
     {
         var copy = Path.Combine(directory, "disk.raw");
-        var (status, output) = await HostCommand.RunAsync(HostCommand.StartInfo("cp", ["--sparse=always", "--reflink=auto", "--", source, copy], null), ct)
+        var (status, output) = await HostCommand.RunAsync(HostCommand.StartInfo(HostPrograms.Cp.Name, ["--sparse=always", "--reflink=auto", "--", source, copy], null), ct)
             .ConfigureAwait(false);
         if (status != 0)
         {

@@ -51,6 +51,7 @@ internal static class GuestScript
     public static string Script(IReadOnlyList<GuestProbe> probes)
     {
         var sb = new StringBuilder();
+        // An in-image script: the guest runs it, with the guest's programs.
         sb.Append($$"""
             #!/bin/sh
             # Written by kiln's VM check into a throwaway copy of the disk: runs the checks once the system is up
@@ -81,6 +82,7 @@ internal static class GuestScript
         {
             sb.Append(CultureInfo.InvariantCulture, $"probe {p.Id} {Seconds(p.Timeout)} {Quote(p.Command)}\n");
         }
+        // The rest of the in-image script.
         sb.Append($$"""
             rm -rf "$d"
             echo "{{DoneMarker}} {{probes.Count}}" >&3

@@ -107,7 +107,7 @@ internal sealed partial class QemuMachine : IAsyncDisposable
         }
         catch (SandboxException e)
         {
-            throw new VmException($"cannot start {qemu} (install qemu-system-x86): {e.Message}", e);
+            throw new VmException($"cannot start {qemu} (install {HostPrograms.QemuSystem.Package}): {e.Message}", e);
         }
         var machine = new QemuMachine(launch, child, output);
         try

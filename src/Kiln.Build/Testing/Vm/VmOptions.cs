@@ -1,4 +1,5 @@
 using Kiln.Build.Execution;
+using Kiln.Build.Sandbox;
 
 namespace Kiln.Build.Testing.Vm;
 
@@ -30,9 +31,9 @@ public sealed record VmOptions
     /// removed afterwards); null means the disk's own folder, so the copy can share its blocks (reflink) there.</summary>
     public string? WorkDirectory { get; init; }
 
-    public string QemuPath { get; init; } = "qemu-system-x86_64";
+    public string QemuPath { get; init; } = HostPrograms.QemuSystem.Name;
 
-    public string DebugfsPath { get; init; } = "debugfs";
+    public string DebugfsPath { get; init; } = HostPrograms.Debugfs.Name;
 
     /// <summary>Where the phase is (preparing the disk, booting, ready, checking, powering off), with times.</summary>
     public IProgress<VmEvent>? Progress { get; init; }
