@@ -6,7 +6,7 @@ set -euo pipefail
 need=(mmdebstrap util-linux coreutils iproute2 clang libc6-dev zlib1g-dev musl-tools
   syslinux syslinux-common mtools dosfstools fdisk e2fsprogs qemu-utils)
 if [ "${1:-build}" = test ]; then
-  need+=(skopeo umoci busybox-static systemd-container qemu-system-x86 zstd podman)
+  need+=(skopeo umoci busybox-static systemd-container qemu-system-x86 zstd podman vagrant)
 fi
 missing=()
 for p in "${need[@]}"; do

@@ -61,7 +61,7 @@ public static class ExportingBuilder
         {
             foreach (var output in definition.Outputs)
             {
-                results.Add(await WriteAsync(store, file, image, output, options.Epoch, progress, ct).ConfigureAwait(false));
+                results.Add(await WriteAsync(store, file, image, output, options, progress, ct).ConfigureAwait(false));
             }
         }
         return (build, results);
@@ -72,7 +72,7 @@ public static class ExportingBuilder
         Path.GetFullPath(DefinitionSyntax.DefaultOutputPath(image, ExportFormats.Name(format)), file.ContextDir);
 
     private static async Task<OutputResult> WriteAsync(KilnStore store, KilnFile file, ImageResult image, OutputDefinition output,
-        DateTimeOffset epoch, IProgress<BuildEvent>? progress, CancellationToken ct)
+        BuildOptions options, IProgress<BuildEvent>? progress, CancellationToken ct)
     {
         if (!ExportFormats.TryParse(output.Format, out var format))
         {
@@ -99,7 +99,8 @@ public static class ExportingBuilder
             Format = format,
             OutputPath = path,
             DiskSizeBytes = output.SizeBytes,
-            Epoch = epoch,
+            Epoch = options.Epoch,
+            StepOptions = options,
         };
         var events = progress is null ? null : new ForwardingProgress(e => progress.Report(new ExportProgressed(e.Image, output.Format, e.Message)));
         ExportResult exported;
