@@ -51,7 +51,9 @@ public sealed class VagrantBoxTests
         Assert.Contains(tree, l => l.StartsWith("etc/systemd/system/ssh.service.wants/kiln-ssh-host-keys.service\tl\t", StringComparison.Ordinal));
         Assert.DoesNotContain(tree, l => l.StartsWith("etc/ssh/ssh_host_", StringComparison.Ordinal));
 
-        // The image, and so its qcow2 (whose tree the image's is, see ServerDiskTests), has none of it.
+        // The image, and so its qcow2 (whose tree the image's is, see ServerDiskTests), has none of it, and writing the
+        // box left the image's name where it was.
+        Assert.Equal(ColdDigest("server"), StoreReader.ManifestDigest(_web.Store.Path, "server"));
         var image = TreeListing.OfManifest(_web.Store.Path, ColdDigest("server"));
         Assert.DoesNotContain(image, l => l.StartsWith("usr/sbin/sshd\t", StringComparison.Ordinal)
             || l.StartsWith("usr/bin/sudo\t", StringComparison.Ordinal)

@@ -84,6 +84,12 @@ public static class ExportingBuilder
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         }
         var what = output.SizeBytes is { } size ? $"{output.Format} size={size}" : output.Format;
+        if (format == ExportFormat.Vagrant)
+        {
+            // A box holds more than its image: when what Kiln adds changes, a box of the same image is written again
+            // (boxes written before Kiln added anything are not current either).
+            what += " " + Disk.VagrantAccess.Version;
+        }
         var manifest = image.Manifest.Digest.Value;
         if (store.IsOutputCurrent(path, manifest, what))
         {

@@ -1,6 +1,7 @@
 using System.Text;
 using Kiln.Build.Definition;
 using Kiln.Build.Execution;
+using Kiln.Build.Layers;
 using Kiln.Build.Planning;
 using Kiln.Build.Sandbox;
 using Kiln.Build.Store;
@@ -16,7 +17,10 @@ namespace Kiln.Build.Exporters.Disk;
 /// other outputs never hold them.</summary>
 internal static class VagrantAccess
 {
-    public const string KeyPrefix = "kiln/vagrant/v1\n";
+    /// <summary>Names what the box adds; part of the steps' keys and of the record of a written box.</summary>
+    public const string Version = "kiln/vagrant/v1";
+
+    public const string KeyPrefix = Version + "\n";
 
     /// <summary>The box's disk is kept in the store as IMAGE+vagrant.</summary>
     public const string DiskSuffix = "+vagrant";
@@ -100,6 +104,19 @@ internal static class VagrantAccess
         return plans;
     }
 
+    private static bool HasAptGet(KilnStore store, ImageState state)
+    {
+        var lowers = LayerCommit.LowerDirs(store, state);
+        try
+        {
+            return SafePath.Lookup(lowers, SafePath.Resolve(lowers, "/usr/bin/apt-get")) is { Kind: ImageEntryKind.File };
+        }
+        catch (LayerException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The image with the box's layers on top: from the step cache, or made now (and cached).</summary>
     public static async Task<ImageState> AddAsync(KilnStore store, string image, Digest manifest, ImageState state, BuildOptions options,
         Action<string> report, CancellationToken ct)
@@ -112,6 +129,11 @@ internal static class VagrantAccess
             {
                 state = cached;
                 continue;
+            }
+            if (step.Step is PackagesStep && !HasAptGet(store, state))
+            {
+                throw ExportException.BadInput($"a Vagrant box of {image} gets openssh-server and sudo from apt, and the image has no /usr/bin/apt-get: "
+                    + "build the box from a Debian-based image, or write a qcow2 output instead");
             }
             report($"adding to the box: {step.Description["vagrant: ".Length..]}");
             var runner = new StepRunner(store, options, context, _ => { });
