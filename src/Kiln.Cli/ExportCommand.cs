@@ -1,4 +1,5 @@
 using Kiln.Build.Definition;
+using Kiln.Build.Execution;
 using Kiln.Build.Exporters;
 using Kiln.Build.Store;
 
@@ -60,6 +61,7 @@ internal static class ExportCommand
             DiskSizeBytes = size,
             AllowIncremental = !a.Has("--full"),
             Epoch = Cli.Epoch(),
+            StepOptions = new BuildOptions { MemoryScratchSize = Cli.ScratchSize() },
         };
         var result = await Exporter.ExportAsync(store, request, progress, ct).ConfigureAwait(false);
         var line = new OutputResult

@@ -90,6 +90,43 @@ public sealed class ArchiveExportTests : IClassFixture<TinyArchiveFixture>
     }
 
     [Fact]
+    public void Podman_load_names_the_docker_archive_as_kiln_does()
+    {
+        // A storage of its own (vfs: no mounts), so the test leaves no image, lock or event log on the host.
+        using var podman = new TempDir("kiln-podman");
+        string[] Podman(params string[] args) =>
+            ["--root", podman.Sub("root"), "--runroot", podman.Sub("run"), "--tmpdir", podman.Sub("tmp"),
+             "--storage-driver", "vfs", "--events-backend", "none", .. args];
+        var load = KilnProcess.Tool("podman", Podman("load", "-i", _f.Paths[ExportFormat.DockerArchive]));
+        Assert.True(load.ExitCode == 0, load.All);
+        Assert.Contains("Loaded image: localhost/tiny:latest", load.Stdout);
+        var exists = KilnProcess.Tool("podman", Podman("image", "exists", "localhost/tiny:latest"));
+        Assert.True(exists.ExitCode == 0, exists.All + KilnProcess.Tool("podman", Podman("images")).All);
+        var id = KilnProcess.Tool("podman", Podman("image", "inspect", "--format", "{{.Id}}", "localhost/tiny:latest"));
+        Assert.True(id.ExitCode == 0, id.All);
+        Assert.Equal(ConfigDigest(Store, "tiny"), "sha256:" + id.Stdout.Trim());
+    }
+
+    [Fact]
+    public void The_docker_archive_holds_what_docker_load_reads()
+    {
+        // No docker engine here: this reads back what `docker load` reads, manifest.json with its paths and names.
+        using var work = new TempDir("kiln-docker-load");
+        Assert.Equal(0, KilnProcess.Tool("tar", "-xf", _f.Paths[ExportFormat.DockerArchive], "-C", work.Path).ExitCode);
+        using var manifest = JsonDocument.Parse(File.ReadAllText(work.Sub("manifest.json")));
+        var item = Assert.Single(manifest.RootElement.EnumerateArray());
+        Assert.Equal(["tiny:latest"], item.GetProperty("RepoTags").EnumerateArray().Select(t => t.GetString()));
+        var config = item.GetProperty("Config").GetString()!;
+        Assert.Equal(ConfigDigest(Store, "tiny"), "sha256:" + Path.GetFileName(config));
+        var layers = item.GetProperty("Layers").EnumerateArray().Select(l => l.GetString()!).ToList();
+        Assert.Equal(StoreReader.LayerDigests(Store, "tiny").Select(d => "blobs/sha256/" + d["sha256:".Length..]), layers);
+        Assert.All(layers.Append(config), p => Assert.True(File.Exists(work.Sub(p)), p + " is missing"));
+        // docker load checks each layer, decompressed, against the config's diff IDs, in order.
+        var diffIds = layers.Select(l => "sha256:" + KilnProcess.Tool("sh", "-c", $"gzip -dc '{work.Sub(l)}' | sha256sum").Stdout[..64]).ToList();
+        Assert.Equal(DiffIds(Store, "tiny"), diffIds);
+    }
+
+    [Fact]
     public void Umoci_unpacks_the_oci_archive_to_the_same_tree_as_the_image_and_the_rootfs_export()
     {
         var image = TreeListing.OfImage(Store, "tiny");
@@ -218,6 +255,12 @@ public sealed class ArchiveExportTests : IClassFixture<TinyArchiveFixture>
         var blobs = Path.Combine(other.Path, "blobs", "sha256");
         Assert.True(!Directory.Exists(blobs) || Directory.GetFiles(blobs).Length == 0, "nothing lands in blobs/");
         Leftovers.AssertNone(other.Path);
+    }
+
+    private static string ConfigDigest(string store, string name)
+    {
+        using var manifest = JsonDocument.Parse(File.ReadAllText(StoreReader.BlobPath(store, StoreReader.ManifestDigest(store, name))));
+        return manifest.RootElement.GetProperty("config").GetProperty("digest").GetString()!;
     }
 
     private static List<string> DiffIds(string store, string name)

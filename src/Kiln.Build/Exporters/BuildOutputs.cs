@@ -61,7 +61,7 @@ public static class ExportingBuilder
         {
             foreach (var output in definition.Outputs)
             {
-                results.Add(await WriteAsync(store, file, image, output, options.Epoch, progress, ct).ConfigureAwait(false));
+                results.Add(await WriteAsync(store, file, image, output, options, progress, ct).ConfigureAwait(false));
             }
         }
         return (build, results);
@@ -72,7 +72,7 @@ public static class ExportingBuilder
         Path.GetFullPath(DefinitionSyntax.DefaultOutputPath(image, ExportFormats.Name(format)), file.ContextDir);
 
     private static async Task<OutputResult> WriteAsync(KilnStore store, KilnFile file, ImageResult image, OutputDefinition output,
-        DateTimeOffset epoch, IProgress<BuildEvent>? progress, CancellationToken ct)
+        BuildOptions options, IProgress<BuildEvent>? progress, CancellationToken ct)
     {
         if (!ExportFormats.TryParse(output.Format, out var format))
         {
@@ -84,6 +84,12 @@ public static class ExportingBuilder
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         }
         var what = output.SizeBytes is { } size ? $"{output.Format} size={size}" : output.Format;
+        if (format == ExportFormat.Vagrant)
+        {
+            // A box holds more than its image: when what Kiln adds changes, a box of the same image is written again
+            // (boxes written before Kiln added anything are not current either).
+            what += " " + Disk.VagrantAccess.Version;
+        }
         var manifest = image.Manifest.Digest.Value;
         if (store.IsOutputCurrent(path, manifest, what))
         {
@@ -99,7 +105,8 @@ public static class ExportingBuilder
             Format = format,
             OutputPath = path,
             DiskSizeBytes = output.SizeBytes,
-            Epoch = epoch,
+            Epoch = options.Epoch,
+            StepOptions = options,
         };
         var events = progress is null ? null : new ForwardingProgress(e => progress.Report(new ExportProgressed(e.Image, output.Format, e.Message)));
         ExportResult exported;

@@ -1,3 +1,4 @@
+using Kiln.Build.Execution;
 using Kiln.Build.Store;
 using Kiln.Oci;
 
@@ -25,6 +26,10 @@ public sealed record ExportRequest
 
     /// <summary>Timestamps written into archive headers (SOURCE_DATE_EPOCH).</summary>
     public DateTimeOffset Epoch { get; init; } = DateTimeOffset.UnixEpoch;
+
+    /// <summary>Vagrant boxes: how the layers the box adds to the image are made (scratch space, compression, cache);
+    /// their times are clamped to <see cref="Epoch"/>.</summary>
+    public BuildOptions StepOptions { get; init; } = new();
 }
 
 /// <summary>What an export wrote.</summary>

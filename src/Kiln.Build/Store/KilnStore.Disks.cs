@@ -199,7 +199,9 @@ public sealed partial class KilnStore
         foreach (var file in Directory.EnumerateFiles(DisksDir, "*.json").ToList())
         {
             var e = ReadDiskEntry(file);
-            if (e is null || !taggedNames.Contains(e.Image) || !e.ParsedDiffIds()!.All(keepSnapshots.Contains) || DiskRawPath(e) is null)
+            // A disk made from an image with layers of its own on top (a Vagrant box's: IMAGE+vagrant) lives as long as
+            // the image's name.
+            if (e is null || !taggedNames.Contains(e.Image.Split('+')[0]) || !e.ParsedDiffIds()!.All(keepSnapshots.Contains) || DiskRawPath(e) is null)
             {
                 StoreFs.TryDeleteFile(file);
                 dropped++;

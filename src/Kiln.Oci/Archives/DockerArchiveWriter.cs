@@ -5,7 +5,8 @@ namespace Kiln.Oci.Archives;
 /// <summary>Writes a docker-archive as <c>docker save</c> (Docker 25 and later) does: the legacy <c>manifest.json</c>
 /// (<c>[{Config, RepoTags, Layers}]</c>, paths into <c>blobs/sha256/</c>) and <c>repositories</c> for
 /// <c>docker load</c>, <c>podman load</c> and <c>skopeo docker-archive:</c>, and beside them the OCI layout
-/// (<c>oci-layout</c>, <c>index.json</c>, the manifest tagged with TAG) that tools importing OCI archives read.</summary>
+/// (<c>oci-layout</c>, <c>index.json</c>, the manifest tagged with TAG and named REPO:TAG) that tools importing OCI
+/// archives read.</summary>
 /// <remarks>Layers stay as they are in the store (gzip or zstd): the loaders decompress layer files whatever the
 /// names, and check each against the config's diff IDs.</remarks>
 public static class DockerArchiveWriter
@@ -22,8 +23,15 @@ public static class DockerArchiveWriter
         var tar = new UstarWriter(output, options.Epoch.ToUnixTimeSeconds());
         await tar.WriteFileAsync("manifest.json", LegacyManifest(manifest, repo + ":" + tag), cancellationToken).ConfigureAwait(false);
         await tar.WriteFileAsync("repositories", Repositories(manifest, repo, tag), cancellationToken).ConfigureAwait(false);
-        // No registry-qualified name is written: the archive names the image as the user did (REPO:TAG).
-        var annotations = new Dictionary<string, string> { [Annotations.RefName] = tag };
+        // The index names the image in full as well as by tag: podman loads the archive through this index (its OCI
+        // loader comes first) and takes the full name from it, else it names the image after the tag
+        // (localhost/latest:latest). No registry-qualified name is written: the archive names the image as the user
+        // did (REPO:TAG), which podman qualifies as localhost/REPO:TAG, as it does the RepoTags of manifest.json.
+        var annotations = new Dictionary<string, string>
+        {
+            [Annotations.ImageName] = repo + ":" + tag,
+            [Annotations.RefName] = tag,
+        };
         await ImageArchiveWriter.WriteLayoutAsync(tar, image, manifest, bytes, annotations, cancellationToken).ConfigureAwait(false);
         await tar.FinishAsync(cancellationToken).ConfigureAwait(false);
     }

@@ -35,8 +35,22 @@ public sealed class DockerArchiveWriterTests
         var index = OciJson.DeserializeIndex(entries[3].Data);
         var m = Assert.Single(index.Manifests);
         Assert.Equal(image.Manifest.Digest, m.Digest);
-        Assert.Equal(["org.opencontainers.image.ref.name"], m.Annotations!.Keys);
+        Assert.Equal(["io.containerd.image.name", "org.opencontainers.image.ref.name"], m.Annotations!.Keys);
         Assert.Equal("latest", m.Annotations![Annotations.RefName]);
+        Assert.Equal("web:latest", m.Annotations![Annotations.ImageName]);
+    }
+
+    [Theory]
+    [InlineData("web:1.2", "web:1.2", "1.2")]
+    [InlineData("registry.local:5000/team/web", "registry.local:5000/team/web:latest", "latest")]
+    public async Task The_index_names_the_image_as_manifest_json_does(string repoTag, string name, string tag)
+    {
+        var entries = TestImage.Entries(await WriteAsync(new TestImage(("a", "a")), repoTag));
+        using var manifest = JsonDocument.Parse(entries[0].Data);
+        Assert.Equal([name], manifest.RootElement[0].GetProperty("RepoTags").EnumerateArray().Select(t => t.GetString()));
+        var annotations = OciJson.DeserializeIndex(entries[3].Data).Manifests[0].Annotations!;
+        Assert.Equal(name, annotations[Annotations.ImageName]);
+        Assert.Equal(tag, annotations[Annotations.RefName]);
     }
 
     [Theory]

@@ -6,7 +6,7 @@ using Kiln.Oci;
 namespace Kiln.Build.Exporters.Disk;
 
 /// <summary>Exports a stored image as a bootable server disk: <see cref="ExportFormat.Raw"/>, <see cref="ExportFormat.Qcow2"/>
-/// or a libvirt <see cref="ExportFormat.Vagrant"/> box. The disk has an MBR, a FAT boot partition with SYSLINUX, the
+/// or a libvirt <see cref="ExportFormat.Vagrant"/> box (whose disk also holds <see cref="VagrantAccess"/>). The disk has an MBR, a FAT boot partition with SYSLINUX, the
 /// image's kernel and initrd, and an ext4 root holding exactly the image's files (see <see cref="DiskBuilder"/>).</summary>
 /// <remarks>Every disk is kept in the store (<c>kiln/disks</c>, one per image name). When an image shares all but a few
 /// top layers with a kept disk (an app change) and its kernel and size are unchanged, its disk is that disk with only
@@ -30,7 +30,18 @@ public static class DiskExporter
         // Shared: garbage collection (exclusive) must not take the snapshots or the kept disk while we read them.
         using var storeLock = store.AcquireLock(exclusive: false, ct);
 
-        var (diffIds, layers) = await ReadLayersAsync(store, request, ct).ConfigureAwait(false);
+        var state = await ReadStateAsync(store, request, ct).ConfigureAwait(false);
+        // A box gets what Vagrant needs as layers of its own, on top of the image; it keeps its disk under a name
+        // no image can have (image names have no '+'), so the image's own disk stays as it is.
+        var diskName = name;
+        var diskManifest = request.Manifest.Digest;
+        if (request.Format == ExportFormat.Vagrant)
+        {
+            state = await VagrantAccess.AddAsync(store, name, request.Manifest.Digest, state, request.StepOptions with { Epoch = request.Epoch }, Report, ct).ConfigureAwait(false);
+            diskName = name + VagrantAccess.DiskSuffix;
+            diskManifest = KilnStore.DescribeImage(state).Digest;
+        }
+        var (diffIds, layers) = Layers(store, request, state);
         var boot = BootFiles.Find(layers, name);
         var tree = new MergedTree(layers);
         var (used, entries) = DiskBuilder.Measure(tree, ct);
@@ -56,7 +67,7 @@ public static class DiskExporter
                     (plan, declined) = IncrementalDisk.Prepare(store, basis, shared, diffIds, tree, work, ct);
                     if (plan is not null)
                     {
-                        var next = basis with { Image = name, Manifest = request.Manifest.Digest.Value, DiffIds = diffIds.Select(d => d.Value).ToList() };
+                        var next = basis with { Image = diskName, Manifest = diskManifest.Value, DiffIds = diffIds.Select(d => d.Value).ToList() };
                         (kept, declined) = await ApplyAsync(store, basis, next, plan, raw, work, ct).ConfigureAwait(false);
                     }
                     if (declined is not null)
@@ -69,13 +80,13 @@ public static class DiskExporter
             if (kept is null)
             {
                 Report($"building a {DiskLayout.Mib(layout.DiskBytes)} disk ({DiskLayout.Mib(used)} of files, kernel {boot.Version})");
-                var rootUuid = DiskIds.Uuid(request.Manifest.Digest, "root uuid");
-                await DiskBuilder.BuildAsync(work, raw, layout, boot, tree, entries, rootUuid, DiskIds.Uuid(request.Manifest.Digest, "hash seed"),
-                    DiskIds.DiskId(request.Manifest.Digest), request.Epoch, ct).ConfigureAwait(false);
+                var rootUuid = DiskIds.Uuid(diskManifest, "root uuid");
+                await DiskBuilder.BuildAsync(work, raw, layout, boot, tree, entries, rootUuid, DiskIds.Uuid(diskManifest, "hash seed"),
+                    DiskIds.DiskId(diskManifest), request.Epoch, ct).ConfigureAwait(false);
                 var entry = new DiskCacheEntry
                 {
-                    Image = name,
-                    Manifest = request.Manifest.Digest.Value,
+                    Image = diskName,
+                    Manifest = diskManifest.Value,
                     DiffIds = diffIds.Select(d => d.Value).ToList(),
                     RawFile = "disk.raw",
                     DiskBytes = layout.DiskBytes,
@@ -91,7 +102,7 @@ public static class DiskExporter
             }
 
             Report($"writing {ExportFormats.Name(request.Format)}");
-            using (store.LockDisk(name, exclusive: false, ct))
+            using (store.LockDisk(diskName, exclusive: false, ct))
             {
                 await DiskOutput.WriteAsync(request.Format, store.DiskRawPath(kept)!, kept.DiskBytes, output.PartialPath, work, request.Epoch, ct).ConfigureAwait(false);
             }
@@ -156,17 +167,20 @@ public static class DiskExporter
         return failed is not null ? (null, failed) : (await store.PutDiskAsync(next, raw, ct).ConfigureAwait(false), null);
     }
 
-    private static async Task<(IReadOnlyList<Digest> DiffIds, IReadOnlyList<string> LayersTopFirst)> ReadLayersAsync(KilnStore store, ExportRequest request, CancellationToken ct)
+    private static async Task<ImageState> ReadStateAsync(KilnStore store, ExportRequest request, CancellationToken ct)
     {
-        ImageState state;
         try
         {
-            state = await store.ReadImageStateAsync(request.Manifest.Digest, ct).ConfigureAwait(false);
+            return await store.ReadImageStateAsync(request.Manifest.Digest, ct).ConfigureAwait(false);
         }
         catch (StoreException e)
         {
             throw ExportException.Failed($"reading image {request.ImageName} from the store: {e.Message}", e);
         }
+    }
+
+    private static (IReadOnlyList<Digest> DiffIds, IReadOnlyList<string> LayersTopFirst) Layers(KilnStore store, ExportRequest request, ImageState state)
+    {
         var diffIds = state.Config.RootFs.DiffIds;
         if (diffIds.Count == 0)
         {

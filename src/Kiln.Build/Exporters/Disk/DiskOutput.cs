@@ -40,8 +40,9 @@ internal static class DiskOutput
     /// <summary>The box's Vagrantfile: defaults vagrant-libvirt merges under a project's own Vagrantfile.</summary>
     public const string Vagrantfile = """
 # Written by kiln: defaults for this box under the libvirt provider; a project's Vagrantfile overrides them.
-# The image is an immutable server: it has no vagrant user or SSH key unless the image adds them, so
-# shared folders (which need SSH) are off. The kernel logs to the serial console (console=ttyS0): `virsh console`.
+# Kiln added to the box (not to the image) openssh-server, sudo and the user vagrant with Vagrant's insecure
+# key, which `vagrant up` replaces. Shared folders are off: they need rsync or NFS in the guest. The guest
+# must bring up its network by DHCP. The kernel logs to the serial console (console=ttyS0): `virsh console`.
 Vagrant.configure("2") do |config|
   config.vm.synced_folder ".", "/vagrant", disabled: true
   config.vm.provider :libvirt do |libvirt|

@@ -160,6 +160,18 @@ public sealed class DiskExporterTests : IDisposable
     {
         await _image.AddBaseAsync();
         var manifest = await _image.TagAsync("tiny");
+        // The box's own layers, as the step cache would hold them after a first box of this image (making them
+        // needs apt in the image, see ServerDiskTests and VagrantBoxTests).
+        var image = _image.SnapshotsTopFirst;
+        await _image.AddLayerAsync(root =>
+        {
+            DiskTestImage.Mk(root, "etc/sudoers.d");
+            File.WriteAllText(Path.Combine(root, "etc/sudoers.d/vagrant"), VagrantAccess.SudoersEntry + "\n");
+        });
+        foreach (var step in VagrantAccess.Plan(manifest.Digest))
+        {
+            await _image.Store.PutStepAsync(step.CacheKey, _image.State);
+        }
         var box = await DiskExporter.ExportAsync(_image.Store, Request(manifest, ExportFormat.Vagrant, "tiny.box"), null, CancellationToken.None);
 
         var names = new List<string>();
@@ -181,6 +193,34 @@ public sealed class DiskExporterTests : IDisposable
         Assert.Contains("config.vm.provider :libvirt", File.ReadAllText(Path.Combine(extracted, "Vagrantfile")));
         var (code, check) = DiskTestImage.Run("qemu-img", "check", Path.Combine(extracted, "box.img"));
         Assert.True(code == 0, check);
+
+        // The box's disk is the image with the box's layers; the image's own disk has none of them, and each is kept
+        // under its own name.
+        var raw = Path.Combine(_image.OutDir, "box.raw");
+        Assert.Equal(0, DiskTestImage.Run("qemu-img", "convert", "-f", "qcow2", "-O", "raw", Path.Combine(extracted, "box.img"), raw).ExitCode);
+        var onBox = DiskTree.OfDisk(raw, Partitions(raw)[1].Start);
+        DiskTree.AssertSame(DiskTree.OfImage(_image.SnapshotsTopFirst), onBox);
+        Assert.Contains(onBox, l => l.StartsWith("etc/sudoers.d/vagrant\t", StringComparison.Ordinal));
+        var plain = await DiskExporter.ExportAsync(_image.Store, Request(manifest, ExportFormat.Raw, "tiny.raw"), null, CancellationToken.None);
+        var onDisk = DiskTree.OfDisk(plain.OutputPath, Partitions(plain.OutputPath)[1].Start);
+        DiskTree.AssertSame(DiskTree.OfImage(image), onDisk);
+        Assert.DoesNotContain(onDisk, l => l.StartsWith("etc/sudoers.d", StringComparison.Ordinal));
+        Assert.Equal(["tiny", "tiny+vagrant"], _image.Store.ListDisks().Select(d => d.Image).Order(StringComparer.Ordinal));
+        Assert.Equal(manifest.Digest, _image.Store.TryGetTag("tiny")!.Digest);
+    }
+
+    [Fact]
+    public async Task A_vagrant_box_of_an_image_without_apt_is_bad_input_and_leaves_nothing()
+    {
+        await _image.AddBaseAsync();
+        var manifest = await _image.TagAsync("tiny");
+        var e = await Assert.ThrowsAsync<ExportException>(() =>
+            DiskExporter.ExportAsync(_image.Store, Request(manifest, ExportFormat.Vagrant, "tiny.box"), null, CancellationToken.None));
+        Assert.True(e.IsBadInput, e.Message);
+        Assert.Contains("tiny", e.Message);
+        Assert.Contains("/usr/bin/apt-get", e.Message);
+        Assert.Empty(Directory.GetFileSystemEntries(_image.OutDir));
+        Assert.Empty(_image.Store.ListDisks());
     }
 
     [Theory]

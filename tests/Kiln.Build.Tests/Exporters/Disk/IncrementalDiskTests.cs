@@ -274,4 +274,24 @@ public sealed class IncrementalDiskTests : IDisposable
         Assert.Empty(_image.Store.ListDisks());
         Assert.Empty(Directory.GetFiles(disks));
     }
+
+    [Fact]
+    public async Task Gc_keeps_the_disk_of_a_box_as_long_as_its_image_is_tagged()
+    {
+        await _image.AddBaseAsync();
+        var v1 = await _image.TagAsync("web");
+        var r = await ExportAsync("web", v1, "v1.raw");
+        var copy = Path.Combine(_image.OutDir, "box.raw");
+        File.Copy(r.OutputPath, copy);
+        await _image.Store.PutDiskAsync(_image.Store.TryGetDisk("web")! with { Image = "web" + VagrantAccess.DiskSuffix }, copy);
+        Assert.Equal(2, _image.Store.ListDisks().Count);
+
+        await _image.Store.CollectGarbageAsync();
+        Assert.Equal(["web", "web+vagrant"], _image.Store.ListDisks().Select(d => d.Image).Order(StringComparer.Ordinal));
+
+        await _image.Store.UntagAsync("web");
+        var report = await _image.Store.CollectGarbageAsync();
+        Assert.Equal(2, report.DisksRemoved);
+        Assert.Empty(_image.Store.ListDisks());
+    }
 }
