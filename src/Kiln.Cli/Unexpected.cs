@@ -54,12 +54,15 @@ internal static class Unexpected
     public static string Line(Exception ex, string? where = null)
     {
         string operation;
+        bool hasVerbose;
         lock (s_gate)
         {
             operation = s_running.Count > 0 ? $"{s_command} failed while at {s_running[^1]}" : $"{s_command} failed";
+            hasVerbose = s_command is "kiln build" or "kiln test";
         }
         var message = string.Join(' ', ex.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
-        var hint = ShowStack ? "" : " (a bug in kiln; -v or KILN_DEBUG=1 shows where)";
+        // Only build and test take -v; the other commands would refuse it as a usage error.
+        var hint = ShowStack ? "" : hasVerbose ? " (a bug in kiln; -v or KILN_DEBUG=1 shows where)" : " (a bug in kiln; KILN_DEBUG=1 shows where)";
         return $"error: {operation}: unexpected {ex.GetType().Name}{where}: {message}{hint}";
     }
 

@@ -132,6 +132,25 @@ public sealed class ImportTests : IDisposable
             "nothing is written to the store");
     }
 
+    [Theory]
+    [InlineData("oci:{0}/no-such-layout:tiny", "not an OCI image layout")]
+    [InlineData("oci:{0}/layout:other", "no image tagged 'other'")]
+    [InlineData("oci-archive:{0}/no-such.tar:tiny", "no-such.tar")]
+    [InlineData("oci-archive:{0}/image.tar:other", "'other'")]
+    public void A_missing_layout_archive_or_tag_is_bad_input_naming_the_line(string fromFormat, string says)
+    {
+        var img = new ForeignImage();
+        var top = img.Image([FileLayer("hello", "hi")], Packing.Gzip, false, "amd64", null);
+        img.WriteLayout(_source.Sub("layout"), top, "tiny");
+        img.WriteArchive(_source.Sub("image.tar"), top, "tiny");
+        using var ctx = new TinyContext($"images:\n  imported:\n    from: {string.Format(System.Globalization.CultureInfo.InvariantCulture, fromFormat, _source.Path)}\n");
+        var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        AssertNoCrash(r);
+        Assert.True(r.ExitCode == 2, r.All);
+        Assert.Contains(says, r.Stderr);
+        Assert.Contains("kiln.yaml:3", r.Stderr);
+    }
+
     [Fact]
     public void A_manifest_whose_config_is_not_an_image_config_is_refused_with_its_media_type()
     {

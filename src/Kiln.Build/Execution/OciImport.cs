@@ -25,7 +25,8 @@ internal static class OciImport
         {
             return FindManifest(source, platform).Digest.Value;
         }
-        catch (ImageException ex)
+        // A missing layout or tag is the definition's problem, as a missing archive is for oci-archive:.
+        catch (Exception ex) when (ex is ImageException or BuildException)
         {
             throw DefinitionException.At(source.Mark, $"from oci: {ex.Message}");
         }

@@ -37,6 +37,8 @@ public static class DiskExporter
         var diskManifest = request.Manifest.Digest;
         if (request.Format == ExportFormat.Vagrant)
         {
+            // An image that cannot boot is refused before the box's apt step fetches packages for nothing.
+            BootFiles.Find(Layers(store, request, state).LayersTopFirst, name);
             state = await VagrantAccess.AddAsync(store, name, request.Manifest.Digest, state, request.StepOptions with { Epoch = request.Epoch }, Report, ct).ConfigureAwait(false);
             diskName = name + VagrantAccess.DiskSuffix;
             diskManifest = KilnStore.DescribeImage(state).Digest;

@@ -223,6 +223,20 @@ public sealed class DiskExporterTests : IDisposable
         Assert.Empty(_image.Store.ListDisks());
     }
 
+    [Fact]
+    public async Task A_vagrant_box_of_an_image_that_cannot_boot_is_refused_before_its_apt_step()
+    {
+        // This image has no apt either: the kernel is named, so the box's packages step never started.
+        await _image.AddBaseAsync(kernel: false);
+        var manifest = await _image.TagAsync("tiny");
+        var e = await Assert.ThrowsAsync<ExportException>(() =>
+            DiskExporter.ExportAsync(_image.Store, Request(manifest, ExportFormat.Vagrant, "tiny.box"), null, CancellationToken.None));
+        Assert.True(e.IsBadInput, e.Message);
+        Assert.Contains("linux-image-amd64", e.Message);
+        Assert.DoesNotContain("apt-get", e.Message);
+        Assert.Empty(Directory.GetFileSystemEntries(_image.OutDir));
+    }
+
     [Theory]
     [InlineData(false, true, true, "linux-image-amd64")]
     [InlineData(true, false, true, "initramfs-tools")]
