@@ -18,6 +18,18 @@ public sealed class ExampleWebFixture : IDisposable
         CopyTree(ExamplePath, Context.Path);
         // The cold build is the README's own command, run from the repository root.
         Cold = KilnProcess.RunReadmeCommand(RepoRoot, Store.Path, "build", "--json", "examples/web");
+        // What the reproducibility test compares, taken now: later tests rebuild images in this store.
+        ColdImages = new[] { "base", "web", "web-systemd" }
+            .Where(n => Cold.ExitCode == 0)
+            .ToDictionary(n => n, n => (StoreReader.LayerDigests(Store.Path, n), StoreReader.ManifestDigest(Store.Path, n)));
+        // The second cold build, into an empty store, runs beside the collection's other tests rather than after
+        // them: it is the longest of them and needs nothing but its own store and a copy of the example.
+        SecondStore = new TempDir("kiln-web-store2");
+        SecondContext = new TempDir("kiln-web-ctx2");
+        CopyTree(ExamplePath, SecondContext.Path);
+        Second = Cold.ExitCode == 0
+            ? Task.Run(() => KilnProcess.Run(SecondStore.Path, "build", "--json", "--no-outputs", SecondContext.Path))
+            : Task.FromResult(new KilnProcess.Result(-1, "", "not run: the first cold build failed"));
     }
 
     public static string RepoRoot
@@ -39,6 +51,15 @@ public sealed class ExampleWebFixture : IDisposable
     public TempDir Context { get; }
     public KilnProcess.Result Cold { get; }
 
+    /// <summary>Each image's layer digests and manifest digest right after the cold build.</summary>
+    public IReadOnlyDictionary<string, (IReadOnlyList<string> Layers, string Manifest)> ColdImages { get; }
+
+    /// <summary>A second cold build of the example into an empty store, started once the first one ended.</summary>
+    public Task<KilnProcess.Result> Second { get; }
+
+    public TempDir SecondStore { get; }
+    private TempDir SecondContext { get; }
+
     public static void CopyTree(string from, string to)
     {
         var r = KilnProcess.Tool("cp", "-a", from + "/.", to);
@@ -50,6 +71,16 @@ public sealed class ExampleWebFixture : IDisposable
 
     public void Dispose()
     {
+        // KilnProcess.Run ends the build at its time-out, so this wait is bounded.
+        try
+        {
+            Second.Wait();
+        }
+        catch (AggregateException)
+        {
+        }
+        SecondStore.Dispose();
+        SecondContext.Dispose();
         Store.Dispose();
         Context.Dispose();
     }
