@@ -94,6 +94,11 @@ public sealed class UnexpectedErrorTests : IDisposable
         using var doc = JsonDocument.Parse(File.ReadAllText(trace));
         var error = Assert.Single(doc.RootElement.GetProperty("traceEvents").EnumerateArray(), e => e.GetProperty("name").GetString() == "error");
         Assert.Contains("injected fault at step-output", error.GetProperty("args").GetProperty("stack").GetString());
+        // The process ended without its cleanup (its step's tmpfs is still mounted); the next build cleans that up,
+        // as it must after any killed kiln, and nothing stays mounted on the host after the test.
+        var again = Build(ctx, null);
+        Assert.True(again.ExitCode == 0, again.All);
+        Leftovers.AssertNone(_store.Path);
     }
 
     [Fact]
