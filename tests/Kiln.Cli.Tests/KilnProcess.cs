@@ -13,16 +13,43 @@ public static class KilnProcess
 
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "kiln.dll");
 
+    /// <summary>The kiln the tests run: this checkout's NativeAOT <c>out/kiln</c>, what users run, built once per test
+    /// run by scripts/build-tool.sh when a source changed (the README's command, which the examples/web fixture runs,
+    /// builds the same binary). Under the JIT every kiln process spent about half a second of CPU compiling itself,
+    /// and the tests start hundreds. <c>KILN_TEST_DLL=1</c> (set by <c>./test --fast</c>) runs this build's kiln.dll
+    /// instead, so the edit loop does not wait for a NativeAOT build.</summary>
+    private static readonly Lazy<string?> s_binary = new(() =>
+    {
+        if (Environment.GetEnvironmentVariable("KILN_TEST_DLL") is { Length: > 0 })
+        {
+            return null;
+        }
+        var root = ExampleWebFixture.RepoRoot;
+        var build = Tool(Path.Combine(root, "scripts", "build-tool.sh"));
+        if (build.ExitCode != 0)
+        {
+            throw new InvalidOperationException("scripts/build-tool.sh failed: " + build.All);
+        }
+        return Path.Combine(root, "out", "kiln");
+    });
+
+    /// <summary>Builds out/kiln now if it is to be used and is not current (once per test run).</summary>
+    public static void EnsureBinary() => _ = s_binary.Value;
+
     public static ProcessStartInfo StartInfo(string store, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        var binary = s_binary.Value;
+        var psi = new ProcessStartInfo(binary ?? "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(Dll);
+        if (binary is null)
+        {
+            psi.ArgumentList.Add(Dll);
+        }
         foreach (var a in args)
         {
             psi.ArgumentList.Add(a);
@@ -42,8 +69,11 @@ public static class KilnProcess
     public static Result RunReadmeCommand(string repoRoot, string store, params string[] args)
     {
         var psi = StartInfo(store, args);
+        if (psi.FileName == "dotnet")
+        {
+            psi.ArgumentList.RemoveAt(0);
+        }
         psi.FileName = Path.Combine(repoRoot, "kiln");
-        psi.ArgumentList.RemoveAt(0);
         psi.WorkingDirectory = repoRoot;
         return Run(psi, TimeSpan.FromMinutes(15));
     }
@@ -63,7 +93,7 @@ public static class KilnProcess
         {
             p.Kill(entireProcessTree: true);
             p.WaitForExit();
-            throw new TimeoutException($"kiln {string.Join(' ', psi.ArgumentList.Skip(1))} did not finish in {timeout}");
+            throw new TimeoutException($"kiln {string.Join(' ', psi.ArgumentList.Skip(psi.FileName == "dotnet" ? 1 : 0))} did not finish in {timeout}");
         }
         p.WaitForExit();
         return new Result(p.ExitCode, stdout.ToString(), stderr.ToString());
