@@ -15,7 +15,7 @@ public static class KilnProcess
 
     /// <summary>The kiln the tests run: this checkout's NativeAOT <c>out/kiln</c>, what users run, built once per test
     /// run by scripts/build-tool.sh when a source changed (the README's command, which the examples/web fixture runs,
-    /// builds the same binary). Under the JIT every kiln process spent about half a second of CPU compiling itself,
+    /// builds the same binary). Under the JIT every kiln process spent much of its CPU compiling itself,
     /// and the tests start hundreds. <c>KILN_TEST_DLL=1</c> (set by <c>./test --fast</c>) runs this build's kiln.dll
     /// instead, so the edit loop does not wait for a NativeAOT build.</summary>
     private static readonly Lazy<string?> s_binary = new(() =>

@@ -160,7 +160,7 @@ public sealed class HostProgramsTests
             }
         }
         Assert.True(installed.Count > 0, "no host program of the catalogue is installed here");
-        // One dpkg-query for every path: each reads the whole database (about 0.5 s).
+        // One dpkg-query for every path: each call reads the whole database.
         var owners = Owners(installed.SelectMany(i => i.Candidates).Distinct(StringComparer.Ordinal));
         var problems = new List<string>();
         foreach (var (program, path, candidates) in installed)
