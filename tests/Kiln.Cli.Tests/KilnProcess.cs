@@ -49,6 +49,9 @@ public static class KilnProcess
         if (binary is null)
         {
             psi.ArgumentList.Add(Dll);
+            // Under the JIT a kiln process is mostly compiling itself; tier-0 code that also counts its calls for a
+            // later tier-1 (dynamic PGO) is slower and gains nothing in processes this short.
+            psi.Environment["DOTNET_TieredPGO"] = "0";
         }
         foreach (var a in args)
         {
