@@ -9,69 +9,18 @@ namespace Kiln.Oci.Tests.Registry;
 /// elsewhere), both in this process on 127.0.0.1; each records the Authorization headers it saw.</summary>
 public sealed class RedirectTests
 {
-    private sealed class Listener : IDisposable
-    {
-        private readonly HttpListener _http = new();
-        private readonly Task _loop;
-
-        public Listener(Action<HttpListenerContext> handle)
-        {
-            Port = RegistryServer.FreePort();
-            _http.Prefixes.Add($"http://127.0.0.1:{Port}/");
-            _http.Start();
-            _loop = Task.Run(async () =>
-            {
-                while (_http.IsListening)
-                {
-                    HttpListenerContext context;
-                    try
-                    {
-                        context = await _http.GetContextAsync();
-                    }
-                    catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-                    {
-                        return;
-                    }
-                    lock (Seen)
-                    {
-                        Seen.Add((context.Request.Url!.AbsolutePath, context.Request.Headers["Authorization"]));
-                    }
-                    try
-                    {
-                        handle(context);
-                    }
-                    finally
-                    {
-                        context.Response.Close();
-                    }
-                }
-            });
-        }
-
-        public int Port { get; }
-
-        public List<(string Path, string? Authorization)> Seen { get; } = [];
-
-        public void Dispose()
-        {
-            _http.Stop();
-            _http.Close();
-            _loop.Wait(5000);
-        }
-    }
-
     [Fact]
     public async Task A_blob_redirected_to_another_host_is_fetched_without_the_credentials()
     {
         var content = Encoding.UTF8.GetBytes("layer bytes from storage");
         var d = new Descriptor { MediaType = MediaTypes.LayerTar, Digest = Digest.Compute(content), Size = content.Length };
-        using var storage = new Listener(c =>
+        using var storage = new FakeHttpServer(c =>
         {
             c.Response.ContentLength64 = content.Length;
             c.Response.OutputStream.Write(content);
         });
         string expected = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("user:pw-of-registry"));
-        using var registry = new Listener(c =>
+        using var registry = new FakeHttpServer(c =>
         {
             if (c.Request.Headers["Authorization"] != expected)
             {
