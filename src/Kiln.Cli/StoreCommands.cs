@@ -21,7 +21,7 @@ internal static class StoreCommands
         var rows = new List<(string Name, Descriptor Manifest, Manifest M)>();
         foreach (var (name, desc) in store?.ListTags() ?? [])
         {
-            var (m, _) = await store!.ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
+            var (m, _) = await store!.Content.ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
             rows.Add((name, desc, m));
         }
         if (a.Has("--json"))
@@ -294,7 +294,7 @@ internal static class StoreCommands
         var name = a.Positionals[0];
         var store = OpenExisting();
         var desc = store?.TryGetTag(name) ?? throw new UsageException($"kiln {command}: no image named '{name}' in {Cli.StoreRoot()} (see 'kiln images')");
-        var (manifest, config) = await store!.ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
+        var (manifest, config) = await store!.Content.ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
         return (name, desc, manifest, config);
     }
 

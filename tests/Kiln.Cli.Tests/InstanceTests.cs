@@ -17,7 +17,7 @@ public sealed class InstanceTests : IDisposable
         var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
         Assert.True(r.ExitCode == 0, r.All);
         var store = KilnStore.Open(_store.Path);
-        var state = await store.ReadImageStateAsync(store.TryGetTag(name)!.Digest);
+        var state = await store.Content.ReadImageStateAsync(store.TryGetTag(name)!.Digest);
         return (store, state);
     }
 

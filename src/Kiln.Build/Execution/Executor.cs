@@ -3,6 +3,7 @@ using Kiln.Build.Definition;
 using Kiln.Build.Layers;
 using Kiln.Build.Planning;
 using Kiln.Build.Store;
+using Kiln.Build.Store.Content;
 using Kiln.Oci;
 
 namespace Kiln.Build.Execution;
@@ -219,7 +220,7 @@ public sealed class Executor
             finals[image.Name] = (state, dirty);
             // The tests need the image's digest, not its stored documents: they run while those are written (and while
             // the last step's cache entry is). All is durable before the image is tagged.
-            manifest = KilnStore.DescribeImage(state);
+            manifest = ContentStore.DescribeImage(state);
             var finalState = state;
             pending.Add(Task.Run(async () =>
             {
@@ -229,7 +230,7 @@ public sealed class Executor
                 }
                 using (new PhaseClock(_progress, image.Name, null).Measure("write image"))
                 {
-                    await _store.WriteImageAsync(finalState, ct).ConfigureAwait(false);
+                    await _store.Content.WriteImageAsync(finalState, ct).ConfigureAwait(false);
                 }
             }, ct));
             using (new PhaseClock(_progress, image.Name, null).Measure("tests"))

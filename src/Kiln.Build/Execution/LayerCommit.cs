@@ -72,7 +72,7 @@ internal static class LayerCommit
         {
             try
             {
-                using (var writer = store.CreateBlobWriter())
+                using (var writer = store.Content.CreateBlobWriter())
                 {
                     var timings = new PackTimings();
                     using (var pack = phases?.Measure("pack"))

@@ -132,7 +132,7 @@ internal static class OciImport
                         + "(Kiln reads OCI and Docker layers: tar, gzip or zstd)");
                 }
                 var diffId = config.RootFs.DiffIds[i];
-                if (store.HasSnapshot(diffId) && store.HasBlob(layer.Digest))
+                if (store.HasSnapshot(diffId) && store.Content.HasBlob(layer.Digest))
                 {
                     continue;
                 }
@@ -173,8 +173,8 @@ internal static class OciImport
             {
                 store.CommitSnapshot(dir, diffId);
             }
-            await store.WriteBlobAsync(configBytes, manifest.Config.MediaType, ct).ConfigureAwait(false);
-            await store.WriteBlobAsync(manifestBytes, desc.MediaType, ct).ConfigureAwait(false);
+            await store.Content.WriteBlobAsync(configBytes, manifest.Config.MediaType, ct).ConfigureAwait(false);
+            await store.Content.WriteBlobAsync(manifestBytes, desc.MediaType, ct).ConfigureAwait(false);
         }
         finally
         {
@@ -248,11 +248,11 @@ internal static class OciImport
 
     private static async Task CopyBlobAsync(KilnStore store, Source source, Descriptor desc, CancellationToken ct)
     {
-        if (store.HasBlob(desc.Digest))
+        if (store.Content.HasBlob(desc.Digest))
         {
             return;
         }
-        using var writer = store.CreateBlobWriter();
+        using var writer = store.Content.CreateBlobWriter();
         await using (var input = source.Open(desc))
         {
             await input.CopyToAsync(writer, ct).ConfigureAwait(false);

@@ -27,7 +27,7 @@ public sealed partial class KilnStore
             ImageConfig config;
             try
             {
-                (manifest, config) = await ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
+                (manifest, config) = await Content.ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
             }
             catch (StoreException e)
             {
@@ -62,29 +62,7 @@ public sealed partial class KilnStore
 
         int disksRemoved = CollectDisks(taggedNames, keepSnapshots);
 
-        int blobsRemoved = 0, blobsKept = 0;
-        long blobBytes = 0;
-        foreach (var file in Directory.EnumerateFiles(BlobsDir).ToList())
-        {
-            ct.ThrowIfCancellationRequested();
-            if (!Digest.TryParse(Digest.Sha256Prefix + Path.GetFileName(file), out var d))
-            {
-                continue; // not ours to judge; verify reports it
-            }
-            if (keepBlobs.Contains(d))
-            {
-                blobsKept++;
-                continue;
-            }
-            long size = new FileInfo(file).Length;
-            File.Delete(file);
-            blobsRemoved++;
-            blobBytes += size;
-        }
-        if (blobsRemoved > 0)
-        {
-            Native.FsyncDirectory(BlobsDir);
-        }
+        var (blobsRemoved, blobsKept, blobBytes) = Content.Sweep(keepBlobs, ct);
 
         int snapsRemoved = 0, snapsKept = 0;
         long snapBytes = 0;
@@ -154,7 +132,7 @@ public sealed partial class KilnStore
             {
                 // Unreadable: a torn record is useless, drop it.
             }
-            if (manifest is null || !Digest.TryParse(manifest, out var d) || !HasBlob(d))
+            if (manifest is null || !Digest.TryParse(manifest, out var d) || !Content.HasBlob(d))
             {
                 File.Delete(file);
                 removed++;

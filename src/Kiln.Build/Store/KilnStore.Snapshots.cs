@@ -1,3 +1,4 @@
+using Kiln.Build.Store.Content;
 using Kiln.Oci;
 
 namespace Kiln.Build.Store;
@@ -6,7 +7,7 @@ public sealed partial class KilnStore
 {
     // ---- snapshots: extracted layers, named by diffId; the rename into snapshots/ is the commit point ----
 
-    public string SnapshotPath(Digest diffId) => Path.Combine(SnapshotsDir, CheckDigest(diffId).Hex);
+    public string SnapshotPath(Digest diffId) => Path.Combine(SnapshotsDir, ContentStore.CheckDigest(diffId).Hex);
 
     /// <summary>Layers of this process whose files are final but not yet durable, by diffId: their snapshot is still the
     /// prepared dir (see <see cref="Execution.EarlyLayer"/>).</summary>
@@ -150,7 +151,7 @@ public sealed partial class KilnStore
     {
         var path = StepPath(cacheKey);
         ArgumentNullException.ThrowIfNull(state);
-        CheckState(state);
+        state.CheckLayersMatchDiffIds();
         var bytes = StepEntryJson.Write(state);
         try
         {
@@ -182,7 +183,7 @@ public sealed partial class KilnStore
         IsValidCacheKey(cacheKey) ? Path.Combine(_stepsDir, cacheKey + ".json") : throw StoreException.InvalidCacheKey(cacheKey ?? "");
 
     private bool IsComplete(ImageState state) =>
-        state.Layers.All(l => HasBlob(l.Digest)) && state.Config.RootFs.DiffIds.All(HasSnapshot);
+        state.Layers.All(l => Content.HasBlob(l.Digest)) && state.Config.RootFs.DiffIds.All(HasSnapshot);
 
     /// <summary>All step cache entries (key, parsed state or null if unreadable).</summary>
     private IEnumerable<(string Key, string Path, ImageState? State)> EnumerateSteps()

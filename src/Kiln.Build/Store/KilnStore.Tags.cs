@@ -10,7 +10,7 @@ public sealed partial class KilnStore
     {
         CheckTagName(name);
         ArgumentNullException.ThrowIfNull(manifest);
-        if (!HasBlob(manifest.Digest))
+        if (!Content.HasBlob(manifest.Digest))
         {
             throw StoreException.BlobNotFound(manifest.Digest);
         }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Kiln.Build.Store.Content;
 using Kiln.Oci;
 
 namespace Kiln.Build.Store;
@@ -23,7 +24,7 @@ public sealed partial class KilnStore : IDisposable
     private KilnStore(string root)
     {
         Root = root;
-        BlobsDir = Path.Combine(root, "blobs", "sha256");
+        Content = new ContentStore(Path.Combine(root, "blobs", "sha256"), NewIngestPath);
         _kilnDir = Path.Combine(root, "kiln");
         SnapshotsDir = Path.Combine(_kilnDir, "snapshots");
         _stepsDir = Path.Combine(_kilnDir, "steps");
@@ -37,7 +38,10 @@ public sealed partial class KilnStore : IDisposable
     }
 
     public string Root { get; }
-    public string BlobsDir { get; }
+
+    /// <summary>Blobs (manifests, configs, layers) by digest, and the ingest they are written through.</summary>
+    public ContentStore Content { get; }
+
     public string SnapshotsDir { get; }
     public string AptArchivesDir { get; }
     public string AptListsDir { get; }
@@ -97,7 +101,7 @@ public sealed partial class KilnStore : IDisposable
         {
             throw StoreException.NotAStore(Root);
         }
-        foreach (var dir in new[] { BlobsDir, SnapshotsDir, _stepsDir, AptArchivesDir, AptListsDir, _ingestDir, _tmpDir, _scratchDir, _procsDir })
+        foreach (var dir in new[] { Content.BlobsDir, SnapshotsDir, _stepsDir, AptArchivesDir, AptListsDir, _ingestDir, _tmpDir, _scratchDir, _procsDir })
         {
             Directory.CreateDirectory(dir);
         }

@@ -76,7 +76,7 @@ public static class StoredImageTests
         using var store = KilnStore.Open(storeRoot);
         using var storeLock = store.AcquireLock(exclusive: false, cancellationToken);
         var manifest = store.TryGetTag(image) ?? throw new ArgumentException($"the store has no image named '{image}' (build it first)");
-        var state = await store.ReadImageStateAsync(manifest.Digest, cancellationToken).ConfigureAwait(false);
+        var state = await store.Content.ReadImageStateAsync(manifest.Digest, cancellationToken).ConfigureAwait(false);
         var tester = new ImageTester(store, options, progress);
         try
         {

@@ -49,7 +49,7 @@ public sealed class ExecutorGateTests : IDisposable
                 var top = LayerCommit.LowerDirs(store, state)[0];
                 Seen.Add($"{image.Name}: reads {(top == store.SnapshotPath(diffId) ? "the snapshot" : "its prepared dir")}, "
                     + $"file {File.ReadAllText(Path.Combine(top, "app/version"))}, snapshot in place: {store.HasSnapshot(diffId)}, "
-                    + $"image written: {store.HasBlob(manifest.Digest)}");
+                    + $"image written: {store.Content.HasBlob(manifest.Digest)}");
             }
             return fail is null ? Task.FromResult(GateResult.Untested) : Task.FromException<GateResult>(fail);
         }
@@ -67,7 +67,7 @@ public sealed class ExecutorGateTests : IDisposable
         var result = await new Executor(store, new BuildOptions(), null, gate).BuildAsync(Builder.Plan(yaml, new BuildOptions()));
 
         Assert.Equal(["app: reads its prepared dir, file 1, snapshot in place: False, image written: False"], gate.Seen);
-        var state = await store.ReadImageStateAsync(Assert.Single(result.Images).Manifest.Digest);
+        var state = await store.Content.ReadImageStateAsync(Assert.Single(result.Images).Manifest.Digest);
         var diffId = state.Config.RootFs.DiffIds[^1];
         Assert.True(store.HasSnapshot(diffId));
         Assert.Equal(store.SnapshotPath(diffId), LayerCommit.LowerDirs(store, state)[0]);

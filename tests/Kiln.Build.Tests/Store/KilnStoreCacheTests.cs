@@ -27,7 +27,7 @@ public sealed class KilnStoreCacheTests
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         await t.Store.PutStepAsync(Key, state);
-        File.Delete(t.Store.BlobPath(state.Layers[0].Digest));
+        File.Delete(t.Store.Content.BlobPath(state.Layers[0].Digest));
         Assert.Null(t.Store.TryGetStep(Key));
     }
 

@@ -10,7 +10,7 @@ public sealed class KilnStoreVerifyGcTests
     {
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
-        await t.Store.TagAsync("web", await t.Store.WriteImageAsync(state));
+        await t.Store.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
         var report = await t.Store.VerifyAsync();
         Assert.True(report.Ok, string.Join("\n", report.Problems));
         Assert.Equal(1, report.ImagesChecked);
@@ -24,18 +24,18 @@ public sealed class KilnStoreVerifyGcTests
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "aaaaaaaa");
         state = await t.AddLayerAsync(state, "b", "bbbbbbbb");
         state = await t.AddLayerAsync(state, "c", "cccccccc");
-        await t.Store.TagAsync("web", await t.Store.WriteImageAsync(state));
-        await t.Store.TagAsync("other", await t.Store.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "z", "z")));
+        await t.Store.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
+        await t.Store.TagAsync("other", await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "z", "z")));
 
         var truncated = state.Layers[0].Digest;
         var corrupted = state.Layers[1].Digest;
         var missing = state.Layers[2].Digest;
-        var bytes = File.ReadAllBytes(t.Store.BlobPath(truncated));
-        File.WriteAllBytes(t.Store.BlobPath(truncated), bytes[..(bytes.Length / 2)]);
-        bytes = File.ReadAllBytes(t.Store.BlobPath(corrupted));
+        var bytes = File.ReadAllBytes(t.Store.Content.BlobPath(truncated));
+        File.WriteAllBytes(t.Store.Content.BlobPath(truncated), bytes[..(bytes.Length / 2)]);
+        bytes = File.ReadAllBytes(t.Store.Content.BlobPath(corrupted));
         bytes[^1] ^= 0xff;
-        File.WriteAllBytes(t.Store.BlobPath(corrupted), bytes);
-        File.Delete(t.Store.BlobPath(missing));
+        File.WriteAllBytes(t.Store.Content.BlobPath(corrupted), bytes);
+        File.Delete(t.Store.Content.BlobPath(missing));
 
         var report = await t.Store.VerifyAsync();
 
@@ -52,7 +52,7 @@ public sealed class KilnStoreVerifyGcTests
     {
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
-        await t.Store.TagAsync("web", await t.Store.WriteImageAsync(state));
+        await t.Store.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
         var diffId = state.Config.RootFs.DiffIds[0];
         Directory.Delete(t.Store.SnapshotPath(diffId), recursive: true);
         var report = await t.Store.VerifyAsync();
@@ -63,9 +63,9 @@ public sealed class KilnStoreVerifyGcTests
     public async Task Gc_drops_test_results_of_images_that_are_gone_and_keeps_those_of_tagged_images()
     {
         using var t = new TestStore();
-        var tagged = await t.Store.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "a", "a"));
+        var tagged = await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "a", "a"));
         await t.Store.TagAsync("web", tagged);
-        var orphan = await t.Store.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "o", "orphan"));
+        var orphan = await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "o", "orphan"));
         string Result(Descriptor m) => $$"""{"image":"x","manifest":"{{m.Digest}}","phase":"bake","passed":true,"checks":[]}""";
         await t.Store.WriteTestResultAsync(new string('1', 64), System.Text.Encoding.UTF8.GetBytes(Result(tagged)));
         await t.Store.WriteTestResultAsync(new string('2', 64), System.Text.Encoding.UTF8.GetBytes(Result(orphan)));
@@ -84,22 +84,22 @@ public sealed class KilnStoreVerifyGcTests
     {
         using var t = new TestStore();
         var tagged = await t.AddLayerAsync(TestStore.Empty, "a", "a");
-        var manifest = await t.Store.WriteImageAsync(tagged);
+        var manifest = await t.Store.Content.WriteImageAsync(tagged);
         await t.Store.TagAsync("web", manifest);
         var cached = await t.AddLayerAsync(TestStore.Empty, "cached", "cached");
         await t.Store.PutStepAsync(new string('c', 64), cached);
         var orphan = await t.AddLayerAsync(TestStore.Empty, "orphan", "orphan content");
-        var orphanImage = await t.Store.WriteImageAsync(orphan);
+        var orphanImage = await t.Store.Content.WriteImageAsync(orphan);
 
         var report = await t.Store.CollectGarbageAsync();
 
-        Assert.False(t.Store.HasBlob(orphan.Layers[0].Digest));
-        Assert.False(t.Store.HasBlob(orphanImage.Digest));
+        Assert.False(t.Store.Content.HasBlob(orphan.Layers[0].Digest));
+        Assert.False(t.Store.Content.HasBlob(orphanImage.Digest));
         Assert.False(t.Store.HasSnapshot(orphan.Config.RootFs.DiffIds[0]));
-        Assert.True(t.Store.HasBlob(manifest.Digest));
-        Assert.True(t.Store.HasBlob(tagged.Layers[0].Digest));
+        Assert.True(t.Store.Content.HasBlob(manifest.Digest));
+        Assert.True(t.Store.Content.HasBlob(tagged.Layers[0].Digest));
         Assert.True(t.Store.HasSnapshot(tagged.Config.RootFs.DiffIds[0]));
-        Assert.True(t.Store.HasBlob(cached.Layers[0].Digest));
+        Assert.True(t.Store.Content.HasBlob(cached.Layers[0].Digest));
         Assert.True(t.Store.HasSnapshot(cached.Config.RootFs.DiffIds[0]));
         Assert.NotNull(t.Store.TryGetStep(new string('c', 64)));
         Assert.Equal(3, report.BlobsRemoved); // orphan layer, config, manifest
@@ -115,7 +115,7 @@ public sealed class KilnStoreVerifyGcTests
         using var t = new TestStore();
         var baseState = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         var full = await t.AddLayerAsync(baseState, "b", "b");
-        await t.Store.TagAsync("web", await t.Store.WriteImageAsync(full));
+        await t.Store.TagAsync("web", await t.Store.Content.WriteImageAsync(full));
         var stray = await t.AddLayerAsync(TestStore.Empty, "stray", "stray");
         string prefixKey = new('1', 64), strayKey = new('2', 64);
         await t.Store.PutStepAsync(prefixKey, baseState);
@@ -123,13 +123,13 @@ public sealed class KilnStoreVerifyGcTests
 
         var keep = await t.Store.CollectGarbageAsync(pruneCache: false);
         Assert.Equal(0, keep.StepEntriesRemoved);
-        Assert.True(t.Store.HasBlob(stray.Layers[0].Digest));
+        Assert.True(t.Store.Content.HasBlob(stray.Layers[0].Digest));
 
         var report = await t.Store.CollectGarbageAsync(pruneCache: true);
         Assert.Equal(1, report.StepEntriesRemoved);
         Assert.NotNull(t.Store.TryGetStep(prefixKey));
         Assert.Null(t.Store.TryGetStep(strayKey));
-        Assert.False(t.Store.HasBlob(stray.Layers[0].Digest));
+        Assert.False(t.Store.Content.HasBlob(stray.Layers[0].Digest));
         Assert.False(t.Store.HasSnapshot(stray.Config.RootFs.DiffIds[0]));
     }
 

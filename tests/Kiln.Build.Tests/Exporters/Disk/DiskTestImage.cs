@@ -25,7 +25,7 @@ internal sealed class DiskTestImage : IDisposable
         fill(dir);
         PackedLayer packed;
         Descriptor blob;
-        using (var writer = Store.CreateBlobWriter())
+        using (var writer = Store.Content.CreateBlobWriter())
         {
             packed = await LayerPacker.PackAsync(dir, writer, Compression.Gzip, DateTimeOffset.UnixEpoch, null);
             blob = await writer.CommitAsync(packed.MediaType, packed.Digest);
@@ -85,7 +85,7 @@ internal sealed class DiskTestImage : IDisposable
 
     public async Task<Descriptor> TagAsync(string name)
     {
-        var manifest = await Store.WriteImageAsync(State);
+        var manifest = await Store.Content.WriteImageAsync(State);
         await Store.TagAsync(name, manifest);
         return manifest;
     }
