@@ -249,20 +249,20 @@ public sealed class Executor
         }
         if (tests.Passed)
         {
-            await _store.TagAsync(image.Name, manifest, ct).ConfigureAwait(false);
-            if (_store.TryGetTag(RejectedTag(image.Name)) is not null)
+            await _store.Names.TagAsync(image.Name, manifest, ct).ConfigureAwait(false);
+            if (_store.Names.TryGetTag(RejectedTag(image.Name)) is not null)
             {
-                await _store.UntagAsync(RejectedTag(image.Name), ct).ConfigureAwait(false);
+                await _store.Names.UntagAsync(RejectedTag(image.Name), ct).ConfigureAwait(false);
             }
         }
         else
         {
             // Kept for inspection under its own tag (which also keeps gc from collecting it); never given the name.
-            await _store.TagAsync(RejectedTag(image.Name), manifest, ct).ConfigureAwait(false);
+            await _store.Names.TagAsync(RejectedTag(image.Name), manifest, ct).ConfigureAwait(false);
             // Only the spec changed and the very image the name points at fails it: the name goes, rather than
             // name an image that fails its current tests.
-            bool nameRemoved = _store.TryGetTag(image.Name)?.Digest == manifest.Digest
-                && await _store.UntagAsync(image.Name, ct).ConfigureAwait(false);
+            bool nameRemoved = _store.Names.TryGetTag(image.Name)?.Digest == manifest.Digest
+                && await _store.Names.UntagAsync(image.Name, ct).ConfigureAwait(false);
             _progress?.Report(new ImageRejected(image.Name, manifest, RejectedTag(image.Name)) { NameRemoved = nameRemoved });
         }
         return new ImageResult { Name = image.Name, Manifest = manifest, Steps = steps, Duration = clock.Elapsed, Tests = tests };

@@ -19,7 +19,7 @@ public sealed partial class KilnStore
         var keepSnapshots = new HashSet<Digest>();
         var taggedLayers = new List<IReadOnlyList<Descriptor>>();
         var taggedNames = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (name, desc) in ListTags())
+        foreach (var (name, desc) in Names.ListTags())
         {
             taggedNames.Add(name);
             ct.ThrowIfCancellationRequested();

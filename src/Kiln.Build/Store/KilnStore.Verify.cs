@@ -64,11 +64,11 @@ public sealed partial class KilnStore
         IReadOnlyList<(string Name, Descriptor Manifest)> tags;
         try
         {
-            tags = ListTags();
+            tags = Names.ListTags();
         }
         catch (StoreException e)
         {
-            problems.Add(new StoreProblem { Kind = StoreProblemKind.InvalidDocument, Path = IndexPath, Detail = e.Message });
+            problems.Add(new StoreProblem { Kind = StoreProblemKind.InvalidDocument, Path = Names.IndexPath, Detail = e.Message });
             tags = [];
         }
         foreach (var (image, desc) in tags)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Kiln.Build.Store.Content;
+using Kiln.Build.Store.Names;
 using Kiln.Oci;
 
 namespace Kiln.Build.Store;
@@ -24,7 +25,6 @@ public sealed partial class KilnStore : IDisposable
     private KilnStore(string root)
     {
         Root = root;
-        Content = new ContentStore(Path.Combine(root, "blobs", "sha256"), NewIngestPath);
         _kilnDir = Path.Combine(root, "kiln");
         SnapshotsDir = Path.Combine(_kilnDir, "snapshots");
         _stepsDir = Path.Combine(_kilnDir, "steps");
@@ -35,12 +35,17 @@ public sealed partial class KilnStore : IDisposable
         _tmpDir = Path.Combine(_kilnDir, "tmp");
         _scratchDir = Path.Combine(_kilnDir, "scratch");
         _procsDir = Path.Combine(_kilnDir, "procs");
+        Content = new ContentStore(Path.Combine(root, "blobs", "sha256"), NewIngestPath);
+        Names = new ImageNames(root, _kilnDir, Content, NewIngestPath);
     }
 
     public string Root { get; }
 
     /// <summary>Blobs (manifests, configs, layers) by digest, and the ingest they are written through.</summary>
     public ContentStore Content { get; }
+
+    /// <summary>Image names (tags) in the layout's <c>index.json</c>.</summary>
+    public ImageNames Names { get; }
 
     public string SnapshotsDir { get; }
     public string AptArchivesDir { get; }
@@ -51,10 +56,8 @@ public sealed partial class KilnStore : IDisposable
     public string AptTwinsDir { get; }
     public string TempRoot => _tmpDir;
 
-    private string IndexPath => Path.Combine(Root, "index.json");
     private string LayoutPath => Path.Combine(Root, "oci-layout");
     private string StoreLockPath => Path.Combine(_kilnDir, "lock");
-    private string IndexLockPath => Path.Combine(_kilnDir, "index.lock");
     private string ProcsLockPath => Path.Combine(_kilnDir, "procs.lock");
 
     /// <summary>Opens the store at <paramref name="root"/>, creating the layout if missing, and removes
@@ -123,13 +126,7 @@ public sealed partial class KilnStore : IDisposable
         {
             AtomicWrite(LayoutPath, OciJson.Serialize(new OciLayoutFile()));
         }
-        using (FileLock.Acquire(IndexLockPath, exclusive: true, CancellationToken.None))
-        {
-            if (!File.Exists(IndexPath))
-            {
-                AtomicWrite(IndexPath, OciJson.Serialize(new ImageIndex()));
-            }
-        }
+        Names.EnsureIndex(AtomicWrite);
         CleanDeadLeftovers();
     }
 

@@ -72,7 +72,7 @@ public sealed class ExecutorGateTests : IDisposable
         Assert.True(store.HasSnapshot(diffId));
         Assert.Equal(store.SnapshotPath(diffId), LayerCommit.LowerDirs(store, state)[0]);
         Assert.Equal("1", File.ReadAllText(Path.Combine(store.SnapshotPath(diffId), "app/version")));
-        Assert.Equal(result.Images[0].Manifest.Digest, store.TryGetTag("app")?.Digest);
+        Assert.Equal(result.Images[0].Manifest.Digest, store.Names.TryGetTag("app")?.Digest);
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(store.Root, "kiln/tmp")));
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(store.Root, "kiln/scratch")));
 

@@ -59,7 +59,7 @@ public sealed class ArchiveExporterTests : IDisposable
             w.File("etc-x", "after the contents of etc/");
         });
         var desc = await _t.Store.Content.WriteImageAsync(l3);
-        await _t.Store.TagAsync("web", desc);
+        await _t.Store.Names.TagAsync("web", desc);
         return desc;
     }
 

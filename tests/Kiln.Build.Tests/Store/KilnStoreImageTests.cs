@@ -50,19 +50,19 @@ public sealed class KilnStoreImageTests
         var m1 = await t.Store.Content.WriteImageAsync(s1);
         var m2 = await t.Store.Content.WriteImageAsync(s2);
 
-        await t.Store.TagAsync("web", m1);
-        await t.Store.TagAsync("base", m1);
-        await t.Store.TagAsync("zeta:1.0", m2);
-        await t.Store.TagAsync("web", m2);
+        await t.Store.Names.TagAsync("web", m1);
+        await t.Store.Names.TagAsync("base", m1);
+        await t.Store.Names.TagAsync("zeta:1.0", m2);
+        await t.Store.Names.TagAsync("web", m2);
 
-        Assert.Equal(["base", "web", "zeta:1.0"], t.Store.ListTags().Select(x => x.Name));
-        Assert.Equal(m2.Digest, t.Store.TryGetTag("web")!.Digest);
-        Assert.Null(t.Store.TryGetTag("nope"));
+        Assert.Equal(["base", "web", "zeta:1.0"], t.Store.Names.ListTags().Select(x => x.Name));
+        Assert.Equal(m2.Digest, t.Store.Names.TryGetTag("web")!.Digest);
+        Assert.Null(t.Store.Names.TryGetTag("nope"));
         AssertIndexSortedByName(t.Root, ["base", "web", "zeta:1.0"]);
 
-        Assert.True(await t.Store.UntagAsync("web"));
-        Assert.False(await t.Store.UntagAsync("web"));
-        Assert.Equal(["base", "zeta:1.0"], t.Store.ListTags().Select(x => x.Name));
+        Assert.True(await t.Store.Names.UntagAsync("web"));
+        Assert.False(await t.Store.Names.UntagAsync("web"));
+        Assert.Equal(["base", "zeta:1.0"], t.Store.Names.ListTags().Select(x => x.Name));
         AssertIndexSortedByName(t.Root, ["base", "zeta:1.0"]);
     }
 
@@ -76,7 +76,7 @@ public sealed class KilnStoreImageTests
     {
         using var t = new TestStore();
         var d = await t.Store.Content.WriteBlobAsync("{}"u8.ToArray(), MediaTypes.ImageManifest);
-        await Assert.ThrowsAsync<StoreException>(() => t.Store.TagAsync(name, d));
+        await Assert.ThrowsAsync<StoreException>(() => t.Store.Names.TagAsync(name, d));
     }
 
     [Fact]
@@ -84,7 +84,7 @@ public sealed class KilnStoreImageTests
     {
         using var t = new TestStore();
         var d = new Descriptor { MediaType = MediaTypes.ImageManifest, Digest = Digest.Compute("x"u8), Size = 1 };
-        await Assert.ThrowsAsync<StoreException>(() => t.Store.TagAsync("web", d));
+        await Assert.ThrowsAsync<StoreException>(() => t.Store.Names.TagAsync("web", d));
     }
 
     [Fact]
@@ -93,7 +93,7 @@ public sealed class KilnStoreImageTests
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "hello.txt", "hello from kiln\n");
         var desc = await t.Store.Content.WriteImageAsync(state);
-        await t.Store.TagAsync("tiny", desc);
+        await t.Store.Names.TagAsync("tiny", desc);
 
         var (rc, output) = TestStore.Run("/usr/bin/skopeo", "inspect", $"oci:{t.Root}:tiny");
         Assert.True(rc == 0, output);

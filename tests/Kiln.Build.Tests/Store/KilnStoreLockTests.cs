@@ -13,9 +13,9 @@ public sealed class KilnStoreLockTests
         var manifest = await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "a", "a"));
         using var other = KilnStore.Open(t.Root);
         var tasks = Enumerable.Range(0, 32).Select(i => Task.Run(() =>
-            (i % 2 == 0 ? t.Store : other).TagAsync($"img-{i:D2}", manifest)));
+            (i % 2 == 0 ? t.Store : other).Names.TagAsync($"img-{i:D2}", manifest)));
         await Task.WhenAll(tasks);
-        Assert.Equal(Enumerable.Range(0, 32).Select(i => $"img-{i:D2}"), t.Store.ListTags().Select(x => x.Name));
+        Assert.Equal(Enumerable.Range(0, 32).Select(i => $"img-{i:D2}"), t.Store.Names.ListTags().Select(x => x.Name));
     }
 
     [Fact]
@@ -29,12 +29,12 @@ public sealed class KilnStoreLockTests
         await WaitForFileAsync(ready);
 
         var sw = Stopwatch.StartNew();
-        await t.Store.TagAsync("web", manifest);
+        await t.Store.Names.TagAsync("web", manifest);
         sw.Stop();
 
         await holder.WaitForExitAsync();
         Assert.True(sw.ElapsedMilliseconds >= 500, $"tagged after {sw.ElapsedMilliseconds} ms while the lock was held");
-        Assert.NotNull(t.Store.TryGetTag("web"));
+        Assert.NotNull(t.Store.Names.TryGetTag("web"));
     }
 
     [Fact]

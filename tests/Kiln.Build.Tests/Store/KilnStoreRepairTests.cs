@@ -15,7 +15,7 @@ public sealed class KilnStoreRepairTests
         var b = await t.AddLayerAsync(a, "b", "b");
         await t.Store.PutStepAsync(KeyA, a);
         await t.Store.PutStepAsync(KeyB, b);
-        await t.Store.TagAsync("img", await t.Store.Content.WriteImageAsync(b));
+        await t.Store.Names.TagAsync("img", await t.Store.Content.WriteImageAsync(b));
         var blob = t.Store.Content.BlobPath(a.Layers[0].Digest);
         var bytes = File.ReadAllBytes(blob);
         bytes[^1] ^= 1;
@@ -59,7 +59,7 @@ public sealed class KilnStoreRepairTests
         using var t = new TestStore();
         var a = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         await t.Store.PutStepAsync(KeyA, a);
-        await t.Store.TagAsync("img", await t.Store.Content.WriteImageAsync(a));
+        await t.Store.Names.TagAsync("img", await t.Store.Content.WriteImageAsync(a));
         var report = await t.Store.RepairAsync();
         Assert.True(report.Found.Ok);
         Assert.Equal((0, 0, 0), (report.BlobsRemoved, report.SnapshotsRemoved, report.StepEntriesRemoved));

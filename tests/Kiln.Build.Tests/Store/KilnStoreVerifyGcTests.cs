@@ -10,7 +10,7 @@ public sealed class KilnStoreVerifyGcTests
     {
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
-        await t.Store.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
+        await t.Store.Names.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
         var report = await t.Store.VerifyAsync();
         Assert.True(report.Ok, string.Join("\n", report.Problems));
         Assert.Equal(1, report.ImagesChecked);
@@ -24,8 +24,8 @@ public sealed class KilnStoreVerifyGcTests
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "aaaaaaaa");
         state = await t.AddLayerAsync(state, "b", "bbbbbbbb");
         state = await t.AddLayerAsync(state, "c", "cccccccc");
-        await t.Store.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
-        await t.Store.TagAsync("other", await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "z", "z")));
+        await t.Store.Names.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
+        await t.Store.Names.TagAsync("other", await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "z", "z")));
 
         var truncated = state.Layers[0].Digest;
         var corrupted = state.Layers[1].Digest;
@@ -52,7 +52,7 @@ public sealed class KilnStoreVerifyGcTests
     {
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
-        await t.Store.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
+        await t.Store.Names.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
         var diffId = state.Config.RootFs.DiffIds[0];
         Directory.Delete(t.Store.SnapshotPath(diffId), recursive: true);
         var report = await t.Store.VerifyAsync();
@@ -64,7 +64,7 @@ public sealed class KilnStoreVerifyGcTests
     {
         using var t = new TestStore();
         var tagged = await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "a", "a"));
-        await t.Store.TagAsync("web", tagged);
+        await t.Store.Names.TagAsync("web", tagged);
         var orphan = await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "o", "orphan"));
         string Result(Descriptor m) => $$"""{"image":"x","manifest":"{{m.Digest}}","phase":"bake","passed":true,"checks":[]}""";
         await t.Store.WriteTestResultAsync(new string('1', 64), System.Text.Encoding.UTF8.GetBytes(Result(tagged)));
@@ -85,7 +85,7 @@ public sealed class KilnStoreVerifyGcTests
         using var t = new TestStore();
         var tagged = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         var manifest = await t.Store.Content.WriteImageAsync(tagged);
-        await t.Store.TagAsync("web", manifest);
+        await t.Store.Names.TagAsync("web", manifest);
         var cached = await t.AddLayerAsync(TestStore.Empty, "cached", "cached");
         await t.Store.PutStepAsync(new string('c', 64), cached);
         var orphan = await t.AddLayerAsync(TestStore.Empty, "orphan", "orphan content");
@@ -115,7 +115,7 @@ public sealed class KilnStoreVerifyGcTests
         using var t = new TestStore();
         var baseState = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         var full = await t.AddLayerAsync(baseState, "b", "b");
-        await t.Store.TagAsync("web", await t.Store.Content.WriteImageAsync(full));
+        await t.Store.Names.TagAsync("web", await t.Store.Content.WriteImageAsync(full));
         var stray = await t.AddLayerAsync(TestStore.Empty, "stray", "stray");
         string prefixKey = new('1', 64), strayKey = new('2', 64);
         await t.Store.PutStepAsync(prefixKey, baseState);

@@ -206,7 +206,7 @@ public sealed class DiskExporterTests : IDisposable
         DiskTree.AssertSame(DiskTree.OfImage(image), onDisk);
         Assert.DoesNotContain(onDisk, l => l.StartsWith("etc/sudoers.d", StringComparison.Ordinal));
         Assert.Equal(["tiny", "tiny+vagrant"], _image.Store.ListDisks().Select(d => d.Image).Order(StringComparer.Ordinal));
-        Assert.Equal(manifest.Digest, _image.Store.TryGetTag("tiny")!.Digest);
+        Assert.Equal(manifest.Digest, _image.Store.Names.TryGetTag("tiny")!.Digest);
     }
 
     [Fact]

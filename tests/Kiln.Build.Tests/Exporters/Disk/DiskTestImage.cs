@@ -86,7 +86,7 @@ internal sealed class DiskTestImage : IDisposable
     public async Task<Descriptor> TagAsync(string name)
     {
         var manifest = await Store.Content.WriteImageAsync(State);
-        await Store.TagAsync(name, manifest);
+        await Store.Names.TagAsync(name, manifest);
         return manifest;
     }
 
