@@ -77,9 +77,9 @@ public sealed class InstanceTests : IDisposable
             Assert.Equal(0, exec.ExitCode);
         }
         Assert.Equal(digest, store.Names.TryGetTag("tiny")!.Digest);
-        var snapshotFiles = image.Config.RootFs.DiffIds.Select(d => Path.Combine(store.SnapshotPath(d), "www/index.html")).Where(File.Exists).ToList();
+        var snapshotFiles = image.Config.RootFs.DiffIds.Select(d => Path.Combine(store.Snapshots.SnapshotPath(d), "www/index.html")).Where(File.Exists).ToList();
         Assert.All(snapshotFiles, f => Assert.Equal("hello from the instance\n", File.ReadAllText(f)));
-        Assert.DoesNotContain(image.Config.RootFs.DiffIds, d => File.Exists(Path.Combine(store.SnapshotPath(d), "etc/x")));
+        Assert.DoesNotContain(image.Config.RootFs.DiffIds, d => File.Exists(Path.Combine(store.Snapshots.SnapshotPath(d), "etc/x")));
         store.Dispose();
     }
 

@@ -132,7 +132,7 @@ internal static class OciImport
                         + "(Kiln reads OCI and Docker layers: tar, gzip or zstd)");
                 }
                 var diffId = config.RootFs.DiffIds[i];
-                if (store.HasSnapshot(diffId) && store.Content.HasBlob(layer.Digest))
+                if (store.Snapshots.HasSnapshot(diffId) && store.Content.HasBlob(layer.Digest))
                 {
                     continue;
                 }
@@ -171,7 +171,7 @@ internal static class OciImport
             }
             foreach (var (dir, diffId) in snapshots)
             {
-                store.CommitSnapshot(dir, diffId);
+                store.Snapshots.CommitSnapshot(dir, diffId);
             }
             await store.Content.WriteBlobAsync(configBytes, manifest.Config.MediaType, ct).ConfigureAwait(false);
             await store.Content.WriteBlobAsync(manifestBytes, desc.MediaType, ct).ConfigureAwait(false);

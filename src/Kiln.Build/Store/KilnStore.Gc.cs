@@ -64,31 +64,8 @@ public sealed partial class KilnStore
 
         var (blobsRemoved, blobsKept, blobBytes) = Content.Sweep(keepBlobs, ct);
 
-        int snapsRemoved = 0, snapsKept = 0;
-        long snapBytes = 0;
-        foreach (var dir in Directory.EnumerateFileSystemEntries(SnapshotsDir).ToList())
-        {
-            ct.ThrowIfCancellationRequested();
-            if (!Digest.TryParse(Digest.Sha256Prefix + Path.GetFileName(dir), out var d))
-            {
-                continue;
-            }
-            if (keepSnapshots.Contains(d))
-            {
-                snapsKept++;
-                continue;
-            }
-            snapBytes += StoreFs.TreeSize(dir);
-            // Rename out of snapshots/ first so a crash mid-delete never leaves a half snapshot that looks complete.
-            var doomed = Path.Combine(_tmpDir, $"{_pid}-gc-{d.Short}-{RandomSuffix()}");
-            Directory.Move(dir, doomed);
-            StoreFs.DeleteTree(doomed);
-            snapsRemoved++;
-        }
-        if (snapsRemoved > 0)
-        {
-            Native.FsyncDirectory(SnapshotsDir);
-        }
+        var (snapsRemoved, snapsKept, snapBytes) = Snapshots.Sweep(
+            keepSnapshots, d => Path.Combine(_tmpDir, $"{_pid}-gc-{d.Short}-{RandomSuffix()}"), ct);
 
         int resultsRemoved = CollectRecords(TestResultsDir, "manifest");
         CollectRecords(OutputsDir, "manifest");

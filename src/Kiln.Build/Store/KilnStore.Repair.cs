@@ -29,18 +29,7 @@ public sealed partial class KilnStore
         int blobsRemoved = Content.Remove(
             found.Problems.Where(p => p.Kind == StoreProblemKind.CorruptBlob && p.Digest is not null).Select(p => p.Digest!.Value));
 
-        int snapshotsRemoved = 0;
-        foreach (var entry in Directory.EnumerateFileSystemEntries(SnapshotsDir).ToList())
-        {
-            var info = new DirectoryInfo(entry);
-            bool isRealDirectory = info.Exists && info.LinkTarget is null;
-            if (isRealDirectory)
-            {
-                continue;
-            }
-            StoreFs.DeleteTree(entry);
-            snapshotsRemoved++;
-        }
+        int snapshotsRemoved = Snapshots.RemoveBroken();
 
         int stepsRemoved = 0;
         foreach (var (_, path, state) in EnumerateSteps().ToList())

@@ -99,9 +99,9 @@ public sealed partial class KilnStore
             foreach (var diffId in config.RootFs.DiffIds)
             {
                 Use("snapshot:" + diffId.Value, image);
-                if (!HasSnapshot(diffId))
+                if (!Snapshots.HasSnapshot(diffId))
                 {
-                    found.Add((StoreProblemKind.MissingSnapshot, diffId, SnapshotPath(diffId), $"snapshot of layer {diffId} is missing"));
+                    found.Add((StoreProblemKind.MissingSnapshot, diffId, Snapshots.SnapshotPath(diffId), $"snapshot of layer {diffId} is missing"));
                 }
             }
         }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Kiln.Build.Store.Content;
 using Kiln.Build.Store.Names;
+using Kiln.Build.Store.Snapshots;
 using Kiln.Oci;
 
 namespace Kiln.Build.Store;
@@ -26,7 +27,6 @@ public sealed partial class KilnStore : IDisposable
     {
         Root = root;
         _kilnDir = Path.Combine(root, "kiln");
-        SnapshotsDir = Path.Combine(_kilnDir, "snapshots");
         _stepsDir = Path.Combine(_kilnDir, "steps");
         AptArchivesDir = Path.Combine(_kilnDir, "cache", "apt", "archives");
         AptListsDir = Path.Combine(_kilnDir, "cache", "apt", "lists");
@@ -37,6 +37,7 @@ public sealed partial class KilnStore : IDisposable
         _procsDir = Path.Combine(_kilnDir, "procs");
         Content = new ContentStore(Path.Combine(root, "blobs", "sha256"), NewIngestPath);
         Names = new ImageNames(root, _kilnDir, Content, NewIngestPath);
+        Snapshots = new SnapshotStore(Path.Combine(_kilnDir, "snapshots"));
     }
 
     public string Root { get; }
@@ -47,7 +48,9 @@ public sealed partial class KilnStore : IDisposable
     /// <summary>Image names (tags) in the layout's <c>index.json</c>.</summary>
     public ImageNames Names { get; }
 
-    public string SnapshotsDir { get; }
+    /// <summary>Extracted layers by diffId: the lower dirs of every sandbox.</summary>
+    public SnapshotStore Snapshots { get; }
+
     public string AptArchivesDir { get; }
     public string AptListsDir { get; }
 
@@ -104,13 +107,13 @@ public sealed partial class KilnStore : IDisposable
         {
             throw StoreException.NotAStore(Root);
         }
-        foreach (var dir in new[] { Content.BlobsDir, SnapshotsDir, _stepsDir, AptArchivesDir, AptListsDir, _ingestDir, _tmpDir, _scratchDir, _procsDir })
+        foreach (var dir in new[] { Content.BlobsDir, Snapshots.SnapshotsDir, _stepsDir, AptArchivesDir, AptListsDir, _ingestDir, _tmpDir, _scratchDir, _procsDir })
         {
             Directory.CreateDirectory(dir);
         }
         // Image trees live here as they are: device nodes and setuid files of foreign images included. Only root may
         // reach them from the host; sandboxes see them through their own (nodev) mounts.
-        foreach (var dir in new[] { SnapshotsDir, _tmpDir, _scratchDir })
+        foreach (var dir in new[] { Snapshots.SnapshotsDir, _tmpDir, _scratchDir })
         {
             File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }

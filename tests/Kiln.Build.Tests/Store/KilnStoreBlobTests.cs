@@ -140,6 +140,6 @@ public sealed class KilnStoreBlobTests
     {
         using var t = new TestStore();
         Assert.Throws<StoreException>(() => t.Store.Content.BlobPath(default));
-        Assert.Throws<StoreException>(() => t.Store.SnapshotPath(default));
+        Assert.Throws<StoreException>(() => t.Store.Snapshots.SnapshotPath(default));
     }
 }

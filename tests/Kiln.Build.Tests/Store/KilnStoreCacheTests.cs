@@ -37,7 +37,7 @@ public sealed class KilnStoreCacheTests
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         await t.Store.PutStepAsync(Key, state);
-        Directory.Delete(t.Store.SnapshotPath(state.Config.RootFs.DiffIds[0]), recursive: true);
+        Directory.Delete(t.Store.Snapshots.SnapshotPath(state.Config.RootFs.DiffIds[0]), recursive: true);
         Assert.Null(t.Store.TryGetStep(Key));
     }
 

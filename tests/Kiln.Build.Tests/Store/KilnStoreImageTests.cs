@@ -112,13 +112,13 @@ public sealed class KilnStoreImageTests
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         var diffId = state.Config.RootFs.DiffIds[0];
-        Assert.True(t.Store.HasSnapshot(diffId));
+        Assert.True(t.Store.Snapshots.HasSnapshot(diffId));
         var again = t.Store.CreateTempDir("snapshot");
         File.WriteAllText(Path.Combine(again, "a"), "a");
-        t.Store.CommitSnapshot(again, diffId);
+        t.Store.Snapshots.CommitSnapshot(again, diffId);
         Assert.False(Directory.Exists(again));
-        Assert.True(File.Exists(Path.Combine(t.Store.SnapshotPath(diffId), "a")));
-        Assert.False(t.Store.HasSnapshot(Digest.Compute("never"u8)));
+        Assert.True(File.Exists(Path.Combine(t.Store.Snapshots.SnapshotPath(diffId), "a")));
+        Assert.False(t.Store.Snapshots.HasSnapshot(Digest.Compute("never"u8)));
     }
 
     private static void AssertIndexSortedByName(string root, string[] expected)

@@ -39,7 +39,7 @@ public sealed class KilnStoreRepairTests
         using var t = new TestStore();
         var a = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         await t.Store.PutStepAsync(KeyA, a);
-        var snapshot = t.Store.SnapshotPath(a.Config.RootFs.DiffIds[0]);
+        var snapshot = t.Store.Snapshots.SnapshotPath(a.Config.RootFs.DiffIds[0]);
         Directory.Delete(snapshot, recursive: true);
         File.WriteAllText(snapshot, "junk");
 
@@ -49,8 +49,8 @@ public sealed class KilnStoreRepairTests
         // A new snapshot of that layer can be committed again.
         var prepared = t.Store.CreateTempDir("snapshot");
         File.WriteAllText(Path.Combine(prepared, "a"), "a");
-        t.Store.CommitSnapshot(prepared, a.Config.RootFs.DiffIds[0]);
-        Assert.True(t.Store.HasSnapshot(a.Config.RootFs.DiffIds[0]));
+        t.Store.Snapshots.CommitSnapshot(prepared, a.Config.RootFs.DiffIds[0]);
+        Assert.True(t.Store.Snapshots.HasSnapshot(a.Config.RootFs.DiffIds[0]));
     }
 
     [Fact]

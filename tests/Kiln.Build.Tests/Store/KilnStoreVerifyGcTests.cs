@@ -54,7 +54,7 @@ public sealed class KilnStoreVerifyGcTests
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         await t.Store.Names.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
         var diffId = state.Config.RootFs.DiffIds[0];
-        Directory.Delete(t.Store.SnapshotPath(diffId), recursive: true);
+        Directory.Delete(t.Store.Snapshots.SnapshotPath(diffId), recursive: true);
         var report = await t.Store.VerifyAsync();
         AssertProblem(report, StoreProblemKind.MissingSnapshot, diffId);
     }
@@ -95,12 +95,12 @@ public sealed class KilnStoreVerifyGcTests
 
         Assert.False(t.Store.Content.HasBlob(orphan.Layers[0].Digest));
         Assert.False(t.Store.Content.HasBlob(orphanImage.Digest));
-        Assert.False(t.Store.HasSnapshot(orphan.Config.RootFs.DiffIds[0]));
+        Assert.False(t.Store.Snapshots.HasSnapshot(orphan.Config.RootFs.DiffIds[0]));
         Assert.True(t.Store.Content.HasBlob(manifest.Digest));
         Assert.True(t.Store.Content.HasBlob(tagged.Layers[0].Digest));
-        Assert.True(t.Store.HasSnapshot(tagged.Config.RootFs.DiffIds[0]));
+        Assert.True(t.Store.Snapshots.HasSnapshot(tagged.Config.RootFs.DiffIds[0]));
         Assert.True(t.Store.Content.HasBlob(cached.Layers[0].Digest));
-        Assert.True(t.Store.HasSnapshot(cached.Config.RootFs.DiffIds[0]));
+        Assert.True(t.Store.Snapshots.HasSnapshot(cached.Config.RootFs.DiffIds[0]));
         Assert.NotNull(t.Store.TryGetStep(new string('c', 64)));
         Assert.Equal(3, report.BlobsRemoved); // orphan layer, config, manifest
         Assert.Equal(1, report.SnapshotsRemoved);
@@ -130,7 +130,7 @@ public sealed class KilnStoreVerifyGcTests
         Assert.NotNull(t.Store.TryGetStep(prefixKey));
         Assert.Null(t.Store.TryGetStep(strayKey));
         Assert.False(t.Store.Content.HasBlob(stray.Layers[0].Digest));
-        Assert.False(t.Store.HasSnapshot(stray.Config.RootFs.DiffIds[0]));
+        Assert.False(t.Store.Snapshots.HasSnapshot(stray.Config.RootFs.DiffIds[0]));
     }
 
     private static void AssertProblem(VerifyReport report, StoreProblemKind kind, Digest digest)

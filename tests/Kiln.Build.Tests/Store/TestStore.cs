@@ -55,7 +55,7 @@ internal sealed class TestStore : IDisposable
 
         var prepared = Store.CreateTempDir("snapshot");
         File.WriteAllText(Path.Combine(prepared, fileName), content);
-        Store.CommitSnapshot(prepared, diffId);
+        Store.Snapshots.CommitSnapshot(prepared, diffId);
 
         return new ImageState
         {

@@ -191,11 +191,11 @@ public static class DiskExporter
         }
         foreach (var id in diffIds)
         {
-            if (!store.HasSnapshot(id))
+            if (!store.Snapshots.HasSnapshot(id))
             {
                 throw ExportException.Failed($"layer {id.Short} of image {request.ImageName} has no snapshot in the store: run `kiln verify`, then rebuild the image");
             }
         }
-        return (diffIds, diffIds.Reverse().Select(store.SnapshotPath).ToList());
+        return (diffIds, diffIds.Reverse().Select(store.Snapshots.SnapshotPath).ToList());
     }
 }

@@ -30,7 +30,7 @@ internal sealed class DiskTestImage : IDisposable
             packed = await LayerPacker.PackAsync(dir, writer, Compression.Gzip, DateTimeOffset.UnixEpoch, null);
             blob = await writer.CommitAsync(packed.MediaType, packed.Digest);
         }
-        Store.CommitSnapshot(dir, packed.DiffId);
+        Store.Snapshots.CommitSnapshot(dir, packed.DiffId);
         State = State with
         {
             Layers = [.. State.Layers, blob],
@@ -90,7 +90,7 @@ internal sealed class DiskTestImage : IDisposable
         return manifest;
     }
 
-    public IReadOnlyList<string> SnapshotsTopFirst => [.. State.Config.RootFs.DiffIds.Reverse().Select(Store.SnapshotPath)];
+    public IReadOnlyList<string> SnapshotsTopFirst => [.. State.Config.RootFs.DiffIds.Reverse().Select(Store.Snapshots.SnapshotPath)];
 
     public static void Mk(string root, string relative) => Directory.CreateDirectory(Path.Combine(root, relative));
 
