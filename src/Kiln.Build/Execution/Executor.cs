@@ -149,7 +149,7 @@ public sealed class Executor
                 ImageState? cached;
                 using (phases.Measure("cache lookup"))
                 {
-                    cached = _options.NoCache ? null : _store.TryGetStep(step.CacheKey);
+                    cached = _options.NoCache ? null : _store.StepCache.TryGet(step.CacheKey);
                 }
                 bool reuse = cached is not null && !dirty && !(_options.Refresh && step.FetchesPackages);
                 ImageState next;
@@ -198,7 +198,7 @@ public sealed class Executor
                         }
                         using (phases.Measure("cache store"))
                         {
-                            await _store.PutStepAsync(step.CacheKey, next, ct).ConfigureAwait(false);
+                            await _store.StepCache.PutAsync(step.CacheKey, next, ct).ConfigureAwait(false);
                         }
                     }, ct));
                 }
@@ -277,7 +277,7 @@ public sealed class Executor
         ImageState? cached;
         using (new PhaseClock(_progress, image.Name, -1).Measure("cache lookup"))
         {
-            cached = _options.NoCache ? null : _store.TryGetStep(image.BaseKey);
+            cached = _options.NoCache ? null : _store.StepCache.TryGet(image.BaseKey);
         }
         bool reuse = cached is not null && !(_options.Refresh && fetches);
         bool dirty = false;
@@ -290,7 +290,7 @@ public sealed class Executor
         {
             state = await make().ConfigureAwait(false);
             dirty = cached is not null && !SameLayers(cached, state);
-            await _store.PutStepAsync(image.BaseKey, state, ct).ConfigureAwait(false);
+            await _store.StepCache.PutAsync(image.BaseKey, state, ct).ConfigureAwait(false);
         }
         var layer = state.Layers.Count > 0 ? state.Layers[^1] : null;
         var result = new StepResult(-1, description, reuse, clock.Elapsed, layer);

@@ -41,24 +41,14 @@ public sealed partial class KilnStore
             taggedLayers.Add(manifest.Layers);
         }
 
-        int stepsRemoved = 0;
-        foreach (var (_, path, state) in EnumerateSteps().ToList())
-        {
-            ct.ThrowIfCancellationRequested();
-            bool drop = state is null || (pruneCache && !taggedLayers.Any(t => IsPrefix(state.Layers, t)));
-            if (drop)
+        int stepsRemoved = StepCache.RemoveWhere(
+            state => state is null || (pruneCache && !taggedLayers.Any(t => IsPrefix(state.Layers, t))),
+            state =>
             {
-                File.Delete(path);
-                stepsRemoved++;
-                continue;
-            }
-            keepBlobs.UnionWith(state!.Layers.Select(l => l.Digest));
-            keepSnapshots.UnionWith(state.Config.RootFs.DiffIds);
-        }
-        if (stepsRemoved > 0)
-        {
-            Native.FsyncDirectory(_stepsDir);
-        }
+                keepBlobs.UnionWith(state.Layers.Select(l => l.Digest));
+                keepSnapshots.UnionWith(state.Config.RootFs.DiffIds);
+            },
+            bestEffort: false, ct);
 
         int disksRemoved = CollectDisks(taggedNames, keepSnapshots);
 
