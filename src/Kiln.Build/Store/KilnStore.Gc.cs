@@ -57,8 +57,8 @@ public sealed partial class KilnStore
         var (snapsRemoved, snapsKept, snapBytes) = Snapshots.Sweep(
             keepSnapshots, d => Path.Combine(_tmpDir, $"{_pid}-gc-{d.Short}-{RandomSuffix()}"), ct);
 
-        int resultsRemoved = CollectRecords(TestResultsDir, "manifest");
-        CollectRecords(OutputsDir, "manifest");
+        int resultsRemoved = ImageRecords(TestResultsFolder).Collect(Content);
+        ImageRecords(OutputStampsFolder).Collect(Content);
         foreach (var stale in ContextHashCache.Stale(Root))
         {
             File.Delete(stale);
@@ -76,40 +76,6 @@ public sealed partial class KilnStore
             StepEntriesRemoved = stepsRemoved,
             DisksRemoved = disksRemoved,
         };
-    }
-
-    /// <summary>Deletes the JSON records in <paramref name="dir"/> (test results, output stamps) whose image manifest
-    /// (the string field <paramref name="field"/>) is no longer in the store: nothing can look them up again.</summary>
-    private int CollectRecords(string dir, string field)
-    {
-        if (!Directory.Exists(dir))
-        {
-            return 0;
-        }
-        int removed = 0;
-        foreach (var file in Directory.EnumerateFiles(dir, "*.json").ToList())
-        {
-            string? manifest = null;
-            try
-            {
-                using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(file));
-                manifest = doc.RootElement.TryGetProperty(field, out var m) ? m.GetString() : null;
-            }
-            catch (System.Text.Json.JsonException)
-            {
-                // Unreadable: a torn record is useless, drop it.
-            }
-            if (manifest is null || !Digest.TryParse(manifest, out var d) || !Content.HasBlob(d))
-            {
-                File.Delete(file);
-                removed++;
-            }
-        }
-        if (removed > 0)
-        {
-            Native.FsyncDirectory(dir);
-        }
-        return removed;
     }
 
     private static bool IsPrefix(IReadOnlyList<Descriptor> prefix, IReadOnlyList<Descriptor> of) =>

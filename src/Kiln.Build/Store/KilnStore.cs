@@ -164,6 +164,17 @@ public sealed partial class KilnStore : IDisposable
     /// which on Linux loads OpenSSL: about 2 ms for a build that otherwise never needs it (see Sha256Hasher).</summary>
     private static string RandomSuffix() => Guid.NewGuid().ToString("N")[..16];
 
+    // ---- records the stages keep about images ----
+
+    /// <summary>The folder of Testing's test results (see <c>Testing/TestResultStore</c>).</summary>
+    internal const string TestResultsFolder = "tests";
+
+    /// <summary>The folder of Exporters' output stamps (see <c>Exporters/OutputStamps</c>).</summary>
+    internal const string OutputStampsFolder = "outputs";
+
+    /// <summary>The records a stage keeps about images in <c>kiln/FOLDER/</c>; gc drops those of images that are gone.</summary>
+    internal ImageRecords ImageRecords(string folder) => new(Path.Combine(_kilnDir, folder), NewIngestPath);
+
     /// <summary>Takes the store lock: shared for builds and other writers, exclusive for garbage collection.
     /// Locks of separate calls conflict even inside one process.</summary>
     public IDisposable AcquireLock(bool exclusive, CancellationToken ct = default) =>

@@ -67,16 +67,16 @@ public sealed class KilnStoreVerifyGcTests
         await t.Store.Names.TagAsync("web", tagged);
         var orphan = await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "o", "orphan"));
         string Result(Descriptor m) => $$"""{"image":"x","manifest":"{{m.Digest}}","phase":"bake","passed":true,"checks":[]}""";
-        await t.Store.WriteTestResultAsync(new string('1', 64), System.Text.Encoding.UTF8.GetBytes(Result(tagged)));
-        await t.Store.WriteTestResultAsync(new string('2', 64), System.Text.Encoding.UTF8.GetBytes(Result(orphan)));
-        await t.Store.WriteTestResultAsync(new string('3', 64), "{torn"u8.ToArray());
+        await new Kiln.Build.Testing.TestResultStore(t.Store).WriteAsync(new string('1', 64), System.Text.Encoding.UTF8.GetBytes(Result(tagged)));
+        await new Kiln.Build.Testing.TestResultStore(t.Store).WriteAsync(new string('2', 64), System.Text.Encoding.UTF8.GetBytes(Result(orphan)));
+        await new Kiln.Build.Testing.TestResultStore(t.Store).WriteAsync(new string('3', 64), "{torn"u8.ToArray());
 
         var report = await t.Store.CollectGarbageAsync();
 
         Assert.Equal(2, report.TestResultsRemoved);
-        Assert.NotNull(t.Store.TryReadTestResult(new string('1', 64)));
-        Assert.Null(t.Store.TryReadTestResult(new string('2', 64)));
-        Assert.Null(t.Store.TryReadTestResult(new string('3', 64)));
+        Assert.NotNull(new Kiln.Build.Testing.TestResultStore(t.Store).TryRead(new string('1', 64)));
+        Assert.Null(new Kiln.Build.Testing.TestResultStore(t.Store).TryRead(new string('2', 64)));
+        Assert.Null(new Kiln.Build.Testing.TestResultStore(t.Store).TryRead(new string('3', 64)));
     }
 
     [Fact]
