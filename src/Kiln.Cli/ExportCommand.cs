@@ -50,7 +50,7 @@ internal static class ExportCommand
         }
         using var store = KilnStore.Open(root);
         using var storeLock = store.AcquireLock(exclusive: false, ct);
-        var manifest = store.TryGetTag(name) ?? throw new UsageException($"kiln export: no image named '{name}' in {root} (see 'kiln images')");
+        var manifest = store.Names.TryGetTag(name) ?? throw new UsageException($"kiln export: no image named '{name}' in {root} (see 'kiln images')");
         var progress = new ForwardingLines(stderr, name, formatName);
         var request = new ExportRequest
         {

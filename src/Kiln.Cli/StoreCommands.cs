@@ -19,9 +19,9 @@ internal static class StoreCommands
         NoPositionals(a, "images");
         var store = OpenExisting();
         var rows = new List<(string Name, Descriptor Manifest, Manifest M)>();
-        foreach (var (name, desc) in store?.ListTags() ?? [])
+        foreach (var (name, desc) in store?.Names.ListTags() ?? [])
         {
-            var (m, _) = await store!.ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
+            var (m, _) = await store!.Content.ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
             rows.Add((name, desc, m));
         }
         if (a.Has("--json"))
@@ -293,8 +293,8 @@ internal static class StoreCommands
         }
         var name = a.Positionals[0];
         var store = OpenExisting();
-        var desc = store?.TryGetTag(name) ?? throw new UsageException($"kiln {command}: no image named '{name}' in {Cli.StoreRoot()} (see 'kiln images')");
-        var (manifest, config) = await store!.ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
+        var desc = store?.Names.TryGetTag(name) ?? throw new UsageException($"kiln {command}: no image named '{name}' in {Cli.StoreRoot()} (see 'kiln images')");
+        var (manifest, config) = await store!.Content.ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
         return (name, desc, manifest, config);
     }
 

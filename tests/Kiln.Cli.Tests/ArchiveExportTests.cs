@@ -23,7 +23,7 @@ public sealed class TinyArchiveFixture : IDisposable
             return;
         }
         using var store = KilnStore.Open(Store.Path);
-        Manifest = store.TryGetTag("tiny")!;
+        Manifest = store.Names.TryGetTag("tiny")!;
         foreach (var (name, format, extension) in ExportFormats.All.Where(f => ArchiveExporter.Handles(f.Format)))
         {
             Paths[format] = Export(store, format, Out.Sub("tiny" + extension));

@@ -39,7 +39,7 @@ public sealed class DiskExportTests : IDisposable
     private async Task<ExportResult> ExportAsync(string file, bool incremental = true)
     {
         using var store = KilnStore.Open(_store.Path);
-        var manifest = store.TryGetTag("web") ?? throw new InvalidOperationException("web is not tagged");
+        var manifest = store.Names.TryGetTag("web") ?? throw new InvalidOperationException("web is not tagged");
         return await DiskExporter.ExportAsync(store, new ExportRequest
         {
             ImageName = "web",

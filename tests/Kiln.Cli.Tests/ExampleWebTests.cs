@@ -185,7 +185,7 @@ public sealed class ExampleWebTests
     public async Task The_web_image_boots_as_an_instance_and_serves_the_site_with_nginx()
     {
         using var store = Kiln.Build.Store.KilnStore.Open(Store);
-        var image = await store.ReadImageStateAsync(store.TryGetTag("web")!.Digest);
+        var image = await store.Content.ReadImageStateAsync(store.Names.TryGetTag("web")!.Digest);
         await using (var instance = await Kiln.Build.Testing.Boot.Instance.StartAsync(store, image, new Kiln.Build.Testing.Boot.InstanceOptions()))
         {
             await instance.WaitForPortsAsync([("tcp", 8080)], TimeSpan.FromSeconds(30));
@@ -201,7 +201,7 @@ public sealed class ExampleWebTests
     public async Task An_image_booted_with_systemd_reaches_its_nginx_unit_and_serves_the_page()
     {
         using var store = Kiln.Build.Store.KilnStore.Open(Store);
-        var image = await store.ReadImageStateAsync(store.TryGetTag("web-systemd")!.Digest);
+        var image = await store.Content.ReadImageStateAsync(store.Names.TryGetTag("web-systemd")!.Digest);
         await using (var instance = await Kiln.Build.Testing.Boot.Instance.StartAsync(store, image, new Kiln.Build.Testing.Boot.InstanceOptions { Systemd = true }))
         {
             await instance.WaitForPortsAsync([("tcp", 8080)], TimeSpan.FromSeconds(60));

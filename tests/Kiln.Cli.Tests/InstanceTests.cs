@@ -17,7 +17,7 @@ public sealed class InstanceTests : IDisposable
         var r = KilnProcess.Run(_store.Path, "build", ctx.Path);
         Assert.True(r.ExitCode == 0, r.All);
         var store = KilnStore.Open(_store.Path);
-        var state = await store.ReadImageStateAsync(store.TryGetTag(name)!.Digest);
+        var state = await store.Content.ReadImageStateAsync(store.Names.TryGetTag(name)!.Digest);
         return (store, state);
     }
 
@@ -70,16 +70,16 @@ public sealed class InstanceTests : IDisposable
     {
         using var ctx = Httpd();
         var (store, image) = await BuildAsync(ctx);
-        var digest = store.TryGetTag("tiny")!.Digest;
+        var digest = store.Names.TryGetTag("tiny")!.Digest;
         await using (var instance = await Instance.StartAsync(store, image, new InstanceOptions()))
         {
             var exec = await instance.ExecAsync("echo changed > /www/index.html && touch /etc/x", TimeSpan.FromSeconds(10));
             Assert.Equal(0, exec.ExitCode);
         }
-        Assert.Equal(digest, store.TryGetTag("tiny")!.Digest);
-        var snapshotFiles = image.Config.RootFs.DiffIds.Select(d => Path.Combine(store.SnapshotPath(d), "www/index.html")).Where(File.Exists).ToList();
+        Assert.Equal(digest, store.Names.TryGetTag("tiny")!.Digest);
+        var snapshotFiles = image.Config.RootFs.DiffIds.Select(d => Path.Combine(store.Snapshots.SnapshotPath(d), "www/index.html")).Where(File.Exists).ToList();
         Assert.All(snapshotFiles, f => Assert.Equal("hello from the instance\n", File.ReadAllText(f)));
-        Assert.DoesNotContain(image.Config.RootFs.DiffIds, d => File.Exists(Path.Combine(store.SnapshotPath(d), "etc/x")));
+        Assert.DoesNotContain(image.Config.RootFs.DiffIds, d => File.Exists(Path.Combine(store.Snapshots.SnapshotPath(d), "etc/x")));
         store.Dispose();
     }
 

@@ -3,6 +3,7 @@ using Kiln.Build.Definition;
 using Kiln.Build.Layers;
 using Kiln.Build.Planning;
 using Kiln.Build.Store;
+using Kiln.Build.Store.Content;
 using Kiln.Oci;
 
 namespace Kiln.Build.Execution;
@@ -148,7 +149,7 @@ public sealed class Executor
                 ImageState? cached;
                 using (phases.Measure("cache lookup"))
                 {
-                    cached = _options.NoCache ? null : _store.TryGetStep(step.CacheKey);
+                    cached = _options.NoCache ? null : _store.StepCache.TryGet(step.CacheKey);
                 }
                 bool reuse = cached is not null && !dirty && !(_options.Refresh && step.FetchesPackages);
                 ImageState next;
@@ -197,7 +198,7 @@ public sealed class Executor
                         }
                         using (phases.Measure("cache store"))
                         {
-                            await _store.PutStepAsync(step.CacheKey, next, ct).ConfigureAwait(false);
+                            await _store.StepCache.PutAsync(step.CacheKey, next, ct).ConfigureAwait(false);
                         }
                     }, ct));
                 }
@@ -219,7 +220,7 @@ public sealed class Executor
             finals[image.Name] = (state, dirty);
             // The tests need the image's digest, not its stored documents: they run while those are written (and while
             // the last step's cache entry is). All is durable before the image is tagged.
-            manifest = KilnStore.DescribeImage(state);
+            manifest = ContentStore.DescribeImage(state);
             var finalState = state;
             pending.Add(Task.Run(async () =>
             {
@@ -229,7 +230,7 @@ public sealed class Executor
                 }
                 using (new PhaseClock(_progress, image.Name, null).Measure("write image"))
                 {
-                    await _store.WriteImageAsync(finalState, ct).ConfigureAwait(false);
+                    await _store.Content.WriteImageAsync(finalState, ct).ConfigureAwait(false);
                 }
             }, ct));
             using (new PhaseClock(_progress, image.Name, null).Measure("tests"))
@@ -248,20 +249,20 @@ public sealed class Executor
         }
         if (tests.Passed)
         {
-            await _store.TagAsync(image.Name, manifest, ct).ConfigureAwait(false);
-            if (_store.TryGetTag(RejectedTag(image.Name)) is not null)
+            await _store.Names.TagAsync(image.Name, manifest, ct).ConfigureAwait(false);
+            if (_store.Names.TryGetTag(RejectedTag(image.Name)) is not null)
             {
-                await _store.UntagAsync(RejectedTag(image.Name), ct).ConfigureAwait(false);
+                await _store.Names.UntagAsync(RejectedTag(image.Name), ct).ConfigureAwait(false);
             }
         }
         else
         {
             // Kept for inspection under its own tag (which also keeps gc from collecting it); never given the name.
-            await _store.TagAsync(RejectedTag(image.Name), manifest, ct).ConfigureAwait(false);
+            await _store.Names.TagAsync(RejectedTag(image.Name), manifest, ct).ConfigureAwait(false);
             // Only the spec changed and the very image the name points at fails it: the name goes, rather than
             // name an image that fails its current tests.
-            bool nameRemoved = _store.TryGetTag(image.Name)?.Digest == manifest.Digest
-                && await _store.UntagAsync(image.Name, ct).ConfigureAwait(false);
+            bool nameRemoved = _store.Names.TryGetTag(image.Name)?.Digest == manifest.Digest
+                && await _store.Names.UntagAsync(image.Name, ct).ConfigureAwait(false);
             _progress?.Report(new ImageRejected(image.Name, manifest, RejectedTag(image.Name)) { NameRemoved = nameRemoved });
         }
         return new ImageResult { Name = image.Name, Manifest = manifest, Steps = steps, Duration = clock.Elapsed, Tests = tests };
@@ -276,7 +277,7 @@ public sealed class Executor
         ImageState? cached;
         using (new PhaseClock(_progress, image.Name, -1).Measure("cache lookup"))
         {
-            cached = _options.NoCache ? null : _store.TryGetStep(image.BaseKey);
+            cached = _options.NoCache ? null : _store.StepCache.TryGet(image.BaseKey);
         }
         bool reuse = cached is not null && !(_options.Refresh && fetches);
         bool dirty = false;
@@ -289,7 +290,7 @@ public sealed class Executor
         {
             state = await make().ConfigureAwait(false);
             dirty = cached is not null && !SameLayers(cached, state);
-            await _store.PutStepAsync(image.BaseKey, state, ct).ConfigureAwait(false);
+            await _store.StepCache.PutAsync(image.BaseKey, state, ct).ConfigureAwait(false);
         }
         var layer = state.Layers.Count > 0 ? state.Layers[^1] : null;
         var result = new StepResult(-1, description, reuse, clock.Elapsed, layer);

@@ -1,5 +1,6 @@
 using Kiln.Build.Layers;
 using Kiln.Build.Store;
+using Kiln.Build.Store.Snapshots;
 using Kiln.Oci;
 
 namespace Kiln.Build.Execution;
@@ -57,7 +58,7 @@ internal static class LayerCommit
             {
                 using (phases?.Measure("sync snapshot"))
                 {
-                    KilnStore.SyncPreparedSnapshot(changesDir);
+                    SnapshotStore.SyncPreparedSnapshot(changesDir);
                 }
             }, ct);
         }
@@ -72,7 +73,7 @@ internal static class LayerCommit
         {
             try
             {
-                using (var writer = store.CreateBlobWriter())
+                using (var writer = store.Content.CreateBlobWriter())
                 {
                     var timings = new PackTimings();
                     using (var pack = phases?.Measure("pack"))
@@ -86,7 +87,7 @@ internal static class LayerCommit
                     if (early is not null)
                     {
                         // The files are final: what reads them may start while they and the blob are made durable.
-                        store.ReadPreparedSnapshot(packed.DiffId, changesDir);
+                        store.Snapshots.ReadPreparedSnapshot(packed.DiffId, changesDir);
                         handedOver = early.HandOver(Next(state, new Descriptor { MediaType = packed.MediaType, Digest = packed.Digest, Size = packed.Size },
                             packed.DiffId, createdBy, options));
                     }
@@ -124,12 +125,12 @@ internal static class LayerCommit
             }
             if (packed is not null)
             {
-                store.ForgetPreparedSnapshot(packed.DiffId);
+                store.Snapshots.ForgetPreparedSnapshot(packed.DiffId);
             }
         }
         using (phases?.Measure("commit snapshot"))
         {
-            store.CommitSnapshot(copyDir ?? changesDir, packed!.DiffId, synced: copyDir is null);
+            store.Snapshots.CommitSnapshot(copyDir ?? changesDir, packed!.DiffId, synced: copyDir is null);
         }
         return Next(state, blob, packed.DiffId, createdBy, options);
     }
@@ -162,5 +163,5 @@ internal static class LayerCommit
     /// <summary>The snapshot dirs of a state's layers, topmost first (overlay lowerdir order); a layer read before it is
     /// durable (<see cref="EarlyLayer"/>) is read from the dir it is prepared in.</summary>
     public static IReadOnlyList<string> LowerDirs(KilnStore store, ImageState state) =>
-        [.. state.Config.RootFs.DiffIds.Reverse().Select(store.SnapshotDirToRead)];
+        [.. state.Config.RootFs.DiffIds.Reverse().Select(store.Snapshots.SnapshotDirToRead)];
 }

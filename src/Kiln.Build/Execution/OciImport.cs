@@ -127,7 +127,7 @@ internal static class OciImport
                         + "(Kiln reads OCI and Docker layers: tar, gzip or zstd)");
                 }
                 var diffId = config.RootFs.DiffIds[i];
-                if (store.HasSnapshot(diffId) && store.HasBlob(blob.Digest))
+                if (store.Snapshots.HasSnapshot(diffId) && store.Content.HasBlob(blob.Digest))
                 {
                     continue;
                 }
@@ -164,7 +164,7 @@ internal static class OciImport
             {
                 foreach (var (dir, diffId) in snapshots)
                 {
-                    store.CommitSnapshot(dir, diffId);
+                    store.Snapshots.CommitSnapshot(dir, diffId);
                 }
             });
             await CheckedAsync(() => ImageCopier.CopyAsync(source, desc, sink, cancellationToken: ct)).ConfigureAwait(false);

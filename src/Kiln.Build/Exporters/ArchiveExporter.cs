@@ -40,7 +40,7 @@ public static class ArchiveExporter
                 switch (format)
                 {
                     case ExportFormat.Rootfs:
-                        var (manifest, config) = await store.ReadImageAsync(request.Manifest.Digest, ct).ConfigureAwait(false);
+                        var (manifest, config) = await store.Content.ReadImageAsync(request.Manifest.Digest, ct).ConfigureAwait(false);
                         await new RootfsWriter(store, request.ImageName, Report)
                             .WriteAsync(manifest, config, file, request.Epoch.ToUnixTimeSeconds(), ct).ConfigureAwait(false);
                         break;

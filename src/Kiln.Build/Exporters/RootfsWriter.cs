@@ -75,7 +75,7 @@ internal sealed class RootfsWriter
     {
         try
         {
-            await using var blob = _store.OpenBlob(layer.Digest);
+            await using var blob = _store.Content.OpenBlob(layer.Digest);
             await using Stream tar = layer.MediaType switch
             {
                 MediaTypes.LayerGzip or MediaTypes.DockerLayerGzip => new GZipStream(blob, CompressionMode.Decompress, leaveOpen: true),

@@ -14,4 +14,14 @@ public sealed record ImageState
         Layers = [],
         Config = new ImageConfig { Created = created },
     };
+
+    /// <summary>Refuses a state whose layers and rootfs.diff_ids do not pair up one to one.</summary>
+    internal void CheckLayersMatchDiffIds()
+    {
+        if (Config.RootFs.DiffIds.Count != Layers.Count)
+        {
+            throw StoreException.InvalidImage(
+                $"{Layers.Count} layers but {Config.RootFs.DiffIds.Count} rootfs.diff_ids; they must match one to one");
+        }
+    }
 }

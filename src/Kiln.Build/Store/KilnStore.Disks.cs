@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Kiln.Build.Store.Names;
 using Kiln.Oci;
 
 namespace Kiln.Build.Store;
@@ -74,7 +75,7 @@ public sealed partial class KilnStore
     /// it in place or replace it.</summary>
     public IDisposable LockDisk(string image, bool exclusive, CancellationToken ct = default)
     {
-        CheckTagName(image);
+        ImageNames.CheckTagName(image);
         Directory.CreateDirectory(DisksDir);
         return FileLock.Acquire(Path.ChangeExtension(DiskEntryPath(image), ".lock"), exclusive, ct);
     }
@@ -82,7 +83,7 @@ public sealed partial class KilnStore
     /// <summary>The kept disk of <paramref name="image"/>, or null.</summary>
     public DiskCacheEntry? TryGetDisk(string image)
     {
-        CheckTagName(image);
+        ImageNames.CheckTagName(image);
         var path = DiskEntryPath(image);
         return File.Exists(path) && ReadDiskEntry(path) is { } e && DiskRawPath(e) is { } raw && File.Exists(raw) ? e : null;
     }
@@ -92,7 +93,7 @@ public sealed partial class KilnStore
     /// between leaves a raw file no record names, which gc deletes.</summary>
     public void ForgetDisk(string image)
     {
-        CheckTagName(image);
+        ImageNames.CheckTagName(image);
         var path = DiskEntryPath(image);
         if (File.Exists(path))
         {
@@ -105,7 +106,7 @@ public sealed partial class KilnStore
     public async Task RecordDiskAsync(DiskCacheEntry entry, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(entry);
-        CheckTagName(entry.Image);
+        ImageNames.CheckTagName(entry.Image);
         var raw = DiskRawPath(entry);
         if (raw is null || !File.Exists(raw))
         {
@@ -161,7 +162,7 @@ public sealed partial class KilnStore
     public async Task<DiskCacheEntry> PutDiskAsync(DiskCacheEntry entry, string preparedRaw, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(entry);
-        CheckTagName(entry.Image);
+        ImageNames.CheckTagName(entry.Image);
         using var diskLock = LockDisk(entry.Image, exclusive: true, ct);
         var jsonPath = DiskEntryPath(entry.Image);
         var previous = File.Exists(jsonPath) ? ReadDiskEntry(jsonPath) : null;

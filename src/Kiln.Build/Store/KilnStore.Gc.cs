@@ -19,7 +19,7 @@ public sealed partial class KilnStore
         var keepSnapshots = new HashSet<Digest>();
         var taggedLayers = new List<IReadOnlyList<Descriptor>>();
         var taggedNames = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (name, desc) in ListTags())
+        foreach (var (name, desc) in Names.ListTags())
         {
             taggedNames.Add(name);
             ct.ThrowIfCancellationRequested();
@@ -27,7 +27,7 @@ public sealed partial class KilnStore
             ImageConfig config;
             try
             {
-                (manifest, config) = await ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
+                (manifest, config) = await Content.ReadImageAsync(desc.Digest, ct).ConfigureAwait(false);
             }
             catch (StoreException e)
             {
@@ -41,79 +41,24 @@ public sealed partial class KilnStore
             taggedLayers.Add(manifest.Layers);
         }
 
-        int stepsRemoved = 0;
-        foreach (var (_, path, state) in EnumerateSteps().ToList())
-        {
-            ct.ThrowIfCancellationRequested();
-            bool drop = state is null || (pruneCache && !taggedLayers.Any(t => IsPrefix(state.Layers, t)));
-            if (drop)
+        int stepsRemoved = StepCache.RemoveWhere(
+            state => state is null || (pruneCache && !taggedLayers.Any(t => IsPrefix(state.Layers, t))),
+            state =>
             {
-                File.Delete(path);
-                stepsRemoved++;
-                continue;
-            }
-            keepBlobs.UnionWith(state!.Layers.Select(l => l.Digest));
-            keepSnapshots.UnionWith(state.Config.RootFs.DiffIds);
-        }
-        if (stepsRemoved > 0)
-        {
-            Native.FsyncDirectory(_stepsDir);
-        }
+                keepBlobs.UnionWith(state.Layers.Select(l => l.Digest));
+                keepSnapshots.UnionWith(state.Config.RootFs.DiffIds);
+            },
+            bestEffort: false, ct);
 
         int disksRemoved = CollectDisks(taggedNames, keepSnapshots);
 
-        int blobsRemoved = 0, blobsKept = 0;
-        long blobBytes = 0;
-        foreach (var file in Directory.EnumerateFiles(BlobsDir).ToList())
-        {
-            ct.ThrowIfCancellationRequested();
-            if (!Digest.TryParse(Digest.Sha256Prefix + Path.GetFileName(file), out var d))
-            {
-                continue; // not ours to judge; verify reports it
-            }
-            if (keepBlobs.Contains(d))
-            {
-                blobsKept++;
-                continue;
-            }
-            long size = new FileInfo(file).Length;
-            File.Delete(file);
-            blobsRemoved++;
-            blobBytes += size;
-        }
-        if (blobsRemoved > 0)
-        {
-            Native.FsyncDirectory(BlobsDir);
-        }
+        var (blobsRemoved, blobsKept, blobBytes) = Content.Sweep(keepBlobs, ct);
 
-        int snapsRemoved = 0, snapsKept = 0;
-        long snapBytes = 0;
-        foreach (var dir in Directory.EnumerateFileSystemEntries(SnapshotsDir).ToList())
-        {
-            ct.ThrowIfCancellationRequested();
-            if (!Digest.TryParse(Digest.Sha256Prefix + Path.GetFileName(dir), out var d))
-            {
-                continue;
-            }
-            if (keepSnapshots.Contains(d))
-            {
-                snapsKept++;
-                continue;
-            }
-            snapBytes += StoreFs.TreeSize(dir);
-            // Rename out of snapshots/ first so a crash mid-delete never leaves a half snapshot that looks complete.
-            var doomed = Path.Combine(_tmpDir, $"{_pid}-gc-{d.Short}-{RandomSuffix()}");
-            Directory.Move(dir, doomed);
-            StoreFs.DeleteTree(doomed);
-            snapsRemoved++;
-        }
-        if (snapsRemoved > 0)
-        {
-            Native.FsyncDirectory(SnapshotsDir);
-        }
+        var (snapsRemoved, snapsKept, snapBytes) = Snapshots.Sweep(
+            keepSnapshots, d => Path.Combine(_tmpDir, $"{_pid}-gc-{d.Short}-{RandomSuffix()}"), ct);
 
-        int resultsRemoved = CollectRecords(TestResultsDir, "manifest");
-        CollectRecords(OutputsDir, "manifest");
+        int resultsRemoved = ImageRecords(TestResultsFolder).Collect(Content);
+        ImageRecords(OutputStampsFolder).Collect(Content);
         foreach (var stale in ContextHashCache.Stale(Root))
         {
             File.Delete(stale);
@@ -131,40 +76,6 @@ public sealed partial class KilnStore
             StepEntriesRemoved = stepsRemoved,
             DisksRemoved = disksRemoved,
         };
-    }
-
-    /// <summary>Deletes the JSON records in <paramref name="dir"/> (test results, output stamps) whose image manifest
-    /// (the string field <paramref name="field"/>) is no longer in the store: nothing can look them up again.</summary>
-    private int CollectRecords(string dir, string field)
-    {
-        if (!Directory.Exists(dir))
-        {
-            return 0;
-        }
-        int removed = 0;
-        foreach (var file in Directory.EnumerateFiles(dir, "*.json").ToList())
-        {
-            string? manifest = null;
-            try
-            {
-                using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(file));
-                manifest = doc.RootElement.TryGetProperty(field, out var m) ? m.GetString() : null;
-            }
-            catch (System.Text.Json.JsonException)
-            {
-                // Unreadable: a torn record is useless, drop it.
-            }
-            if (manifest is null || !Digest.TryParse(manifest, out var d) || !HasBlob(d))
-            {
-                File.Delete(file);
-                removed++;
-            }
-        }
-        if (removed > 0)
-        {
-            Native.FsyncDirectory(dir);
-        }
-        return removed;
     }
 
     private static bool IsPrefix(IReadOnlyList<Descriptor> prefix, IReadOnlyList<Descriptor> of) =>

@@ -1,3 +1,6 @@
+using Kiln.Build.Store.Content;
+using Kiln.Build.Store.Steps;
+
 namespace Kiln.Build.Store;
 
 public sealed partial class KilnStore
@@ -9,6 +12,6 @@ public sealed partial class KilnStore
     {
         var state = ImageState.Empty("1970-01-01T00:00:00Z");
         _ = StepEntryJson.Read(StepEntryJson.Write(state));
-        _ = DescribeImage(state);
+        _ = ContentStore.DescribeImage(state);
     }
 }

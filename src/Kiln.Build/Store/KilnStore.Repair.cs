@@ -26,46 +26,12 @@ public sealed partial class KilnStore
         using var storeLock = await FileLock.AcquireAsync(StoreLockPath, exclusive: true, ct).ConfigureAwait(false);
         var found = await VerifyAsync(ct).ConfigureAwait(false);
 
-        int blobsRemoved = 0;
-        foreach (var p in found.Problems.Where(p => p.Kind == StoreProblemKind.CorruptBlob && p.Digest is not null))
-        {
-            // A corrupt blob must go: a later write of the same digest keeps an existing file.
-            StoreFs.TryDeleteFile(BlobPath(p.Digest!.Value));
-            blobsRemoved++;
-        }
-        if (blobsRemoved > 0)
-        {
-            Native.FsyncDirectory(BlobsDir);
-        }
+        int blobsRemoved = Content.Remove(
+            found.Problems.Where(p => p.Kind == StoreProblemKind.CorruptBlob && p.Digest is not null).Select(p => p.Digest!.Value));
 
-        int snapshotsRemoved = 0;
-        foreach (var entry in Directory.EnumerateFileSystemEntries(SnapshotsDir).ToList())
-        {
-            var info = new DirectoryInfo(entry);
-            bool isRealDirectory = info.Exists && info.LinkTarget is null;
-            if (isRealDirectory)
-            {
-                continue;
-            }
-            StoreFs.DeleteTree(entry);
-            snapshotsRemoved++;
-        }
+        int snapshotsRemoved = Snapshots.RemoveBroken();
 
-        int stepsRemoved = 0;
-        foreach (var (_, path, state) in EnumerateSteps().ToList())
-        {
-            ct.ThrowIfCancellationRequested();
-            if (state is not null && IsComplete(state))
-            {
-                continue;
-            }
-            StoreFs.TryDeleteFile(path);
-            stepsRemoved++;
-        }
-        if (stepsRemoved > 0)
-        {
-            Native.FsyncDirectory(_stepsDir);
-        }
+        int stepsRemoved = StepCache.RemoveIncomplete(ct);
 
         return new RepairReport
         {

@@ -12,17 +12,16 @@ public sealed partial class KilnStore
         var problems = new List<StoreProblem>();
         var corrupt = new Dictionary<Digest, string>();
         int blobs = 0;
-        foreach (var file in Directory.EnumerateFiles(BlobsDir).Order(StringComparer.Ordinal))
+        foreach (var (file, name) in Content.ListBlobFiles())
         {
             ct.ThrowIfCancellationRequested();
-            var name = Path.GetFileName(file);
-            if (!Digest.TryParse(Digest.Sha256Prefix + name, out var digest))
+            if (name is not { } digest)
             {
                 problems.Add(new StoreProblem { Kind = StoreProblemKind.StrayFile, Path = file, Detail = "file name is not a sha256 digest" });
                 continue;
             }
             blobs++;
-            var stream = OpenBlob(digest);
+            var stream = Content.OpenBlob(digest);
             Digest actual;
             long length;
             await using (stream.ConfigureAwait(false))
@@ -50,7 +49,7 @@ public sealed partial class KilnStore
         void CheckBlob(Descriptor d, string image, string role)
         {
             Use(d.Digest.Value, image);
-            var path = BlobPath(d.Digest);
+            var path = Content.BlobPath(d.Digest);
             var info = new FileInfo(path);
             if (!info.Exists)
             {
@@ -65,11 +64,11 @@ public sealed partial class KilnStore
         IReadOnlyList<(string Name, Descriptor Manifest)> tags;
         try
         {
-            tags = ListTags();
+            tags = Names.ListTags();
         }
         catch (StoreException e)
         {
-            problems.Add(new StoreProblem { Kind = StoreProblemKind.InvalidDocument, Path = IndexPath, Detail = e.Message });
+            problems.Add(new StoreProblem { Kind = StoreProblemKind.InvalidDocument, Path = Names.IndexPath, Detail = e.Message });
             tags = [];
         }
         foreach (var (image, desc) in tags)
@@ -93,23 +92,23 @@ public sealed partial class KilnStore
             }
             if (config.RootFs.DiffIds.Count != manifest.Layers.Count)
             {
-                found.Add((StoreProblemKind.DiffIdCountMismatch, desc.Digest, BlobPath(manifest.Config.Digest),
+                found.Add((StoreProblemKind.DiffIdCountMismatch, desc.Digest, Content.BlobPath(manifest.Config.Digest),
                     $"image has {manifest.Layers.Count} layers but {config.RootFs.DiffIds.Count} diff_ids"));
                 Use(desc.Digest.Value, image);
             }
             foreach (var diffId in config.RootFs.DiffIds)
             {
                 Use("snapshot:" + diffId.Value, image);
-                if (!HasSnapshot(diffId))
+                if (!Snapshots.HasSnapshot(diffId))
                 {
-                    found.Add((StoreProblemKind.MissingSnapshot, diffId, SnapshotPath(diffId), $"snapshot of layer {diffId} is missing"));
+                    found.Add((StoreProblemKind.MissingSnapshot, diffId, Snapshots.SnapshotPath(diffId), $"snapshot of layer {diffId} is missing"));
                 }
             }
         }
 
         foreach (var (digest, detail) in corrupt.OrderBy(p => p.Key.Value, StringComparer.Ordinal))
         {
-            found.Add((StoreProblemKind.CorruptBlob, digest, BlobPath(digest), $"blob {digest}: {detail}"));
+            found.Add((StoreProblemKind.CorruptBlob, digest, Content.BlobPath(digest), $"blob {digest}: {detail}"));
         }
         foreach (var f in found.Distinct())
         {
@@ -130,17 +129,17 @@ public sealed partial class KilnStore
         string image, string role, List<(StoreProblemKind, Digest?, string, string)> found, CancellationToken ct)
         where T : class
     {
-        if (corrupt.ContainsKey(digest) || !HasBlob(digest))
+        if (corrupt.ContainsKey(digest) || !Content.HasBlob(digest))
         {
             return null; // already reported
         }
         try
         {
-            return parse(await File.ReadAllBytesAsync(BlobPath(digest), ct).ConfigureAwait(false));
+            return parse(await File.ReadAllBytesAsync(Content.BlobPath(digest), ct).ConfigureAwait(false));
         }
         catch (JsonException e)
         {
-            found.Add((StoreProblemKind.InvalidDocument, digest, BlobPath(digest), $"{role} of {image} is not valid: {e.Message}"));
+            found.Add((StoreProblemKind.InvalidDocument, digest, Content.BlobPath(digest), $"{role} of {image} is not valid: {e.Message}"));
             return null;
         }
     }

@@ -1,4 +1,8 @@
 using System.Globalization;
+using Kiln.Build.Store.Content;
+using Kiln.Build.Store.Names;
+using Kiln.Build.Store.Snapshots;
+using Kiln.Build.Store.Steps;
 using Kiln.Oci;
 
 namespace Kiln.Build.Store;
@@ -14,7 +18,6 @@ public sealed partial class KilnStore : IDisposable
     private readonly string _ingestDir;
     private readonly string _tmpDir;
     private readonly string _scratchDir;
-    private readonly string _stepsDir;
     private readonly string _kilnDir;
     private readonly string _procsDir;
     private readonly int _pid = Environment.ProcessId;
@@ -23,10 +26,7 @@ public sealed partial class KilnStore : IDisposable
     private KilnStore(string root)
     {
         Root = root;
-        BlobsDir = Path.Combine(root, "blobs", "sha256");
         _kilnDir = Path.Combine(root, "kiln");
-        SnapshotsDir = Path.Combine(_kilnDir, "snapshots");
-        _stepsDir = Path.Combine(_kilnDir, "steps");
         AptArchivesDir = Path.Combine(_kilnDir, "cache", "apt", "archives");
         AptListsDir = Path.Combine(_kilnDir, "cache", "apt", "lists");
         AptTwinsDir = Path.Combine(_kilnDir, "cache", "apt", "plain");
@@ -34,11 +34,26 @@ public sealed partial class KilnStore : IDisposable
         _tmpDir = Path.Combine(_kilnDir, "tmp");
         _scratchDir = Path.Combine(_kilnDir, "scratch");
         _procsDir = Path.Combine(_kilnDir, "procs");
+        Content = new ContentStore(Path.Combine(root, "blobs", "sha256"), NewIngestPath);
+        Names = new ImageNames(root, _kilnDir, Content, NewIngestPath);
+        Snapshots = new SnapshotStore(Path.Combine(_kilnDir, "snapshots"));
+        StepCache = new StepCache(Path.Combine(_kilnDir, "steps"), Content, Snapshots, NewIngestPath);
     }
 
     public string Root { get; }
-    public string BlobsDir { get; }
-    public string SnapshotsDir { get; }
+
+    /// <summary>Blobs (manifests, configs, layers) by digest, and the ingest they are written through.</summary>
+    public ContentStore Content { get; }
+
+    /// <summary>Image names (tags) in the layout's <c>index.json</c>.</summary>
+    public ImageNames Names { get; }
+
+    /// <summary>Extracted layers by diffId: the lower dirs of every sandbox.</summary>
+    public SnapshotStore Snapshots { get; }
+
+    /// <summary>Step cache entries: a step's cache key to the image state after it.</summary>
+    public StepCache StepCache { get; }
+
     public string AptArchivesDir { get; }
     public string AptListsDir { get; }
 
@@ -47,10 +62,8 @@ public sealed partial class KilnStore : IDisposable
     public string AptTwinsDir { get; }
     public string TempRoot => _tmpDir;
 
-    private string IndexPath => Path.Combine(Root, "index.json");
     private string LayoutPath => Path.Combine(Root, "oci-layout");
     private string StoreLockPath => Path.Combine(_kilnDir, "lock");
-    private string IndexLockPath => Path.Combine(_kilnDir, "index.lock");
     private string ProcsLockPath => Path.Combine(_kilnDir, "procs.lock");
 
     /// <summary>Opens the store at <paramref name="root"/>, creating the layout if missing, and removes
@@ -97,13 +110,13 @@ public sealed partial class KilnStore : IDisposable
         {
             throw StoreException.NotAStore(Root);
         }
-        foreach (var dir in new[] { BlobsDir, SnapshotsDir, _stepsDir, AptArchivesDir, AptListsDir, _ingestDir, _tmpDir, _scratchDir, _procsDir })
+        foreach (var dir in new[] { Content.BlobsDir, Snapshots.SnapshotsDir, StepCache.StepsDir, AptArchivesDir, AptListsDir, _ingestDir, _tmpDir, _scratchDir, _procsDir })
         {
             Directory.CreateDirectory(dir);
         }
         // Image trees live here as they are: device nodes and setuid files of foreign images included. Only root may
         // reach them from the host; sandboxes see them through their own (nodev) mounts.
-        foreach (var dir in new[] { SnapshotsDir, _tmpDir, _scratchDir })
+        foreach (var dir in new[] { Snapshots.SnapshotsDir, _tmpDir, _scratchDir })
         {
             File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
@@ -119,13 +132,7 @@ public sealed partial class KilnStore : IDisposable
         {
             AtomicWrite(LayoutPath, OciJson.Serialize(new OciLayoutFile()));
         }
-        using (FileLock.Acquire(IndexLockPath, exclusive: true, CancellationToken.None))
-        {
-            if (!File.Exists(IndexPath))
-            {
-                AtomicWrite(IndexPath, OciJson.Serialize(new ImageIndex()));
-            }
-        }
+        Names.EnsureIndex(AtomicWrite);
         CleanDeadLeftovers();
     }
 
@@ -156,6 +163,17 @@ public sealed partial class KilnStore : IDisposable
     /// <summary>64 random bits. From Guid.NewGuid (the kernel's random source) rather than RandomNumberGenerator,
     /// which on Linux loads OpenSSL: about 2 ms for a build that otherwise never needs it (see Sha256Hasher).</summary>
     private static string RandomSuffix() => Guid.NewGuid().ToString("N")[..16];
+
+    // ---- records the stages keep about images ----
+
+    /// <summary>The folder of Testing's test results (see <c>Testing/TestResultStore</c>).</summary>
+    internal const string TestResultsFolder = "tests";
+
+    /// <summary>The folder of Exporters' output stamps (see <c>Exporters/OutputStamps</c>).</summary>
+    internal const string OutputStampsFolder = "outputs";
+
+    /// <summary>The records a stage keeps about images in <c>kiln/FOLDER/</c>; gc drops those of images that are gone.</summary>
+    internal ImageRecords ImageRecords(string folder) => new(Path.Combine(_kilnDir, folder), NewIngestPath);
 
     /// <summary>Takes the store lock: shared for builds and other writers, exclusive for garbage collection.
     /// Locks of separate calls conflict even inside one process.</summary>

@@ -13,16 +13,16 @@ public sealed class StoreImageSource(KilnStore store) : IImageSource
     public Task<Descriptor> ResolveAsync(string? reference, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(reference);
-        return store.TryGetTag(reference) is { } tagged
+        return store.Names.TryGetTag(reference) is { } tagged
             ? Task.FromResult(tagged)
-            : throw ImageException.NoSuchTag(Name, reference, store.ListTags().Select(t => t.Name));
+            : throw ImageException.NoSuchTag(Name, reference, store.Names.ListTags().Select(t => t.Name));
     }
 
     /// <summary>Opens a blob, refusing one whose size is not its descriptor's (a missing one throws <see cref="StoreException"/>).</summary>
     public Task<Stream> OpenBlobAsync(Descriptor blob, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(blob);
-        var stream = store.OpenBlob(blob.Digest);
+        var stream = store.Content.OpenBlob(blob.Digest);
         if (stream.Length != blob.Size)
         {
             long length = stream.Length;
@@ -42,13 +42,13 @@ public sealed class StoreImageSink(KilnStore store) : IImageSink
     public Task<bool> HasBlobAsync(Descriptor blob, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(blob);
-        return Task.FromResult(store.HasBlob(blob.Digest));
+        return Task.FromResult(store.Content.HasBlob(blob.Digest));
     }
 
     public async Task WriteBlobAsync(Descriptor blob, Stream content, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(blob);
-        var writer = store.CreateBlobWriter();
+        var writer = store.Content.CreateBlobWriter();
         await using (writer.ConfigureAwait(false))
         {
             // The writer hashes what it is given and its commit checks the digest: the copy checks the size only.
@@ -65,7 +65,7 @@ public sealed class StoreImageSink(KilnStore store) : IImageSink
         {
             throw ImageException.WrongSize(Name, manifest, bytes.Length);
         }
-        var written = await store.WriteBlobAsync(bytes, manifest.MediaType, cancellationToken).ConfigureAwait(false);
+        var written = await store.Content.WriteBlobAsync(bytes, manifest.MediaType, cancellationToken).ConfigureAwait(false);
         if (written.Digest != manifest.Digest)
         {
             throw ImageException.Mismatch(Name, manifest, written.Digest);
@@ -73,5 +73,5 @@ public sealed class StoreImageSink(KilnStore store) : IImageSink
     }
 
     public Task TagAsync(string name, Descriptor manifest, CancellationToken cancellationToken = default) =>
-        store.TagAsync(name, manifest, cancellationToken);
+        store.Names.TagAsync(name, manifest, cancellationToken);
 }

@@ -93,7 +93,7 @@ public sealed class ImageTester
                     if (report.SkippedBecause is null)
                     {
                         var json = TestResultJson.Write(report, manifest, spec.Digest);
-                        _teardown.Add(Task.Run(() => _store.WriteTestResultAsync(key, json, ct), CancellationToken.None));
+                        _teardown.Add(Task.Run(() => new TestResultStore(_store).WriteAsync(key, json, ct), CancellationToken.None));
                     }
                 }
                 phases.Add(report);
@@ -117,7 +117,7 @@ public sealed class ImageTester
     public Task WhenIdleAsync() => _teardown.WhenIdleAsync();
 
     private TestPhaseReport? Cached(string key, string image) =>
-        _options.UseCache && TestResultJson.Read(_store.TryReadTestResult(key), image) is { Passed: true } cached ? cached with { Cached = true } : null;
+        _options.UseCache && TestResultJson.Read(new TestResultStore(_store).TryRead(key), image) is { Passed: true } cached ? cached with { Cached = true } : null;
 
     /// <summary>Waits for a boot run stopped on purpose: its cancellation, or its own failure, no longer matters once the
     /// bake phase failed. A cancel of the whole test (<paramref name="ct"/>) still propagates.</summary>

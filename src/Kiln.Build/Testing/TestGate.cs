@@ -75,8 +75,8 @@ public static class StoredImageTests
         }
         using var store = KilnStore.Open(storeRoot);
         using var storeLock = store.AcquireLock(exclusive: false, cancellationToken);
-        var manifest = store.TryGetTag(image) ?? throw new ArgumentException($"the store has no image named '{image}' (build it first)");
-        var state = await store.ReadImageStateAsync(manifest.Digest, cancellationToken).ConfigureAwait(false);
+        var manifest = store.Names.TryGetTag(image) ?? throw new ArgumentException($"the store has no image named '{image}' (build it first)");
+        var state = await store.Content.ReadImageStateAsync(manifest.Digest, cancellationToken).ConfigureAwait(false);
         var tester = new ImageTester(store, options, progress);
         try
         {
@@ -99,7 +99,7 @@ public static class StoredImageTests
         var (_, spec) = LoadSpec(definitionPath, image);
         using var store = KilnStore.Open(storeRoot);
         using var storeLock = store.AcquireLock(exclusive: false, cancellationToken);
-        var manifest = store.TryGetTag(image) ?? throw new ArgumentException($"the store has no image named '{image}' (build it first)");
+        var manifest = store.Names.TryGetTag(image) ?? throw new ArgumentException($"the store has no image named '{image}' (build it first)");
         var tester = new ImageTester(store, new TestOptions { UseCache = false, Phase = TestPhase.Vm }, progress);
         if (!spec.Checks.Any(VmPhase.Supports))
         {

@@ -47,9 +47,9 @@ public sealed class ExecutorGateTests : IDisposable
             {
                 var diffId = state.Config.RootFs.DiffIds[^1];
                 var top = LayerCommit.LowerDirs(store, state)[0];
-                Seen.Add($"{image.Name}: reads {(top == store.SnapshotPath(diffId) ? "the snapshot" : "its prepared dir")}, "
-                    + $"file {File.ReadAllText(Path.Combine(top, "app/version"))}, snapshot in place: {store.HasSnapshot(diffId)}, "
-                    + $"image written: {store.HasBlob(manifest.Digest)}");
+                Seen.Add($"{image.Name}: reads {(top == store.Snapshots.SnapshotPath(diffId) ? "the snapshot" : "its prepared dir")}, "
+                    + $"file {File.ReadAllText(Path.Combine(top, "app/version"))}, snapshot in place: {store.Snapshots.HasSnapshot(diffId)}, "
+                    + $"image written: {store.Content.HasBlob(manifest.Digest)}");
             }
             return fail is null ? Task.FromResult(GateResult.Untested) : Task.FromException<GateResult>(fail);
         }
@@ -67,12 +67,12 @@ public sealed class ExecutorGateTests : IDisposable
         var result = await new Executor(store, new BuildOptions(), null, gate).BuildAsync(Builder.Plan(yaml, new BuildOptions()));
 
         Assert.Equal(["app: reads its prepared dir, file 1, snapshot in place: False, image written: False"], gate.Seen);
-        var state = await store.ReadImageStateAsync(Assert.Single(result.Images).Manifest.Digest);
+        var state = await store.Content.ReadImageStateAsync(Assert.Single(result.Images).Manifest.Digest);
         var diffId = state.Config.RootFs.DiffIds[^1];
-        Assert.True(store.HasSnapshot(diffId));
-        Assert.Equal(store.SnapshotPath(diffId), LayerCommit.LowerDirs(store, state)[0]);
-        Assert.Equal("1", File.ReadAllText(Path.Combine(store.SnapshotPath(diffId), "app/version")));
-        Assert.Equal(result.Images[0].Manifest.Digest, store.TryGetTag("app")?.Digest);
+        Assert.True(store.Snapshots.HasSnapshot(diffId));
+        Assert.Equal(store.Snapshots.SnapshotPath(diffId), LayerCommit.LowerDirs(store, state)[0]);
+        Assert.Equal("1", File.ReadAllText(Path.Combine(store.Snapshots.SnapshotPath(diffId), "app/version")));
+        Assert.Equal(result.Images[0].Manifest.Digest, store.Names.TryGetTag("app")?.Digest);
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(store.Root, "kiln/tmp")));
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(store.Root, "kiln/scratch")));
 
@@ -88,7 +88,7 @@ public sealed class ExecutorGateTests : IDisposable
         Assert.Equal(["app: reads its prepared dir, file 2, snapshot in place: False, image written: False"], failing.Seen);
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(store.Root, "kiln/tmp")));
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(store.Root, "kiln/scratch")));
-        Assert.Equal(2, Directory.EnumerateDirectories(store.SnapshotsDir).Count());
+        Assert.Equal(2, Directory.EnumerateDirectories(store.Snapshots.SnapshotsDir).Count());
     }
 
     [Fact]

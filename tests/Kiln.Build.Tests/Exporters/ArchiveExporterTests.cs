@@ -58,8 +58,8 @@ public sealed class ArchiveExporterTests : IDisposable
             w.File("etc/a", "a-again"); // after the whiteout below it: back again
             w.File("etc-x", "after the contents of etc/");
         });
-        var desc = await _t.Store.WriteImageAsync(l3);
-        await _t.Store.TagAsync("web", desc);
+        var desc = await _t.Store.Content.WriteImageAsync(l3);
+        await _t.Store.Names.TagAsync("web", desc);
         return desc;
     }
 
@@ -115,7 +115,7 @@ public sealed class ArchiveExporterTests : IDisposable
             w.File("z-file", "second"); // a new file: the link still holds the old one, as on overlayfs
             w.File("tree", "now a file");
         });
-        var desc = await _t.Store.WriteImageAsync(l2);
+        var desc = await _t.Store.Content.WriteImageAsync(l2);
         var result = await ExportAsync(desc, ExportFormat.Rootfs, "links.tar");
         Assert.Equal(
         [
@@ -125,7 +125,7 @@ public sealed class ArchiveExporterTests : IDisposable
         ], LayeredImage.Describe(result.OutputPath));
 
         var l3 = await _t.AddLayerAsync(l1, w => w.File(".wh.z-file", ""));
-        var d3 = await _t.Store.WriteImageAsync(l3);
+        var d3 = await _t.Store.Content.WriteImageAsync(l3);
         var r3 = await ExportAsync(d3, ExportFormat.Rootfs, "links3.tar");
         Assert.Equal(["a-link RegularFile 644 0:0 = first", "tree/ Directory 755 0:0", "tree/leaf RegularFile 644 0:0 = leaf"], LayeredImage.Describe(r3.OutputPath));
     }
@@ -134,7 +134,7 @@ public sealed class ArchiveExporterTests : IDisposable
     public async Task Rootfs_keeps_xattrs_sorted_by_name()
     {
         var state = await _t.AddLayerAsync(TestStore.Empty, w => w.File("x", "x", xattrs: new() { ["user.kiln"] = "yes", ["security.capability"] = "cap" }));
-        var desc = await _t.Store.WriteImageAsync(state);
+        var desc = await _t.Store.Content.WriteImageAsync(state);
         var result = await ExportAsync(desc, ExportFormat.Rootfs, "x.tar");
         Assert.Equal(["x RegularFile 644 0:0 [security.capability=cap] [user.kiln=yes] = x"], LayeredImage.Describe(result.OutputPath));
     }
@@ -185,8 +185,8 @@ public sealed class ArchiveExporterTests : IDisposable
         var desc = await LayeredAsync();
         var target = Path.Combine(_out, "web.tar");
         File.WriteAllText(target, "previous export");
-        var (manifest, _) = await _t.Store.ReadImageAsync(desc.Digest);
-        var blob = _t.Store.BlobPath(manifest.Layers[1].Digest);
+        var (manifest, _) = await _t.Store.Content.ReadImageAsync(desc.Digest);
+        var blob = _t.Store.Content.BlobPath(manifest.Layers[1].Digest);
         var bytes = File.ReadAllBytes(blob);
         bytes[bytes.Length / 2] ^= 0x55;
         File.SetUnixFileMode(blob, UnixFileMode.UserRead | UnixFileMode.UserWrite);
@@ -215,7 +215,7 @@ public sealed class ArchiveExporterTests : IDisposable
         using var reader = Kiln.Oci.Archives.OciArchiveReader.Open(result.OutputPath);
         var found = reader.FindManifest("web");
         Assert.Equal(desc.Digest, found.Digest);
-        var (manifest, _) = await _t.Store.ReadImageAsync(desc.Digest);
+        var (manifest, _) = await _t.Store.Content.ReadImageAsync(desc.Digest);
         foreach (var layer in manifest.Layers)
         {
             using var s = reader.OpenBlob(layer);
@@ -233,7 +233,7 @@ public sealed class ArchiveExporterTests : IDisposable
         var (rc, output) = TestStore.Run("/usr/bin/skopeo", "inspect", $"{transport}:{result.OutputPath}");
         Assert.True(rc == 0, output);
         using var doc = JsonDocument.Parse(output);
-        var (manifest, config) = await _t.Store.ReadImageAsync(desc.Digest);
+        var (manifest, config) = await _t.Store.Content.ReadImageAsync(desc.Digest);
         var layers = doc.RootElement.GetProperty("Layers").EnumerateArray().Select(l => l.GetString()).ToList();
         if (format == ExportFormat.OciArchive)
         {
@@ -260,7 +260,7 @@ public sealed class ArchiveExporterTests : IDisposable
         Assert.True(rc == 0, output);
         var (rc2, raw) = TestStore.Run("/usr/bin/skopeo", "inspect", "--config", "--raw", $"oci:{layout}:web");
         Assert.True(rc2 == 0, raw);
-        var (_, config) = await _t.Store.ReadImageAsync(desc.Digest);
+        var (_, config) = await _t.Store.Content.ReadImageAsync(desc.Digest);
         Assert.Equal(config.RootFs.DiffIds, OciJson.DeserializeConfig(System.Text.Encoding.UTF8.GetBytes(raw)).RootFs.DiffIds);
     }
 

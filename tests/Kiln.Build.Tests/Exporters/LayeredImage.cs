@@ -31,7 +31,7 @@ internal static class LayeredImage
             using var z = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true);
             z.Write(bytes);
         }
-        var layer = await t.Store.WriteBlobAsync(compressed.ToArray(), zstd ? MediaTypes.LayerZstd : MediaTypes.LayerGzip);
+        var layer = await t.Store.Content.WriteBlobAsync(compressed.ToArray(), zstd ? MediaTypes.LayerZstd : MediaTypes.LayerGzip);
         return new ImageState
         {
             Layers = [.. parent.Layers, layer],

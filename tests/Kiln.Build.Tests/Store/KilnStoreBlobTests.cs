@@ -1,5 +1,6 @@
 using System.Text;
 using Kiln.Build.Store;
+using Kiln.Build.Store.Content;
 using Kiln.Oci;
 
 namespace Kiln.Build.Tests.Store;
@@ -12,7 +13,7 @@ public sealed class KilnStoreBlobTests
         using var t = new TestStore();
         var data = Encoding.UTF8.GetBytes("hello blob");
         Descriptor desc;
-        await using (var w = t.Store.CreateBlobWriter())
+        await using (var w = t.Store.Content.CreateBlobWriter())
         {
             await w.WriteAsync(data.AsMemory(0, 5));
             w.Write(data, 5, data.Length - 5);
@@ -20,10 +21,10 @@ public sealed class KilnStoreBlobTests
         }
         Assert.Equal(Digest.Compute(data), desc.Digest);
         Assert.Equal(data.Length, desc.Size);
-        Assert.True(t.Store.HasBlob(desc.Digest));
-        Assert.Equal(Path.Combine(t.Root, "blobs", "sha256", desc.Digest.Hex), t.Store.BlobPath(desc.Digest));
-        Assert.Equal(data, await t.Store.ReadBlobAsync(desc.Digest));
-        using var s = t.Store.OpenBlob(desc.Digest);
+        Assert.True(t.Store.Content.HasBlob(desc.Digest));
+        Assert.Equal(Path.Combine(t.Root, "blobs", "sha256", desc.Digest.Hex), t.Store.Content.BlobPath(desc.Digest));
+        Assert.Equal(data, await t.Store.Content.ReadBlobAsync(desc.Digest));
+        using var s = t.Store.Content.OpenBlob(desc.Digest);
         Assert.Equal(data.Length, s.Length);
         Assert.Empty(Directory.EnumerateFileSystemEntries(t.IngestDir));
     }
@@ -35,7 +36,7 @@ public sealed class KilnStoreBlobTests
         var before = Directory.GetFiles(Path.Combine(t.Root, "blobs", "sha256"));
         var wrong = Digest.Compute("something else"u8);
         string ingest;
-        await using (var w = t.Store.CreateBlobWriter())
+        await using (var w = t.Store.Content.CreateBlobWriter())
         {
             ingest = w.IngestPath;
             w.Write("actual content"u8);
@@ -45,7 +46,7 @@ public sealed class KilnStoreBlobTests
         }
         Assert.False(File.Exists(ingest));
         Assert.Equal(before, Directory.GetFiles(Path.Combine(t.Root, "blobs", "sha256")));
-        Assert.False(t.Store.HasBlob(Digest.Compute("actual content"u8)));
+        Assert.False(t.Store.Content.HasBlob(Digest.Compute("actual content"u8)));
     }
 
     [Fact]
@@ -55,7 +56,7 @@ public sealed class KilnStoreBlobTests
         var data = new byte[27 << 20]; // over three 8 MiB writeback spans, ending mid-span
         new Random(7).NextBytes(data);
         Descriptor desc;
-        await using (var w = t.Store.CreateBlobWriter())
+        await using (var w = t.Store.Content.CreateBlobWriter())
         {
             for (int i = 0, at = 0; at < data.Length; i++, at += 3 << 20)
             {
@@ -73,7 +74,7 @@ public sealed class KilnStoreBlobTests
         }
         Assert.Equal(Digest.Compute(data), desc.Digest);
         Assert.Equal(data.Length, desc.Size);
-        Assert.Equal(data, await t.Store.ReadBlobAsync(desc.Digest));
+        Assert.Equal(data, await t.Store.Content.ReadBlobAsync(desc.Digest));
     }
 
     [Fact]
@@ -81,7 +82,7 @@ public sealed class KilnStoreBlobTests
     {
         using var t = new TestStore();
         string ingest;
-        using (var w = t.Store.CreateBlobWriter())
+        using (var w = t.Store.Content.CreateBlobWriter())
         {
             ingest = w.IngestPath;
             w.Write("abandoned"u8);
@@ -94,8 +95,8 @@ public sealed class KilnStoreBlobTests
     public async Task Committing_a_blob_already_present_keeps_one_copy_and_drops_the_ingest_file()
     {
         using var t = new TestStore();
-        var a = await t.Store.WriteBlobAsync("same"u8.ToArray(), MediaTypes.LayerTar);
-        await using var w = t.Store.CreateBlobWriter();
+        var a = await t.Store.Content.WriteBlobAsync("same"u8.ToArray(), MediaTypes.LayerTar);
+        await using var w = t.Store.Content.CreateBlobWriter();
         w.Write("same"u8);
         var b = await w.CommitAsync(MediaTypes.LayerTar, a.Digest);
         Assert.Equal(a, b);
@@ -107,9 +108,9 @@ public sealed class KilnStoreBlobTests
     public async Task Reading_a_corrupted_blob_fails_with_a_digest_error()
     {
         using var t = new TestStore();
-        var d = await t.Store.WriteBlobAsync("good"u8.ToArray(), MediaTypes.LayerTar);
-        File.WriteAllText(t.Store.BlobPath(d.Digest), "evil");
-        var e = await Assert.ThrowsAsync<StoreException>(() => t.Store.ReadBlobAsync(d.Digest));
+        var d = await t.Store.Content.WriteBlobAsync("good"u8.ToArray(), MediaTypes.LayerTar);
+        File.WriteAllText(t.Store.Content.BlobPath(d.Digest), "evil");
+        var e = await Assert.ThrowsAsync<StoreException>(() => t.Store.Content.ReadBlobAsync(d.Digest));
         Assert.Contains("corrupt", e.Message);
     }
 
@@ -118,9 +119,9 @@ public sealed class KilnStoreBlobTests
     {
         using var t = new TestStore();
         var d = Digest.Compute("nothing"u8);
-        var e = await Assert.ThrowsAsync<StoreException>(() => t.Store.ReadBlobAsync(d));
+        var e = await Assert.ThrowsAsync<StoreException>(() => t.Store.Content.ReadBlobAsync(d));
         Assert.Contains("not in the store", e.Message);
-        Assert.Throws<StoreException>(() => t.Store.OpenBlob(d));
+        Assert.Throws<StoreException>(() => t.Store.Content.OpenBlob(d));
     }
 
     [Theory]
@@ -131,14 +132,14 @@ public sealed class KilnStoreBlobTests
     [InlineData("sha256:0123456789abcdef")]
     public void Malformed_digests_are_refused(string text)
     {
-        Assert.Throws<StoreException>(() => KilnStore.ParseDigest(text));
+        Assert.Throws<StoreException>(() => ContentStore.ParseDigest(text));
     }
 
     [Fact]
     public void The_default_digest_is_refused_before_a_path_is_built()
     {
         using var t = new TestStore();
-        Assert.Throws<StoreException>(() => t.Store.BlobPath(default));
-        Assert.Throws<StoreException>(() => t.Store.SnapshotPath(default));
+        Assert.Throws<StoreException>(() => t.Store.Content.BlobPath(default));
+        Assert.Throws<StoreException>(() => t.Store.Snapshots.SnapshotPath(default));
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Kiln.Build.Store;
+using Kiln.Build.Store.Content;
 using Kiln.Oci;
 
 namespace Kiln.Build.Tests.Store;
@@ -11,12 +12,12 @@ public sealed class KilnStoreImageTests
     {
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "hello.txt", "hello");
-        var desc = await t.Store.WriteImageAsync(state);
+        var desc = await t.Store.Content.WriteImageAsync(state);
         Assert.Equal(MediaTypes.ImageManifest, desc.MediaType);
-        var (manifest, config) = await t.Store.ReadImageAsync(desc.Digest);
+        var (manifest, config) = await t.Store.Content.ReadImageAsync(desc.Digest);
         Assert.Equal(state.Layers, manifest.Layers);
         Assert.Equal(state.Config.RootFs.DiffIds, config.RootFs.DiffIds);
-        Assert.Equal(desc, await t.Store.WriteImageAsync(state)); // deterministic
+        Assert.Equal(desc, await t.Store.Content.WriteImageAsync(state)); // deterministic
     }
 
     [Fact]
@@ -24,11 +25,11 @@ public sealed class KilnStoreImageTests
     {
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "hello.txt", "hello");
-        var described = KilnStore.DescribeImage(state);
-        Assert.False(t.Store.HasBlob(described.Digest));
-        Assert.Equal(described, await t.Store.WriteImageAsync(state));
-        Assert.True(t.Store.HasBlob(described.Digest));
-        Assert.Equal(described.Size, new FileInfo(t.Store.BlobPath(described.Digest)).Length);
+        var described = ContentStore.DescribeImage(state);
+        Assert.False(t.Store.Content.HasBlob(described.Digest));
+        Assert.Equal(described, await t.Store.Content.WriteImageAsync(state));
+        Assert.True(t.Store.Content.HasBlob(described.Digest));
+        Assert.Equal(described.Size, new FileInfo(t.Store.Content.BlobPath(described.Digest)).Length);
     }
 
     [Fact]
@@ -37,7 +38,7 @@ public sealed class KilnStoreImageTests
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         var bad = state with { Config = state.Config with { RootFs = new RootFs() } };
-        await Assert.ThrowsAsync<StoreException>(() => t.Store.WriteImageAsync(bad));
+        await Assert.ThrowsAsync<StoreException>(() => t.Store.Content.WriteImageAsync(bad));
     }
 
     [Fact]
@@ -46,22 +47,22 @@ public sealed class KilnStoreImageTests
         using var t = new TestStore();
         var s1 = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         var s2 = await t.AddLayerAsync(s1, "b", "b");
-        var m1 = await t.Store.WriteImageAsync(s1);
-        var m2 = await t.Store.WriteImageAsync(s2);
+        var m1 = await t.Store.Content.WriteImageAsync(s1);
+        var m2 = await t.Store.Content.WriteImageAsync(s2);
 
-        await t.Store.TagAsync("web", m1);
-        await t.Store.TagAsync("base", m1);
-        await t.Store.TagAsync("zeta:1.0", m2);
-        await t.Store.TagAsync("web", m2);
+        await t.Store.Names.TagAsync("web", m1);
+        await t.Store.Names.TagAsync("base", m1);
+        await t.Store.Names.TagAsync("zeta:1.0", m2);
+        await t.Store.Names.TagAsync("web", m2);
 
-        Assert.Equal(["base", "web", "zeta:1.0"], t.Store.ListTags().Select(x => x.Name));
-        Assert.Equal(m2.Digest, t.Store.TryGetTag("web")!.Digest);
-        Assert.Null(t.Store.TryGetTag("nope"));
+        Assert.Equal(["base", "web", "zeta:1.0"], t.Store.Names.ListTags().Select(x => x.Name));
+        Assert.Equal(m2.Digest, t.Store.Names.TryGetTag("web")!.Digest);
+        Assert.Null(t.Store.Names.TryGetTag("nope"));
         AssertIndexSortedByName(t.Root, ["base", "web", "zeta:1.0"]);
 
-        Assert.True(await t.Store.UntagAsync("web"));
-        Assert.False(await t.Store.UntagAsync("web"));
-        Assert.Equal(["base", "zeta:1.0"], t.Store.ListTags().Select(x => x.Name));
+        Assert.True(await t.Store.Names.UntagAsync("web"));
+        Assert.False(await t.Store.Names.UntagAsync("web"));
+        Assert.Equal(["base", "zeta:1.0"], t.Store.Names.ListTags().Select(x => x.Name));
         AssertIndexSortedByName(t.Root, ["base", "zeta:1.0"]);
     }
 
@@ -74,8 +75,8 @@ public sealed class KilnStoreImageTests
     public async Task Invalid_image_names_are_refused(string name)
     {
         using var t = new TestStore();
-        var d = await t.Store.WriteBlobAsync("{}"u8.ToArray(), MediaTypes.ImageManifest);
-        await Assert.ThrowsAsync<StoreException>(() => t.Store.TagAsync(name, d));
+        var d = await t.Store.Content.WriteBlobAsync("{}"u8.ToArray(), MediaTypes.ImageManifest);
+        await Assert.ThrowsAsync<StoreException>(() => t.Store.Names.TagAsync(name, d));
     }
 
     [Fact]
@@ -83,7 +84,7 @@ public sealed class KilnStoreImageTests
     {
         using var t = new TestStore();
         var d = new Descriptor { MediaType = MediaTypes.ImageManifest, Digest = Digest.Compute("x"u8), Size = 1 };
-        await Assert.ThrowsAsync<StoreException>(() => t.Store.TagAsync("web", d));
+        await Assert.ThrowsAsync<StoreException>(() => t.Store.Names.TagAsync("web", d));
     }
 
     [Fact]
@@ -91,8 +92,8 @@ public sealed class KilnStoreImageTests
     {
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "hello.txt", "hello from kiln\n");
-        var desc = await t.Store.WriteImageAsync(state);
-        await t.Store.TagAsync("tiny", desc);
+        var desc = await t.Store.Content.WriteImageAsync(state);
+        await t.Store.Names.TagAsync("tiny", desc);
 
         var (rc, output) = TestStore.Run("/usr/bin/skopeo", "inspect", $"oci:{t.Root}:tiny");
         Assert.True(rc == 0, output);
@@ -111,13 +112,13 @@ public sealed class KilnStoreImageTests
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         var diffId = state.Config.RootFs.DiffIds[0];
-        Assert.True(t.Store.HasSnapshot(diffId));
+        Assert.True(t.Store.Snapshots.HasSnapshot(diffId));
         var again = t.Store.CreateTempDir("snapshot");
         File.WriteAllText(Path.Combine(again, "a"), "a");
-        t.Store.CommitSnapshot(again, diffId);
+        t.Store.Snapshots.CommitSnapshot(again, diffId);
         Assert.False(Directory.Exists(again));
-        Assert.True(File.Exists(Path.Combine(t.Store.SnapshotPath(diffId), "a")));
-        Assert.False(t.Store.HasSnapshot(Digest.Compute("never"u8)));
+        Assert.True(File.Exists(Path.Combine(t.Store.Snapshots.SnapshotPath(diffId), "a")));
+        Assert.False(t.Store.Snapshots.HasSnapshot(Digest.Compute("never"u8)));
     }
 
     private static void AssertIndexSortedByName(string root, string[] expected)

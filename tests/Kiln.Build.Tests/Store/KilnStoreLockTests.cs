@@ -10,31 +10,31 @@ public sealed class KilnStoreLockTests
     public async Task Concurrent_tagging_from_many_tasks_and_store_instances_loses_no_tag()
     {
         using var t = new TestStore();
-        var manifest = await t.Store.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "a", "a"));
+        var manifest = await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "a", "a"));
         using var other = KilnStore.Open(t.Root);
         var tasks = Enumerable.Range(0, 32).Select(i => Task.Run(() =>
-            (i % 2 == 0 ? t.Store : other).TagAsync($"img-{i:D2}", manifest)));
+            (i % 2 == 0 ? t.Store : other).Names.TagAsync($"img-{i:D2}", manifest)));
         await Task.WhenAll(tasks);
-        Assert.Equal(Enumerable.Range(0, 32).Select(i => $"img-{i:D2}"), t.Store.ListTags().Select(x => x.Name));
+        Assert.Equal(Enumerable.Range(0, 32).Select(i => $"img-{i:D2}"), t.Store.Names.ListTags().Select(x => x.Name));
     }
 
     [Fact]
     public async Task Tagging_waits_for_another_process_holding_the_index_lock()
     {
         using var t = new TestStore();
-        var manifest = await t.Store.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "a", "a"));
+        var manifest = await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "a", "a"));
         var indexLock = Path.Combine(t.Root, "kiln", "index.lock");
         var ready = Path.Combine(t.Root, "kiln", "holder-ready");
         using var holder = Process.Start("flock", ["-x", indexLock, "-c", $"touch {ready}; sleep 1"]);
         await WaitForFileAsync(ready);
 
         var sw = Stopwatch.StartNew();
-        await t.Store.TagAsync("web", manifest);
+        await t.Store.Names.TagAsync("web", manifest);
         sw.Stop();
 
         await holder.WaitForExitAsync();
         Assert.True(sw.ElapsedMilliseconds >= 500, $"tagged after {sw.ElapsedMilliseconds} ms while the lock was held");
-        Assert.NotNull(t.Store.TryGetTag("web"));
+        Assert.NotNull(t.Store.Names.TryGetTag("web"));
     }
 
     [Fact]

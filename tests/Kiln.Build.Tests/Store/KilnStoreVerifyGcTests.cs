@@ -10,7 +10,7 @@ public sealed class KilnStoreVerifyGcTests
     {
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
-        await t.Store.TagAsync("web", await t.Store.WriteImageAsync(state));
+        await t.Store.Names.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
         var report = await t.Store.VerifyAsync();
         Assert.True(report.Ok, string.Join("\n", report.Problems));
         Assert.Equal(1, report.ImagesChecked);
@@ -24,18 +24,18 @@ public sealed class KilnStoreVerifyGcTests
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "aaaaaaaa");
         state = await t.AddLayerAsync(state, "b", "bbbbbbbb");
         state = await t.AddLayerAsync(state, "c", "cccccccc");
-        await t.Store.TagAsync("web", await t.Store.WriteImageAsync(state));
-        await t.Store.TagAsync("other", await t.Store.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "z", "z")));
+        await t.Store.Names.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
+        await t.Store.Names.TagAsync("other", await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "z", "z")));
 
         var truncated = state.Layers[0].Digest;
         var corrupted = state.Layers[1].Digest;
         var missing = state.Layers[2].Digest;
-        var bytes = File.ReadAllBytes(t.Store.BlobPath(truncated));
-        File.WriteAllBytes(t.Store.BlobPath(truncated), bytes[..(bytes.Length / 2)]);
-        bytes = File.ReadAllBytes(t.Store.BlobPath(corrupted));
+        var bytes = File.ReadAllBytes(t.Store.Content.BlobPath(truncated));
+        File.WriteAllBytes(t.Store.Content.BlobPath(truncated), bytes[..(bytes.Length / 2)]);
+        bytes = File.ReadAllBytes(t.Store.Content.BlobPath(corrupted));
         bytes[^1] ^= 0xff;
-        File.WriteAllBytes(t.Store.BlobPath(corrupted), bytes);
-        File.Delete(t.Store.BlobPath(missing));
+        File.WriteAllBytes(t.Store.Content.BlobPath(corrupted), bytes);
+        File.Delete(t.Store.Content.BlobPath(missing));
 
         var report = await t.Store.VerifyAsync();
 
@@ -52,9 +52,9 @@ public sealed class KilnStoreVerifyGcTests
     {
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
-        await t.Store.TagAsync("web", await t.Store.WriteImageAsync(state));
+        await t.Store.Names.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
         var diffId = state.Config.RootFs.DiffIds[0];
-        Directory.Delete(t.Store.SnapshotPath(diffId), recursive: true);
+        Directory.Delete(t.Store.Snapshots.SnapshotPath(diffId), recursive: true);
         var report = await t.Store.VerifyAsync();
         AssertProblem(report, StoreProblemKind.MissingSnapshot, diffId);
     }
@@ -63,20 +63,20 @@ public sealed class KilnStoreVerifyGcTests
     public async Task Gc_drops_test_results_of_images_that_are_gone_and_keeps_those_of_tagged_images()
     {
         using var t = new TestStore();
-        var tagged = await t.Store.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "a", "a"));
-        await t.Store.TagAsync("web", tagged);
-        var orphan = await t.Store.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "o", "orphan"));
+        var tagged = await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "a", "a"));
+        await t.Store.Names.TagAsync("web", tagged);
+        var orphan = await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "o", "orphan"));
         string Result(Descriptor m) => $$"""{"image":"x","manifest":"{{m.Digest}}","phase":"bake","passed":true,"checks":[]}""";
-        await t.Store.WriteTestResultAsync(new string('1', 64), System.Text.Encoding.UTF8.GetBytes(Result(tagged)));
-        await t.Store.WriteTestResultAsync(new string('2', 64), System.Text.Encoding.UTF8.GetBytes(Result(orphan)));
-        await t.Store.WriteTestResultAsync(new string('3', 64), "{torn"u8.ToArray());
+        await new Kiln.Build.Testing.TestResultStore(t.Store).WriteAsync(new string('1', 64), System.Text.Encoding.UTF8.GetBytes(Result(tagged)));
+        await new Kiln.Build.Testing.TestResultStore(t.Store).WriteAsync(new string('2', 64), System.Text.Encoding.UTF8.GetBytes(Result(orphan)));
+        await new Kiln.Build.Testing.TestResultStore(t.Store).WriteAsync(new string('3', 64), "{torn"u8.ToArray());
 
         var report = await t.Store.CollectGarbageAsync();
 
         Assert.Equal(2, report.TestResultsRemoved);
-        Assert.NotNull(t.Store.TryReadTestResult(new string('1', 64)));
-        Assert.Null(t.Store.TryReadTestResult(new string('2', 64)));
-        Assert.Null(t.Store.TryReadTestResult(new string('3', 64)));
+        Assert.NotNull(new Kiln.Build.Testing.TestResultStore(t.Store).TryRead(new string('1', 64)));
+        Assert.Null(new Kiln.Build.Testing.TestResultStore(t.Store).TryRead(new string('2', 64)));
+        Assert.Null(new Kiln.Build.Testing.TestResultStore(t.Store).TryRead(new string('3', 64)));
     }
 
     [Fact]
@@ -84,24 +84,24 @@ public sealed class KilnStoreVerifyGcTests
     {
         using var t = new TestStore();
         var tagged = await t.AddLayerAsync(TestStore.Empty, "a", "a");
-        var manifest = await t.Store.WriteImageAsync(tagged);
-        await t.Store.TagAsync("web", manifest);
+        var manifest = await t.Store.Content.WriteImageAsync(tagged);
+        await t.Store.Names.TagAsync("web", manifest);
         var cached = await t.AddLayerAsync(TestStore.Empty, "cached", "cached");
-        await t.Store.PutStepAsync(new string('c', 64), cached);
+        await t.Store.StepCache.PutAsync(new string('c', 64), cached);
         var orphan = await t.AddLayerAsync(TestStore.Empty, "orphan", "orphan content");
-        var orphanImage = await t.Store.WriteImageAsync(orphan);
+        var orphanImage = await t.Store.Content.WriteImageAsync(orphan);
 
         var report = await t.Store.CollectGarbageAsync();
 
-        Assert.False(t.Store.HasBlob(orphan.Layers[0].Digest));
-        Assert.False(t.Store.HasBlob(orphanImage.Digest));
-        Assert.False(t.Store.HasSnapshot(orphan.Config.RootFs.DiffIds[0]));
-        Assert.True(t.Store.HasBlob(manifest.Digest));
-        Assert.True(t.Store.HasBlob(tagged.Layers[0].Digest));
-        Assert.True(t.Store.HasSnapshot(tagged.Config.RootFs.DiffIds[0]));
-        Assert.True(t.Store.HasBlob(cached.Layers[0].Digest));
-        Assert.True(t.Store.HasSnapshot(cached.Config.RootFs.DiffIds[0]));
-        Assert.NotNull(t.Store.TryGetStep(new string('c', 64)));
+        Assert.False(t.Store.Content.HasBlob(orphan.Layers[0].Digest));
+        Assert.False(t.Store.Content.HasBlob(orphanImage.Digest));
+        Assert.False(t.Store.Snapshots.HasSnapshot(orphan.Config.RootFs.DiffIds[0]));
+        Assert.True(t.Store.Content.HasBlob(manifest.Digest));
+        Assert.True(t.Store.Content.HasBlob(tagged.Layers[0].Digest));
+        Assert.True(t.Store.Snapshots.HasSnapshot(tagged.Config.RootFs.DiffIds[0]));
+        Assert.True(t.Store.Content.HasBlob(cached.Layers[0].Digest));
+        Assert.True(t.Store.Snapshots.HasSnapshot(cached.Config.RootFs.DiffIds[0]));
+        Assert.NotNull(t.Store.StepCache.TryGet(new string('c', 64)));
         Assert.Equal(3, report.BlobsRemoved); // orphan layer, config, manifest
         Assert.Equal(1, report.SnapshotsRemoved);
         Assert.True(report.BlobBytesFreed > 0);
@@ -115,22 +115,22 @@ public sealed class KilnStoreVerifyGcTests
         using var t = new TestStore();
         var baseState = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         var full = await t.AddLayerAsync(baseState, "b", "b");
-        await t.Store.TagAsync("web", await t.Store.WriteImageAsync(full));
+        await t.Store.Names.TagAsync("web", await t.Store.Content.WriteImageAsync(full));
         var stray = await t.AddLayerAsync(TestStore.Empty, "stray", "stray");
         string prefixKey = new('1', 64), strayKey = new('2', 64);
-        await t.Store.PutStepAsync(prefixKey, baseState);
-        await t.Store.PutStepAsync(strayKey, stray);
+        await t.Store.StepCache.PutAsync(prefixKey, baseState);
+        await t.Store.StepCache.PutAsync(strayKey, stray);
 
         var keep = await t.Store.CollectGarbageAsync(pruneCache: false);
         Assert.Equal(0, keep.StepEntriesRemoved);
-        Assert.True(t.Store.HasBlob(stray.Layers[0].Digest));
+        Assert.True(t.Store.Content.HasBlob(stray.Layers[0].Digest));
 
         var report = await t.Store.CollectGarbageAsync(pruneCache: true);
         Assert.Equal(1, report.StepEntriesRemoved);
-        Assert.NotNull(t.Store.TryGetStep(prefixKey));
-        Assert.Null(t.Store.TryGetStep(strayKey));
-        Assert.False(t.Store.HasBlob(stray.Layers[0].Digest));
-        Assert.False(t.Store.HasSnapshot(stray.Config.RootFs.DiffIds[0]));
+        Assert.NotNull(t.Store.StepCache.TryGet(prefixKey));
+        Assert.Null(t.Store.StepCache.TryGet(strayKey));
+        Assert.False(t.Store.Content.HasBlob(stray.Layers[0].Digest));
+        Assert.False(t.Store.Snapshots.HasSnapshot(stray.Config.RootFs.DiffIds[0]));
     }
 
     private static void AssertProblem(VerifyReport report, StoreProblemKind kind, Digest digest)

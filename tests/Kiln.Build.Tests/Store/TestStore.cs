@@ -51,11 +51,11 @@ internal sealed class TestStore : IDisposable
         {
             z.Write(tarBytes);
         }
-        var layer = await Store.WriteBlobAsync(gz.ToArray(), MediaTypes.LayerGzip);
+        var layer = await Store.Content.WriteBlobAsync(gz.ToArray(), MediaTypes.LayerGzip);
 
         var prepared = Store.CreateTempDir("snapshot");
         File.WriteAllText(Path.Combine(prepared, fileName), content);
-        Store.CommitSnapshot(prepared, diffId);
+        Store.Snapshots.CommitSnapshot(prepared, diffId);
 
         return new ImageState
         {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Kiln.Build.Sandbox;
 using Kiln.Build.Store;
+using Kiln.Build.Store.Content;
 using Kiln.Oci;
 
 namespace Kiln.Build.Exporters.Disk;
@@ -41,7 +42,7 @@ public static class DiskExporter
             BootFiles.Find(Layers(store, request, state).LayersTopFirst, name);
             state = await VagrantAccess.AddAsync(store, name, request.Manifest.Digest, state, request.StepOptions with { Epoch = request.Epoch }, Report, ct).ConfigureAwait(false);
             diskName = name + VagrantAccess.DiskSuffix;
-            diskManifest = KilnStore.DescribeImage(state).Digest;
+            diskManifest = ContentStore.DescribeImage(state).Digest;
         }
         var (diffIds, layers) = Layers(store, request, state);
         var boot = BootFiles.Find(layers, name);
@@ -173,7 +174,7 @@ public static class DiskExporter
     {
         try
         {
-            return await store.ReadImageStateAsync(request.Manifest.Digest, ct).ConfigureAwait(false);
+            return await store.Content.ReadImageStateAsync(request.Manifest.Digest, ct).ConfigureAwait(false);
         }
         catch (StoreException e)
         {
@@ -190,11 +191,11 @@ public static class DiskExporter
         }
         foreach (var id in diffIds)
         {
-            if (!store.HasSnapshot(id))
+            if (!store.Snapshots.HasSnapshot(id))
             {
                 throw ExportException.Failed($"layer {id.Short} of image {request.ImageName} has no snapshot in the store: run `kiln verify`, then rebuild the image");
             }
         }
-        return (diffIds, diffIds.Reverse().Select(store.SnapshotPath).ToList());
+        return (diffIds, diffIds.Reverse().Select(store.Snapshots.SnapshotPath).ToList());
     }
 }

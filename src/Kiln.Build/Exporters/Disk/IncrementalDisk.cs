@@ -54,7 +54,7 @@ internal static class IncrementalDisk
                 reason = $"the disk size differs from the kept disk of {e.Image}";
                 continue;
             }
-            if (!old.All(store.HasSnapshot))
+            if (!old.All(store.Snapshots.HasSnapshot))
             {
                 reason = $"the layers of the kept disk of {e.Image} are no longer in the store";
                 continue;
@@ -76,11 +76,11 @@ internal static class IncrementalDisk
         try
         {
             var oldIds = basis.ParsedDiffIds()!;
-            var oldTree = new MergedTree(oldIds.Reverse().Select(store.SnapshotPath).ToList());
+            var oldTree = new MergedTree(oldIds.Reverse().Select(store.Snapshots.SnapshotPath).ToList());
             var touched = new SortedSet<string>(PathOrder.Instance);
             foreach (var id in Differing(oldIds, diffIds, shared))
             {
-                CollectTouched(store.SnapshotPath(id), touched, oldTree, newTree, ct);
+                CollectTouched(store.Snapshots.SnapshotPath(id), touched, oldTree, newTree, ct);
             }
             var plan = new DebugfsPlan(Path.Combine(workDir, "xattrs"));
             foreach (var path in touched)

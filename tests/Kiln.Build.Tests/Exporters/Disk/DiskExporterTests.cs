@@ -170,7 +170,7 @@ public sealed class DiskExporterTests : IDisposable
         });
         foreach (var step in VagrantAccess.Plan(manifest.Digest))
         {
-            await _image.Store.PutStepAsync(step.CacheKey, _image.State);
+            await _image.Store.StepCache.PutAsync(step.CacheKey, _image.State);
         }
         var box = await DiskExporter.ExportAsync(_image.Store, Request(manifest, ExportFormat.Vagrant, "tiny.box"), null, CancellationToken.None);
 
@@ -206,7 +206,7 @@ public sealed class DiskExporterTests : IDisposable
         DiskTree.AssertSame(DiskTree.OfImage(image), onDisk);
         Assert.DoesNotContain(onDisk, l => l.StartsWith("etc/sudoers.d", StringComparison.Ordinal));
         Assert.Equal(["tiny", "tiny+vagrant"], _image.Store.ListDisks().Select(d => d.Image).Order(StringComparer.Ordinal));
-        Assert.Equal(manifest.Digest, _image.Store.TryGetTag("tiny")!.Digest);
+        Assert.Equal(manifest.Digest, _image.Store.Names.TryGetTag("tiny")!.Digest);
     }
 
     [Fact]

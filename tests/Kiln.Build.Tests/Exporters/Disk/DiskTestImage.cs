@@ -25,12 +25,12 @@ internal sealed class DiskTestImage : IDisposable
         fill(dir);
         PackedLayer packed;
         Descriptor blob;
-        using (var writer = Store.CreateBlobWriter())
+        using (var writer = Store.Content.CreateBlobWriter())
         {
             packed = await LayerPacker.PackAsync(dir, writer, Compression.Gzip, DateTimeOffset.UnixEpoch, null);
             blob = await writer.CommitAsync(packed.MediaType, packed.Digest);
         }
-        Store.CommitSnapshot(dir, packed.DiffId);
+        Store.Snapshots.CommitSnapshot(dir, packed.DiffId);
         State = State with
         {
             Layers = [.. State.Layers, blob],
@@ -85,12 +85,12 @@ internal sealed class DiskTestImage : IDisposable
 
     public async Task<Descriptor> TagAsync(string name)
     {
-        var manifest = await Store.WriteImageAsync(State);
-        await Store.TagAsync(name, manifest);
+        var manifest = await Store.Content.WriteImageAsync(State);
+        await Store.Names.TagAsync(name, manifest);
         return manifest;
     }
 
-    public IReadOnlyList<string> SnapshotsTopFirst => [.. State.Config.RootFs.DiffIds.Reverse().Select(Store.SnapshotPath)];
+    public IReadOnlyList<string> SnapshotsTopFirst => [.. State.Config.RootFs.DiffIds.Reverse().Select(Store.Snapshots.SnapshotPath)];
 
     public static void Mk(string root, string relative) => Directory.CreateDirectory(Path.Combine(root, relative));
 

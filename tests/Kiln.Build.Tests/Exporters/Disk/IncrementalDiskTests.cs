@@ -268,7 +268,7 @@ public sealed class IncrementalDiskTests : IDisposable
         await _image.Store.CollectGarbageAsync();
         Assert.Single(_image.Store.ListDisks());
 
-        await _image.Store.UntagAsync("web");
+        await _image.Store.Names.UntagAsync("web");
         var report = await _image.Store.CollectGarbageAsync();
         Assert.Equal(1, report.DisksRemoved);
         Assert.Empty(_image.Store.ListDisks());
@@ -289,7 +289,7 @@ public sealed class IncrementalDiskTests : IDisposable
         await _image.Store.CollectGarbageAsync();
         Assert.Equal(["web", "web+vagrant"], _image.Store.ListDisks().Select(d => d.Image).Order(StringComparer.Ordinal));
 
-        await _image.Store.UntagAsync("web");
+        await _image.Store.Names.UntagAsync("web");
         var report = await _image.Store.CollectGarbageAsync();
         Assert.Equal(2, report.DisksRemoved);
         Assert.Empty(_image.Store.ListDisks());

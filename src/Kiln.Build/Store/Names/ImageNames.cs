@@ -1,16 +1,47 @@
 using System.Text.Json;
+using Kiln.Build.Store.Content;
 using Kiln.Oci;
 
-namespace Kiln.Build.Store;
+namespace Kiln.Build.Store.Names;
 
-public sealed partial class KilnStore
+/// <summary>Image names: the OCI layout's <c>index.json</c>, one manifest descriptor per name (annotated with
+/// <c>org.opencontainers.image.ref.name</c>). The file is only ever replaced by rename, under <c>kiln/index.lock</c>.
+/// A name is a root for garbage collection: what it points at, and what that needs, is kept.</summary>
+public sealed class ImageNames
 {
+    private readonly ContentStore _content;
+    private readonly string _indexLockPath;
+    private readonly Func<string> _newIngestPath;
+
+    internal ImageNames(string root, string kilnDir, ContentStore content, Func<string> newIngestPath)
+    {
+        IndexPath = Path.Combine(root, "index.json");
+        _indexLockPath = Path.Combine(kilnDir, "index.lock");
+        _content = content;
+        _newIngestPath = newIngestPath;
+    }
+
+    /// <summary>The layout's <c>index.json</c>.</summary>
+    public string IndexPath { get; }
+
+    /// <summary>Writes an empty index when there is none (a new store, or an Open interrupted before it).</summary>
+    internal void EnsureIndex(Action<string, byte[]> atomicWrite)
+    {
+        using (FileLock.Acquire(_indexLockPath, exclusive: true, CancellationToken.None))
+        {
+            if (!File.Exists(IndexPath))
+            {
+                atomicWrite(IndexPath, OciJson.Serialize(new ImageIndex()));
+            }
+        }
+    }
+
     /// <summary>Points <paramref name="name"/> at a manifest in <c>index.json</c>, replacing any previous target.</summary>
     public async Task TagAsync(string name, Descriptor manifest, CancellationToken ct = default)
     {
         CheckTagName(name);
         ArgumentNullException.ThrowIfNull(manifest);
-        if (!HasBlob(manifest.Digest))
+        if (!_content.HasBlob(manifest.Digest))
         {
             throw StoreException.BlobNotFound(manifest.Digest);
         }
@@ -75,7 +106,7 @@ public sealed partial class KilnStore
 
     private async Task UpdateIndexAsync(Action<List<Descriptor>> change, CancellationToken ct)
     {
-        using var indexLock = await FileLock.AcquireAsync(IndexLockPath, exclusive: true, ct).ConfigureAwait(false);
+        using var indexLock = await FileLock.AcquireAsync(_indexLockPath, exclusive: true, ct).ConfigureAwait(false);
         var index = ReadIndex();
         var list = index.Manifests.ToList();
         change(list);
@@ -92,7 +123,7 @@ public sealed partial class KilnStore
         }
         try
         {
-            await StoreFs.AtomicWriteAsync(NewIngestPath(), IndexPath, bytes, ct).ConfigureAwait(false);
+            await StoreFs.AtomicWriteAsync(_newIngestPath(), IndexPath, bytes, ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -117,7 +148,7 @@ public sealed partial class KilnStore
         return true;
     }
 
-    private static void CheckTagName(string name)
+    internal static void CheckTagName(string name)
     {
         if (!IsValidTagName(name))
         {

@@ -1,16 +1,16 @@
 using System.Text.Json;
 using Kiln.Oci;
 
-namespace Kiln.Build.Store;
+namespace Kiln.Build.Store.Content;
 
-public sealed partial class KilnStore
+public sealed partial class ContentStore
 {
     /// <summary>Writes the config and manifest blobs (canonical JSON) of <paramref name="state"/>; its layer blobs
     /// must already be in the store. Returns the manifest descriptor.</summary>
     public async Task<Descriptor> WriteImageAsync(ImageState state, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(state);
-        CheckState(state);
+        state.CheckLayersMatchDiffIds();
         foreach (var layer in state.Layers)
         {
             if (!HasBlob(layer.Digest))
@@ -77,14 +77,5 @@ public sealed partial class KilnStore
     {
         var (m, c) = await ReadImageAsync(manifest, ct).ConfigureAwait(false);
         return new ImageState { Layers = m.Layers, Config = c };
-    }
-
-    private static void CheckState(ImageState state)
-    {
-        if (state.Config.RootFs.DiffIds.Count != state.Layers.Count)
-        {
-            throw StoreException.InvalidImage(
-                $"{state.Layers.Count} layers but {state.Config.RootFs.DiffIds.Count} rootfs.diff_ids; they must match one to one");
-        }
     }
 }

@@ -1,15 +1,28 @@
 using Kiln.Oci;
 
-namespace Kiln.Build.Store;
+namespace Kiln.Build.Store.Content;
 
-public sealed partial class KilnStore
+/// <summary>The store's content: blobs named by their digest in <c>blobs/sha256/</c>, written through the ingest area
+/// and renamed into place once their digest is checked, so a blob that is there is always complete. Holds manifests,
+/// configs and layers alike; what names or needs them is the business of the other parts of the store.</summary>
+public sealed partial class ContentStore
 {
+    private readonly Func<string> _newIngestPath;
+
+    internal ContentStore(string blobsDir, Func<string> newIngestPath)
+    {
+        BlobsDir = blobsDir;
+        _newIngestPath = newIngestPath;
+    }
+
+    public string BlobsDir { get; }
+
     /// <summary>Starts writing a blob into the ingest area; commit it with <see cref="BlobWriter.CommitAsync"/>.</summary>
     public BlobWriter CreateBlobWriter()
     {
         try
         {
-            return new BlobWriter(this, NewIngestPath());
+            return new BlobWriter(this, _newIngestPath());
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -89,8 +102,62 @@ public sealed partial class KilnStore
         Native.FsyncDirectory(BlobsDir);
     }
 
+    // ---- store-wide operations (verify, gc, repair) ----
+
+    /// <summary>Every file in <c>blobs/sha256/</c>, in ordinal order, with its digest, or null when its name is not one
+    /// (not ours to judge: verify reports it, gc leaves it).</summary>
+    internal IEnumerable<(string Path, Digest? Digest)> ListBlobFiles() =>
+        Directory.EnumerateFiles(BlobsDir).Order(StringComparer.Ordinal)
+            .Select(f => (f, Digest.TryParse(Digest.Sha256Prefix + Path.GetFileName(f), out var d) ? d : (Digest?)null));
+
+    /// <summary>Deletes every blob not in <paramref name="keep"/> (under the exclusive store lock).</summary>
+    internal (int Removed, int Kept, long BytesFreed) Sweep(HashSet<Digest> keep, CancellationToken ct)
+    {
+        int removed = 0, kept = 0;
+        long bytes = 0;
+        foreach (var file in Directory.EnumerateFiles(BlobsDir).ToList())
+        {
+            ct.ThrowIfCancellationRequested();
+            if (!Digest.TryParse(Digest.Sha256Prefix + Path.GetFileName(file), out var d))
+            {
+                continue; // not ours to judge; verify reports it
+            }
+            if (keep.Contains(d))
+            {
+                kept++;
+                continue;
+            }
+            long size = new FileInfo(file).Length;
+            File.Delete(file);
+            removed++;
+            bytes += size;
+        }
+        if (removed > 0)
+        {
+            Native.FsyncDirectory(BlobsDir);
+        }
+        return (removed, kept, bytes);
+    }
+
+    /// <summary>Deletes blobs (corrupt ones, under the exclusive store lock): a later write of the same digest keeps an
+    /// existing file, so a corrupt blob must go before it can be written again.</summary>
+    internal int Remove(IEnumerable<Digest> digests)
+    {
+        int removed = 0;
+        foreach (var d in digests)
+        {
+            StoreFs.TryDeleteFile(BlobPath(d));
+            removed++;
+        }
+        if (removed > 0)
+        {
+            Native.FsyncDirectory(BlobsDir);
+        }
+        return removed;
+    }
+
     /// <summary>Rejects the default (unset) digest, whose Hex would not be a valid path component.</summary>
-    private static Digest CheckDigest(Digest d)
+    internal static Digest CheckDigest(Digest d)
     {
         if (d.Value is null)
         {

@@ -1,12 +1,12 @@
 using Kiln.Oci;
 
-namespace Kiln.Build.Store;
+namespace Kiln.Build.Store.Content;
 
 /// <summary>A write-only stream into the store's ingest area that hashes as it goes. <see cref="CommitAsync"/>
 /// checks the digest and renames the blob into place; disposing without committing discards the data.</summary>
 public sealed class BlobWriter : Stream, Layers.ISha256Destination
 {
-    private readonly KilnStore _store;
+    private readonly ContentStore _store;
     private readonly FileStream _file;
     private readonly Sha256Hasher _hash = new Sha256Hasher();
     private long _length;
@@ -17,7 +17,7 @@ public sealed class BlobWriter : Stream, Layers.ISha256Destination
     /// to the disk while it is packed, not all in the fsync of <see cref="CommitAsync"/>.</summary>
     private const long WritebackEvery = 8L << 20;
 
-    internal BlobWriter(KilnStore store, string ingestPath)
+    internal BlobWriter(ContentStore store, string ingestPath)
     {
         _store = store;
         IngestPath = ingestPath;

@@ -1,12 +1,21 @@
+using Kiln.Build.Store.Content;
 using Kiln.Oci;
 
-namespace Kiln.Build.Store;
+namespace Kiln.Build.Store.Snapshots;
 
-public sealed partial class KilnStore
+/// <summary>Snapshots: extracted layers, one directory per layer in <c>kiln/snapshots/</c> named by its diffId, which
+/// overlay mounts stack as lower dirs. A snapshot is prepared in a temp dir, made durable, and renamed into place: the
+/// rename is the commit point, so a snapshot that is there is complete.</summary>
+public sealed class SnapshotStore
 {
-    // ---- snapshots: extracted layers, named by diffId; the rename into snapshots/ is the commit point ----
+    internal SnapshotStore(string snapshotsDir)
+    {
+        SnapshotsDir = snapshotsDir;
+    }
 
-    public string SnapshotPath(Digest diffId) => Path.Combine(SnapshotsDir, CheckDigest(diffId).Hex);
+    public string SnapshotsDir { get; }
+
+    public string SnapshotPath(Digest diffId) => Path.Combine(SnapshotsDir, ContentStore.CheckDigest(diffId).Hex);
 
     /// <summary>Layers of this process whose files are final but not yet durable, by diffId: their snapshot is still the
     /// prepared dir (see <see cref="Execution.EarlyLayer"/>).</summary>
@@ -23,7 +32,7 @@ public sealed partial class KilnStore
     /// <summary>True when a complete snapshot exists (partial ones live only under kiln/tmp).</summary>
     public bool HasSnapshot(Digest diffId) => Directory.Exists(SnapshotPath(diffId));
 
-    /// <summary>Moves a fully prepared directory (on the store's filesystem, e.g. from <see cref="CreateTempDir"/>)
+    /// <summary>Moves a fully prepared directory (on the store's filesystem, e.g. from <see cref="KilnStore.CreateTempDir"/>)
     /// into place as the snapshot of <paramref name="diffId"/>. If one already exists, the prepared dir is deleted.</summary>
     /// <param name="synced">The dir's content was made durable with <see cref="SyncPreparedSnapshot"/> (e.g. while its layer was
     /// packed) and has not changed since: only the rename is left.</param>
@@ -122,88 +131,56 @@ public sealed partial class KilnStore
         }
     }
 
-    // ---- step cache: kiln/steps/KEY.json → ImageState ----
+    // ---- store-wide operations (gc, repair) ----
 
-    /// <summary>The cached state after the step with this key, or null if absent, unreadable, or if any of its
-    /// layer blobs or snapshots is missing.</summary>
-    public ImageState? TryGetStep(string cacheKey)
+    /// <summary>Deletes every snapshot not in <paramref name="keep"/> (under the exclusive store lock). Each is first
+    /// renamed to <paramref name="doomedPath"/> (in kiln/tmp), so a crash mid-delete never leaves a half snapshot that
+    /// looks complete.</summary>
+    internal (int Removed, int Kept, long BytesFreed) Sweep(HashSet<Digest> keep, Func<Digest, string> doomedPath, CancellationToken ct)
     {
-        var path = StepPath(cacheKey);
-        byte[] bytes;
-        try
+        int removed = 0, kept = 0;
+        long bytes = 0;
+        foreach (var dir in Directory.EnumerateFileSystemEntries(SnapshotsDir).ToList())
         {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return null;
-        }
-        var state = StepEntryJson.Read(bytes);
-        if (state is null || !IsComplete(state))
-        {
-            return null;
-        }
-        return state;
-    }
-
-    public async Task PutStepAsync(string cacheKey, ImageState state, CancellationToken ct = default)
-    {
-        var path = StepPath(cacheKey);
-        ArgumentNullException.ThrowIfNull(state);
-        CheckState(state);
-        var bytes = StepEntryJson.Write(state);
-        try
-        {
-            await StoreFs.AtomicWriteAsync(NewIngestPath(), path, bytes, ct).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw StoreException.Io($"writing step cache entry '{path}'", e);
-        }
-    }
-
-    public static bool IsValidCacheKey(string? key)
-    {
-        if (key is null || key.Length != 64)
-        {
-            return false;
-        }
-        foreach (char c in key)
-        {
-            if (!char.IsAsciiDigit(c) && c is not (>= 'a' and <= 'f'))
-            {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    private string StepPath(string cacheKey) =>
-        IsValidCacheKey(cacheKey) ? Path.Combine(_stepsDir, cacheKey + ".json") : throw StoreException.InvalidCacheKey(cacheKey ?? "");
-
-    private bool IsComplete(ImageState state) =>
-        state.Layers.All(l => HasBlob(l.Digest)) && state.Config.RootFs.DiffIds.All(HasSnapshot);
-
-    /// <summary>All step cache entries (key, parsed state or null if unreadable).</summary>
-    private IEnumerable<(string Key, string Path, ImageState? State)> EnumerateSteps()
-    {
-        foreach (var file in Directory.EnumerateFiles(_stepsDir, "*.json"))
-        {
-            var key = Path.GetFileNameWithoutExtension(file);
-            if (!IsValidCacheKey(key))
+            ct.ThrowIfCancellationRequested();
+            if (!Digest.TryParse(Digest.Sha256Prefix + Path.GetFileName(dir), out var d))
             {
                 continue;
             }
-            ImageState? state;
-            try
+            if (keep.Contains(d))
             {
-                state = StepEntryJson.Read(File.ReadAllBytes(file));
+                kept++;
+                continue;
             }
-            catch (FileNotFoundException)
+            bytes += StoreFs.TreeSize(dir);
+            var doomed = doomedPath(d);
+            Directory.Move(dir, doomed);
+            StoreFs.DeleteTree(doomed);
+            removed++;
+        }
+        if (removed > 0)
+        {
+            Native.FsyncDirectory(SnapshotsDir);
+        }
+        return (removed, kept, bytes);
+    }
+
+    /// <summary>Removes what stands where a snapshot should but is not a real directory (a file, a link), under the
+    /// exclusive store lock.</summary>
+    internal int RemoveBroken()
+    {
+        int removed = 0;
+        foreach (var entry in Directory.EnumerateFileSystemEntries(SnapshotsDir).ToList())
+        {
+            var info = new DirectoryInfo(entry);
+            bool isRealDirectory = info.Exists && info.LinkTarget is null;
+            if (isRealDirectory)
             {
                 continue;
             }
-            yield return (key, file, state);
+            StoreFs.DeleteTree(entry);
+            removed++;
         }
+        return removed;
     }
 }
