@@ -4,6 +4,7 @@ using Kiln.Build.Store;
 using Kiln.Oci;
 using Kiln.Oci.Archives;
 using Kiln.Oci.Image;
+using Kiln.Oci.Layout;
 
 namespace Kiln.Build.Execution;
 
@@ -13,20 +14,15 @@ namespace Kiln.Build.Execution;
 /// <see cref="BuildOptions.Platform"/>; OCI and Docker schema 2 documents are read alike.</summary>
 internal static class OciImport
 {
-    /// <summary>Where an image comes from: a name for messages, its manifest, and a way to open its blobs
-    /// (checked against the descriptor's size).</summary>
-    private sealed record Source(string Where, Descriptor Manifest, Func<Descriptor, Stream> Open);
-
     /// <summary>The digest of the manifest the tag names (for <paramref name="platform"/>), for the plan's base key.
-    /// An index with no image for the platform is a problem of the definition.</summary>
+    /// A missing layout or tag, or an index with no image for the platform, is a problem of the definition.</summary>
     public static string Identity(OciLayoutSource source, Platform platform)
     {
         try
         {
-            return FindManifest(source, platform).Digest.Value;
+            return FindManifest(new LayoutImageSource(source.LayoutPath), source.Tag, platform, LayoutWhere(source)).Digest.Value;
         }
-        // A missing layout or tag is the definition's problem, as a missing archive is for oci-archive:.
-        catch (Exception ex) when (ex is ImageException or BuildException)
+        catch (ImageException ex)
         {
             throw DefinitionException.At(source.Mark, $"from oci: {ex.Message}");
         }
@@ -39,8 +35,8 @@ internal static class OciImport
     {
         try
         {
-            using var reader = OciArchiveReader.Open(source.ArchivePath);
-            return reader.FindManifest(source.Tag, platform).Digest.Value;
+            using var archive = ArchiveImageSource.Open(source.ArchivePath);
+            return FindManifest(archive, source.Tag, platform, archive.Name).Digest.Value;
         }
         catch (Exception ex) when (ex is ArchiveException or ImageException)
         {
@@ -48,73 +44,71 @@ internal static class OciImport
         }
     }
 
-    public static Task<ImageState> ImportAsync(KilnStore store, OciLayoutSource source, BuildOptions options, CancellationToken ct)
+    public static async Task<ImageState> ImportAsync(KilnStore store, OciLayoutSource source, BuildOptions options, CancellationToken ct)
     {
-        Descriptor manifest;
-        try
-        {
-            manifest = FindManifest(source, options.Platform);
-        }
-        catch (ImageException ex)
-        {
-            throw new BuildException(ex.Message, ex);
-        }
-        return ImportAsync(store, new Source($"oci:{source.LayoutPath}:{source.Tag}", manifest, d => OpenLayoutBlob(source, d)), options, ct);
+        var layout = new LayoutImageSource(source.LayoutPath);
+        string where = LayoutWhere(source);
+        var manifest = Checked(() => FindManifest(layout, source.Tag, options.Platform, where));
+        return await ImportAsync(store, layout, where, manifest, options, ct).ConfigureAwait(false);
     }
 
     public static async Task<ImageState> ImportAsync(KilnStore store, OciArchiveSource source, BuildOptions options, CancellationToken ct)
     {
         string where = "oci-archive:" + source.ArchivePath + (source.Tag is null ? "" : ":" + source.Tag);
-        OciArchiveReader reader;
-        Descriptor manifest;
+        using var archive = Checked(() => ArchiveImageSource.Open(source.ArchivePath));
+        var manifest = Checked(() => FindManifest(archive, source.Tag, options.Platform, archive.Name));
+        return await ImportAsync(store, archive, where, manifest, options, ct).ConfigureAwait(false);
+    }
+
+    private static string LayoutWhere(OciLayoutSource source) => $"oci:{source.LayoutPath}:{source.Tag}";
+
+    /// <summary>The manifest <paramref name="tag"/> names, through any index for <paramref name="platform"/>. Layouts
+    /// and archives are read synchronously (their tasks have completed on return), as planning needs.</summary>
+    private static Descriptor FindManifest(IImageSource source, string? tag, Platform platform, string where)
+    {
+        var tagged = source.ResolveAsync(tag).GetAwaiter().GetResult();
+        return IndexSelection.ResolveAsync(tagged, platform, (d, ct) => ImageReader.ReadDocumentAsync(source, d, ct), where)
+            .GetAwaiter().GetResult();
+    }
+
+    /// <summary>What a source refuses fails the build, with the source's message.</summary>
+    private static T Checked<T>(Func<T> read)
+    {
         try
         {
-            reader = OciArchiveReader.Open(source.ArchivePath);
+            return read();
         }
-        catch (ArchiveException ex)
+        catch (Exception ex) when (ex is ArchiveException or ImageException)
         {
             throw new BuildException(ex.Message, ex);
         }
-        using (reader)
+    }
+
+    private static async Task<T> CheckedAsync<T>(Func<Task<T>> read)
+    {
+        try
         {
-            try
-            {
-                manifest = reader.FindManifest(source.Tag, options.Platform);
-            }
-            catch (Exception ex) when (ex is ArchiveException or ImageException)
-            {
-                throw new BuildException(ex.Message, ex);
-            }
-            Stream Open(Descriptor d)
-            {
-                try
-                {
-                    return reader.OpenBlob(d);
-                }
-                catch (ArchiveException ex)
-                {
-                    throw new BuildException(ex.Message, ex);
-                }
-            }
-            return await ImportAsync(store, new Source(where, manifest, Open), options, ct).ConfigureAwait(false);
+            return await read().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is ArchiveException or ImageException)
+        {
+            throw new BuildException(ex.Message, ex);
         }
     }
 
     /// <summary>Checks everything first — each blob's size and digest, the config's diff IDs against what each
-    /// layer unpacks to — and only then commits blobs and snapshots, so a bad image leaves nothing in the store.</summary>
-    private static async Task<ImageState> ImportAsync(KilnStore store, Source source, BuildOptions options, CancellationToken ct)
+    /// layer unpacks to — and only then copies blobs and commits snapshots, so a bad image leaves nothing in the store.</summary>
+    private static async Task<ImageState> ImportAsync(KilnStore store, IImageSource source, string where, Descriptor desc,
+        BuildOptions options, CancellationToken ct)
     {
-        string where = source.Where;
-        var desc = source.Manifest;
-        var manifestBytes = ReadDocument(source, desc);
-        var manifest = Parse(where, "manifest", () => OciJson.DeserializeManifest(manifestBytes));
+        var image = await CheckedAsync(() => ImageReader.ReadManifestAsync(source, desc, ct)).ConfigureAwait(false);
+        var manifest = image.Manifest;
         if (!MediaTypes.IsConfig(manifest.Config.MediaType))
         {
             throw new BuildException($"{where}: the manifest's config has media type '{manifest.Config.MediaType}', not an image config "
                 + $"('{MediaTypes.ImageConfig}' or '{MediaTypes.DockerConfig}'): it is not a container image");
         }
-        var configBytes = ReadDocument(source, manifest.Config);
-        var config = Parse(where, "config", () => OciJson.DeserializeConfig(configBytes));
+        var config = await CheckedAsync(() => image.ConfigAsync(ct)).ConfigureAwait(false);
         if (config.RootFs.DiffIds.Count != manifest.Layers.Count)
         {
             throw new BuildException($"{where}: the config lists {config.RootFs.DiffIds.Count} diff IDs for {manifest.Layers.Count} layers");
@@ -123,39 +117,40 @@ internal static class OciImport
         try
         {
             var snapshots = new List<(string Dir, Digest DiffId)>();
-            for (int i = 0; i < manifest.Layers.Count; i++)
+            for (int i = 0; i < image.Layers.Count; i++)
             {
-                var layer = manifest.Layers[i];
-                if (!MediaTypes.IsLayer(layer.MediaType))
+                var layer = image.Layers[i];
+                var blob = layer.Descriptor;
+                if (!MediaTypes.IsLayer(blob.MediaType))
                 {
-                    throw new BuildException($"{where}: layer {i + 1} has unsupported media type '{layer.MediaType}' "
+                    throw new BuildException($"{where}: layer {i + 1} has unsupported media type '{blob.MediaType}' "
                         + "(Kiln reads OCI and Docker layers: tar, gzip or zstd)");
                 }
                 var diffId = config.RootFs.DiffIds[i];
-                if (store.Snapshots.HasSnapshot(diffId) && store.Content.HasBlob(layer.Digest))
+                if (store.Snapshots.HasSnapshot(diffId) && store.Content.HasBlob(blob.Digest))
                 {
                     continue;
                 }
                 var target = Path.Combine(work, "layer" + i.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 // The blob is checked before its bytes reach a decompressor.
-                await using (var file = source.Open(layer))
+                await using (var file = await CheckedAsync(() => layer.OpenAsync(ct)).ConfigureAwait(false))
                 {
                     var blobDigest = Digest.FromHash(await Sha256Hasher.HashDataAsync(file, ct).ConfigureAwait(false));
-                    if (blobDigest != layer.Digest)
+                    if (blobDigest != blob.Digest)
                     {
-                        throw new BuildException($"{where}: layer {i + 1} does not match its descriptor: its {layer.Size} bytes hash to {blobDigest}, the manifest says {layer.Digest}");
+                        throw new BuildException($"{where}: layer {i + 1} does not match its descriptor: its {blob.Size} bytes hash to {blobDigest}, the manifest says {blob.Digest}");
                     }
                 }
                 Digest actual;
-                await using (var file = source.Open(layer))
+                await using (var file = await CheckedAsync(() => layer.OpenAsync(ct)).ConfigureAwait(false))
                 {
                     try
                     {
-                        actual = await LayerExtractor.ExtractAsync(file, layer.MediaType, target, options.Extraction, ct).ConfigureAwait(false);
+                        actual = await LayerExtractor.ExtractAsync(file, blob.MediaType, target, options.Extraction, ct).ConfigureAwait(false);
                     }
                     catch (LayerException ex)
                     {
-                        throw new BuildException($"{where}: layer {i + 1} ({layer.Digest}): {ex.Message}", ex);
+                        throw new BuildException($"{where}: layer {i + 1} ({blob.Digest}): {ex.Message}", ex);
                     }
                 }
                 if (actual != diffId)
@@ -164,17 +159,15 @@ internal static class OciImport
                 }
                 snapshots.Add((target, diffId));
             }
-            // Everything checked: commit layers, then snapshots, then config and manifest.
-            foreach (var layer in manifest.Layers)
+            // Everything checked: copy layers and config, then commit snapshots, then the manifest.
+            var sink = new SnapshotsBeforeManifest(new StoreImageSink(store), () =>
             {
-                await CopyBlobAsync(store, source, layer, ct).ConfigureAwait(false);
-            }
-            foreach (var (dir, diffId) in snapshots)
-            {
-                store.Snapshots.CommitSnapshot(dir, diffId);
-            }
-            await store.Content.WriteBlobAsync(configBytes, manifest.Config.MediaType, ct).ConfigureAwait(false);
-            await store.Content.WriteBlobAsync(manifestBytes, desc.MediaType, ct).ConfigureAwait(false);
+                foreach (var (dir, diffId) in snapshots)
+                {
+                    store.Snapshots.CommitSnapshot(dir, diffId);
+                }
+            });
+            await CheckedAsync(() => ImageCopier.CopyAsync(source, desc, sink, cancellationToken: ct)).ConfigureAwait(false);
         }
         finally
         {
@@ -184,79 +177,24 @@ internal static class OciImport
         return new ImageState { Layers = [.. manifest.Layers.Select(l => l with { MediaType = MediaTypes.OciLayer(l.MediaType) })], Config = config };
     }
 
-    private static T Parse<T>(string where, string what, Func<T> parse)
+    /// <summary>The store as a sink that commits the import's snapshots once the blobs are in and before the manifest,
+    /// as a build commits a step's layer before the image that names it.</summary>
+    private sealed class SnapshotsBeforeManifest(StoreImageSink inner, Action commitSnapshots) : IImageSink
     {
-        try
-        {
-            return parse();
-        }
-        catch (System.Text.Json.JsonException ex)
-        {
-            throw new BuildException($"{where}: the {what} is not valid: {ex.Message}", ex);
-        }
-    }
+        public string Name => inner.Name;
 
-    private static Stream OpenLayoutBlob(OciLayoutSource source, Descriptor desc)
-    {
-        var path = Path.Combine(source.LayoutPath, "blobs", "sha256", desc.Digest.Hex);
-        if (!File.Exists(path))
-        {
-            throw new BuildException($"oci:{source.LayoutPath}: blob {desc.Digest} is missing");
-        }
-        var length = new FileInfo(path).Length;
-        if (length != desc.Size)
-        {
-            throw new BuildException($"oci:{source.LayoutPath}: blob {desc.Digest} is {length} bytes, its descriptor says {desc.Size}");
-        }
-        return File.OpenRead(path);
-    }
+        public Task<bool> HasBlobAsync(Descriptor blob, CancellationToken cancellationToken = default) => inner.HasBlobAsync(blob, cancellationToken);
 
-    /// <summary>A manifest or config: read whole (at most 4 MiB) and checked against its descriptor.</summary>
-    private static byte[] ReadDocument(Source source, Descriptor desc)
-    {
-        try
-        {
-            return IndexSelection.ReadDocument(desc, source.Open, source.Where);
-        }
-        catch (ImageException ex)
-        {
-            throw new BuildException(ex.Message, ex);
-        }
-    }
+        public Task WriteBlobAsync(Descriptor blob, Stream content, CancellationToken cancellationToken = default) =>
+            inner.WriteBlobAsync(blob, content, cancellationToken);
 
-    /// <summary>The manifest the layout's tag names, through any index it names for <paramref name="platform"/>.
-    /// A missing or unreadable index.json or tag throws <see cref="BuildException"/>; no image for the platform,
-    /// <see cref="ImageException"/>.</summary>
-    private static Descriptor FindManifest(OciLayoutSource source, Platform platform)
-    {
-        string where = $"oci:{source.LayoutPath}";
-        var indexPath = Path.Combine(source.LayoutPath, "index.json");
-        if (!File.Exists(indexPath))
+        public Task WriteManifestAsync(Descriptor manifest, ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken = default)
         {
-            throw new BuildException($"{where}: not an OCI image layout (no index.json)");
+            commitSnapshots();
+            return inner.WriteManifestAsync(manifest, bytes, cancellationToken);
         }
-        var index = Parse(where, "index.json", () => OciJson.DeserializeIndex(File.ReadAllBytes(indexPath)));
-        var matches = index.Manifests.Where(m => m.Annotations is { } a && a.TryGetValue(Annotations.RefName, out var n) && n == source.Tag).ToList();
-        if (matches.Count == 0)
-        {
-            var names = index.Manifests.Select(m => m.Annotations?.GetValueOrDefault(Annotations.RefName)).OfType<string>();
-            throw new BuildException($"{where}: no image tagged '{source.Tag}' (tags: {string.Join(", ", names)})");
-        }
-        return IndexSelection.Resolve(matches[0], platform,
-            d => IndexSelection.ReadDocument(d, blob => OpenLayoutBlob(source, blob), where), $"{where}:{source.Tag}");
-    }
 
-    private static async Task CopyBlobAsync(KilnStore store, Source source, Descriptor desc, CancellationToken ct)
-    {
-        if (store.Content.HasBlob(desc.Digest))
-        {
-            return;
-        }
-        using var writer = store.Content.CreateBlobWriter();
-        await using (var input = source.Open(desc))
-        {
-            await input.CopyToAsync(writer, ct).ConfigureAwait(false);
-        }
-        await writer.CommitAsync(desc.MediaType, desc.Digest, ct).ConfigureAwait(false);
+        public Task TagAsync(string name, Descriptor manifest, CancellationToken cancellationToken = default) =>
+            inner.TagAsync(name, manifest, cancellationToken);
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Kiln.Build.Store;
 using Kiln.Oci;
 using Kiln.Oci.Archives;
+using Kiln.Oci.Image;
 
 namespace Kiln.Build.Exporters;
 
@@ -44,23 +45,16 @@ public static class ArchiveExporter
                             .WriteAsync(manifest, config, file, request.Epoch.ToUnixTimeSeconds(), ct).ConfigureAwait(false);
                         break;
                     default:
-                        var image = new ArchiveImage
-                        {
-                            Manifest = request.Manifest,
-                            OpenBlob = digest =>
-                            {
-                                Report($"copying blob {digest.Short}");
-                                return store.Content.OpenBlob(digest);
-                            },
-                        };
+                        var source = new StoreImageSource(store);
+                        var copied = new CopyProgress(Report);
                         var options = new ArchiveOptions { Epoch = request.Epoch };
                         if (format == ExportFormat.OciArchive)
                         {
-                            await OciArchiveWriter.WriteAsync(file, image, request.ImageName, options, ct).ConfigureAwait(false);
+                            await OciArchiveWriter.WriteAsync(file, source, request.Manifest, request.ImageName, options, copied, ct).ConfigureAwait(false);
                         }
                         else
                         {
-                            await DockerArchiveWriter.WriteAsync(file, image, request.ImageName, options, ct).ConfigureAwait(false);
+                            await DockerArchiveWriter.WriteAsync(file, source, request.Manifest, request.ImageName, options, copied, ct).ConfigureAwait(false);
                         }
                         break;
                 }
@@ -85,5 +79,17 @@ public static class ArchiveExporter
             Bytes = new FileInfo(output.Target).Length,
             Elapsed = clock.Elapsed,
         };
+    }
+
+    /// <summary>Reports each blob as its copy starts, on the copying thread (the archive sink takes one at a time).</summary>
+    private sealed class CopyProgress(Action<string> report) : IProgress<ImageCopyEvent>
+    {
+        public void Report(ImageCopyEvent value)
+        {
+            if (value.Kind == ImageCopyEventKind.Started)
+            {
+                report($"copying blob {value.Descriptor.Digest.Short}");
+            }
+        }
     }
 }

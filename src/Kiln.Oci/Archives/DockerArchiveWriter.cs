@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Kiln.Oci.Image;
 
 namespace Kiln.Oci.Archives;
 
@@ -11,29 +12,16 @@ namespace Kiln.Oci.Archives;
 /// names, and check each against the config's diff IDs.</remarks>
 public static class DockerArchiveWriter
 {
+    /// <param name="manifest">The image manifest (OCI or Docker schema 2) in <paramref name="source"/>.</param>
     /// <param name="repoTag">The name the loaded image gets, <c>REPO:TAG</c> (a missing tag means <c>latest</c>).</param>
-    public static async Task WriteAsync(Stream output, ArchiveImage image, string repoTag, ArchiveOptions options,
-        CancellationToken cancellationToken = default)
+    public static async Task WriteAsync(Stream output, IImageSource source, Descriptor manifest, string repoTag, ArchiveOptions options,
+        IProgress<ImageCopyEvent>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(output);
-        ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(options);
-        var (repo, tag) = SplitRepoTag(repoTag);
-        var (manifest, bytes) = await ImageArchiveWriter.ReadManifestAsync(image, cancellationToken).ConfigureAwait(false);
-        var tar = new UstarWriter(output, options.Epoch.ToUnixTimeSeconds());
-        await tar.WriteFileAsync("manifest.json", LegacyManifest(manifest, repo + ":" + tag), cancellationToken).ConfigureAwait(false);
-        await tar.WriteFileAsync("repositories", Repositories(manifest, repo, tag), cancellationToken).ConfigureAwait(false);
-        // The index names the image in full as well as by tag: podman loads the archive through this index (its OCI
-        // loader comes first) and takes the full name from it, else it names the image after the tag
-        // (localhost/latest:latest). No registry-qualified name is written: the archive names the image as the user
-        // did (REPO:TAG), which podman qualifies as localhost/REPO:TAG, as it does the RepoTags of manifest.json.
-        var annotations = new Dictionary<string, string>
-        {
-            [Annotations.ImageName] = repo + ":" + tag,
-            [Annotations.RefName] = tag,
-        };
-        await ImageArchiveWriter.WriteLayoutAsync(tar, image, manifest, bytes, annotations, cancellationToken).ConfigureAwait(false);
-        await tar.FinishAsync(cancellationToken).ConfigureAwait(false);
+        ArgumentException.ThrowIfNullOrEmpty(repoTag);
+        await ArchiveCopy.WriteAsync(new ArchiveImageSink(output, ArchiveKind.Docker, options), source, manifest, repoTag, progress, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary><c>web</c> → (<c>web</c>, <c>latest</c>); <c>host:5000/web:1</c> → (<c>host:5000/web</c>, <c>1</c>).</summary>
@@ -46,21 +34,21 @@ public static class DockerArchiveWriter
             : (repoTag, "latest");
     }
 
-    private static byte[] LegacyManifest(Manifest manifest, string repoTag)
+    internal static byte[] LegacyManifest(Manifest manifest, string repoTag)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms))
         {
             w.WriteStartArray();
             w.WriteStartObject();
-            w.WriteString("Config", ImageArchiveWriter.BlobName(manifest.Config.Digest));
+            w.WriteString("Config", ArchiveImageSink.BlobName(manifest.Config.Digest));
             w.WriteStartArray("RepoTags");
             w.WriteStringValue(repoTag);
             w.WriteEndArray();
             w.WriteStartArray("Layers");
             foreach (var layer in manifest.Layers)
             {
-                w.WriteStringValue(ImageArchiveWriter.BlobName(layer.Digest));
+                w.WriteStringValue(ArchiveImageSink.BlobName(layer.Digest));
             }
             w.WriteEndArray();
             w.WriteEndObject();
@@ -71,7 +59,7 @@ public static class DockerArchiveWriter
 
     // The legacy file maps a tag to the v1 id of the top layer; loaders that have manifest.json ignore it, older
     // tools only need the name, so the top layer's blob stands in for the id (empty image: the config).
-    private static byte[] Repositories(Manifest manifest, string repo, string tag)
+    internal static byte[] Repositories(Manifest manifest, string repo, string tag)
     {
         var top = manifest.Layers.Count > 0 ? manifest.Layers[^1].Digest : manifest.Config.Digest;
         using var ms = new MemoryStream();

@@ -85,7 +85,10 @@ public sealed class OciArchiveReader : IDisposable
         return IndexSelection.Resolve(tagged, platform ?? Platform.Host, d => IndexSelection.ReadDocument(d, OpenBlob, Path), Path);
     }
 
-    private Descriptor FindTagged(string? refName)
+    /// <summary>The entry tagged <paramref name="refName"/>, or with no name given the archive's only entry (a manifest
+    /// or an index).</summary>
+    /// <exception cref="ArchiveException">No such tag, or several entries and no tag.</exception>
+    public Descriptor FindTagged(string? refName)
     {
         var manifests = Index.Manifests;
         if (refName is null)

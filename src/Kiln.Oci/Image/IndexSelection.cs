@@ -18,6 +18,15 @@ public static class IndexSelection
     /// <exception cref="ImageException">No entry fits, a document is not what its descriptor says, or nesting is too deep.</exception>
     public static Descriptor Resolve(Descriptor top, Platform platform, Func<Descriptor, byte[]> readDocument, string where)
     {
+        ArgumentNullException.ThrowIfNull(readDocument);
+        // The reader is synchronous, so the task has completed when it returns.
+        return ResolveAsync(top, platform, (d, _) => Task.FromResult(readDocument(d)), where).GetAwaiter().GetResult();
+    }
+
+    /// <summary>As <see cref="Resolve"/>, for sources that read documents asynchronously.</summary>
+    public static async Task<Descriptor> ResolveAsync(Descriptor top, Platform platform,
+        Func<Descriptor, CancellationToken, Task<byte[]>> readDocument, string where, CancellationToken cancellationToken = default)
+    {
         ArgumentNullException.ThrowIfNull(top);
         ArgumentNullException.ThrowIfNull(platform);
         ArgumentNullException.ThrowIfNull(readDocument);
@@ -36,16 +45,21 @@ public static class IndexSelection
             {
                 throw ImageException.TooDeep(where, MaxDepth);
             }
-            ImageIndex index;
-            try
-            {
-                index = OciJson.DeserializeIndex(readDocument(current));
-            }
-            catch (System.Text.Json.JsonException ex)
-            {
-                throw ImageException.BadDocument(where, "index", current, ex);
-            }
+            var index = ParseIndex(await readDocument(current, cancellationToken).ConfigureAwait(false), current, where);
             current = Select(index, current, platform, where);
+        }
+    }
+
+    /// <summary>Parses an index read for <paramref name="descriptor"/>.</summary>
+    public static ImageIndex ParseIndex(byte[] bytes, Descriptor descriptor, string where)
+    {
+        try
+        {
+            return OciJson.DeserializeIndex(bytes);
+        }
+        catch (System.Text.Json.JsonException ex)
+        {
+            throw ImageException.BadDocument(where, "index", descriptor, ex);
         }
     }
 
@@ -91,6 +105,31 @@ public static class IndexSelection
         using (var stream = open(descriptor))
         {
             stream.ReadExactly(bytes);
+        }
+        var actual = Digest.Compute(bytes);
+        return actual == descriptor.Digest ? bytes : throw ImageException.Mismatch(where, descriptor, actual);
+    }
+
+    /// <summary>As <see cref="ReadDocument"/>, for sources that open streams asynchronously. A stream shorter than
+    /// the descriptor says is refused as a size mismatch.</summary>
+    public static async Task<byte[]> ReadDocumentAsync(Descriptor descriptor, Func<Descriptor, CancellationToken, Task<Stream>> open,
+        string where, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(descriptor);
+        ArgumentNullException.ThrowIfNull(open);
+        if (descriptor.Size is < 0 or > MaxDocumentBytes)
+        {
+            throw ImageException.TooLarge(where, descriptor, MaxDocumentBytes);
+        }
+        var bytes = new byte[descriptor.Size];
+        var stream = await open(descriptor, cancellationToken).ConfigureAwait(false);
+        await using (stream.ConfigureAwait(false))
+        {
+            int read = await stream.ReadAtLeastAsync(bytes, bytes.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            if (read < bytes.Length)
+            {
+                throw ImageException.SizeMismatch(where, descriptor, read);
+            }
         }
         var actual = Digest.Compute(bytes);
         return actual == descriptor.Digest ? bytes : throw ImageException.Mismatch(where, descriptor, actual);

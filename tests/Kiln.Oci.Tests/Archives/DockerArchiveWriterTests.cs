@@ -8,7 +8,7 @@ public sealed class DockerArchiveWriterTests
     private static async Task<byte[]> WriteAsync(TestImage image, string repoTag)
     {
         var ms = new MemoryStream();
-        await DockerArchiveWriter.WriteAsync(ms, image.Archive, repoTag, new ArchiveOptions());
+        await DockerArchiveWriter.WriteAsync(ms, image, image.Manifest, repoTag, new ArchiveOptions());
         return ms.ToArray();
     }
 

@@ -81,6 +81,6 @@ public sealed class OciArchiveWriterTests
         using var cts = new CancellationTokenSource();
         await cts.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
-            OciArchiveWriter.WriteAsync(new MemoryStream(), image.Archive, "web", new ArchiveOptions(), cts.Token));
+            OciArchiveWriter.WriteAsync(new MemoryStream(), image, image.Manifest, "web", new ArchiveOptions(), cancellationToken: cts.Token));
     }
 }

@@ -2,11 +2,12 @@ using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text;
 using Kiln.Oci.Archives;
+using Kiln.Oci.Image;
 
 namespace Kiln.Oci.Tests.Archives;
 
 /// <summary>A small image held in memory: one gzip layer per given file, a config and a manifest.</summary>
-internal sealed class TestImage
+internal sealed class TestImage : IImageSource
 {
     public TestImage(params (string Name, string Content)[] files)
     {
@@ -45,7 +46,12 @@ internal sealed class TestImage
     public IReadOnlyList<Descriptor> Layers { get; }
     public IReadOnlyList<Digest> DiffIds { get; }
 
-    public ArchiveImage Archive => new() { Manifest = Manifest, OpenBlob = d => new MemoryStream(Blobs[d], writable: false) };
+    public string Name => "test";
+
+    public Task<Descriptor> ResolveAsync(string? reference, CancellationToken cancellationToken = default) => Task.FromResult(Manifest);
+
+    public Task<Stream> OpenBlobAsync(Descriptor blob, CancellationToken cancellationToken = default) =>
+        Task.FromResult<Stream>(new MemoryStream(Blobs[blob.Digest], writable: false));
 
     public Descriptor Add(byte[] bytes, string mediaType)
     {
@@ -57,7 +63,7 @@ internal sealed class TestImage
     public async Task<byte[]> OciArchiveAsync(string refName = "web", DateTimeOffset? epoch = null)
     {
         var ms = new MemoryStream();
-        await OciArchiveWriter.WriteAsync(ms, Archive, refName, new ArchiveOptions { Epoch = epoch ?? DateTimeOffset.UnixEpoch });
+        await OciArchiveWriter.WriteAsync(ms, this, Manifest, refName, new ArchiveOptions { Epoch = epoch ?? DateTimeOffset.UnixEpoch });
         return ms.ToArray();
     }
 
