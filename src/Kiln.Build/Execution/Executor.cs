@@ -137,6 +137,7 @@ public sealed class Executor
                 throw new NotSupportedException($"{image.Name}: this kind of base is not supported yet");
         }
 
+        var remoteHits = new List<(string Key, ImageState State)>(); // steps a remote cache gave, for the local step cache
         var pending = new List<Task>(); // store writes that run alongside the next step or the tests
         EarlyLayer? early = null; // the last step's layer, read by the tests before it is durable
         Task? durable = null; // until the last step's layer is durable (its snapshot may still wait to be moved into place)
@@ -222,6 +223,10 @@ public sealed class Executor
                 var layer = next.Layers.Count > state.Layers.Count ? next.Layers[^1] : null;
                 var sr = new StepResult(step.Index, step.Description, reuse, stepClock.Elapsed, layer) { Remote = remote };
                 _remote?.RecordStep(step.CacheKey, next);
+                if (remote)
+                {
+                    remoteHits.Add((step.CacheKey, next));
+                }
                 steps.Add(sr);
                 _progress?.Report(new StepFinished(image.Name, step.Index, step.Description, reuse, sr.Duration, layer));
                 state = next;
@@ -248,7 +253,9 @@ public sealed class Executor
                 }
                 if (_remote is not null)
                 {
-                    await _remote.FetchBlobsAsync(_store, finalState.Layers, ct).ConfigureAwait(false);
+                    // A named image is ready to run (`kiln test`, a later build's `from:`, `kiln verify`): the layers a
+                    // remote cache gave it are fetched and extracted; those of steps it no longer has are not.
+                    await _remote.MaterializeAsync(_store, finalState, ct).ConfigureAwait(false);
                 }
                 using (new PhaseClock(_progress, image.Name, null).Measure("write image"))
                 {
@@ -261,6 +268,14 @@ public sealed class Executor
             }
             early?.Release();
             await Task.WhenAll(pending).ConfigureAwait(false);
+            // Their layers are in the store now: the next build finds these steps without asking the remote cache.
+            foreach (var (key, hit) in remoteHits)
+            {
+                if (hit.Layers.All(l => _store.Content.HasBlob(l.Digest)) && hit.Config.RootFs.DiffIds.All(_store.Snapshots.HasSnapshot))
+                {
+                    await _store.PutStepAsync(key, hit, ct).ConfigureAwait(false);
+                }
+            }
         }
         catch
         {
