@@ -121,5 +121,5 @@ public static class CacheArtifacts
     }
 
     private static string CheckKey(string key) =>
-        KilnStore.IsValidCacheKey(key) ? key : throw new ArgumentException($"cache key '{key}' is not 64 lowercase hex digits", nameof(key));
+        Store.Steps.StepCache.IsValidCacheKey(key) ? key : throw new ArgumentException($"cache key '{key}' is not 64 lowercase hex digits", nameof(key));
 }

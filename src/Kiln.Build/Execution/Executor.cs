@@ -157,7 +157,7 @@ public sealed class Executor
                 bool remote = false;
                 using (phases.Measure("cache lookup"))
                 {
-                    cached = _options.NoCache ? null : _store.TryGetStep(step.CacheKey);
+                    cached = _options.NoCache ? null : _store.StepCache.TryGet(step.CacheKey);
                     if (cached is null && _remote is not null && !_options.NoCache && !dirty && !(_options.Refresh && step.FetchesPackages))
                     {
                         cached = await _remote.TryGetStepAsync(step.CacheKey, ct).ConfigureAwait(false);
@@ -216,7 +216,7 @@ public sealed class Executor
                         }
                         using (phases.Measure("cache store"))
                         {
-                            await _store.PutStepAsync(step.CacheKey, next, ct).ConfigureAwait(false);
+                            await _store.StepCache.PutAsync(step.CacheKey, next, ct).ConfigureAwait(false);
                         }
                     }, ct));
                 }
@@ -273,7 +273,7 @@ public sealed class Executor
             {
                 if (hit.Layers.All(l => _store.Content.HasBlob(l.Digest)) && hit.Config.RootFs.DiffIds.All(_store.Snapshots.HasSnapshot))
                 {
-                    await _store.PutStepAsync(key, hit, ct).ConfigureAwait(false);
+                    await _store.StepCache.PutAsync(key, hit, ct).ConfigureAwait(false);
                 }
             }
         }
@@ -315,7 +315,7 @@ public sealed class Executor
         bool remote = false;
         using (new PhaseClock(_progress, image.Name, -1).Measure("cache lookup"))
         {
-            cached = _options.NoCache ? null : _store.TryGetStep(image.BaseKey);
+            cached = _options.NoCache ? null : _store.StepCache.TryGet(image.BaseKey);
             if (cached is null && _remote is not null && !_options.NoCache && !(_options.Refresh && fetches))
             {
                 cached = await _remote.TryGetStepAsync(image.BaseKey, ct).ConfigureAwait(false);
@@ -333,7 +333,7 @@ public sealed class Executor
         {
             state = await make().ConfigureAwait(false);
             dirty = cached is not null && !SameLayers(cached, state);
-            await _store.PutStepAsync(image.BaseKey, state, ct).ConfigureAwait(false);
+            await _store.StepCache.PutAsync(image.BaseKey, state, ct).ConfigureAwait(false);
         }
         var layer = state.Layers.Count > 0 ? state.Layers[^1] : null;
         var result = new StepResult(-1, description, reuse, clock.Elapsed, layer) { Remote = remote };

@@ -91,7 +91,7 @@ public static class ExportingBuilder
             what += " " + Disk.VagrantAccess.Version;
         }
         var manifest = image.Manifest.Digest.Value;
-        if (store.IsOutputCurrent(path, manifest, what))
+        if (new OutputStamps(store).IsCurrent(path, manifest, what))
         {
             var current = new OutputResult { Image = image.Name, Format = output.Format, Path = path, UpToDate = true, Bytes = new FileInfo(path).Length };
             progress?.Report(new ExportFinished(image.Name, current));
@@ -118,7 +118,7 @@ public static class ExportingBuilder
         {
             throw new ExportException($"{image.Name}: output {output.Format} ({output.Mark}): {e.Message}", e.IsBadInput, e);
         }
-        await store.RecordOutputAsync(path, manifest, what, ct).ConfigureAwait(false);
+        await new OutputStamps(store).RecordAsync(path, manifest, what, ct).ConfigureAwait(false);
         var result = new OutputResult
         {
             Image = image.Name,

@@ -41,24 +41,14 @@ public sealed partial class KilnStore
             taggedLayers.Add(manifest.Layers);
         }
 
-        int stepsRemoved = 0;
-        foreach (var (_, path, state) in EnumerateSteps().ToList())
-        {
-            ct.ThrowIfCancellationRequested();
-            bool drop = state is null || (pruneCache && !taggedLayers.Any(t => IsPrefix(state.Layers, t)));
-            if (drop)
+        int stepsRemoved = StepCache.RemoveWhere(
+            state => state is null || (pruneCache && !taggedLayers.Any(t => IsPrefix(state.Layers, t))),
+            state =>
             {
-                File.Delete(path);
-                stepsRemoved++;
-                continue;
-            }
-            keepBlobs.UnionWith(state!.Layers.Select(l => l.Digest));
-            keepSnapshots.UnionWith(state.Config.RootFs.DiffIds);
-        }
-        if (stepsRemoved > 0)
-        {
-            Native.FsyncDirectory(_stepsDir);
-        }
+                keepBlobs.UnionWith(state.Layers.Select(l => l.Digest));
+                keepSnapshots.UnionWith(state.Config.RootFs.DiffIds);
+            },
+            bestEffort: false, ct);
 
         int disksRemoved = CollectDisks(taggedNames, keepSnapshots);
 
@@ -67,8 +57,8 @@ public sealed partial class KilnStore
         var (snapsRemoved, snapsKept, snapBytes) = Snapshots.Sweep(
             keepSnapshots, d => Path.Combine(_tmpDir, $"{_pid}-gc-{d.Short}-{RandomSuffix()}"), ct);
 
-        int resultsRemoved = CollectRecords(TestResultsDir, "manifest");
-        CollectRecords(OutputsDir, "manifest");
+        int resultsRemoved = ImageRecords(TestResultsFolder).Collect(Content);
+        ImageRecords(OutputStampsFolder).Collect(Content);
         foreach (var stale in ContextHashCache.Stale(Root))
         {
             File.Delete(stale);
@@ -86,40 +76,6 @@ public sealed partial class KilnStore
             StepEntriesRemoved = stepsRemoved,
             DisksRemoved = disksRemoved,
         };
-    }
-
-    /// <summary>Deletes the JSON records in <paramref name="dir"/> (test results, output stamps) whose image manifest
-    /// (the string field <paramref name="field"/>) is no longer in the store: nothing can look them up again.</summary>
-    private int CollectRecords(string dir, string field)
-    {
-        if (!Directory.Exists(dir))
-        {
-            return 0;
-        }
-        int removed = 0;
-        foreach (var file in Directory.EnumerateFiles(dir, "*.json").ToList())
-        {
-            string? manifest = null;
-            try
-            {
-                using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(file));
-                manifest = doc.RootElement.TryGetProperty(field, out var m) ? m.GetString() : null;
-            }
-            catch (System.Text.Json.JsonException)
-            {
-                // Unreadable: a torn record is useless, drop it.
-            }
-            if (manifest is null || !Digest.TryParse(manifest, out var d) || !Content.HasBlob(d))
-            {
-                File.Delete(file);
-                removed++;
-            }
-        }
-        if (removed > 0)
-        {
-            Native.FsyncDirectory(dir);
-        }
-        return removed;
     }
 
     private static bool IsPrefix(IReadOnlyList<Descriptor> prefix, IReadOnlyList<Descriptor> of) =>

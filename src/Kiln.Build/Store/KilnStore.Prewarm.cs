@@ -1,4 +1,5 @@
 using Kiln.Build.Store.Content;
+using Kiln.Build.Store.Steps;
 
 namespace Kiln.Build.Store;
 

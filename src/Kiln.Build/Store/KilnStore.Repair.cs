@@ -31,21 +31,7 @@ public sealed partial class KilnStore
 
         int snapshotsRemoved = Snapshots.RemoveBroken();
 
-        int stepsRemoved = 0;
-        foreach (var (_, path, state) in EnumerateSteps().ToList())
-        {
-            ct.ThrowIfCancellationRequested();
-            if (state is not null && IsComplete(state))
-            {
-                continue;
-            }
-            StoreFs.TryDeleteFile(path);
-            stepsRemoved++;
-        }
-        if (stepsRemoved > 0)
-        {
-            Native.FsyncDirectory(_stepsDir);
-        }
+        int stepsRemoved = StepCache.RemoveIncomplete(ct);
 
         return new RepairReport
         {

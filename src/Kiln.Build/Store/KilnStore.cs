@@ -2,6 +2,7 @@ using System.Globalization;
 using Kiln.Build.Store.Content;
 using Kiln.Build.Store.Names;
 using Kiln.Build.Store.Snapshots;
+using Kiln.Build.Store.Steps;
 using Kiln.Oci;
 
 namespace Kiln.Build.Store;
@@ -17,7 +18,6 @@ public sealed partial class KilnStore : IDisposable
     private readonly string _ingestDir;
     private readonly string _tmpDir;
     private readonly string _scratchDir;
-    private readonly string _stepsDir;
     private readonly string _kilnDir;
     private readonly string _procsDir;
     private readonly int _pid = Environment.ProcessId;
@@ -27,7 +27,6 @@ public sealed partial class KilnStore : IDisposable
     {
         Root = root;
         _kilnDir = Path.Combine(root, "kiln");
-        _stepsDir = Path.Combine(_kilnDir, "steps");
         AptArchivesDir = Path.Combine(_kilnDir, "cache", "apt", "archives");
         AptListsDir = Path.Combine(_kilnDir, "cache", "apt", "lists");
         AptTwinsDir = Path.Combine(_kilnDir, "cache", "apt", "plain");
@@ -38,6 +37,7 @@ public sealed partial class KilnStore : IDisposable
         Content = new ContentStore(Path.Combine(root, "blobs", "sha256"), NewIngestPath);
         Names = new ImageNames(root, _kilnDir, Content, NewIngestPath);
         Snapshots = new SnapshotStore(Path.Combine(_kilnDir, "snapshots"));
+        StepCache = new StepCache(Path.Combine(_kilnDir, "steps"), Content, Snapshots, NewIngestPath);
     }
 
     public string Root { get; }
@@ -50,6 +50,9 @@ public sealed partial class KilnStore : IDisposable
 
     /// <summary>Extracted layers by diffId: the lower dirs of every sandbox.</summary>
     public SnapshotStore Snapshots { get; }
+
+    /// <summary>Step cache entries: a step's cache key to the image state after it.</summary>
+    public StepCache StepCache { get; }
 
     public string AptArchivesDir { get; }
     public string AptListsDir { get; }
@@ -107,7 +110,7 @@ public sealed partial class KilnStore : IDisposable
         {
             throw StoreException.NotAStore(Root);
         }
-        foreach (var dir in new[] { Content.BlobsDir, Snapshots.SnapshotsDir, _stepsDir, AptArchivesDir, AptListsDir, _ingestDir, _tmpDir, _scratchDir, _procsDir })
+        foreach (var dir in new[] { Content.BlobsDir, Snapshots.SnapshotsDir, StepCache.StepsDir, AptArchivesDir, AptListsDir, _ingestDir, _tmpDir, _scratchDir, _procsDir })
         {
             Directory.CreateDirectory(dir);
         }
@@ -160,6 +163,17 @@ public sealed partial class KilnStore : IDisposable
     /// <summary>64 random bits. From Guid.NewGuid (the kernel's random source) rather than RandomNumberGenerator,
     /// which on Linux loads OpenSSL: about 2 ms for a build that otherwise never needs it (see Sha256Hasher).</summary>
     private static string RandomSuffix() => Guid.NewGuid().ToString("N")[..16];
+
+    // ---- records the stages keep about images ----
+
+    /// <summary>The folder of Testing's test results (see <c>Testing/TestResultStore</c>).</summary>
+    internal const string TestResultsFolder = "tests";
+
+    /// <summary>The folder of Exporters' output stamps (see <c>Exporters/OutputStamps</c>).</summary>
+    internal const string OutputStampsFolder = "outputs";
+
+    /// <summary>The records a stage keeps about images in <c>kiln/FOLDER/</c>; gc drops those of images that are gone.</summary>
+    internal ImageRecords ImageRecords(string folder) => new(Path.Combine(_kilnDir, folder), NewIngestPath);
 
     /// <summary>Takes the store lock: shared for builds and other writers, exclusive for garbage collection.
     /// Locks of separate calls conflict even inside one process.</summary>

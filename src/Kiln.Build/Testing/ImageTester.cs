@@ -102,7 +102,7 @@ public sealed class ImageTester
                 else if (cached is not null)
                 {
                     report = cached;
-                    if (_options.RemoteCache is { } target && _store.TryReadTestResult(key) is { } stored)
+                    if (_options.RemoteCache is { } target && new TestResultStore(_store).TryRead(key) is { } stored)
                     {
                         target.RecordTestResult(key, stored); // the cache target keeps what this build relied on
                     }
@@ -115,7 +115,7 @@ public sealed class ImageTester
                     if (report.SkippedBecause is null)
                     {
                         var json = TestResultJson.Write(report, manifest, spec.Digest);
-                        _teardown.Add(Task.Run(() => _store.WriteTestResultAsync(key, json, ct), CancellationToken.None));
+                        _teardown.Add(Task.Run(() => new TestResultStore(_store).WriteAsync(key, json, ct), CancellationToken.None));
                         if (report.Passed)
                         {
                             _options.RemoteCache?.RecordTestResult(key, json);
@@ -143,7 +143,7 @@ public sealed class ImageTester
     public Task WhenIdleAsync() => _teardown.WhenIdleAsync();
 
     private TestPhaseReport? Cached(string key, string image) =>
-        _options.UseCache && TestResultJson.Read(_store.TryReadTestResult(key), image) is { Passed: true } cached ? cached with { Cached = true } : null;
+        _options.UseCache && TestResultJson.Read(new TestResultStore(_store).TryRead(key), image) is { Passed: true } cached ? cached with { Cached = true } : null;
 
     /// <summary>A passing result of a remote cache, kept in the store as if run here.</summary>
     private async Task<TestPhaseReport?> RemoteCachedAsync(IRemoteCache remote, string key, string image, CancellationToken ct)
@@ -153,7 +153,7 @@ public sealed class ImageTester
         {
             return null;
         }
-        await _store.WriteTestResultAsync(key, json, ct).ConfigureAwait(false);
+        await new TestResultStore(_store).WriteAsync(key, json, ct).ConfigureAwait(false);
         return found with { Cached = true, Remote = true };
     }
 

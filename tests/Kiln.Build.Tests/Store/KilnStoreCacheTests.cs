@@ -12,9 +12,9 @@ public sealed class KilnStoreCacheTests
     {
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
-        Assert.Null(t.Store.TryGetStep(Key));
-        await t.Store.PutStepAsync(Key, state);
-        var got = t.Store.TryGetStep(Key);
+        Assert.Null(t.Store.StepCache.TryGet(Key));
+        await t.Store.StepCache.PutAsync(Key, state);
+        var got = t.Store.StepCache.TryGet(Key);
         Assert.NotNull(got);
         Assert.Equal(state.Layers, got.Layers);
         Assert.Equal(state.Config.RootFs.DiffIds, got.Config.RootFs.DiffIds);
@@ -26,9 +26,9 @@ public sealed class KilnStoreCacheTests
     {
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
-        await t.Store.PutStepAsync(Key, state);
+        await t.Store.StepCache.PutAsync(Key, state);
         File.Delete(t.Store.Content.BlobPath(state.Layers[0].Digest));
-        Assert.Null(t.Store.TryGetStep(Key));
+        Assert.Null(t.Store.StepCache.TryGet(Key));
     }
 
     [Fact]
@@ -36,19 +36,19 @@ public sealed class KilnStoreCacheTests
     {
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
-        await t.Store.PutStepAsync(Key, state);
+        await t.Store.StepCache.PutAsync(Key, state);
         Directory.Delete(t.Store.Snapshots.SnapshotPath(state.Config.RootFs.DiffIds[0]), recursive: true);
-        Assert.Null(t.Store.TryGetStep(Key));
+        Assert.Null(t.Store.StepCache.TryGet(Key));
     }
 
     [Fact]
     public async Task An_unreadable_cache_entry_is_a_miss()
     {
         using var t = new TestStore();
-        await t.Store.PutStepAsync(Key, TestStore.Empty);
-        Assert.NotNull(t.Store.TryGetStep(Key));
+        await t.Store.StepCache.PutAsync(Key, TestStore.Empty);
+        Assert.NotNull(t.Store.StepCache.TryGet(Key));
         File.WriteAllText(Path.Combine(t.Root, "kiln", "steps", Key + ".json"), "{\"schemaVersion\":1,\"state\":nu");
-        Assert.Null(t.Store.TryGetStep(Key));
+        Assert.Null(t.Store.StepCache.TryGet(Key));
     }
 
     [Theory]
@@ -62,7 +62,7 @@ public sealed class KilnStoreCacheTests
     public async Task Malformed_cache_keys_are_refused(string key)
     {
         using var t = new TestStore();
-        Assert.Throws<StoreException>(() => t.Store.TryGetStep(key));
-        await Assert.ThrowsAsync<StoreException>(() => t.Store.PutStepAsync(key, TestStore.Empty));
+        Assert.Throws<StoreException>(() => t.Store.StepCache.TryGet(key));
+        await Assert.ThrowsAsync<StoreException>(() => t.Store.StepCache.PutAsync(key, TestStore.Empty));
     }
 }

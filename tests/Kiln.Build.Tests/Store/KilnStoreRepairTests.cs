@@ -13,14 +13,14 @@ public sealed class KilnStoreRepairTests
         using var t = new TestStore();
         var a = await t.AddLayerAsync(TestStore.Empty, "a", "a");
         var b = await t.AddLayerAsync(a, "b", "b");
-        await t.Store.PutStepAsync(KeyA, a);
-        await t.Store.PutStepAsync(KeyB, b);
+        await t.Store.StepCache.PutAsync(KeyA, a);
+        await t.Store.StepCache.PutAsync(KeyB, b);
         await t.Store.Names.TagAsync("img", await t.Store.Content.WriteImageAsync(b));
         var blob = t.Store.Content.BlobPath(a.Layers[0].Digest);
         var bytes = File.ReadAllBytes(blob);
         bytes[^1] ^= 1;
         File.WriteAllBytes(blob, bytes);
-        Assert.NotNull(t.Store.TryGetStep(KeyA)); // the cache alone cannot tell: only a re-hash can
+        Assert.NotNull(t.Store.StepCache.TryGet(KeyA)); // the cache alone cannot tell: only a re-hash can
 
         var report = await t.Store.RepairAsync();
         Assert.False(report.Found.Ok);
@@ -28,8 +28,8 @@ public sealed class KilnStoreRepairTests
         Assert.Equal(2, report.StepEntriesRemoved);
         Assert.Equal(["img"], report.ImagesToRebuild);
         Assert.False(File.Exists(blob));
-        Assert.Null(t.Store.TryGetStep(KeyA));
-        Assert.Null(t.Store.TryGetStep(KeyB));
+        Assert.Null(t.Store.StepCache.TryGet(KeyA));
+        Assert.Null(t.Store.StepCache.TryGet(KeyB));
         Assert.Contains((await t.Store.VerifyAsync()).Problems, p => p.Kind == StoreProblemKind.MissingBlob && p.AffectedImages.Contains("img"));
     }
 
@@ -38,7 +38,7 @@ public sealed class KilnStoreRepairTests
     {
         using var t = new TestStore();
         var a = await t.AddLayerAsync(TestStore.Empty, "a", "a");
-        await t.Store.PutStepAsync(KeyA, a);
+        await t.Store.StepCache.PutAsync(KeyA, a);
         var snapshot = t.Store.Snapshots.SnapshotPath(a.Config.RootFs.DiffIds[0]);
         Directory.Delete(snapshot, recursive: true);
         File.WriteAllText(snapshot, "junk");
@@ -58,11 +58,11 @@ public sealed class KilnStoreRepairTests
     {
         using var t = new TestStore();
         var a = await t.AddLayerAsync(TestStore.Empty, "a", "a");
-        await t.Store.PutStepAsync(KeyA, a);
+        await t.Store.StepCache.PutAsync(KeyA, a);
         await t.Store.Names.TagAsync("img", await t.Store.Content.WriteImageAsync(a));
         var report = await t.Store.RepairAsync();
         Assert.True(report.Found.Ok);
         Assert.Equal((0, 0, 0), (report.BlobsRemoved, report.SnapshotsRemoved, report.StepEntriesRemoved));
-        Assert.NotNull(t.Store.TryGetStep(KeyA));
+        Assert.NotNull(t.Store.StepCache.TryGet(KeyA));
     }
 }

@@ -67,16 +67,16 @@ public sealed class KilnStoreVerifyGcTests
         await t.Store.Names.TagAsync("web", tagged);
         var orphan = await t.Store.Content.WriteImageAsync(await t.AddLayerAsync(TestStore.Empty, "o", "orphan"));
         string Result(Descriptor m) => $$"""{"image":"x","manifest":"{{m.Digest}}","phase":"bake","passed":true,"checks":[]}""";
-        await t.Store.WriteTestResultAsync(new string('1', 64), System.Text.Encoding.UTF8.GetBytes(Result(tagged)));
-        await t.Store.WriteTestResultAsync(new string('2', 64), System.Text.Encoding.UTF8.GetBytes(Result(orphan)));
-        await t.Store.WriteTestResultAsync(new string('3', 64), "{torn"u8.ToArray());
+        await new Kiln.Build.Testing.TestResultStore(t.Store).WriteAsync(new string('1', 64), System.Text.Encoding.UTF8.GetBytes(Result(tagged)));
+        await new Kiln.Build.Testing.TestResultStore(t.Store).WriteAsync(new string('2', 64), System.Text.Encoding.UTF8.GetBytes(Result(orphan)));
+        await new Kiln.Build.Testing.TestResultStore(t.Store).WriteAsync(new string('3', 64), "{torn"u8.ToArray());
 
         var report = await t.Store.CollectGarbageAsync();
 
         Assert.Equal(2, report.TestResultsRemoved);
-        Assert.NotNull(t.Store.TryReadTestResult(new string('1', 64)));
-        Assert.Null(t.Store.TryReadTestResult(new string('2', 64)));
-        Assert.Null(t.Store.TryReadTestResult(new string('3', 64)));
+        Assert.NotNull(new Kiln.Build.Testing.TestResultStore(t.Store).TryRead(new string('1', 64)));
+        Assert.Null(new Kiln.Build.Testing.TestResultStore(t.Store).TryRead(new string('2', 64)));
+        Assert.Null(new Kiln.Build.Testing.TestResultStore(t.Store).TryRead(new string('3', 64)));
     }
 
     [Fact]
@@ -87,7 +87,7 @@ public sealed class KilnStoreVerifyGcTests
         var manifest = await t.Store.Content.WriteImageAsync(tagged);
         await t.Store.Names.TagAsync("web", manifest);
         var cached = await t.AddLayerAsync(TestStore.Empty, "cached", "cached");
-        await t.Store.PutStepAsync(new string('c', 64), cached);
+        await t.Store.StepCache.PutAsync(new string('c', 64), cached);
         var orphan = await t.AddLayerAsync(TestStore.Empty, "orphan", "orphan content");
         var orphanImage = await t.Store.Content.WriteImageAsync(orphan);
 
@@ -101,7 +101,7 @@ public sealed class KilnStoreVerifyGcTests
         Assert.True(t.Store.Snapshots.HasSnapshot(tagged.Config.RootFs.DiffIds[0]));
         Assert.True(t.Store.Content.HasBlob(cached.Layers[0].Digest));
         Assert.True(t.Store.Snapshots.HasSnapshot(cached.Config.RootFs.DiffIds[0]));
-        Assert.NotNull(t.Store.TryGetStep(new string('c', 64)));
+        Assert.NotNull(t.Store.StepCache.TryGet(new string('c', 64)));
         Assert.Equal(3, report.BlobsRemoved); // orphan layer, config, manifest
         Assert.Equal(1, report.SnapshotsRemoved);
         Assert.True(report.BlobBytesFreed > 0);
@@ -118,8 +118,8 @@ public sealed class KilnStoreVerifyGcTests
         await t.Store.Names.TagAsync("web", await t.Store.Content.WriteImageAsync(full));
         var stray = await t.AddLayerAsync(TestStore.Empty, "stray", "stray");
         string prefixKey = new('1', 64), strayKey = new('2', 64);
-        await t.Store.PutStepAsync(prefixKey, baseState);
-        await t.Store.PutStepAsync(strayKey, stray);
+        await t.Store.StepCache.PutAsync(prefixKey, baseState);
+        await t.Store.StepCache.PutAsync(strayKey, stray);
 
         var keep = await t.Store.CollectGarbageAsync(pruneCache: false);
         Assert.Equal(0, keep.StepEntriesRemoved);
@@ -127,8 +127,8 @@ public sealed class KilnStoreVerifyGcTests
 
         var report = await t.Store.CollectGarbageAsync(pruneCache: true);
         Assert.Equal(1, report.StepEntriesRemoved);
-        Assert.NotNull(t.Store.TryGetStep(prefixKey));
-        Assert.Null(t.Store.TryGetStep(strayKey));
+        Assert.NotNull(t.Store.StepCache.TryGet(prefixKey));
+        Assert.Null(t.Store.StepCache.TryGet(strayKey));
         Assert.False(t.Store.Content.HasBlob(stray.Layers[0].Digest));
         Assert.False(t.Store.Snapshots.HasSnapshot(stray.Config.RootFs.DiffIds[0]));
     }

@@ -1,5 +1,6 @@
 using System.Text;
 using Kiln.Build.Store;
+using Kiln.Build.Store.Steps;
 using Kiln.Oci;
 
 namespace Kiln.Build.Tests.Store;

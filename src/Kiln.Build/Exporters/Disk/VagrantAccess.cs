@@ -125,7 +125,7 @@ internal static class VagrantAccess
         var context = new KilnFile { Path = "", ContextDir = store.Root, Images = [] };
         foreach (var step in Plan(manifest))
         {
-            if (!options.NoCache && store.TryGetStep(step.CacheKey) is { } cached)
+            if (!options.NoCache && store.StepCache.TryGet(step.CacheKey) is { } cached)
             {
                 state = cached;
                 continue;
@@ -145,7 +145,7 @@ internal static class VagrantAccess
             {
                 throw ExportException.Failed($"adding what Vagrant needs to the box of {image}: {e.Message}", e);
             }
-            await store.PutStepAsync(step.CacheKey, state, ct).ConfigureAwait(false);
+            await store.StepCache.PutAsync(step.CacheKey, state, ct).ConfigureAwait(false);
         }
         return state;
     }

@@ -170,7 +170,7 @@ public sealed class DiskExporterTests : IDisposable
         });
         foreach (var step in VagrantAccess.Plan(manifest.Digest))
         {
-            await _image.Store.PutStepAsync(step.CacheKey, _image.State);
+            await _image.Store.StepCache.PutAsync(step.CacheKey, _image.State);
         }
         var box = await DiskExporter.ExportAsync(_image.Store, Request(manifest, ExportFormat.Vagrant, "tiny.box"), null, CancellationToken.None);
 

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Text.Json;
 using Kiln.Oci;
 
-namespace Kiln.Build.Store;
+namespace Kiln.Build.Store.Steps;
 
 /// <summary>A step cache file, <c>kiln/steps/KEY.json</c>:
 /// <c>{"schemaVersion":1,"state":{"layers":[DESCRIPTOR, ...],"config":CONFIG}}</c>, the descriptors and the config in

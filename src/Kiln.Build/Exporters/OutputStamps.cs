@@ -1,11 +1,12 @@
+using Kiln.Build.Store;
 using Kiln.Oci;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Kiln.Build.Store;
+namespace Kiln.Build.Exporters;
 
-/// <summary>What the store remembers of an output file it wrote: which image, in which form, and the file's
+/// <summary>What the store remembers of an output file a build wrote: which image, in which form, and the file's
 /// size and modification time then. A build whose image and output entry are unchanged, and whose file
 /// is still as written, leaves the file alone instead of writing it again.</summary>
 public sealed record OutputStamp
@@ -31,21 +32,29 @@ public sealed record OutputStamp
 [JsonSerializable(typeof(OutputStamp))]
 internal sealed partial class OutputStampJsonContext : JsonSerializerContext;
 
-public sealed partial class KilnStore
+/// <summary>The stamps of the output files builds wrote, in the store's <c>kiln/outputs/HASH.json</c> (HASH of the
+/// output's full path).</summary>
+public sealed class OutputStamps
 {
-    private string OutputsDir => Path.Combine(_kilnDir, "outputs");
+    private readonly ImageRecords _records;
 
-    private string OutputStampPath(string outputPath) =>
-        Path.Combine(OutputsDir, Convert.ToHexStringLower(Sha256Hasher.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(outputPath)))) + ".json");
+    public OutputStamps(KilnStore store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        _records = store.ImageRecords(KilnStore.OutputStampsFolder);
+    }
+
+    private static string StampFileName(string outputPath) =>
+        Convert.ToHexStringLower(Sha256Hasher.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(outputPath)))) + ".json";
 
     /// <summary>True when <paramref name="outputPath"/> is still the file this store wrote for <paramref name="manifest"/>
     /// and <paramref name="what"/> (same length and modification time as recorded).</summary>
-    public bool IsOutputCurrent(string outputPath, string manifest, string what)
+    public bool IsCurrent(string outputPath, string manifest, string what)
     {
         OutputStamp? stamp;
         try
         {
-            stamp = JsonSerializer.Deserialize(File.ReadAllBytes(OutputStampPath(outputPath)), OutputStampJsonContext.Default.OutputStamp);
+            stamp = JsonSerializer.Deserialize(File.ReadAllBytes(Path.Combine(_records.Dir, StampFileName(outputPath))), OutputStampJsonContext.Default.OutputStamp);
         }
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
         {
@@ -57,7 +66,7 @@ public sealed partial class KilnStore
     }
 
     /// <summary>Records that <paramref name="outputPath"/> now holds <paramref name="manifest"/> as <paramref name="what"/>.</summary>
-    public async Task RecordOutputAsync(string outputPath, string manifest, string what, CancellationToken ct = default)
+    public async Task RecordAsync(string outputPath, string manifest, string what, CancellationToken ct = default)
     {
         var file = new FileInfo(outputPath);
         var stamp = new OutputStamp
@@ -68,8 +77,7 @@ public sealed partial class KilnStore
             Length = file.Length,
             MtimeTicks = file.LastWriteTimeUtc.Ticks,
         };
-        Directory.CreateDirectory(OutputsDir);
         var bytes = JsonSerializer.SerializeToUtf8Bytes(stamp, OutputStampJsonContext.Default.OutputStamp);
-        await StoreFs.AtomicWriteAsync(NewIngestPath(), OutputStampPath(outputPath), bytes, ct).ConfigureAwait(false);
+        await _records.WriteAsync(StampFileName(outputPath), bytes, ct).ConfigureAwait(false);
     }
 }
