@@ -23,8 +23,8 @@ public sealed class StoreImagesTests : IDisposable
         var state = await _a.AddLayerAsync(TestStore.Empty, "a.txt", "a");
         state = await _a.AddLayerAsync(state, "b.txt", "b");
         state = await _a.AddLayerAsync(state, "c.txt", "c");
-        var desc = await _a.Store.WriteImageAsync(state);
-        await _a.Store.TagAsync("web", desc);
+        var desc = await _a.Store.Content.WriteImageAsync(state);
+        await _a.Store.Names.TagAsync("web", desc);
         return desc;
     }
 
@@ -40,11 +40,11 @@ public sealed class StoreImagesTests : IDisposable
         var layout = new LayoutImageSource(_layout);
         var back = await ImageCopier.CopyAsync(layout, await layout.ResolveAsync("web"), new StoreImageSink(_b.Store), new ImageCopyOptions { Name = "back" });
         Assert.Equal(desc.Digest, back.Root.Digest);
-        Assert.Equal(desc.Digest, _b.Store.TryGetTag("back")!.Digest);
-        var (manifest, _) = await _a.Store.ReadImageAsync(desc.Digest);
+        Assert.Equal(desc.Digest, _b.Store.Names.TryGetTag("back")!.Digest);
+        var (manifest, _) = await _a.Store.Content.ReadImageAsync(desc.Digest);
         foreach (var blob in manifest.Layers.Append(manifest.Config).Append(desc))
         {
-            Assert.Equal(await _a.Store.ReadBlobAsync(blob.Digest), await _b.Store.ReadBlobAsync(blob.Digest));
+            Assert.Equal(await _a.Store.Content.ReadBlobAsync(blob.Digest), await _b.Store.Content.ReadBlobAsync(blob.Digest));
         }
 
         var again = await ImageCopier.CopyAsync(layout, await layout.ResolveAsync("web"), new StoreImageSink(_b.Store));
@@ -59,7 +59,7 @@ public sealed class StoreImagesTests : IDisposable
         var sink = new StoreImageSink(_b.Store);
         await Assert.ThrowsAsync<StoreException>(() => sink.WriteBlobAsync(blob, new MemoryStream("the fake content"u8.ToArray())));
         await Assert.ThrowsAsync<ImageException>(() => sink.WriteBlobAsync(blob, new MemoryStream("the real content!"u8.ToArray())));
-        Assert.False(_b.Store.HasBlob(blob.Digest));
+        Assert.False(_b.Store.Content.HasBlob(blob.Digest));
         Assert.Empty(Directory.GetFiles(_b.IngestDir));
     }
 
