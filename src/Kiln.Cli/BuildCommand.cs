@@ -10,7 +10,7 @@ internal static class BuildCommand
 {
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd", "--no-outputs", "--scratch-on-disk", "--full-package-lists"], ["--target", "--trace", "--junit"],
+        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd", "--no-outputs", "--scratch-on-disk", "--full-package-lists", "--insecure"], ["--target", "--trace", "--junit", "--cache-from", "--cache-to"],
             new Dictionary<string, string> { ["-t"] = "--target", ["-v"] = "--verbose", ["-h"] = "--help" });
         if (a.Has("--help"))
         {
@@ -25,6 +25,7 @@ internal static class BuildCommand
         PathArguments.Definition("build", path);
         PathArguments.Output("build", "--trace", a.Last("--trace"));
         PathArguments.Output("build", "--junit", a.Last("--junit"));
+        using var remoteCache = new CacheArguments(a.All("--cache-from"), a.Last("--cache-to"), a.Has("--insecure"));
         var options = new BuildOptions
         {
             Targets = a.All("--target"),
@@ -36,6 +37,7 @@ internal static class BuildCommand
             MemoryScratchSize = Cli.ScratchSize(),
             Epoch = Cli.Epoch(),
             SecretEnvironment = Environment.GetEnvironmentVariable,
+            RemoteCache = remoteCache.For,
             TestFault = Unexpected.TestFault(Environment.GetEnvironmentVariable("KILN_TEST_FAULT")),
         };
         bool json = a.Has("--json");

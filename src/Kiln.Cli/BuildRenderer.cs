@@ -123,24 +123,43 @@ internal sealed class BuildRenderer : IProgress<BuildEvent>
         }
     }
 
+    /// <summary>One line on what the remote cache did: steps and test results found and bytes fetched; entries and
+    /// blobs sent, and blobs the target had already (or mounted).</summary>
+    public static string RemoteCacheLine(RemoteCacheSummary c)
+    {
+        var line = $"remote cache: {c.StepsFound} steps and {c.TestResultsFound} test results found, {c.BlobsFetched} blobs fetched ({Size(c.BytesFetched)})";
+        if (c.To is not null)
+        {
+            line += $"; to {c.To}: {c.EntriesPushed} entries pushed ({c.EntriesPresent} there already), "
+                + $"{c.BlobsPushed} blobs pushed ({Size(c.BytesPushed)}), {c.BlobsSkipped} skipped";
+        }
+        return line;
+    }
+
     public void Summary(BuildResult result)
     {
         _out.WriteLine();
         foreach (var image in result.Images)
         {
-            _out.WriteLine($"{image.Name}  {image.Manifest.Digest}  {image.StepsRun} run, {image.StepsCached} cached, {Seconds(image.Duration)}");
+            int remote = image.Steps.Count(s => s.Remote);
+            _out.WriteLine($"{image.Name}  {image.Manifest.Digest}  {image.StepsRun} run, {image.StepsCached} cached"
+                + (remote > 0 ? $" ({remote} remote)" : "") + $", {Seconds(image.Duration)}");
             foreach (var s in image.Steps)
             {
-                _out.WriteLine($"    {(s.Cached ? "cached" : Seconds(s.Duration)),8}  {s.Description}");
+                _out.WriteLine($"    {(s.Remote ? "remote" : s.Cached ? "cached" : Seconds(s.Duration)),8}  {s.Description}");
             }
             foreach (var p in image.Tests.Phases)
             {
-                _out.WriteLine($"    {(p.Cached ? "cached" : p.SkippedBecause is null ? Seconds(p.Duration) : "skipped"),8}  test {p.Phase}: {PhaseLine(p)}");
+                _out.WriteLine($"    {(p.Remote ? "remote" : p.Cached ? "cached" : p.SkippedBecause is null ? Seconds(p.Duration) : "skipped"),8}  test {p.Phase}: {PhaseLine(p)}");
             }
         }
         foreach (var s in result.Skipped)
         {
             _out.WriteLine($"{s.Name}  not built: {s.Because}");
+        }
+        if (result.RemoteCache is { } c)
+        {
+            _out.WriteLine(RemoteCacheLine(c));
         }
     }
 

@@ -53,6 +53,15 @@ Options:
                        the packages the image has and those the requested ones could pull in
                        (dependencies, alternatives, providers), which finds the same packages
                        faster
+  --cache-from REF     read cached steps and test results from the registry repository REF
+                       (HOST[:PORT]/REPO; repeatable, the first that has a step wins): a step
+                       found there does not run, and its layers are fetched only when an image
+                       needs them; also `cache: {from: [...]}` in kiln.yaml, read after these
+  --cache-to REF       push every step's result (run or reused) and passing test results to
+                       the registry repository REF, tagged kiln-step-KEY and kiln-test-KEY;
+                       replaces `cache: {to: ...}` in kiln.yaml
+  --insecure           allow plain HTTP to the cache registries (also for registries that
+                       /etc/containers/registries.conf marks insecure)
   --junit FILE         write the test results as JUnit XML to FILE
   --json               print the result as JSON on stdout (progress goes to stderr)
   --trace FILE         write where the time went as Chrome trace-event JSON (open it in Perfetto

@@ -30,6 +30,7 @@ internal static class JsonOutput
             w.WriteString("digest", image.Manifest.Digest.Value);
             w.WriteNumber("stepsRun", image.StepsRun);
             w.WriteNumber("stepsCached", image.StepsCached);
+            w.WriteNumber("stepsRemote", image.Steps.Count(s => s.Remote));
             w.WriteNumber("seconds", Math.Round(image.Duration.TotalSeconds, 3));
             w.WriteStartArray("steps");
             foreach (var s in image.Steps)
@@ -38,6 +39,7 @@ internal static class JsonOutput
                 w.WriteNumber("index", s.Index);
                 w.WriteString("description", s.Description);
                 w.WriteBoolean("cached", s.Cached);
+                w.WriteBoolean("remote", s.Remote);
                 w.WriteNumber("seconds", Math.Round(s.Duration.TotalSeconds, 3));
                 if (s.Layer is { } l)
                 {
@@ -67,9 +69,38 @@ internal static class JsonOutput
             Output(w, o);
         }
         w.WriteEndArray();
+        if (result.RemoteCache is { } cache)
+        {
+            RemoteCache(w, cache);
+        }
         w.WriteBoolean("passed", result.Passed);
         w.WriteEndObject();
     });
+
+    private static void RemoteCache(Utf8JsonWriter w, RemoteCacheSummary c)
+    {
+        w.WriteStartObject("remoteCache");
+        w.WriteStartArray("from");
+        foreach (var from in c.From)
+        {
+            w.WriteStringValue(from);
+        }
+        w.WriteEndArray();
+        if (c.To is { } to)
+        {
+            w.WriteString("to", to);
+        }
+        w.WriteNumber("stepsFound", c.StepsFound);
+        w.WriteNumber("testResultsFound", c.TestResultsFound);
+        w.WriteNumber("blobsFetched", c.BlobsFetched);
+        w.WriteNumber("bytesFetched", c.BytesFetched);
+        w.WriteNumber("entriesPushed", c.EntriesPushed);
+        w.WriteNumber("entriesPresent", c.EntriesPresent);
+        w.WriteNumber("blobsPushed", c.BlobsPushed);
+        w.WriteNumber("bytesPushed", c.BytesPushed);
+        w.WriteNumber("blobsSkipped", c.BlobsSkipped);
+        w.WriteEndObject();
+    }
 
     public static void Output(Utf8JsonWriter w, OutputResult o)
     {
@@ -97,6 +128,7 @@ internal static class JsonOutput
             w.WriteString("phase", p.Phase);
             w.WriteBoolean("passed", p.Passed);
             w.WriteBoolean("cached", p.Cached);
+            w.WriteBoolean("remote", p.Remote);
             if (p.SkippedBecause is { } why)
             {
                 w.WriteString("skipped", why);

@@ -17,6 +17,9 @@ public sealed record KilnFile
 
     /// <summary>Images by name, in file order.</summary>
     public required IReadOnlyList<ImageDefinition> Images { get; init; }
+
+    /// <summary>The remote cache (<c>cache:</c>), or null when the file names none.</summary>
+    public CacheDefinition? Cache { get; init; }
 }
 
 public sealed record ImageDefinition

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace Kiln.Build.Definition;
 
 /// <summary>Builds the immutable model from a tree that validation has accepted.</summary>
-internal static class DefinitionNormaliser
+internal static partial class DefinitionNormaliser
 {
     public static KilnFile Normalise(YNode root, string file, string contextDir)
     {
@@ -13,6 +13,7 @@ internal static class DefinitionNormaliser
             Path = file,
             ContextDir = contextDir,
             Images = images.Entries.Select(e => Image(((YScalar)e.Key), (YMapping)e.Value, contextDir)).ToList(),
+            Cache = ((YMapping)root).Get("cache") is YMapping cache ? Cache(cache) : null,
         };
     }
 

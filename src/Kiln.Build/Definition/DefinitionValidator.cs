@@ -38,6 +38,10 @@ internal sealed partial class DefinitionValidator
         }
 
         CheckKeys(top, "at the top level", DefinitionSyntax.TopLevelKeys);
+        if (top.Get("cache") is { } cache)
+        {
+            CheckCache(cache);
+        }
         var imagesEntry = top.Find("images");
         if (imagesEntry is null)
         {

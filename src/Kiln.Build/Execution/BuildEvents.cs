@@ -19,7 +19,11 @@ public sealed record BuildWarning(string Image, string Message) : BuildEvent(Ima
 
 public sealed record ImageFinished(string Image, ImageResult Result) : BuildEvent(Image);
 
-public sealed record StepResult(int Index, string Description, bool Cached, TimeSpan Duration, Descriptor? Layer);
+public sealed record StepResult(int Index, string Description, bool Cached, TimeSpan Duration, Descriptor? Layer)
+{
+    /// <summary>Cached in a remote cache (<c>--cache-from</c>), not the store.</summary>
+    public bool Remote { get; init; }
+}
 
 public sealed record ImageResult
 {
@@ -44,6 +48,9 @@ public sealed record BuildResult(IReadOnlyList<ImageResult> Images)
     public Definition.KilnFile? File { get; init; }
 
     public bool Passed => Images.All(i => !i.Rejected) && Skipped.Count == 0;
+
+    /// <summary>What the remote cache did, or null without one.</summary>
+    public RemoteCacheSummary? RemoteCache { get; init; }
 }
 
 public sealed record TestPhaseStarted(string Image, string Phase, int CheckCount) : BuildEvent(Image);

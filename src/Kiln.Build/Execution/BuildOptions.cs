@@ -47,6 +47,11 @@ public sealed record BuildOptions
     /// <summary>The platform whose image an imported index gives (<c>from: oci:</c> of a multi-platform image).</summary>
     public Kiln.Oci.Platform Platform { get; init; } = Kiln.Oci.Platform.Host;
 
+    /// <summary>The remote cache of a build of the given definition (its <c>cache:</c> and the command line's
+    /// <c>--cache-from</c>/<c>--cache-to</c>), or null for none. The build and its tests both ask: the caller gives one
+    /// instance per definition, and disposes of it after the build.</summary>
+    public Func<Definition.KilnFile, IRemoteCache?>? RemoteCache { get; init; }
+
     /// <summary>Reads the environment variables that <c>secrets: [{env: VAR}]</c> name (the library reads no
     /// environment itself); null for an unset variable.</summary>
     public Func<string, string?> SecretEnvironment { get; init; } = _ => null;

@@ -16,6 +16,7 @@ public sealed class Executor
     private readonly BuildOptions _options;
     private readonly IProgress<BuildEvent>? _progress;
     private readonly IImageGate? _gate;
+    private IRemoteCache? _remote;
 
     public Executor(KilnStore store, BuildOptions options, IProgress<BuildEvent>? progress = null, IImageGate? gate = null)
     {
@@ -34,6 +35,7 @@ public sealed class Executor
         var results = new List<ImageResult>();
         var skipped = new List<SkippedImage>();
         var blocked = new HashSet<string>(StringComparer.Ordinal);
+        _remote = _options.RemoteCache?.Invoke(plan.File);
         using var storeLock = _store.AcquireLock(exclusive: false, cancellationToken);
         try
         {
@@ -52,7 +54,11 @@ public sealed class Executor
         {
             await _gate.WhenIdleAsync().ConfigureAwait(false);
         }
-        return new BuildResult(results) { Skipped = skipped, File = plan.File };
+        if (_remote is not null)
+        {
+            await _remote.FlushAsync(_store, cancellationToken).ConfigureAwait(false);
+        }
+        return new BuildResult(results) { Skipped = skipped, File = plan.File, RemoteCache = _remote?.Summary };
     }
 
     private async Task BuildImagesAsync(BuildPlan plan, Dictionary<string, (ImageState State, bool Dirty)> finals, List<ImageResult> results,
@@ -131,6 +137,7 @@ public sealed class Executor
                 throw new NotSupportedException($"{image.Name}: this kind of base is not supported yet");
         }
 
+        var remoteHits = new List<(string Key, ImageState State)>(); // steps a remote cache gave, for the local step cache
         var pending = new List<Task>(); // store writes that run alongside the next step or the tests
         EarlyLayer? early = null; // the last step's layer, read by the tests before it is durable
         Task? durable = null; // until the last step's layer is durable (its snapshot may still wait to be moved into place)
@@ -147,9 +154,15 @@ public sealed class Executor
                 var stepClock = Stopwatch.StartNew();
                 var phases = new PhaseClock(_progress, image.Name, step.Index);
                 ImageState? cached;
+                bool remote = false;
                 using (phases.Measure("cache lookup"))
                 {
                     cached = _options.NoCache ? null : _store.StepCache.TryGet(step.CacheKey);
+                    if (cached is null && _remote is not null && !_options.NoCache && !dirty && !(_options.Refresh && step.FetchesPackages))
+                    {
+                        cached = await _remote.TryGetStepAsync(step.CacheKey, ct).ConfigureAwait(false);
+                        remote = cached is not null;
+                    }
                 }
                 bool reuse = cached is not null && !dirty && !(_options.Refresh && step.FetchesPackages);
                 ImageState next;
@@ -159,6 +172,11 @@ public sealed class Executor
                 }
                 else
                 {
+                    if (_remote is not null)
+                    {
+                        // The step runs on the state before it: layers a remote cache gave are fetched and extracted now.
+                        await _remote.MaterializeAsync(_store, state, ct).ConfigureAwait(false);
+                    }
                     if (!preparing)
                     {
                         // The image changes, so its checks will most likely run: what they need is made while this
@@ -203,7 +221,12 @@ public sealed class Executor
                     }, ct));
                 }
                 var layer = next.Layers.Count > state.Layers.Count ? next.Layers[^1] : null;
-                var sr = new StepResult(step.Index, step.Description, reuse, stepClock.Elapsed, layer);
+                var sr = new StepResult(step.Index, step.Description, reuse, stepClock.Elapsed, layer) { Remote = remote };
+                _remote?.RecordStep(step.CacheKey, next);
+                if (remote)
+                {
+                    remoteHits.Add((step.CacheKey, next));
+                }
                 steps.Add(sr);
                 _progress?.Report(new StepFinished(image.Name, step.Index, step.Description, reuse, sr.Duration, layer));
                 state = next;
@@ -228,6 +251,12 @@ public sealed class Executor
                 {
                     await durable.ConfigureAwait(false); // the image's documents name its blobs: they are in the store first
                 }
+                if (_remote is not null)
+                {
+                    // A named image is ready to run (`kiln test`, a later build's `from:`, `kiln verify`): the layers a
+                    // remote cache gave it are fetched and extracted; those of steps it no longer has are not.
+                    await _remote.MaterializeAsync(_store, finalState, ct).ConfigureAwait(false);
+                }
                 using (new PhaseClock(_progress, image.Name, null).Measure("write image"))
                 {
                     await _store.Content.WriteImageAsync(finalState, ct).ConfigureAwait(false);
@@ -239,6 +268,14 @@ public sealed class Executor
             }
             early?.Release();
             await Task.WhenAll(pending).ConfigureAwait(false);
+            // Their layers are in the store now: the next build finds these steps without asking the remote cache.
+            foreach (var (key, hit) in remoteHits)
+            {
+                if (hit.Layers.All(l => _store.Content.HasBlob(l.Digest)) && hit.Config.RootFs.DiffIds.All(_store.Snapshots.HasSnapshot))
+                {
+                    await _store.StepCache.PutAsync(key, hit, ct).ConfigureAwait(false);
+                }
+            }
         }
         catch
         {
@@ -275,9 +312,15 @@ public sealed class Executor
         _options.TestFault?.Invoke("step-start", 0);
         var clock = Stopwatch.StartNew();
         ImageState? cached;
+        bool remote = false;
         using (new PhaseClock(_progress, image.Name, -1).Measure("cache lookup"))
         {
             cached = _options.NoCache ? null : _store.StepCache.TryGet(image.BaseKey);
+            if (cached is null && _remote is not null && !_options.NoCache && !(_options.Refresh && fetches))
+            {
+                cached = await _remote.TryGetStepAsync(image.BaseKey, ct).ConfigureAwait(false);
+                remote = cached is not null;
+            }
         }
         bool reuse = cached is not null && !(_options.Refresh && fetches);
         bool dirty = false;
@@ -293,7 +336,8 @@ public sealed class Executor
             await _store.StepCache.PutAsync(image.BaseKey, state, ct).ConfigureAwait(false);
         }
         var layer = state.Layers.Count > 0 ? state.Layers[^1] : null;
-        var result = new StepResult(-1, description, reuse, clock.Elapsed, layer);
+        var result = new StepResult(-1, description, reuse, clock.Elapsed, layer) { Remote = remote };
+        _remote?.RecordStep(image.BaseKey, state);
         _progress?.Report(new StepFinished(image.Name, -1, description, reuse, result.Duration, layer));
         return (state, dirty, result);
     }

@@ -39,6 +39,9 @@ public sealed record TestPhaseReport
     public required TimeSpan Duration { get; init; }
     /// <summary>The results were read from the result cache (same image digest, same spec digest), not run.</summary>
     public bool Cached { get; init; }
+
+    /// <summary>Cached in a remote cache (<c>--cache-from</c>), not the store.</summary>
+    public bool Remote { get; init; }
     /// <summary>Why the phase did not run (its checks are then all skipped), or null.</summary>
     public string? SkippedBecause { get; init; }
     public bool Passed => Checks.All(c => c.Passed);

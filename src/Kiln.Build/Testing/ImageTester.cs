@@ -22,6 +22,9 @@ public sealed record TestOptions
     /// <summary>The most the tmpfs of a bake command or a boot instance may hold (as
     /// <see cref="BuildOptions.MemoryScratchSize"/>); null: their throwaway writes go to the store's disk.</summary>
     public string? MemoryScratchSize { get; init; } = "50%";
+
+    /// <summary>Where results missing from the store are looked up, and passing results are sent; null: none.</summary>
+    public IRemoteCache? RemoteCache { get; init; }
 }
 
 /// <summary>Runs an image's spec phase by phase (bake, then boot), reading and writing the result cache, and
@@ -51,6 +54,21 @@ public sealed class ImageTester
             .Where(p => p.Checks.Count > 0)
             .Select(p => (p.Phase, p.Checks, p.Key, Cached: Cached(p.Key, image)))
             .ToList();
+        if (_options.RemoteCache is { } remote)
+        {
+            for (int i = 0; i < wanted.Count; i++)
+            {
+                if (wanted[i].Cached is null && await RemoteCachedAsync(remote, wanted[i].Key, image, ct).ConfigureAwait(false) is { } found)
+                {
+                    wanted[i] = wanted[i] with { Cached = found };
+                }
+            }
+            if (wanted.Any(p => p.Cached is null))
+            {
+                // Something runs on the image: every layer a remote cache gave it is put in the store first.
+                await remote.MaterializeAsync(_store, state, ct).ConfigureAwait(false);
+            }
+        }
         using var early = CancellationTokenSource.CreateLinkedTokenSource(ct);
         Task<TestPhaseReport>? bootRun = null;
         if (wanted.Count == 2 && wanted.All(p => p.Cached is null))
@@ -84,6 +102,10 @@ public sealed class ImageTester
                 else if (cached is not null)
                 {
                     report = cached;
+                    if (_options.RemoteCache is { } target && new TestResultStore(_store).TryRead(key) is { } stored)
+                    {
+                        target.RecordTestResult(key, stored); // the cache target keeps what this build relied on
+                    }
                 }
                 else
                 {
@@ -94,6 +116,10 @@ public sealed class ImageTester
                     {
                         var json = TestResultJson.Write(report, manifest, spec.Digest);
                         _teardown.Add(Task.Run(() => new TestResultStore(_store).WriteAsync(key, json, ct), CancellationToken.None));
+                        if (report.Passed)
+                        {
+                            _options.RemoteCache?.RecordTestResult(key, json);
+                        }
                     }
                 }
                 phases.Add(report);
@@ -118,6 +144,18 @@ public sealed class ImageTester
 
     private TestPhaseReport? Cached(string key, string image) =>
         _options.UseCache && TestResultJson.Read(new TestResultStore(_store).TryRead(key), image) is { Passed: true } cached ? cached with { Cached = true } : null;
+
+    /// <summary>A passing result of a remote cache, kept in the store as if run here.</summary>
+    private async Task<TestPhaseReport?> RemoteCachedAsync(IRemoteCache remote, string key, string image, CancellationToken ct)
+    {
+        if (!_options.UseCache || await remote.TryGetTestResultAsync(key, ct).ConfigureAwait(false) is not { } json
+            || TestResultJson.Read(json, image) is not { Passed: true } found)
+        {
+            return null;
+        }
+        await new TestResultStore(_store).WriteAsync(key, json, ct).ConfigureAwait(false);
+        return found with { Cached = true, Remote = true };
+    }
 
     /// <summary>Waits for a boot run stopped on purpose: its cancellation, or its own failure, no longer matters once the
     /// bake phase failed. A cancel of the whole test (<paramref name="ct"/>) still propagates.</summary>

@@ -58,7 +58,7 @@ public static class TestedBuilder
         Builder.BuildAsync(definitionPath, storeRoot, options, progress, cancellationToken, file =>
         {
             var specs = TestSpecLoader.LoadAll(file);
-            return store => new TestGate(store, specs, new TestOptions { Epoch = options.Epoch, MemoryScratchSize = options.ScratchOnDisk ? null : options.MemoryScratchSize }, progress);
+            return store => new TestGate(store, specs, new TestOptions { Epoch = options.Epoch, MemoryScratchSize = options.ScratchOnDisk ? null : options.MemoryScratchSize, RemoteCache = options.RemoteCache?.Invoke(file) }, progress);
         });
 }
 

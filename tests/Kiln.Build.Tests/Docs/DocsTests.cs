@@ -26,6 +26,7 @@ public sealed partial class DocsTests
             { "`secrets`", DefinitionSyntax.SecretKeys },
             { "`config`", DefinitionSyntax.ConfigKeys },
             { "`outputs`", DefinitionSyntax.OutputKeys },
+            { "`cache`", DefinitionSyntax.CacheKeys },
             { "Output formats", DefinitionSyntax.OutputFormats },
             { "Sections", SpecParser.Sections },
         };

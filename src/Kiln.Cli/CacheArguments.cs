@@ -1,0 +1,74 @@
+using Kiln.Build.Definition;
+using Kiln.Build.Distribution;
+using Kiln.Build.Execution;
+using Kiln.Oci.Registry;
+
+namespace Kiln.Cli;
+
+/// <summary><c>kiln build --cache-from REF --cache-to REF [--insecure]</c>: checks the references, and gives the build
+/// one remote cache for them and the definition's <c>cache:</c>, disposed of with this.</summary>
+internal sealed class CacheArguments : IDisposable
+{
+    private readonly IReadOnlyList<string> _from;
+    private readonly string? _to;
+    private readonly bool _insecure;
+    private readonly Lock _lock = new();
+    private RegistryCache? _cache;
+    private bool _made;
+
+    public CacheArguments(IReadOnlyList<string> from, string? to, bool insecure)
+    {
+        foreach (var (option, reference) in from.Select(f => ("--cache-from", (string?)f)).Append(("--cache-to", to)))
+        {
+            if (reference is not null && CacheDefinition.RepositoryProblem(reference) is { } problem)
+            {
+                throw new UsageException($"kiln build: {option}: {problem}");
+            }
+        }
+        _from = from;
+        _to = to;
+        _insecure = insecure;
+    }
+
+    /// <summary>The build's remote cache (the same one each time it is asked), or null without references.</summary>
+    public IRemoteCache? For(KilnFile file)
+    {
+        lock (_lock)
+        {
+            if (!_made)
+            {
+                _cache = RegistryCache.For(_from, _to, file.Cache, Open);
+                _made = true;
+            }
+            return _cache;
+        }
+    }
+
+    /// <summary>A client with the credentials containers tools use (auth.json, docker's config), certs.d, and plain HTTP
+    /// only where --insecure or registries.conf allows it.</summary>
+    private RegistryClient Open(string registry)
+    {
+        CredentialStore? credentials;
+        try
+        {
+            credentials = CredentialStore.FromEnvironment(Environment.GetEnvironmentVariable);
+        }
+        catch (RegistryException)
+        {
+            credentials = null; // no HOME, XDG_RUNTIME_DIR or REGISTRY_AUTH_FILE: anonymous
+        }
+        return new RegistryClient(registry, new RegistryClientOptions
+        {
+            Insecure = _insecure || RegistriesConf.Load().IsInsecure(registry),
+            Credentials = credentials is null ? null : (host, repository, ct) => credentials.GetAsync(host, repository, ct),
+        });
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _cache?.Dispose();
+        }
+    }
+}
