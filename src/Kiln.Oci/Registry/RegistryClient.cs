@@ -67,6 +67,10 @@ public sealed partial class RegistryClient : IDisposable
         }
     }
 
+    /// <summary>Checks that the registry accepts the configured credentials: an authenticated <c>GET /v2/</c>
+    /// (Basic sends them to the registry; Bearer to the token server, which refuses wrong ones).</summary>
+    public Task CheckCredentialsAsync(CancellationToken cancellationToken = default) => PingAsync(cancellationToken);
+
     // ---- manifests ----
 
     /// <summary>The descriptor of a manifest by tag or digest (HEAD), or null when the registry has none.</summary>
