@@ -91,6 +91,7 @@ internal static class DefinitionNormaliser
                 ArchivePath = Path.GetFullPath(reference.LayoutPath!, contextDir),
                 Tag = reference.Tag.Length > 0 ? reference.Tag : null,
             },
+            FromKind.Registry => new RegistrySource { Mark = node.Mark, Reference = node.Value },
             FromKind.ImageName => new FromImageSource { Mark = node.Mark, ImageName = node.Value },
             _ => throw new InvalidOperationException($"validation let `from: {node.Value}` through"),
         };
