@@ -240,4 +240,61 @@ public sealed class RegistryTests : IAsyncLifetime
         Assert.Contains("kiln.yaml:3:", r.Stderr);
         Assert.Contains(message, r.Stderr);
     }
+
+    /// <summary>kiln with <paramref name="input"/> on its standard input.</summary>
+    private KilnProcess.Result KilnWithInput(string input, params string[] args)
+    {
+        var psi = KilnProcess.StartInfo(_store.Path, args);
+        psi.Environment["REGISTRY_AUTH_FILE"] = AuthFile;
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.StandardInput.Write(input);
+        p.StandardInput.Close();
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)));
+        return new KilnProcess.Result(p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public async Task Login_checks_the_password_stores_it_for_push_and_logout_removes_it_never_printing_it()
+    {
+        var root = Directory.CreateTempSubdirectory("kiln-registry-").FullName;
+        var pki = TestPki.Create(Path.Combine(root, "pki"));
+        var htpasswd = Path.Combine(root, "htpasswd");
+        await File.WriteAllTextAsync(htpasswd, TestPki.Htpasswd("alice", "s3cret-pass"));
+        await using var secured = await RegistryServer.StartAsync(
+            new RegistryServer.Settings { Tls = (pki.ServerCertificate, pki.ServerKey), Htpasswd = htpasswd }, root);
+        BuildTiny(_store.Path, "tiny", "locked");
+        string reference = $"{secured.Host}/private/tiny:v1";
+
+        var anonymous = Kiln(_store.Path, "push", "tiny", reference, "--insecure");
+        Assert.Equal(1, anonymous.ExitCode);
+        Assert.Contains("authentication failed", anonymous.Stderr);
+
+        var wrong = KilnWithInput("wrong-pass-1\n", "login", secured.Host, "-u", "alice", "--password-stdin", "--insecure");
+        Assert.Equal(1, wrong.ExitCode);
+        Assert.Contains("authentication failed", wrong.Stderr);
+        Assert.DoesNotContain("wrong-pass-1", wrong.All);
+        Assert.False(File.Exists(AuthFile));
+
+        var noUser = KilnWithInput("s3cret-pass\n", "login", secured.Host, "--password-stdin", "--insecure");
+        Assert.Equal(2, noUser.ExitCode);
+
+        var login = KilnWithInput("s3cret-pass\n", "login", secured.Host, "-u", "alice", "--password-stdin", "--insecure");
+        Assert.True(login.ExitCode == 0, login.All);
+        Assert.DoesNotContain("s3cret-pass", login.All);
+        Assert.Contains(secured.Host, await File.ReadAllTextAsync(AuthFile));
+
+        var push = Kiln(_store.Path, "push", "tiny", reference, "--insecure", "--json");
+        Assert.True(push.ExitCode == 0, push.All);
+        Assert.DoesNotContain("s3cret-pass", push.All);
+        Assert.DoesNotContain("alice", push.All);
+
+        var logout = Kiln(_store.Path, "logout", secured.Host);
+        Assert.True(logout.ExitCode == 0, logout.All);
+        Assert.DoesNotContain(secured.Host, await File.ReadAllTextAsync(AuthFile));
+        var after = Kiln(_other.Path, "pull", reference, "--insecure");
+        Assert.Equal(1, after.ExitCode);
+        Assert.Contains("authentication failed", after.Stderr);
+    }
 }
