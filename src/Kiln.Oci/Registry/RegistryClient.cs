@@ -28,7 +28,6 @@ public sealed partial class RegistryClient : IDisposable
         [MediaTypes.ImageManifest, MediaTypes.ImageIndex, MediaTypes.DockerManifest, MediaTypes.DockerManifestList];
 
     private readonly RegistryTransport _transport;
-    private readonly Random _random = new();
 
     public RegistryClient(string registry, RegistryClientOptions? options = null)
         : this(registry, options ?? new RegistryClientOptions(), null)
@@ -254,7 +253,7 @@ public sealed partial class RegistryClient : IDisposable
     }
 
     private TimeSpan Backoff(int failures) =>
-        RetryPolicy.Delay(failures, Options.RetryBaseDelay, Options.RetryMaxDelay, null, _random);
+        RetryPolicy.Delay(failures, Options.RetryBaseDelay, Options.RetryMaxDelay, null, Random.Shared);
 
     private async Task<(HttpResponseMessage, Stream)> BlobGetAsync(string repository, Descriptor descriptor, long offset, CancellationToken cancellationToken)
     {

@@ -11,7 +11,6 @@ internal sealed class RegistryTransport : IDisposable
 {
     private readonly HttpClient _http;
     private readonly RegistryClientOptions _options;
-    private readonly Random _random = new();
     private readonly SemaphoreSlim _authLock = new(1, 1);
     private readonly Dictionary<string, (string Token, DateTimeOffset Expires)> _tokens = new(StringComparer.Ordinal);
     private AuthChallenge? _challenge;
@@ -126,7 +125,7 @@ internal sealed class RegistryTransport : IDisposable
                 {
                     return response;
                 }
-                var delay = RetryPolicy.Delay(failures, _options.RetryBaseDelay, _options.RetryMaxDelay, RetryPolicy.RetryAfter(response), _random);
+                var delay = RetryPolicy.Delay(failures, _options.RetryBaseDelay, _options.RetryMaxDelay, RetryPolicy.RetryAfter(response), Random.Shared);
                 response.Dispose();
                 await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
             }
@@ -138,7 +137,7 @@ internal sealed class RegistryTransport : IDisposable
                 {
                     throw RegistryException.Unreachable(Registry, spec.What, lastError);
                 }
-                await Task.Delay(RetryPolicy.Delay(failures, _options.RetryBaseDelay, _options.RetryMaxDelay, null, _random), cancellationToken).ConfigureAwait(false);
+                await Task.Delay(RetryPolicy.Delay(failures, _options.RetryBaseDelay, _options.RetryMaxDelay, null, Random.Shared), cancellationToken).ConfigureAwait(false);
             }
         }
     }
@@ -268,7 +267,7 @@ internal sealed class RegistryTransport : IDisposable
                     {
                         throw RegistryException.Unreachable(Registry, $"asking the token server {realmUri.GetLeftPart(UriPartial.Path)} for a token", e);
                     }
-                    await Task.Delay(RetryPolicy.Delay(failures, _options.RetryBaseDelay, _options.RetryMaxDelay, null, _random), cancellationToken).ConfigureAwait(false);
+                    await Task.Delay(RetryPolicy.Delay(failures, _options.RetryBaseDelay, _options.RetryMaxDelay, null, Random.Shared), cancellationToken).ConfigureAwait(false);
                     continue;
                 }
                 using (response)
@@ -282,7 +281,7 @@ internal sealed class RegistryTransport : IDisposable
                     bool transient = (int)response.StatusCode >= 500 || response.StatusCode == HttpStatusCode.TooManyRequests;
                     if (transient && ++failures < attempts)
                     {
-                        await Task.Delay(RetryPolicy.Delay(failures, _options.RetryBaseDelay, _options.RetryMaxDelay, RetryPolicy.RetryAfter(response), _random), cancellationToken).ConfigureAwait(false);
+                        await Task.Delay(RetryPolicy.Delay(failures, _options.RetryBaseDelay, _options.RetryMaxDelay, RetryPolicy.RetryAfter(response), Random.Shared), cancellationToken).ConfigureAwait(false);
                         continue;
                     }
                     if (!response.IsSuccessStatusCode)
