@@ -297,4 +297,63 @@ public sealed class RegistryTests : IAsyncLifetime
         Assert.Equal(1, after.ExitCode);
         Assert.Contains("authentication failed", after.Stderr);
     }
+
+    /// <summary>A tiny image with one layer of <paramref name="bytes"/> random (incompressible) bytes; returns that
+    /// layer's digest.</summary>
+    private string BuildLarge(string store, string name, int bytes)
+    {
+        using var ctx = new TinyContext($"images:\n  {name}:\n    from: scratch\n    steps:\n{TinyContext.RootStep}"
+            + "      - copy: big.bin\n        to: /big.bin\n");
+        var random = new byte[bytes];
+        new Random(7).NextBytes(random);
+        File.WriteAllBytes(Path.Combine(ctx.Path, "big.bin"), random);
+        var r = Kiln(store, "build", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        return StoreReader.LayerDigests(store, name)[^1];
+    }
+
+    [Fact]
+    public async Task Push_and_pull_survive_resets_500s_and_429s_with_the_same_digests()
+    {
+        string big = BuildLarge(_store.Path, "big", 6_000_000);
+        string local = StoreReader.ManifestDigest(_store.Path, "big");
+        await using var proxy = new FaultProxy(_registry.Port);
+        // The upload of the large layer breaks halfway: the stream the copy handed over is spent, so the retry
+        // reads the blob again from the store.
+        proxy.Add(new FaultProxy.Fault(FaultProxy.FaultKind.ResetUpload, "PUT", "/blobs/uploads/", AfterBytes: 3_000_000));
+        proxy.Add(new FaultProxy.Fault(FaultProxy.FaultKind.Status500, "HEAD", "/blobs/"));
+        proxy.Add(new FaultProxy.Fault(FaultProxy.FaultKind.Status429, "PUT", "/manifests/"));
+        string reference = $"{proxy.Host}/faults/big:v1";
+        var push = Kiln(_store.Path, "push", "big", reference, "--insecure");
+        Assert.True(push.ExitCode == 0, push.All + string.Join("\n", proxy.Injected));
+        Assert.Equal(3, proxy.Injected.Count);
+        Assert.Equal(local, Digest(SkopeoInspect($"{_registry.Host}/faults/big:v1")));
+
+        proxy.Add(new FaultProxy.Fault(FaultProxy.FaultKind.ResetDownload, "GET", "/blobs/" + big, AfterBytes: 2_500_000));
+        proxy.Add(new FaultProxy.Fault(FaultProxy.FaultKind.Status500, "GET", "/manifests/"));
+        var pull = Kiln(_other.Path, "pull", reference, "--insecure", "--as", "big");
+        Assert.True(pull.ExitCode == 0, pull.All);
+        Assert.Equal(5, proxy.Injected.Count);
+        Assert.Equal(local, StoreReader.ManifestDigest(_other.Path, "big"));
+        Assert.Equal(File.ReadAllBytes(StoreReader.BlobPath(_store.Path, big)), File.ReadAllBytes(StoreReader.BlobPath(_other.Path, big)));
+        var verify = Kiln(_other.Path, "verify");
+        Assert.True(verify.ExitCode == 0, verify.All);
+        Leftovers.AssertNone(_other.Path);
+    }
+
+    [Fact]
+    public async Task A_push_whose_blob_never_uploads_exits_1_naming_the_blob_and_tags_nothing()
+    {
+        string big = BuildLarge(_store.Path, "big", 2_000_000);
+        await using var proxy = new FaultProxy(_registry.Port);
+        for (int i = 0; i < 12; i++)
+        {
+            proxy.Add(new FaultProxy.Fault(FaultProxy.FaultKind.ResetUpload, "PUT", "/blobs/uploads/", AfterBytes: 1_000_000));
+        }
+        var push = Kiln(_store.Path, "push", "big", $"{proxy.Host}/never/big:v1", "--insecure");
+        Assert.Equal(1, push.ExitCode);
+        Assert.Contains(big, push.Stderr);
+        var tags = KilnProcess.Tool("skopeo", "inspect", "--tls-verify=false", $"docker://{_registry.Host}/never/big:v1");
+        Assert.NotEqual(0, tags.ExitCode);
+    }
 }
