@@ -312,6 +312,9 @@ public sealed class RegistryTests : IAsyncLifetime
         return StoreReader.LayerDigests(store, name)[^1];
     }
 
+    /// <summary>What only the upload of <paramref name="digest"/> has in its path: the completing PUT names the digest.</summary>
+    private static string Hex(string digest) => digest["sha256:".Length..];
+
     [Fact]
     public async Task Push_and_pull_survive_resets_500s_and_429s_with_the_same_digests()
     {
@@ -320,7 +323,7 @@ public sealed class RegistryTests : IAsyncLifetime
         await using var proxy = new FaultProxy(_registry.Port);
         // The upload of the large layer breaks halfway: the stream the copy handed over is spent, so the retry
         // reads the blob again from the store.
-        proxy.Add(new FaultProxy.Fault(FaultProxy.FaultKind.ResetUpload, "PUT", "/blobs/uploads/", AfterBytes: 3_000_000));
+        proxy.Add(new FaultProxy.Fault(FaultProxy.FaultKind.ResetUpload, "PUT", Hex(big), AfterBytes: 3_000_000));
         proxy.Add(new FaultProxy.Fault(FaultProxy.FaultKind.Status500, "HEAD", "/blobs/"));
         proxy.Add(new FaultProxy.Fault(FaultProxy.FaultKind.Status429, "PUT", "/manifests/"));
         string reference = $"{proxy.Host}/faults/big:v1";
@@ -348,7 +351,7 @@ public sealed class RegistryTests : IAsyncLifetime
         await using var proxy = new FaultProxy(_registry.Port);
         for (int i = 0; i < 12; i++)
         {
-            proxy.Add(new FaultProxy.Fault(FaultProxy.FaultKind.ResetUpload, "PUT", "/blobs/uploads/", AfterBytes: 1_000_000));
+            proxy.Add(new FaultProxy.Fault(FaultProxy.FaultKind.ResetUpload, "PUT", Hex(big), AfterBytes: 1_000_000));
         }
         var push = Kiln(_store.Path, "push", "big", $"{proxy.Host}/never/big:v1", "--insecure");
         Assert.Equal(1, push.ExitCode);
