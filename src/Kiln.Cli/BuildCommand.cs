@@ -10,7 +10,7 @@ internal static class BuildCommand
 {
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--json", "--verbose", "--help", "--zstd", "--no-outputs", "--scratch-on-disk", "--full-package-lists", "--insecure"], ["--target", "--trace", "--junit", "--cache-from", "--cache-to"],
+        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--insecure", "--json", "--verbose", "--help", "--zstd", "--no-outputs", "--scratch-on-disk", "--full-package-lists"], ["--target", "--trace", "--junit", "--cache-from", "--cache-to"],
             new Dictionary<string, string> { ["-t"] = "--target", ["-v"] = "--verbose", ["-h"] = "--help" });
         if (a.Has("--help"))
         {
@@ -38,6 +38,7 @@ internal static class BuildCommand
             Epoch = Cli.Epoch(),
             SecretEnvironment = Environment.GetEnvironmentVariable,
             RemoteCache = remoteCache.For,
+            OpenRegistry = registry => RegistryAccess.Open(registry, a.Has("--insecure")),
             TestFault = Unexpected.TestFault(Environment.GetEnvironmentVariable("KILN_TEST_FAULT")),
         };
         bool json = a.Has("--json");

@@ -44,25 +44,8 @@ internal sealed class CacheArguments : IDisposable
         }
     }
 
-    /// <summary>A client with the credentials containers tools use (auth.json, docker's config), certs.d, and plain HTTP
-    /// only where --insecure or registries.conf allows it.</summary>
-    private RegistryClient Open(string registry)
-    {
-        CredentialStore? credentials;
-        try
-        {
-            credentials = CredentialStore.FromEnvironment(Environment.GetEnvironmentVariable);
-        }
-        catch (RegistryException)
-        {
-            credentials = null; // no HOME, XDG_RUNTIME_DIR or REGISTRY_AUTH_FILE: anonymous
-        }
-        return new RegistryClient(registry, new RegistryClientOptions
-        {
-            Insecure = _insecure || RegistriesConf.Load().IsInsecure(registry),
-            Credentials = credentials is null ? null : (host, repository, ct) => credentials.GetAsync(host, repository, ct),
-        });
-    }
+    /// <summary>A client as push and pull open one (see <see cref="RegistryAccess"/>).</summary>
+    private RegistryClient Open(string registry) => RegistryAccess.Open(registry, _insecure);
 
     public void Dispose()
     {

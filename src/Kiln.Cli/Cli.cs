@@ -36,6 +36,10 @@ public static class Cli
                 "verify" => await StoreCommands.VerifyAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 "export" => await ExportCommand.RunAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "gc" => await StoreCommands.GcAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
+                "push" => await RegistryCommands.PushAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "pull" => await RegistryCommands.PullAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "login" => await RegistryCommands.LoginAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "logout" => RegistryCommands.Logout(rest, stdout),
                 _ => throw new UsageException($"kiln: unknown command '{command}' (see 'kiln --help')"),
             };
         }
@@ -62,6 +66,17 @@ public static class Cli
         {
             stderr.WriteLine("error: " + ex.Message);
             return ex.IsBadInput ? ExitCodes.BadInput : ExitCodes.Failed;
+        }
+        catch (Kiln.Oci.Registry.RegistryException ex)
+        {
+            // Bad references and unreadable auth files are bad input; the rest (authentication, transfer) failures.
+            stderr.WriteLine("error: " + ex.Message);
+            return ex.Kind == Kiln.Oci.Registry.RegistryErrorKind.BadInput ? ExitCodes.BadInput : ExitCodes.Failed;
+        }
+        catch (Kiln.Oci.Image.ImageException ex)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            return ExitCodes.Failed;
         }
         catch (ArgumentException ex)
         {

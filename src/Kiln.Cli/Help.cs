@@ -16,6 +16,10 @@ Commands:
   export IMAGE        write IMAGE as oci-archive, docker-archive, rootfs, raw, qcow2 or vagrant
   verify              check every blob against its digest and every image's layers and snapshots
   gc                  remove blobs and snapshots that nothing references
+  push IMAGE REF      copy a stored image to a registry (REF: HOST[:PORT]/REPO[:TAG|@DIGEST])
+  pull REF            copy a registry's image into the store (named REF, or --as NAME)
+  login HOST          check and store credentials for a registry
+  logout HOST         remove the stored credentials of a registry
 
 Every command takes --help. The store is /var/lib/kiln unless KILN_STORE names another folder.
 Exit codes: 0 success, 1 failed build or check, 2 bad usage or bad input, 130 interrupted.
@@ -40,7 +44,9 @@ Options:
   -t, --target IMAGE   build only IMAGE and the images it needs (repeatable)
   --no-cache           run every step again, ignoring the step cache
   --refresh            run package steps and bootstraps again (security updates); later steps
-                       run again only where the packages changed
+                       run again only where the packages changed; ask registries again what the
+                       tag of a `from: HOST/REPO:TAG` names (otherwise the digest pulled first is kept)
+  --insecure           allow plain HTTP (and unverified TLS) for the registries `from:` names
   --no-outputs         do not write the images' `outputs:`
   --zstd               compress new layers with zstd instead of gzip
   --scratch-on-disk    put what steps and tests write on the store's disk; by default `run` and
@@ -168,5 +174,75 @@ images that are gone, and kept disks of images no longer named; prints what it r
   --prune-cache   also drop step-cache entries that no named image uses (their steps will
                   run again next time)
   --json          print the counts and bytes as JSON
+""";
+
+    public const string Push = """
+Usage: kiln push IMAGE REF [OPTIONS]
+
+Copies the store's image IMAGE to a registry. REF is HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]: the
+host is required (a REF without one is refused, never sent to a default registry); without a tag
+the image is tagged latest; with a digest only, it must be IMAGE's digest and no tag is written.
+Blobs the registry has are skipped (HEAD first), the others uploaded four at a time (in chunks
+over 64 MiB, resumed after a dropped connection), the manifest after them and the tag last.
+Credentials come from the containers auth files (see 'kiln login --help').
+
+Options:
+  --insecure           allow plain HTTP and unverified TLS (also for registries that
+                       /etc/containers/registries.conf marks insecure)
+  --json               print the result as JSON on stdout (progress goes to stderr)
+  -h, --help           show this help
+
+On a terminal each blob gets a progress bar (bytes, rate); elsewhere a line when it is done. The
+last line sums up: blobs and bytes pushed, blobs skipped as present, blobs mounted.
+Exit codes: 0 pushed, 1 the registry refused or failed (authentication, a blob that never
+uploads: named), 2 bad input (no such IMAGE, a REF without a host).
+""";
+
+    public const string Pull = """
+Usage: kiln pull REF [OPTIONS]
+
+Copies a registry's image into the store and names it REF as written (or NAME with --as). REF is
+HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]; a REF without a registry host is refused. An index (a
+multi-platform image) gives the image for this machine's platform. Every blob is checked against
+its digest and size as it arrives, and the layers are unpacked as a `from:` import does; only
+then is the image named, so a failed pull names nothing. Run as root.
+
+Options:
+  --as NAME            the name the image gets in the store (default: REF)
+  --insecure           allow plain HTTP and unverified TLS
+  --json               print the result as JSON on stdout (progress goes to stderr)
+  -h, --help           show this help
+
+Exit codes: 0 pulled, 1 the registry refused or failed (authentication, a blob whose digest or
+size is wrong), 2 bad input (a REF without a host, a bad NAME).
+""";
+
+    public const string Login = """
+Usage: kiln login HOST[:PORT] [-u USER] [--password-stdin] [OPTIONS]
+
+Checks a user name and password against the registry (an authenticated GET /v2/, through its
+token server if it has one) and stores them in the first containers auth file:
+REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json, else
+~/.config/containers/auth.json (created 0600). push, pull and `from:` read that file,
+~/.config/containers/auth.json and ~/.docker/config.json, and credential helpers they name.
+The password is never printed.
+
+Options:
+  -u, --username USER  the user name (asked for on a terminal when missing)
+  --password-stdin     read the password from standard input (without it, it is asked for on
+                       a terminal, unechoed)
+  --insecure           allow plain HTTP and unverified TLS
+  -h, --help           show this help
+
+Exit codes: 0 stored, 1 authentication failed (nothing stored), 2 bad input.
+""";
+
+    public const string Logout = """
+Usage: kiln logout HOST[:PORT]
+
+Removes the registry's entry from the auth file login writes to (other entries are kept).
+
+Options:
+  -h, --help           show this help
 """;
 }

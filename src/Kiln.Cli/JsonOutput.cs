@@ -28,6 +28,10 @@ internal static class JsonOutput
             w.WriteStartObject();
             w.WriteString("name", image.Name);
             w.WriteString("digest", image.Manifest.Digest.Value);
+            if (image.BaseDigest is { } baseDigest)
+            {
+                w.WriteString("baseDigest", baseDigest.Value);
+            }
             w.WriteNumber("stepsRun", image.StepsRun);
             w.WriteNumber("stepsCached", image.StepsCached);
             w.WriteNumber("stepsRemote", image.Steps.Count(s => s.Remote));

@@ -80,6 +80,15 @@ public sealed record OciLayoutSource : ImageSource
     public string Tag { get; init; } = "latest";
 }
 
+/// <summary><c>from: HOST[:PORT]/REPO[:TAG|@DIGEST]</c>: an image of a registry, pulled once into the store and kept
+/// there under <see cref="Reference"/> as written, so that a moving tag is pinned to the digest first pulled until a
+/// build with <c>--refresh</c> asks the registry again.</summary>
+public sealed record RegistrySource : ImageSource
+{
+    /// <summary>The reference as written in kiln.yaml (validated: it names a registry host).</summary>
+    public required string Reference { get; init; }
+}
+
 /// <summary><c>from: oci-archive:FILE[:TAG]</c>; the path is absolute (resolved against the context dir); no tag
 /// means the archive's only image.</summary>
 public sealed record OciArchiveSource : ImageSource

@@ -92,6 +92,7 @@ internal static partial class DefinitionNormaliser
                 ArchivePath = Path.GetFullPath(reference.LayoutPath!, contextDir),
                 Tag = reference.Tag.Length > 0 ? reference.Tag : null,
             },
+            FromKind.Registry => new RegistrySource { Mark = node.Mark, Reference = node.Value },
             FromKind.ImageName => new FromImageSource { Mark = node.Mark, ImageName = node.Value },
             _ => throw new InvalidOperationException($"validation let `from: {node.Value}` through"),
         };

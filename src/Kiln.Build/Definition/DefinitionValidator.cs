@@ -310,7 +310,7 @@ internal sealed partial class DefinitionValidator
 
     private void CheckFrom(YNode node, HashSet<string> names)
     {
-        if (ExpectString(node, "from", "an image name, scratch, oci:PATH[:TAG] or oci-archive:FILE[:TAG]") is not { } scalar)
+        if (ExpectString(node, "from", "an image name, scratch, oci:PATH[:TAG], oci-archive:FILE[:TAG] or HOST[:PORT]/REPO[:TAG|@DIGEST]") is not { } scalar)
         {
             return;
         }
@@ -325,7 +325,14 @@ internal sealed partial class DefinitionValidator
                 Problem(node, $"`from: {scalar.Value}`: `{reference.Tag}` is not a valid tag");
                 break;
             case FromKind.Registry:
-                Problem(node, $"`from: {scalar.Value}`: registry references are not supported yet");
+                try
+                {
+                    Kiln.Oci.Registry.ImageReference.Parse(scalar.Value);
+                }
+                catch (Kiln.Oci.Registry.RegistryException ex)
+                {
+                    Problem(node, $"`from: {scalar.Value}`: {ex.Message}");
+                }
                 break;
             case FromKind.OciLayout when string.IsNullOrEmpty(reference.LayoutPath):
                 Problem(node, "`from: oci:PATH[:TAG]` needs a PATH");

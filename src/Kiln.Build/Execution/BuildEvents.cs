@@ -33,6 +33,8 @@ public sealed record ImageResult
     public required TimeSpan Duration { get; init; }
     /// <summary>What the image's tests found; <see cref="GateResult.Untested"/> when it has none.</summary>
     public GateResult Tests { get; init; } = GateResult.Untested;
+    /// <summary>The manifest digest of the registry image the image starts from (<c>from: HOST/REPO</c>), else null.</summary>
+    public Digest? BaseDigest { get; init; }
     /// <summary>Failed its tests: tagged <c>NAME.rejected</c>, not NAME.</summary>
     public bool Rejected => !Tests.Passed;
     public int StepsRun => Steps.Count(s => !s.Cached);

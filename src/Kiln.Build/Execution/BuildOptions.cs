@@ -52,6 +52,10 @@ public sealed record BuildOptions
     /// instance per definition, and disposes of it after the build.</summary>
     public Func<Definition.KilnFile, IRemoteCache?>? RemoteCache { get; init; }
 
+    /// <summary>Opens a client for a registry host, for <c>from: HOST/REPO</c>: the caller supplies credentials,
+    /// certificates and whether plain HTTP is allowed. Null: a client with the default options.</summary>
+    public Func<string, Kiln.Oci.Registry.RegistryClient>? OpenRegistry { get; init; }
+
     /// <summary>Reads the environment variables that <c>secrets: [{env: VAR}]</c> name (the library reads no
     /// environment itself); null for an unset variable.</summary>
     public Func<string, string?> SecretEnvironment { get; init; } = _ => null;

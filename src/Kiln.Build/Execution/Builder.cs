@@ -1,4 +1,5 @@
 using Kiln.Build.Definition;
+using Kiln.Build.Distribution;
 using Kiln.Build.Planning;
 using Kiln.Build.Store;
 
@@ -8,11 +9,12 @@ namespace Kiln.Build.Execution;
 /// store and run the plan — so a bad definition leaves the store untouched.</summary>
 public static class Builder
 {
-    public static BuildPlan Plan(string definitionPath, BuildOptions options) => Plan(DefinitionLoader.Load(definitionPath), options, null).Plan;
+    public static BuildPlan Plan(string definitionPath, BuildOptions options) =>
+        Plan(DefinitionLoader.Load(definitionPath), options, null, new RegistryBases(null, options)).Plan;
 
     /// <param name="storeRoot">When given, context files are hashed through the store's <see cref="ContextHashCache"/>
     /// (read here; the caller saves it once the store is open).</param>
-    private static (BuildPlan Plan, ContextHashCache? Hashes) Plan(KilnFile file, BuildOptions options, string? storeRoot)
+    private static (BuildPlan Plan, ContextHashCache? Hashes) Plan(KilnFile file, BuildOptions options, string? storeRoot, RegistryBases registryBases)
     {
         var hashes = storeRoot is null ? null : ContextHashCache.Load(storeRoot, file.ContextDir);
         var plan = Planner.Plan(file, options.Targets, new PlanOptions
@@ -20,6 +22,7 @@ public static class Builder
             BootstrapIdentity = source => Bootstrapper.Identity(source, options.HostAptDir),
             ImportIdentity = source => OciImport.Identity(source, options.Platform),
             ArchiveIdentity = source => OciImport.Identity(source, options.Platform),
+            RegistryIdentity = registryBases.Identity,
             Hasher = hashes ?? (IContextHasher)new Sha256ContextHasher(),
         });
         return (plan, hashes);
@@ -41,13 +44,14 @@ public static class Builder
         BuildPlan plan;
         ContextHashCache? hashes;
         Func<KilnStore, IImageGate>? makeGate;
+        var registryBases = new RegistryBases(storeRoot, options);
         using (new PhaseClock(progress, "", null).Measure("plan"))
         {
             var file = DefinitionLoader.Load(definitionPath);
             var gateReady = gate is null ? null : Task.Run(() => gate(file), CancellationToken.None);
             try
             {
-                (plan, hashes) = Plan(file, options, storeRoot);
+                (plan, hashes) = Plan(file, options, storeRoot, registryBases);
             }
             catch
             {
@@ -65,6 +69,6 @@ public static class Builder
         }
         var store = KilnStore.Open(storeRoot);
         hashes?.Save();
-        return await new Executor(store, options, progress, makeGate?.Invoke(store)).BuildAsync(plan, cancellationToken).ConfigureAwait(false);
+        return await new Executor(store, options, progress, makeGate?.Invoke(store), registryBases).BuildAsync(plan, cancellationToken).ConfigureAwait(false);
     }
 }

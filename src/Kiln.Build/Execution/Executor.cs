@@ -17,9 +17,13 @@ public sealed class Executor
     private readonly IProgress<BuildEvent>? _progress;
     private readonly IImageGate? _gate;
     private IRemoteCache? _remote;
+    private readonly Distribution.RegistryBases _registryBases;
 
-    public Executor(KilnStore store, BuildOptions options, IProgress<BuildEvent>? progress = null, IImageGate? gate = null)
+    /// <param name="registryBases">The registry bases the plan was keyed with (<c>from: HOST/REPO</c>); null: resolved here.</param>
+    public Executor(KilnStore store, BuildOptions options, IProgress<BuildEvent>? progress = null, IImageGate? gate = null,
+        Distribution.RegistryBases? registryBases = null)
     {
+        _registryBases = registryBases ?? new Distribution.RegistryBases(store.Root, options);
         _store = store;
         _options = options;
         _progress = progress;
@@ -97,6 +101,7 @@ public sealed class Executor
         }
         var steps = new List<StepResult>();
         ImageState state;
+        Digest? baseDigest = null; // the registry image a `from: HOST/REPO` base is, for the result
         bool dirty = false; // true once a step's result differs from what the cache held for its key
         switch (image.Definition.Source)
         {
@@ -128,6 +133,21 @@ public sealed class Executor
                 {
                     var r = await BaseStepAsync(image, $"from oci-archive:{archive.ArchivePath}" + (archive.Tag is null ? "" : ":" + archive.Tag), fetches: false,
                         () => OciImport.ImportAsync(_store, archive, _options, ct), ct).ConfigureAwait(false);
+                    state = r.State;
+                    dirty = r.Dirty;
+                    steps.Add(r.Result);
+                    break;
+                }
+            case RegistrySource registry:
+                {
+                    baseDigest = _registryBases.Manifest(registry).Digest;
+                    var r = await BaseStepAsync(image, $"from {registry.Reference}@{baseDigest}", fetches: false,
+                        () => _registryBases.ImportAsync(_store, registry, null, ct), ct).ConfigureAwait(false);
+                    if (!_registryBases.IsPinned(registry))
+                    {
+                        // The base came from the step cache: the store still gets the image, named, so it stays pinned.
+                        await _registryBases.ImportAsync(_store, registry, null, ct).ConfigureAwait(false);
+                    }
                     state = r.State;
                     dirty = r.Dirty;
                     steps.Add(r.Result);
@@ -302,7 +322,7 @@ public sealed class Executor
                 && await _store.Names.UntagAsync(image.Name, ct).ConfigureAwait(false);
             _progress?.Report(new ImageRejected(image.Name, manifest, RejectedTag(image.Name)) { NameRemoved = nameRemoved });
         }
-        return new ImageResult { Name = image.Name, Manifest = manifest, Steps = steps, Duration = clock.Elapsed, Tests = tests };
+        return new ImageResult { Name = image.Name, Manifest = manifest, Steps = steps, Duration = clock.Elapsed, Tests = tests, BaseDigest = baseDigest };
     }
 
     private async Task<(ImageState State, bool Dirty, StepResult Result)> BaseStepAsync(

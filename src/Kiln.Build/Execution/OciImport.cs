@@ -98,7 +98,7 @@ internal static class OciImport
 
     /// <summary>Checks everything first — each blob's size and digest, the config's diff IDs against what each
     /// layer unpacks to — and only then copies blobs and commits snapshots, so a bad image leaves nothing in the store.</summary>
-    private static async Task<ImageState> ImportAsync(KilnStore store, IImageSource source, string where, Descriptor desc,
+    internal static async Task<ImageState> ImportAsync(KilnStore store, IImageSource source, string where, Descriptor desc,
         BuildOptions options, CancellationToken ct)
     {
         var image = await CheckedAsync(() => ImageReader.ReadManifestAsync(source, desc, ct)).ConfigureAwait(false);

@@ -17,5 +17,9 @@ public sealed record PlanOptions
     /// when a selected image starts from one.</summary>
     public Func<OciArchiveSource, string>? ArchiveIdentity { get; init; }
 
+    /// <summary>The identity (the manifest digest for the build's platform) of a registry image: the one the store has
+    /// pinned for the reference, or the one the registry names now; required when a selected image starts from one.</summary>
+    public Func<RegistrySource, string>? RegistryIdentity { get; init; }
+
     public IContextHasher Hasher { get; init; } = new Sha256ContextHasher();
 }

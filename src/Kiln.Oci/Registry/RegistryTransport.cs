@@ -94,7 +94,9 @@ internal sealed class RegistryTransport : IDisposable
                 {
                     var challenges = AuthChallenge.Parse(string.Join(", ", response.Headers.WwwAuthenticate.Select(h => h.ToString())));
                     var challenge = challenges.FirstOrDefault(c => c.IsBearer) ?? challenges.FirstOrDefault(c => c.IsBasic);
-                    bool hadAuth = _challenge is not null;
+                    // What this request carried, not whether another has learnt the challenge meanwhile: requests sent
+                    // at once before the first 401 all go without credentials and must each get their retry.
+                    bool hadAuth = response.RequestMessage?.Headers.Authorization is not null;
                     response.Dispose();
                     response = null;
                     if (challenge is null)

@@ -373,10 +373,28 @@ public sealed class DefinitionLoaderTests : IDisposable
     }
 
     [Theory]
-    [InlineData("registry.example.com/team/app:1", "registry references are not supported yet")]
-    [InlineData("localhost:5000/app", "registry references are not supported yet")]
-    [InlineData("app@sha256:0123", "registry references are not supported yet")]
-    public void Sources_not_supported_yet_say_so(string from, string message)
+    [InlineData("registry.example.com/team/app:1")]
+    [InlineData("localhost:5000/app")]
+    [InlineData("127.0.0.1:5000/team/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")]
+    public void A_registry_reference_with_a_host_loads_as_written(string from)
+    {
+        _context.Yaml($"""
+            images:
+              web:
+                from: "{from}"
+            """);
+
+        var file = _context.Load();
+
+        Assert.Equal(from, Assert.IsType<RegistrySource>(file.Images[0].Source).Reference);
+    }
+
+    [Theory]
+    [InlineData("app@sha256:0123", "bad digest")]
+    [InlineData("app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "no registry host")]
+    [InlineData("localhost:5000/Team/app", "not a valid repository name")]
+    [InlineData("registry.example.com/app:-bad", "not a valid tag")]
+    public void A_registry_reference_the_client_refuses_is_reported_at_from(string from, string message)
     {
         var problems = _context.Problems($"""
             images:
