@@ -58,6 +58,32 @@ public sealed class RegistryTests : IAsyncLifetime
     private static JsonDocument Json(KilnProcess.Result r) => JsonDocument.Parse(r.Stdout);
 
     [Fact]
+    public void A_pull_of_a_blob_tampered_with_in_the_registrys_storage_exits_1_and_names_nothing()
+    {
+        BuildTiny(_store.Path, "tiny", "tamper");
+        string reference = $"{_registry.Host}/team/tampered:v1";
+        var push = Kiln(_store.Path, "push", "tiny", reference, "--insecure");
+        Assert.True(push.ExitCode == 0, push.All);
+        // The registry serves its files as they are: the last layer's bytes change, its size does not.
+        string layer = StoreReader.LayerDigests(_store.Path, "tiny")[^1];
+        string data = Path.Combine(_registry.StorageDirectory, "docker/registry/v2/blobs/sha256", Hex(layer)[..2], Hex(layer), "data");
+        var bytes = File.ReadAllBytes(data);
+        bytes[bytes.Length / 2] ^= 0xff;
+        File.WriteAllBytes(data, bytes);
+
+        var pull = Kiln(_other.Path, "pull", reference, "--insecure");
+        Assert.True(pull.ExitCode == 1, pull.All);
+        Assert.Contains(layer, pull.All);
+        Assert.True(pull.All.Contains("refused: its content hashes to", StringComparison.Ordinal), pull.All);
+        var index = Path.Combine(_other.Path, "index.json");
+        Assert.True(!File.Exists(index) || !File.ReadAllText(index).Contains("team/tampered", StringComparison.Ordinal), "the image was named");
+        Assert.False(File.Exists(StoreReader.BlobPath(_other.Path, layer)), "the tampered layer is in the store");
+        var verify = Kiln(_other.Path, "verify");
+        Assert.True(verify.ExitCode == 0, verify.All);
+        Leftovers.AssertNone(_other.Path);
+    }
+
+    [Fact]
     public void Push_gives_skopeo_the_local_digest_and_a_pull_into_an_empty_store_the_same_one_that_verifies()
     {
         BuildTiny(_store.Path, "tiny", "hello");
