@@ -46,7 +46,6 @@ Options:
   --refresh            run package steps and bootstraps again (security updates); later steps
                        run again only where the packages changed; ask registries again what the
                        tag of a `from: HOST/REPO:TAG` names (otherwise the digest pulled first is kept)
-  --insecure           allow plain HTTP (and unverified TLS) for the registries `from:` names
   --no-outputs         do not write the images' `outputs:`
   --zstd               compress new layers with zstd instead of gzip
   --scratch-on-disk    put what steps and tests write on the store's disk; by default `run` and
@@ -66,8 +65,8 @@ Options:
   --cache-to REF       push every step's result (run or reused) and passing test results to
                        the registry repository REF, tagged kiln-step-KEY and kiln-test-KEY;
                        replaces `cache: {to: ...}` in kiln.yaml
-  --insecure           allow plain HTTP to the cache registries (also for registries that
-                       /etc/containers/registries.conf marks insecure)
+  --insecure           allow plain HTTP (and unverified TLS) for the registries `from:` names and
+                       the cache registries (registries.conf's insecure registries need no flag)
   --junit FILE         write the test results as JUnit XML to FILE
   --json               print the result as JSON on stdout (progress goes to stderr)
   --trace FILE         write where the time went as Chrome trace-event JSON (open it in Perfetto
