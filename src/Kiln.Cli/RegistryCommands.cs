@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Kiln.Build.Distribution;
+using Kiln.Build.Execution;
 using Kiln.Build.Store;
 using Kiln.Oci;
 using Kiln.Oci.Image;
@@ -87,7 +88,7 @@ internal static class RegistryCommands
         var (summary, _) = await renderer.RunAsync(TransferRenderer.IsLive(json), async () =>
         {
             var top = await source.ResolveAsync(reference.Reference, ct).ConfigureAwait(false);
-            return await RegistryTransfer.PullAsync(store, source, top, name, Platform.Host, null, renderer, ct).ConfigureAwait(false);
+            return await ImagePull.PullAsync(store, source, top, name, Platform.Host, null, renderer, ct).ConfigureAwait(false);
         }).ConfigureAwait(false);
         Summary(json ? stderr : stdout, json ? stdout : null, "pulled", name, reference, summary, clock.Elapsed);
         return ExitCodes.Ok;

@@ -1,5 +1,4 @@
 using Kiln.Build.Definition;
-using Kiln.Build.Distribution;
 using Kiln.Build.Planning;
 using Kiln.Build.Store;
 

@@ -17,13 +17,13 @@ public sealed class Executor
     private readonly IProgress<BuildEvent>? _progress;
     private readonly IImageGate? _gate;
     private IRemoteCache? _remote;
-    private readonly Distribution.RegistryBases _registryBases;
+    private readonly RegistryBases _registryBases;
 
     /// <param name="registryBases">The registry bases the plan was keyed with (<c>from: HOST/REPO</c>); null: resolved here.</param>
     public Executor(KilnStore store, BuildOptions options, IProgress<BuildEvent>? progress = null, IImageGate? gate = null,
-        Distribution.RegistryBases? registryBases = null)
+        RegistryBases? registryBases = null)
     {
-        _registryBases = registryBases ?? new Distribution.RegistryBases(store.Root, options);
+        _registryBases = registryBases ?? new RegistryBases(store.Root, options);
         _store = store;
         _options = options;
         _progress = progress;

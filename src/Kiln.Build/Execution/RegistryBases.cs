@@ -1,12 +1,11 @@
 using Kiln.Build.Definition;
-using Kiln.Build.Execution;
 using Kiln.Build.Store;
 using Kiln.Oci;
 using Kiln.Oci.Image;
 using Kiln.Oci.Layout;
 using Kiln.Oci.Registry;
 
-namespace Kiln.Build.Distribution;
+namespace Kiln.Build.Execution;
 
 /// <summary>The registry images a build starts from (<c>from: HOST/REPO[:TAG|@DIGEST]</c>). Each is pinned: the store
 /// names the image it pulled by the reference as written, and later builds use that image without asking the
@@ -117,7 +116,7 @@ public sealed class RegistryBases(string? storeRoot, BuildOptions options)
             using var client = Open(reference.Registry);
             try
             {
-                var (_, state) = await RegistryTransfer.PullAsync(store, new RegistryImageSource(client, reference.Repository), resolved.Manifest,
+                var (_, state) = await ImagePull.PullAsync(store, new RegistryImageSource(client, reference.Repository), resolved.Manifest,
                     source.Reference, options.Platform, options.Extraction, progress, cancellationToken).ConfigureAwait(false);
                 resolved.Pinned = true;
                 return state;
