@@ -36,13 +36,13 @@ internal static class BuildCommand
             FullPackageLists = a.Has("--full-package-lists"),
             MemoryScratchSize = Cli.ScratchSize(),
             Epoch = Cli.Epoch(),
-            SecretEnvironment = Environment.GetEnvironmentVariable,
+            SecretEnvironment = CliEnvironment.Get,
             RemoteCache = remoteCache.For,
             OpenRegistry = registry => RegistryAccess.Open(registry, a.Has("--insecure")),
-            TestFault = Unexpected.TestFault(Environment.GetEnvironmentVariable("KILN_TEST_FAULT")),
+            TestFault = Unexpected.TestFault(CliEnvironment.Get("KILN_TEST_FAULT")),
         };
         bool json = a.Has("--json");
-        bool live = !json && !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is { } term && term != "dumb";
+        bool live = !json && !Console.IsOutputRedirected && CliEnvironment.Get("TERM") is { } term && term != "dumb";
         var renderer = new BuildRenderer(json ? stderr : stdout, a.Has("--verbose"));
         var tracePath = a.Last("--trace");
         var trace = tracePath is null ? null : new TraceRecorder(renderer);

@@ -11,6 +11,20 @@ public static class Cli
 {
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
+        return await RunCommandAsync(args, stdout, stderr, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs a command in this process with <paramref name="environment"/> as the environment it reads (see
+    /// <see cref="CliEnvironment"/>), for callers that run many commands in one process. Programs the command starts
+    /// still get this process's environment, as they would get kiln's.</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, IReadOnlyDictionary<string, string?> environment, CancellationToken cancellationToken)
+    {
+        CliEnvironment.Use(environment);
+        return await RunCommandAsync(args, stdout, stderr, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<int> RunCommandAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
             (args.Length == 0 ? stderr : stdout).WriteLine(Help.Main);
@@ -104,7 +118,7 @@ public static class Cli
         catch (Exception ex) when (ex is SandboxException or StoreException or IOException or InvalidDataException or InvalidOperationException or UnauthorizedAccessException)
         {
             stderr.WriteLine("error: " + ex.Message);
-            if (Environment.GetEnvironmentVariable("KILN_DEBUG") is { Length: > 0 })
+            if (CliEnvironment.Get("KILN_DEBUG") is { Length: > 0 })
             {
                 stderr.WriteLine(ex.ToString());
             }
@@ -119,11 +133,11 @@ public static class Cli
 
     /// <summary>The store folder: KILN_STORE, else /var/lib/kiln.</summary>
     public static string StoreRoot() =>
-        Environment.GetEnvironmentVariable("KILN_STORE") is { Length: > 0 } s ? Path.GetFullPath(s) : "/var/lib/kiln";
+        CliEnvironment.Get("KILN_STORE") is { Length: > 0 } s ? Path.GetFullPath(s) : "/var/lib/kiln";
 
     public static DateTimeOffset Epoch()
     {
-        var text = Environment.GetEnvironmentVariable("SOURCE_DATE_EPOCH");
+        var text = CliEnvironment.Get("SOURCE_DATE_EPOCH");
         if (string.IsNullOrEmpty(text))
         {
             return DateTimeOffset.UnixEpoch;
@@ -139,7 +153,7 @@ public static class Cli
     /// default 50%.</summary>
     public static string ScratchSize()
     {
-        var text = Environment.GetEnvironmentVariable("KILN_SCRATCH_SIZE");
+        var text = CliEnvironment.Get("KILN_SCRATCH_SIZE");
         if (string.IsNullOrEmpty(text))
         {
             return "50%";

@@ -204,7 +204,7 @@ internal static class RegistryCommands
 /// when registries.conf marks the registry insecure or the user said --insecure.</summary>
 internal static class RegistryAccess
 {
-    public static CredentialStore Credentials() => CredentialStore.FromEnvironment(Environment.GetEnvironmentVariable);
+    public static CredentialStore Credentials() => CredentialStore.FromEnvironment(CliEnvironment.Get);
 
     public static RegistryClientOptions Options(string registry, bool insecure, CredentialStore? credentials) => new()
     {

@@ -24,7 +24,7 @@ internal sealed class TransferRenderer : IProgress<ImageCopyEvent>
 
     /// <summary>Whether to draw bars: a terminal that is not dumb, and stdout not taken by --json.</summary>
     public static bool IsLive(bool json) =>
-        !json && !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is { } term && term != "dumb";
+        !json && !Console.IsOutputRedirected && CliEnvironment.Get("TERM") is { } term && term != "dumb";
 
     /// <summary>Runs <paramref name="work"/> under the live display when <paramref name="live"/>, else plainly.</summary>
     public async Task<T> RunAsync<T>(bool live, Func<Task<T>> work)

@@ -9,13 +9,26 @@ namespace Kiln.Cli;
 internal static class Unexpected
 {
     private static readonly Lock s_gate = new();
-    private static readonly List<string> s_running = []; // operations started and not finished, latest last
-    private static string s_command = "kiln";
     private static TextWriter s_stderr = TextWriter.Null;
     private static int s_crashed;
 
+    // What the current command is doing. Each command gets its own, flowing with its async context, so commands run
+    // in-process side by side (the fast test tier) do not name each other's operations; the last one started is what
+    // the last resort, on a thread of no command, names.
+    private static readonly AsyncLocal<CommandState?> s_current = new();
+    private static CommandState s_last = new("kiln", false);
+
+    private sealed class CommandState(string command, bool showStack)
+    {
+        public string Command { get; } = command;
+        public bool ShowStack { get; } = showStack;
+        public List<string> Running { get; } = []; // operations started and not finished, latest last
+    }
+
+    private static CommandState Current => s_current.Value ?? Volatile.Read(ref s_last);
+
     /// <summary>True when the stack of an unexpected error is to be printed after its line.</summary>
-    public static bool ShowStack { get; set; }
+    public static bool ShowStack => Current.ShowStack;
 
     /// <summary>Called on the last resort, before the process ends (e.g. to write the trace with the error).</summary>
     public static Action<Exception>? OnLastResort { get; set; }
@@ -39,14 +52,12 @@ internal static class Unexpected
 
     public static void Starting(string command, string[] args)
     {
-        lock (s_gate)
-        {
-            s_command = "kiln " + command;
-            s_running.Clear();
-        }
         int end = Array.IndexOf(args, "--");
-        ShowStack = args.Take(end < 0 ? args.Length : end).Any(a => a is "-v" or "--verbose")
-            || Environment.GetEnvironmentVariable("KILN_DEBUG") is { Length: > 0 };
+        bool showStack = args.Take(end < 0 ? args.Length : end).Any(a => a is "-v" or "--verbose")
+            || CliEnvironment.Get("KILN_DEBUG") is { Length: > 0 };
+        var state = new CommandState("kiln " + command, showStack);
+        s_current.Value = state;
+        Volatile.Write(ref s_last, state);
     }
 
     /// <summary>The one line for an unexpected exception: the command, what it was doing, the exception's type and
@@ -55,10 +66,11 @@ internal static class Unexpected
     {
         string operation;
         bool hasVerbose;
+        var state = Current;
         lock (s_gate)
         {
-            operation = s_running.Count > 0 ? $"{s_command} failed while at {s_running[^1]}" : $"{s_command} failed";
-            hasVerbose = s_command is "kiln build" or "kiln test";
+            operation = state.Running.Count > 0 ? $"{state.Command} failed while at {state.Running[^1]}" : $"{state.Command} failed";
+            hasVerbose = state.Command is "kiln build" or "kiln test";
         }
         var message = string.Join(' ', ex.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         // Only build and test take -v; the other commands would refuse it as a usage error.
@@ -144,17 +156,19 @@ internal static class Unexpected
 
         private static void Add(string operation)
         {
+            var state = Current;
             lock (s_gate)
             {
-                s_running.Add(operation);
+                state.Running.Add(operation);
             }
         }
 
         private static void Remove(string operation)
         {
+            var state = Current;
             lock (s_gate)
             {
-                s_running.Remove(operation);
+                state.Running.Remove(operation);
             }
         }
     }

@@ -56,7 +56,7 @@ public sealed class ConcurrencyTests : IDisposable
                 {
                     while (!stop.IsCancellationRequested)
                     {
-                        var r = KilnProcess.Run(_store.Path, "gc", gcRuns % 2 == 0 ? "--prune-cache" : "--json");
+                        var r = KilnProcess.RunProcess(_store.Path, "gc", gcRuns % 2 == 0 ? "--prune-cache" : "--json");
                         if (r.ExitCode != 0)
                         {
                             gcFailures.Add(r.All);
@@ -65,8 +65,8 @@ public sealed class ConcurrencyTests : IDisposable
                     }
                 });
                 var builds = contexts.Select(ctx => Task.Run(() => round == 0
-                    ? KilnProcess.Run(_store.Path, "build", ctx.Path)
-                    : KilnProcess.Run(_store.Path, "build", "--no-cache", ctx.Path))).ToArray();
+                    ? KilnProcess.RunProcess(_store.Path, "build", ctx.Path)
+                    : KilnProcess.RunProcess(_store.Path, "build", "--no-cache", ctx.Path))).ToArray();
                 var results = await Task.WhenAll(builds);
                 await stop.CancelAsync();
                 await gc;

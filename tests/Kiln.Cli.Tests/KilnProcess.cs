@@ -65,7 +65,44 @@ public static class KilnProcess
         return psi;
     }
 
-    public static Result Run(string store, params string[] args) => Run(StartInfo(store, args), TimeSpan.FromMinutes(8));
+    /// <summary>Runs kiln once. In the fast tier (<c>KILN_TEST_DLL=1</c>) the command runs in this process, through
+    /// <see cref="Cli.RunAsync(string[], TextWriter, TextWriter, IReadOnlyDictionary{string, string?}, CancellationToken)"/>
+    /// with the environment a child would get, so its code is compiled once per test run rather than once per command:
+    /// under the JIT a kiln process spends most of its time compiling itself. <c>./test</c> (CI) runs the NativeAOT
+    /// binary as a process for every command, as users run it; <c>KILN_TEST_PROCESS=1</c> makes the fast tier do the
+    /// same. Tests about processes themselves (signals, kill -9, several kilns on one store) use
+    /// <see cref="RunProcess"/> or <see cref="StartInfo"/>.</summary>
+    public static Result Run(string store, params string[] args)
+    {
+        var psi = StartInfo(store, args);
+        return InProcess ? RunInProcess(psi, TimeSpan.FromMinutes(8)) : Run(psi, TimeSpan.FromMinutes(8));
+    }
+
+    /// <summary>Runs kiln as a process, also in the fast tier.</summary>
+    public static Result RunProcess(string store, params string[] args) => Run(StartInfo(store, args), TimeSpan.FromMinutes(8));
+
+    private static bool InProcess =>
+        Environment.GetEnvironmentVariable("KILN_TEST_DLL") is { Length: > 0 }
+        && Environment.GetEnvironmentVariable("KILN_TEST_PROCESS") is not { Length: > 0 };
+
+    private static Result RunInProcess(ProcessStartInfo psi, TimeSpan timeout)
+    {
+        var args = psi.ArgumentList.Skip(1).ToArray(); // after kiln.dll
+        var environment = psi.Environment.ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal);
+        // The build's renderer and tests may write from several threads, as they may to a process's stdout.
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        var outWriter = TextWriter.Synchronized(stdout);
+        var errWriter = TextWriter.Synchronized(stderr);
+        using var cts = new CancellationTokenSource(timeout);
+        // On the thread pool, so that a test's synchronization context never holds the command's continuations.
+        int code = Task.Run(() => Cli.RunAsync(args, outWriter, errWriter, environment, cts.Token)).GetAwaiter().GetResult();
+        if (cts.IsCancellationRequested)
+        {
+            throw new TimeoutException($"kiln {string.Join(' ', args)} did not finish in {timeout}");
+        }
+        return new Result(code, stdout.ToString(), stderr.ToString());
+    }
 
     /// <summary>Runs <c>./kiln ARGS</c> from the repository root, exactly as README.md says: the script installs
     /// what it needs, builds the NativeAOT binary when the sources changed, and runs it.</summary>
