@@ -7,6 +7,7 @@
 #   out/.sources-time  made just before the build read the sources: a file newer than it changed since
 #   out/.sources-dirs  made just after the build: a dir newer than it has had an entry added, removed or renamed since
 #                      (the build itself may make bin or obj dirs under src/, which is why dirs get a later time)
+#   out/.checks-itself out/kiln makes these checks itself when ./kiln runs it (see ./kiln)
 # They are written only when the list of sources after the build is the one before it; without them the next call
 # builds again.
 set -euo pipefail
@@ -29,6 +30,7 @@ install -m 0755 out/publish/kiln-sandbox-exec out/kiln-sandbox-exec.tmp
 mv -f out/kiln-sandbox-exec.tmp out/kiln-sandbox-exec
 install -m 0755 out/publish/kiln out/kiln.tmp
 mv -f out/kiln.tmp out/kiln
+touch out/.checks-itself
 touch out/.sources-dirs.new
 if [ "$(kiln_sources "$root")" = "$before" ]; then
   printf '%s\n' "$before" >out/.sources.new

@@ -1,4 +1,4 @@
-# Sourced by ./kiln and scripts/build-tool.sh (bash): checks, with bash builtins only (no process started), whether
+# Sourced by scripts/refresh.sh and scripts/build-tool.sh (bash): checks, with bash builtins only (no process started), whether
 # the set-up and the tool are current. Each takes the repository's root.
 
 # 0 when scripts/setup.sh MODE has installed the list that packaging/control holds now (see its stamp out/.setup-MODE).
@@ -17,7 +17,7 @@ kiln_sources() { # ROOT
     echo "f Directory.Build.props")
 }
 
-# 0 when out/kiln is current (scripts/build-tool.sh writes the three files it reads): out/.sources-time newer than
+# 0 when out/kiln is current (kiln's Checkout.ToolIsCurrent applies the same rules for ./kiln) (scripts/build-tool.sh writes the three files it reads): out/.sources-time newer than
 # every source file listed and out/.sources-dirs newer than every source dir listed. A file added, removed or renamed
 # shows as its dir's change. Strictly newer: file times come from a clock that ticks every few milliseconds, and a
 # change within the tick of a stamp must not pass for older (test -nt compares nanoseconds).

@@ -5,7 +5,7 @@
 #                                              Build-Depends); test: also the tests' tools and qemu (Recommends and
 #                                              X-Test-Depends)
 #        scripts/setup.sh --print [build|test]   prints the packages, one a line, and installs nothing
-# Once every package is installed it writes out/.setup-MODE, a copy of packaging/control, which ./kiln compares with
+# Once every package is installed it writes out/.setup-MODE, a copy of packaging/control, which ./kiln (out/kiln) compares with
 # packaging/control to skip this script while the list is unchanged.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"

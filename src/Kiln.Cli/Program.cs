@@ -4,6 +4,7 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        Checkout.EnsureCurrent(args);
         Unexpected.InstallLastResort(Console.Error);
         using var cts = new CancellationTokenSource();
         int interrupts = 0;

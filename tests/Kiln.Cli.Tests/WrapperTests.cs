@@ -45,7 +45,20 @@ public sealed class WrapperTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private bool ToolIsCurrent() => Bash($"tool_is_current {Q(Root)}").Code == 0;
+    /// <summary>Both implementations of the check (bash for scripts/, kiln's own for ./kiln), which must agree.</summary>
+    private bool ToolIsCurrent()
+    {
+        bool bash = Bash($"tool_is_current {Q(Root)}").Code == 0;
+        Assert.Equal(bash, Checkout.ToolIsCurrent(Root));
+        return bash;
+    }
+
+    private bool SetupIsCurrent(string mode)
+    {
+        bool bash = Bash($"setup_is_current {Q(Root)} {mode}").Code == 0;
+        Assert.Equal(bash, Checkout.SetupIsCurrent(Root, mode));
+        return bash;
+    }
 
     [Fact]
     public void Lists_sources_without_bin_and_obj()
@@ -106,12 +119,48 @@ public sealed class WrapperTests : IDisposable
     public void Setup_is_current_only_for_the_list_it_installed()
     {
         var stamp = Path.Combine(Root, "out/.setup-build");
-        Assert.NotEqual(0, Bash($"setup_is_current {Q(Root)} build").Code);
+        Assert.False(SetupIsCurrent("build"));
         File.Copy(Path.Combine(Root, "packaging/control"), stamp);
-        Assert.Equal(0, Bash($"setup_is_current {Q(Root)} build").Code);
-        Assert.NotEqual(0, Bash($"setup_is_current {Q(Root)} test").Code);
+        Assert.True(SetupIsCurrent("build"));
+        Assert.False(SetupIsCurrent("test"));
         File.AppendAllText(Path.Combine(Root, "packaging/control"), "Depends: more\n");
-        Assert.NotEqual(0, Bash($"setup_is_current {Q(Root)} build").Code);
+        Assert.False(SetupIsCurrent("build"));
+    }
+
+    [Fact]
+    public void The_wrapper_execs_a_self_checking_kiln_and_otherwise_takes_the_slow_path()
+    {
+        File.Copy(Path.Combine(ExampleWebFixture.RepoRoot, "kiln"), Path.Combine(Root, "kiln"));
+        File.SetUnixFileMode(Path.Combine(Root, "kiln"), (UnixFileMode)0b111_101_101);
+        Directory.CreateDirectory(Path.Combine(Root, "scripts"));
+        File.WriteAllText(Path.Combine(Root, "scripts/refresh.sh"), "echo \"slow path: $*\"\n");
+        File.WriteAllText(Path.Combine(Root, "out/kiln"), "#!/bin/sh\necho \"kiln of $KILN_CHECKOUT: $*\"\n");
+        // A kiln built before kiln checked itself would run stale: without the marker the slow path checks for it.
+        Assert.Equal("slow path: build x", Run(Path.Combine(Root, "kiln"), "build", "x"));
+        File.WriteAllText(Path.Combine(Root, "out/.checks-itself"), "");
+        Assert.Equal($"kiln of {Root}: build x", Run(Path.Combine(Root, "kiln"), "build", "x"));
+    }
+
+    [Fact]
+    public void Kiln_given_a_stale_checkout_hands_over_to_the_slow_path_with_its_arguments()
+    {
+        Directory.CreateDirectory(Path.Combine(Root, "scripts"));
+        File.WriteAllText(Path.Combine(Root, "scripts/refresh.sh"), "echo \"slow path [$KILN_CHECKOUT]: $*\"\n");
+        File.Copy(Path.Combine(Root, "packaging/control"), Path.Combine(Root, "out/.setup-build"));
+        File.AppendAllText(Path.Combine(Root, "src/Kiln.A/A.cs"), "changed");
+        var psi = KilnProcess.StartInfo(Root, "--version");
+        psi.Environment["KILN_CHECKOUT"] = Root;
+        var r = KilnProcess.Run(psi, TimeSpan.FromMinutes(1));
+        Assert.Equal(0, r.ExitCode);
+        // KILN_CHECKOUT is still in the exec'd environment (the script unsets it before it runs the new kiln).
+        Assert.Equal($"slow path [{Root}]: --version", r.Stdout.Trim());
+    }
+
+    private static string Run(string file, params string[] args)
+    {
+        var r = KilnProcess.Tool(file, args);
+        Assert.True(r.ExitCode == 0, r.All);
+        return r.Stdout.Trim();
     }
 
     private static string Q(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
