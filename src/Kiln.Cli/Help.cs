@@ -203,8 +203,10 @@ Usage: kiln pull REF [OPTIONS]
 Copies a registry's image into the store and names it REF as written (or NAME with --as). REF is
 HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]; a REF without a registry host is refused. An index (a
 multi-platform image) gives the image for this machine's platform. Every blob is checked against
-its digest and size as it arrives, and the layers are unpacked as a `from:` import does; only
-then is the image named, so a failed pull names nothing. Run as root.
+its digest and size as it arrives, and the image is named only once all are in, so a failed pull
+names nothing. The layers stay packed until something first reads the image's files (a build step,
+`kiln test`, a disk export), which unpacks each and checks it against the config's diff IDs. Run
+as root.
 
 Options:
   --as NAME            the name the image gets in the store (default: REF)

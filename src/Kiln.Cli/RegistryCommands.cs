@@ -76,7 +76,7 @@ internal static class RegistryCommands
         }
         if (!Environment.IsPrivilegedProcess)
         {
-            throw new UsageException("kiln pull: the image's layers are unpacked into the store as they are (owners, device nodes): run as root");
+            throw new UsageException("kiln pull: the store's images are unpacked as they are (owners, device nodes) when first used: run as root");
         }
         bool json = a.Has("--json");
         using var store = KilnStore.Open(Cli.StoreRoot());
@@ -88,7 +88,7 @@ internal static class RegistryCommands
         var (summary, _) = await renderer.RunAsync(TransferRenderer.IsLive(json), async () =>
         {
             var top = await source.ResolveAsync(reference.Reference, ct).ConfigureAwait(false);
-            return await ImagePull.PullAsync(store, source, top, name, Platform.Host, null, renderer, ct).ConfigureAwait(false);
+            return await ImagePull.PullAsync(store, source, top, name, Platform.Host, renderer, ct).ConfigureAwait(false);
         }).ConfigureAwait(false);
         Summary(json ? stderr : stdout, json ? stdout : null, "pulled", name, reference, summary, clock.Elapsed);
         return ExitCodes.Ok;

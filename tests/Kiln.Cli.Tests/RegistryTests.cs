@@ -126,6 +126,57 @@ public sealed class RegistryTests : IAsyncLifetime
         Leftovers.AssertNone(_other.Path);
     }
 
+    /// <summary>The snapshot dirs of <paramref name="store"/> (an extracted layer each).</summary>
+    private static string[] Snapshots(string store)
+    {
+        var dir = Path.Combine(store, "kiln", "snapshots");
+        return Directory.Exists(dir) ? [.. Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal)!] : [];
+    }
+
+    [Fact]
+    public void A_pulled_image_is_named_with_its_blobs_only_and_a_test_a_build_and_an_export_extract_it_on_first_use()
+    {
+        BuildTiny(_store.Path, "tiny", "lazy");
+        string reference = $"{_registry.Host}/team/lazy:v1";
+        Assert.Equal(0, Kiln(_store.Path, "push", "tiny", reference, "--insecure").ExitCode);
+        var pull = Kiln(_other.Path, "pull", reference, "--as", "pulled", "--insecure");
+        Assert.True(pull.ExitCode == 0, pull.All);
+        // As skopeo leaves an image: the blobs and the name, no layer unpacked; the store is consistent so.
+        Assert.Empty(Snapshots(_other.Path));
+        var verify = Kiln(_other.Path, "verify");
+        Assert.True(verify.ExitCode == 0, verify.All);
+        string[] diffIds = [.. JsonNode.Parse(File.ReadAllText(StoreReader.BlobPath(_other.Path,
+            JsonNode.Parse(File.ReadAllText(StoreReader.BlobPath(_other.Path, StoreReader.ManifestDigest(_other.Path, "pulled"))))!["config"]!["digest"]!.GetValue<string>())))!
+            ["rootfs"]!["diff_ids"]!.AsArray().Select(d => Hex(d!.GetValue<string>()))];
+        Assert.Equal(2, diffIds.Length);
+
+        // kiln test reads the image's files: its layers are extracted then.
+        using var ctx = new TinyContext($"images:\n  pulled:\n    from: {reference}\n    test:\n      file:\n        /etc/greeting: {{contains: [lazy]}}\n");
+        var test = Kiln(_other.Path, "test", "pulled", "--phase", "bake", "-f", ctx.Path);
+        Assert.True(test.ExitCode == 0, test.All);
+        Assert.Equal(diffIds.Order(StringComparer.Ordinal), Snapshots(_other.Path));
+
+        // Back to the state a pull leaves: a build's step extracts them.
+        foreach (var id in diffIds)
+        {
+            KilnProcess.Tool("rm", "-rf", Path.Combine(_other.Path, "kiln", "snapshots", id));
+        }
+        Assert.Equal(0, Kiln(_other.Path, "verify").ExitCode);
+        using var app = new TinyContext($"images:\n  app:\n    from: {reference}\n    steps:\n      - run: cat /etc/greeting > /seen\n");
+        var build = Kiln(_other.Path, "build", app.Path, "--insecure");
+        Assert.True(build.ExitCode == 0, build.All);
+        Assert.Subset(Snapshots(_other.Path).ToHashSet(), diffIds.ToHashSet());
+
+        // A rootfs export reads the blobs themselves.
+        var tar = _work.Sub("app.tar");
+        var export = Kiln(_other.Path, "export", "app", "--format", "rootfs", "-o", tar);
+        Assert.True(export.ExitCode == 0, export.All);
+        Assert.Contains("lazy", KilnProcess.Tool("tar", "-xOf", tar, "./seen").Stdout + KilnProcess.Tool("tar", "-xOf", tar, "seen").Stdout);
+        var again = Kiln(_other.Path, "verify");
+        Assert.True(again.ExitCode == 0, again.All);
+        Leftovers.AssertNone(_other.Path);
+    }
+
     [Fact]
     public void A_push_to_another_repository_of_the_registry_names_its_blobs_and_skopeo_copies_them_out_unchanged()
     {

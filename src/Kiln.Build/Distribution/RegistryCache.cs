@@ -23,7 +23,6 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
     private readonly ConcurrentDictionary<Digest, Lazy<Task>> _fetches = new();
     private readonly ConcurrentDictionary<string, ImageState> _steps = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte[]> _tests = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _materializing = new(1, 1);
     private int _stepsFound, _testsFound, _blobsFetched, _entriesPushed, _entriesPresent, _blobsPushed, _blobsSkipped;
     private long _bytesFetched, _bytesPushed;
 
@@ -168,11 +167,10 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
                 : _from.Count > 0 ? _from[0] : throw new BuildException($"remote cache: layer {blob.Digest} is in no cache source");
             await Remote(repo, $"fetching layer {blob.Digest}", async () =>
             {
-                using var writer = store.Content.CreateBlobWriter();
-                await using (var input = await repo.Client.OpenBlobAsync(repo.Repository, blob, cancellationToken: ct).ConfigureAwait(false))
-                {
-                    await input.CopyToAsync(writer, ct).ConfigureAwait(false);
-                }
+                // The download checks its bytes as they are read: the writer does not hash them again.
+                await using var input = await repo.Client.OpenBlobAsync(repo.Repository, blob, cancellationToken: ct).ConfigureAwait(false);
+                using var writer = store.Content.CreateBlobWriter(input);
+                await input.CopyToAsync(writer, ct).ConfigureAwait(false);
                 await writer.CommitAsync(blob.MediaType, blob.Digest, ct).ConfigureAwait(false);
                 return true;
             }).ConfigureAwait(false);
@@ -190,50 +188,7 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
             return;
         }
         await FetchBlobsAsync(store, [.. missing.Select(i => state.Layers[i])], cancellationToken).ConfigureAwait(false);
-        // One at a time: a build and its tests may ask for the same layers.
-        await _materializing.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            foreach (int i in missing)
-            {
-                var diffId = state.Config.RootFs.DiffIds[i];
-                if (store.Snapshots.HasSnapshot(diffId))
-                {
-                    continue;
-                }
-                var layer = state.Layers[i];
-                var work = store.CreateTempDir("remote-layer");
-                try
-                {
-                    var target = Path.Combine(work, "layer");
-                    Digest actual;
-                    await using (var blob = store.Content.OpenBlob(layer.Digest))
-                    {
-                        try
-                        {
-                            actual = await LayerExtractor.ExtractAsync(blob, layer.MediaType, target, _extraction, cancellationToken).ConfigureAwait(false);
-                        }
-                        catch (LayerException e)
-                        {
-                            throw new BuildException($"remote cache: layer {layer.Digest}: {e.Message}", e);
-                        }
-                    }
-                    if (actual != diffId)
-                    {
-                        throw new BuildException($"remote cache: layer {layer.Digest} unpacks to {actual}, but its entry's config says {diffId}");
-                    }
-                    store.Snapshots.CommitSnapshot(target, diffId);
-                }
-                finally
-                {
-                    store.DeleteTempDir(work);
-                }
-            }
-        }
-        finally
-        {
-            _materializing.Release();
-        }
+        await store.Snapshots.EnsureAsync(state, _extraction, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task FlushAsync(KilnStore store, CancellationToken cancellationToken = default)
@@ -354,6 +309,5 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
         {
             client.Dispose();
         }
-        _materializing.Dispose();
     }
 }

@@ -96,10 +96,9 @@ internal static class OciImport
         }
     }
 
-    /// <summary>Checks everything first — each blob's size and digest, the config's diff IDs against what each
-    /// layer unpacks to — and only then copies blobs and commits snapshots, so a bad image leaves nothing in the store.</summary>
-    internal static async Task<ImageState> ImportAsync(KilnStore store, IImageSource source, string where, Descriptor desc,
-        BuildOptions options, CancellationToken ct)
+    /// <summary>Reads the image <paramref name="desc"/> names and checks what it says of itself: an image config, one
+    /// diff ID per layer, layers of a media type Kiln unpacks.</summary>
+    private static async Task<(IImage Image, ImageConfig Config)> ReadCheckedAsync(IImageSource source, string where, Descriptor desc, CancellationToken ct)
     {
         var image = await CheckedAsync(() => ImageReader.ReadManifestAsync(source, desc, ct)).ConfigureAwait(false);
         var manifest = image.Manifest;
@@ -113,6 +112,44 @@ internal static class OciImport
         {
             throw new BuildException($"{where}: the config lists {config.RootFs.DiffIds.Count} diff IDs for {manifest.Layers.Count} layers");
         }
+        for (int i = 0; i < manifest.Layers.Count; i++)
+        {
+            if (!MediaTypes.IsLayer(manifest.Layers[i].MediaType))
+            {
+                throw new BuildException($"{where}: layer {i + 1} has unsupported media type '{manifest.Layers[i].MediaType}' "
+                    + "(Kiln reads OCI and Docker layers: tar, gzip or zstd)");
+            }
+        }
+        return (image, config);
+    }
+
+    /// <summary>The same blobs under OCI's names for them: the images Kiln writes on this one are OCI images throughout.</summary>
+    private static ImageState State(Manifest manifest, ImageConfig config) =>
+        new() { Layers = [.. manifest.Layers.Select(l => l with { MediaType = MediaTypes.OciLayer(l.MediaType) })], Config = config };
+
+    /// <summary>An image whose blobs the store holds, checked on their way in (a pull, or the pin an earlier pull left):
+    /// checked as an import is, its layers left to be extracted on first use (<see cref="Store.Snapshots.SnapshotStore.EnsureAsync"/>),
+    /// where each is checked against its diff ID. Nothing is read twice: the blobs are not hashed again.</summary>
+    internal static async Task<ImageState> FromStoreAsync(KilnStore store, string where, Descriptor desc, CancellationToken ct)
+    {
+        var (image, config) = await ReadCheckedAsync(new StoreImageSource(store), where, desc, ct).ConfigureAwait(false);
+        foreach (var layer in image.Manifest.Layers)
+        {
+            if (!store.Content.HasBlob(layer.Digest))
+            {
+                throw new BuildException($"{where}: layer {layer.Digest} is not in the store (run `kiln verify`, then pull the image again)");
+            }
+        }
+        return State(image.Manifest, config);
+    }
+
+    /// <summary>Checks everything first — each blob's size and digest, the config's diff IDs against what each
+    /// layer unpacks to — and only then copies blobs and commits snapshots, so a bad image leaves nothing in the store.</summary>
+    internal static async Task<ImageState> ImportAsync(KilnStore store, IImageSource source, string where, Descriptor desc,
+        BuildOptions options, CancellationToken ct)
+    {
+        var (image, config) = await ReadCheckedAsync(source, where, desc, ct).ConfigureAwait(false);
+        var manifest = image.Manifest;
         var work = store.CreateTempDir("import");
         try
         {
@@ -121,11 +158,6 @@ internal static class OciImport
             {
                 var layer = image.Layers[i];
                 var blob = layer.Descriptor;
-                if (!MediaTypes.IsLayer(blob.MediaType))
-                {
-                    throw new BuildException($"{where}: layer {i + 1} has unsupported media type '{blob.MediaType}' "
-                        + "(Kiln reads OCI and Docker layers: tar, gzip or zstd)");
-                }
                 var diffId = config.RootFs.DiffIds[i];
                 if (store.Snapshots.HasSnapshot(diffId) && store.Content.HasBlob(blob.Digest))
                 {
@@ -173,8 +205,7 @@ internal static class OciImport
         {
             store.DeleteTempDir(work);
         }
-        // The same blobs under OCI's names for them: the images Kiln writes on this one are OCI images throughout.
-        return new ImageState { Layers = [.. manifest.Layers.Select(l => l with { MediaType = MediaTypes.OciLayer(l.MediaType) })], Config = config };
+        return State(manifest, config);
     }
 
     /// <summary>The store as a sink that commits the import's snapshots once the blobs are in and before the manifest,

@@ -97,8 +97,8 @@ public sealed class RegistryBases(string? storeRoot, BuildOptions options)
 
     private RegistryClient Open(string registry) => options.OpenRegistry?.Invoke(registry) ?? new RegistryClient(registry);
 
-    /// <summary>The base's state: pulled into the store first unless pinned there (blobs checked, layers extracted
-    /// as snapshots), then named by its reference, which pins it for later builds.</summary>
+    /// <summary>The base's state: pulled into the store first unless pinned there (blobs checked; its layers are
+    /// extracted when a step first runs on them), then named by its reference, which pins it for later builds.</summary>
     public async Task<ImageState> ImportAsync(KilnStore store, RegistrySource source, IProgress<ImageCopyEvent>? progress,
         CancellationToken cancellationToken)
     {
@@ -109,15 +109,14 @@ public sealed class RegistryBases(string? storeRoot, BuildOptions options)
         {
             if (resolved.Pinned)
             {
-                return await OciImport.ImportAsync(store, new StoreImageSource(store), source.Reference, resolved.Manifest, options, cancellationToken)
-                    .ConfigureAwait(false);
+                return await OciImport.FromStoreAsync(store, source.Reference, resolved.Manifest, cancellationToken).ConfigureAwait(false);
             }
             var reference = ImageReference.Parse(source.Reference);
             using var client = Open(reference.Registry);
             try
             {
                 var (_, state) = await ImagePull.PullAsync(store, new RegistryImageSource(client, reference.Repository), resolved.Manifest,
-                    source.Reference, options.Platform, options.Extraction, progress, cancellationToken).ConfigureAwait(false);
+                    source.Reference, options.Platform, progress, cancellationToken).ConfigureAwait(false);
                 resolved.Pinned = true;
                 return state;
             }

@@ -53,6 +53,8 @@ internal sealed class StepRunner
                 return LayerCommit.AddHistory(state with { Config = state.Config with { Config = config with { User = user.User } } }, createdBy, _options, emptyLayer: true);
         }
 
+        // The step reads the image's files: layers that were pulled or imported are extracted now, on first use.
+        await _store.Snapshots.EnsureAsync(state, _options.Extraction, ct).ConfigureAwait(false);
         // Run and package steps write to a tmpfs unless told otherwise; a copy step's few files go straight to disk.
         bool sandboxed = step.Step is RunStep or PackagesStep;
         var (scratch, inMemory) = ScratchSpace.CreateTempDir(_store, "step", sandboxed && !_options.ScratchOnDisk ? _options.MemoryScratchSize : null);

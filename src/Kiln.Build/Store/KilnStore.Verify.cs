@@ -6,7 +6,8 @@ namespace Kiln.Build.Store;
 public sealed partial class KilnStore
 {
     /// <summary>Re-hashes every blob and checks every tagged image (manifest, config, layers, sizes, diff_ids,
-    /// snapshots). Collects every problem rather than stopping at the first.</summary>
+    /// snapshots: each that exists is a directory; a layer with none is fine while its blob is there). Collects every
+    /// problem rather than stopping at the first.</summary>
     public async Task<VerifyReport> VerifyAsync(CancellationToken ct = default)
     {
         var problems = new List<StoreProblem>();
@@ -96,12 +97,22 @@ public sealed partial class KilnStore
                     $"image has {manifest.Layers.Count} layers but {config.RootFs.DiffIds.Count} diff_ids"));
                 Use(desc.Digest.Value, image);
             }
-            foreach (var diffId in config.RootFs.DiffIds)
+            for (int i = 0; i < config.RootFs.DiffIds.Count; i++)
             {
+                var diffId = config.RootFs.DiffIds[i];
                 Use("snapshot:" + diffId.Value, image);
-                if (!Snapshots.HasSnapshot(diffId))
+                if (Snapshots.HasSnapshot(diffId))
                 {
-                    found.Add((StoreProblemKind.MissingSnapshot, diffId, Snapshots.SnapshotPath(diffId), $"snapshot of layer {diffId} is missing"));
+                    continue;
+                }
+                // No snapshot is fine while the layer's blob is there (checked above): a pulled or imported layer is
+                // extracted on first use. Something else in its place is not.
+                var path = Snapshots.SnapshotPath(diffId);
+                bool blobThere = i < manifest.Layers.Count && Content.HasBlob(manifest.Layers[i].Digest);
+                if (Path.Exists(path) || !blobThere)
+                {
+                    found.Add((StoreProblemKind.MissingSnapshot, diffId, path,
+                        Path.Exists(path) ? $"snapshot of layer {diffId} is not a directory" : $"snapshot of layer {diffId} is missing, and so is its blob"));
                 }
             }
         }

@@ -36,7 +36,7 @@ public sealed partial class KilnStore : IDisposable
         _procsDir = Path.Combine(_kilnDir, "procs");
         Content = new ContentStore(Path.Combine(root, "blobs", "sha256"), NewIngestPath);
         Names = new ImageNames(root, _kilnDir, Content, NewIngestPath);
-        Snapshots = new SnapshotStore(Path.Combine(_kilnDir, "snapshots"));
+        Snapshots = new SnapshotStore(Path.Combine(_kilnDir, "snapshots"), Content, CreateTempDir, DeleteTempDir);
         StepCache = new StepCache(Path.Combine(_kilnDir, "steps"), Content, Snapshots, NewIngestPath);
     }
 

@@ -33,6 +33,10 @@ public sealed class StoreException : Exception
     public static StoreException InvalidTagName(string name) =>
         new($"invalid image name '{Shorten(name)}': use letters, digits and '._-:/+@', starting with a letter or digit, at most 255 characters");
 
+    /// <summary>A layer's snapshot could not be made from its blob (see <see cref="Snapshots.SnapshotStore.EnsureAsync"/>).</summary>
+    public static StoreException CannotExtract(Digest layer, string why, Exception? inner = null) =>
+        new($"extracting layer {layer}: {why}", inner);
+
     public static StoreException InvalidImage(string why) => new($"invalid image: {why}");
 
     public static StoreException CorruptDocument(string what, string path, Exception inner) =>

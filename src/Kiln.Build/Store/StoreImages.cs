@@ -48,10 +48,12 @@ public sealed class StoreImageSink(KilnStore store) : IImageSink
     public async Task WriteBlobAsync(Descriptor blob, Stream content, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(blob);
-        var writer = store.Content.CreateBlobWriter();
+        // A registry's download checks its bytes as they are read: they are hashed there, and not again here.
+        var checkedBy = content is IVerifiedBlobStream v && v.Descriptor.Digest == blob.Digest && v.Descriptor.Size == blob.Size ? v : null;
+        var writer = store.Content.CreateBlobWriter(checkedBy);
         await using (writer.ConfigureAwait(false))
         {
-            // The writer hashes what it is given and its commit checks the digest: the copy checks the size only.
+            // The writer (or the stream) hashes what it is given and its commit checks the digest: the copy checks the size only.
             await BlobCopy.CopyAsync(content, writer, blob, Name, checkDigest: false, cancellationToken).ConfigureAwait(false);
             // A mismatch throws StoreException.DigestMismatch and discards the ingest file.
             await writer.CommitAsync(blob.MediaType, blob.Digest, cancellationToken).ConfigureAwait(false);

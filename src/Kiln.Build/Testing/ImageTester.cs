@@ -69,6 +69,11 @@ public sealed class ImageTester
                 await remote.MaterializeAsync(_store, state, ct).ConfigureAwait(false);
             }
         }
+        if (wanted.Any(p => p.Cached is null))
+        {
+            // The checks read the image's files: layers that were pulled or imported are extracted now, on first use.
+            await _store.Snapshots.EnsureAsync(state, ct: ct).ConfigureAwait(false);
+        }
         using var early = CancellationTokenSource.CreateLinkedTokenSource(ct);
         Task<TestPhaseReport>? bootRun = null;
         if (wanted.Count == 2 && wanted.All(p => p.Cached is null))

@@ -140,7 +140,9 @@ public static class ImageCopier
         var stream = await source.OpenBlobAsync(blob, ct).ConfigureAwait(false);
         await using (stream.ConfigureAwait(false))
         {
-            Stream content = progress is null ? stream : new ProgressStream(stream, blob, progress);
+            Stream content = progress is null ? stream
+                : stream is IVerifiedBlobStream verified ? new VerifiedProgressStream(stream, verified, blob, progress)
+                : new ProgressStream(stream, blob, progress);
             await sink.WriteBlobAsync(blob, content, ct).ConfigureAwait(false);
         }
         Interlocked.Increment(ref tally.Copied);
@@ -179,8 +181,17 @@ public static class ImageCopier
         public int Manifests;
     }
 
+    /// <summary>A <see cref="ProgressStream"/> over a stream that checks its bytes, which says so to the sink.</summary>
+    private sealed class VerifiedProgressStream(Stream inner, IVerifiedBlobStream verified, Descriptor blob, IProgress<ImageCopyEvent> progress)
+        : ProgressStream(inner, blob, progress), IVerifiedBlobStream
+    {
+        public Descriptor Descriptor => verified.Descriptor;
+
+        public bool Verified => verified.Verified;
+    }
+
     /// <summary>Reports the bytes read through it, about every mebibyte and at the end.</summary>
-    private sealed class ProgressStream(Stream inner, Descriptor blob, IProgress<ImageCopyEvent> progress) : Stream
+    private class ProgressStream(Stream inner, Descriptor blob, IProgress<ImageCopyEvent> progress) : Stream
     {
         private const long Every = 1 << 20;
         private long _read;

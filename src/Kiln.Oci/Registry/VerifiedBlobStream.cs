@@ -1,5 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
+using Kiln.Oci.Image;
 
 namespace Kiln.Oci.Registry;
 
@@ -7,7 +8,7 @@ namespace Kiln.Oci.Registry;
 /// size, or a digest other than its own at the end, throw instead of completing, so a reader that stores only what
 /// reached the end without an exception never stores a wrong blob. A dropped or stalled connection is resumed from
 /// the current offset with a Range request.</summary>
-public sealed class VerifiedBlobStream : Stream
+public sealed class VerifiedBlobStream : Stream, IVerifiedBlobStream
 {
     private readonly Func<long, CancellationToken, Task<(HttpResponseMessage Response, Stream Body)>>? _reopen;
     private readonly Descriptor _descriptor;
@@ -42,6 +43,8 @@ public sealed class VerifiedBlobStream : Stream
         new(descriptor, where, null, body, null, progress, Timeout.InfiniteTimeSpan, 1, _ => TimeSpan.Zero);
 
     public Descriptor Descriptor => _descriptor;
+
+    public bool Verified => _verified;
 
     public override bool CanRead => true;
     public override bool CanSeek => false;

@@ -48,15 +48,25 @@ public sealed class KilnStoreVerifyGcTests
     }
 
     [Fact]
-    public async Task Verify_finds_a_missing_snapshot_of_a_tagged_image()
+    public async Task Verify_accepts_a_layer_not_yet_extracted_but_not_one_without_its_blob_or_with_a_file_for_a_snapshot()
     {
         using var t = new TestStore();
         var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
+        state = await t.AddLayerAsync(state, "b", "b");
         await t.Store.Names.TagAsync("web", await t.Store.Content.WriteImageAsync(state));
-        var diffId = state.Config.RootFs.DiffIds[0];
-        Directory.Delete(t.Store.Snapshots.SnapshotPath(diffId), recursive: true);
+        var (first, second) = (state.Config.RootFs.DiffIds[0], state.Config.RootFs.DiffIds[1]);
+        Directory.Delete(t.Store.Snapshots.SnapshotPath(first), recursive: true);
+        Directory.Delete(t.Store.Snapshots.SnapshotPath(second), recursive: true);
+        // Blobs only, as a pull leaves an image: its layers are extracted on first use.
+        var lazy = await t.Store.VerifyAsync();
+        Assert.True(lazy.Ok, string.Join("\n", lazy.Problems));
+
+        File.WriteAllText(t.Store.Snapshots.SnapshotPath(first), "not a snapshot");
+        File.Delete(t.Store.Content.BlobPath(state.Layers[1].Digest));
         var report = await t.Store.VerifyAsync();
-        AssertProblem(report, StoreProblemKind.MissingSnapshot, diffId);
+        AssertProblem(report, StoreProblemKind.MissingSnapshot, first);
+        AssertProblem(report, StoreProblemKind.MissingSnapshot, second);
+        AssertProblem(report, StoreProblemKind.MissingBlob, state.Layers[1].Digest);
     }
 
     [Fact]

@@ -39,12 +39,12 @@ public static class DiskExporter
         if (request.Format == ExportFormat.Vagrant)
         {
             // An image that cannot boot is refused before the box's apt step fetches packages for nothing.
-            BootFiles.Find(Layers(store, request, state).LayersTopFirst, name);
+            BootFiles.Find((await LayersAsync(store, request, state, ct).ConfigureAwait(false)).LayersTopFirst, name);
             state = await VagrantAccess.AddAsync(store, name, request.Manifest.Digest, state, request.StepOptions with { Epoch = request.Epoch }, Report, ct).ConfigureAwait(false);
             diskName = name + VagrantAccess.DiskSuffix;
             diskManifest = ContentStore.DescribeImage(state).Digest;
         }
-        var (diffIds, layers) = Layers(store, request, state);
+        var (diffIds, layers) = await LayersAsync(store, request, state, ct).ConfigureAwait(false);
         var boot = BootFiles.Find(layers, name);
         var tree = new MergedTree(layers);
         var (used, entries) = DiskBuilder.Measure(tree, ct);
@@ -182,19 +182,22 @@ public static class DiskExporter
         }
     }
 
-    private static (IReadOnlyList<Digest> DiffIds, IReadOnlyList<string> LayersTopFirst) Layers(KilnStore store, ExportRequest request, ImageState state)
+    /// <summary>The image's snapshots, topmost first: those of layers that were pulled or imported are extracted now.</summary>
+    private static async Task<(IReadOnlyList<Digest> DiffIds, IReadOnlyList<string> LayersTopFirst)> LayersAsync(KilnStore store, ExportRequest request,
+        ImageState state, CancellationToken ct)
     {
         var diffIds = state.Config.RootFs.DiffIds;
         if (diffIds.Count == 0)
         {
             throw ExportException.BadInput($"image {request.ImageName} has no layers: there is nothing to put on a disk");
         }
-        foreach (var id in diffIds)
+        try
         {
-            if (!store.Snapshots.HasSnapshot(id))
-            {
-                throw ExportException.Failed($"layer {id.Short} of image {request.ImageName} has no snapshot in the store: run `kiln verify`, then rebuild the image");
-            }
+            await store.Snapshots.EnsureAsync(state, request.StepOptions.Extraction, ct).ConfigureAwait(false);
+        }
+        catch (StoreException e)
+        {
+            throw ExportException.Failed($"image {request.ImageName}: {e.Message}", e);
         }
         return (diffIds, diffIds.Reverse().Select(store.Snapshots.SnapshotPath).ToList());
     }

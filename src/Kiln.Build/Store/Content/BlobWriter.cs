@@ -8,7 +8,9 @@ public sealed class BlobWriter : Stream, Layers.ISha256Destination
 {
     private readonly ContentStore _store;
     private readonly FileStream _file;
-    private readonly Sha256Hasher _hash = new Sha256Hasher();
+    /// <summary>Null when the bytes come from a stream that checks them itself (<see cref="_checkedBy"/>).</summary>
+    private readonly Sha256Hasher? _hash;
+    private readonly Kiln.Oci.Image.IVerifiedBlobStream? _checkedBy;
     private long _length;
     private long _writebackFrom;
     private bool _done;
@@ -17,9 +19,13 @@ public sealed class BlobWriter : Stream, Layers.ISha256Destination
     /// to the disk while it is packed, not all in the fsync of <see cref="CommitAsync"/>.</summary>
     private const long WritebackEvery = 8L << 20;
 
-    internal BlobWriter(ContentStore store, string ingestPath)
+    /// <param name="checkedBy">The stream the bytes are read from, which checks them itself: they are not hashed again,
+    /// and the commit takes the digest from it once it has checked the whole blob.</param>
+    internal BlobWriter(ContentStore store, string ingestPath, Kiln.Oci.Image.IVerifiedBlobStream? checkedBy = null)
     {
         _store = store;
+        _checkedBy = checkedBy;
+        _hash = checkedBy is null ? new Sha256Hasher() : null;
         IngestPath = ingestPath;
         _file = new FileStream(ingestPath, new FileStreamOptions
         {
@@ -45,7 +51,7 @@ public sealed class BlobWriter : Stream, Layers.ISha256Destination
         set => throw new NotSupportedException("a blob writer cannot seek");
     }
 
-    public byte[] Sha256SoFar() => _hash.GetCurrentHash();
+    public byte[] Sha256SoFar() => (_hash ?? throw new InvalidOperationException("this blob writer does not hash")).GetCurrentHash();
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
@@ -53,7 +59,7 @@ public sealed class BlobWriter : Stream, Layers.ISha256Destination
     {
         ThrowIfDone();
         _file.Write(buffer);
-        _hash.AppendData(buffer);
+        _hash?.AppendData(buffer);
         _length += buffer.Length;
         StartWritebackEvery();
     }
@@ -65,7 +71,7 @@ public sealed class BlobWriter : Stream, Layers.ISha256Destination
     {
         ThrowIfDone();
         await _file.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
-        _hash.AppendData(buffer.Span);
+        _hash?.AppendData(buffer.Span);
         _length += buffer.Length;
         StartWritebackEvery();
     }
@@ -98,7 +104,8 @@ public sealed class BlobWriter : Stream, Layers.ISha256Destination
 
     /// <summary>Flushes and fsyncs the data, checks its digest (against <paramref name="expected"/> if given),
     /// and moves it to <c>blobs/sha256/HEX</c>. On a mismatch the data is discarded and a
-    /// <see cref="StoreException"/> thrown.</summary>
+    /// <see cref="StoreException"/> thrown. A writer whose source checks the bytes commits only once that source has
+    /// checked them all.</summary>
     public async Task<Descriptor> CommitAsync(string mediaType, Digest? expected = null, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(mediaType);
@@ -109,7 +116,19 @@ public sealed class BlobWriter : Stream, Layers.ISha256Destination
             await _file.FlushAsync(ct).ConfigureAwait(false);
             _file.Flush(flushToDisk: true);
             await _file.DisposeAsync().ConfigureAwait(false);
-            var digest = Digest.FromHash(_hash.GetHashAndReset());
+            Digest digest;
+            if (_checkedBy is { } source)
+            {
+                if (!source.Verified || source.Descriptor.Size != _length)
+                {
+                    throw new InvalidOperationException($"blob {source.Descriptor.Digest} was not read to its end through the stream that checks it");
+                }
+                digest = source.Descriptor.Digest;
+            }
+            else
+            {
+                digest = Digest.FromHash(_hash!.GetHashAndReset());
+            }
             if (expected is { } want && want != digest)
             {
                 throw StoreException.DigestMismatch(want, digest);
@@ -146,7 +165,7 @@ public sealed class BlobWriter : Stream, Layers.ISha256Destination
             await _file.DisposeAsync().ConfigureAwait(false);
             StoreFs.TryDeleteFile(IngestPath);
         }
-        _hash.Dispose();
+        _hash?.Dispose();
         await base.DisposeAsync().ConfigureAwait(false);
     }
 
@@ -158,7 +177,7 @@ public sealed class BlobWriter : Stream, Layers.ISha256Destination
             _file.Dispose();
             StoreFs.TryDeleteFile(IngestPath);
         }
-        _hash.Dispose();
+        _hash?.Dispose();
     }
 
     private void ThrowIfDone() => ObjectDisposedException.ThrowIf(_done, this);

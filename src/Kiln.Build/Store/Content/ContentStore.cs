@@ -18,11 +18,13 @@ public sealed partial class ContentStore
     public string BlobsDir { get; }
 
     /// <summary>Starts writing a blob into the ingest area; commit it with <see cref="BlobWriter.CommitAsync"/>.</summary>
-    public BlobWriter CreateBlobWriter()
+    /// <param name="checkedBy">The stream the blob is copied from, if it checks the bytes itself (a registry download):
+    /// the writer then does not hash them a second time, and commits only once that stream has checked them all.</param>
+    public BlobWriter CreateBlobWriter(Kiln.Oci.Image.IVerifiedBlobStream? checkedBy = null)
     {
         try
         {
-            return new BlobWriter(this, _newIngestPath());
+            return new BlobWriter(this, _newIngestPath(), checkedBy);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

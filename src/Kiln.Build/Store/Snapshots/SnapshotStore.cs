@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using Kiln.Build.Layers;
 using Kiln.Build.Store.Content;
 using Kiln.Oci;
 
@@ -6,11 +8,23 @@ namespace Kiln.Build.Store.Snapshots;
 /// <summary>Snapshots: extracted layers, one directory per layer in <c>kiln/snapshots/</c> named by its diffId, which
 /// overlay mounts stack as lower dirs. A snapshot is prepared in a temp dir, made durable, and renamed into place: the
 /// rename is the commit point, so a snapshot that is there is complete.</summary>
+/// <remarks>A snapshot is derived from its layer's blob, which the content store holds checked: an image that was pulled
+/// or imported has blobs and no snapshots until something reads its files (<see cref="EnsureAsync"/>).</remarks>
 public sealed class SnapshotStore
 {
-    internal SnapshotStore(string snapshotsDir)
+    private readonly ContentStore _content;
+    private readonly Func<string, string> _createTempDir;
+    private readonly Action<string> _deleteTempDir;
+
+    /// <summary>Extractions in flight in this process, by diffId: a build and its tests asking for one layer extract it once.</summary>
+    private readonly ConcurrentDictionary<Digest, Task> _extracting = new();
+
+    internal SnapshotStore(string snapshotsDir, ContentStore content, Func<string, string> createTempDir, Action<string> deleteTempDir)
     {
         SnapshotsDir = snapshotsDir;
+        _content = content;
+        _createTempDir = createTempDir;
+        _deleteTempDir = deleteTempDir;
     }
 
     public string SnapshotsDir { get; }
@@ -128,6 +142,109 @@ public sealed class SnapshotStore
         foreach (var path in entries)
         {
             Native.FsyncPath(path);
+        }
+    }
+
+    // ---- extraction on first use ----
+
+    /// <summary>Gives every layer of <paramref name="state"/> its snapshot, extracting from its blob in the store those
+    /// that have none (nor a prepared dir of this process), so that a sandbox, a test or an exporter can read its files.
+    /// Idempotent. The caller holds the store lock (shared), as for any write. Each extraction goes to a dir in kiln/tmp,
+    /// is checked against the layer's diffId, made durable and renamed into place: a crash leaves only a temp dir, which
+    /// the next start removes; another process extracting the same layer at once loses nothing (the first rename wins).</summary>
+    /// <exception cref="StoreException">A blob is missing, or a layer cannot be extracted or unpacks to another diffId.</exception>
+    public async Task EnsureAsync(ImageState state, ExtractionOptions? extraction = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        state.CheckLayersMatchDiffIds();
+        for (int i = 0; i < state.Layers.Count; i++)
+        {
+            await EnsureLayerAsync(state.Layers[i], state.Config.RootFs.DiffIds[i], extraction ?? ExtractionOptions.Default, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Whether <paramref name="diffId"/>'s files can be read now: a complete snapshot, or a dir of this process
+    /// that is being made durable.</summary>
+    private bool IsReadable(Digest diffId) => _prepared.ContainsKey(diffId) || HasSnapshot(diffId);
+
+    private async Task EnsureLayerAsync(Descriptor layer, Digest diffId, ExtractionOptions extraction, CancellationToken ct)
+    {
+        while (!IsReadable(diffId))
+        {
+            var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var running = _extracting.GetOrAdd(diffId, mine.Task);
+            if (running != mine.Task)
+            {
+                try
+                {
+                    await running.WaitAsync(ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    // The other caller was cancelled, not this one: look again, and extract it here if still missing.
+                }
+                continue;
+            }
+            try
+            {
+                if (!IsReadable(diffId))
+                {
+                    await ExtractAsync(layer, diffId, extraction, ct).ConfigureAwait(false);
+                }
+                mine.SetResult();
+            }
+            catch (Exception e)
+            {
+                if (e is OperationCanceledException oce)
+                {
+                    mine.SetCanceled(oce.CancellationToken);
+                }
+                else
+                {
+                    mine.SetException(e);
+                }
+                throw;
+            }
+            finally
+            {
+                _extracting.TryRemove(new KeyValuePair<Digest, Task>(diffId, mine.Task));
+            }
+        }
+    }
+
+    private async Task ExtractAsync(Descriptor layer, Digest diffId, ExtractionOptions extraction, CancellationToken ct)
+    {
+        if (!_content.HasBlob(layer.Digest))
+        {
+            throw StoreException.CannotExtract(layer.Digest, "its blob is not in the store (run `kiln verify`, then pull or build the image again)");
+        }
+        var work = _createTempDir("extract");
+        try
+        {
+            var target = Path.Combine(work, "layer");
+            Digest actual;
+            // The blob was checked against its digest when it was written: it is read once, to unpack it.
+            var blob = _content.OpenBlob(layer.Digest);
+            await using (blob.ConfigureAwait(false))
+            {
+                try
+                {
+                    actual = await LayerExtractor.ExtractAsync(blob, layer.MediaType, target, extraction, ct).ConfigureAwait(false);
+                }
+                catch (LayerException e)
+                {
+                    throw StoreException.CannotExtract(layer.Digest, e.Message, e);
+                }
+            }
+            if (actual != diffId)
+            {
+                throw StoreException.CannotExtract(layer.Digest, $"it unpacks to {actual}, but the image's config says {diffId}");
+            }
+            CommitSnapshot(target, diffId);
+        }
+        finally
+        {
+            _deleteTempDir(work);
         }
     }
 
