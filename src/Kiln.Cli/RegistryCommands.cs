@@ -130,7 +130,7 @@ internal static class RegistryCommands
         return ExitCodes.Ok;
     }
 
-    public static int Logout(string[] args, TextWriter stdout)
+    public static async Task<int> LogoutAsync(string[] args, TextWriter stdout, CancellationToken ct)
     {
         var a = Arguments.Parse(args, "logout", ["--help"], [], Aliases);
         if (a.Has("--help"))
@@ -140,8 +140,9 @@ internal static class RegistryCommands
         }
         var host = OneHost("logout", a);
         var credentials = RegistryAccess.Credentials();
-        stdout.WriteLine(credentials.Logout(host)
-            ? $"logged out of {host} (removed from {credentials.WriteFile})"
+        var removed = await credentials.LogoutAsync(host, ct).ConfigureAwait(false);
+        stdout.WriteLine(removed.Count > 0
+            ? $"logged out of {host} (removed from {string.Join(" and ", removed)})"
             : $"not logged in to {host} ({credentials.WriteFile} has no entry for it)");
         return ExitCodes.Ok;
     }

@@ -248,8 +248,10 @@ internal sealed class RegistryTransport : IDisposable
             int attempts = Math.Max(1, _options.MaxAttempts);
             for (int failures = 0; ;)
             {
-                using var request = new HttpRequestMessage(HttpMethod.Get, tokenUri);
-                if (credential is not null)
+                using var request = credential?.IdentityToken is { Length: > 0 } refresh
+                    ? RefreshTokenRequest(realmUri, challenge["service"], spec.Scopes, refresh)
+                    : new HttpRequestMessage(HttpMethod.Get, tokenUri);
+                if (credential is not null && request.Method == HttpMethod.Get)
                 {
                     request.Headers.Authorization = new AuthenticationHeaderValue("Basic",
                         Convert.ToBase64String(Encoding.UTF8.GetBytes(credential.Username + ":" + credential.Secret)));
@@ -272,11 +274,15 @@ internal sealed class RegistryTransport : IDisposable
                 }
                 using (response)
                 {
-                    if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+                    if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden
+                        || (request.Method == HttpMethod.Post && response.StatusCode == HttpStatusCode.BadRequest))
                     {
+                        // OAuth2 answers a refresh token it does not accept with 400 invalid_grant, not 401.
                         throw RegistryException.AuthenticationFailed(Registry, credential is null
                             ? $"the token server refused an anonymous token for {key} (kiln login {Registry})"
-                            : $"the token server refused the credentials of user '{credential.Username}'");
+                            : request.Method == HttpMethod.Post
+                                ? "the token server refused the identity token (kiln login again to get a new one)"
+                                : $"the token server refused the credentials of user '{credential.Username}'");
                     }
                     bool transient = (int)response.StatusCode >= 500 || response.StatusCode == HttpStatusCode.TooManyRequests;
                     if (transient && ++failures < attempts)
@@ -299,6 +305,27 @@ internal sealed class RegistryTransport : IDisposable
         {
             _authLock.Release();
         }
+    }
+
+    /// <summary>Distribution's OAuth2 token request for an identity token: a form POST to the realm exchanging the
+    /// refresh token for an access token of the scopes asked, as docker does for an <c>identitytoken</c>.</summary>
+    private static HttpRequestMessage RefreshTokenRequest(Uri realm, string? service, IReadOnlyList<string> scopes, string refreshToken)
+    {
+        var form = new List<KeyValuePair<string, string>>
+        {
+            new("grant_type", "refresh_token"),
+            new("refresh_token", refreshToken),
+            new("client_id", "kiln"),
+        };
+        if (service is not null)
+        {
+            form.Add(new("service", service));
+        }
+        if (scopes.Count > 0)
+        {
+            form.Add(new("scope", string.Join(' ', scopes)));
+        }
+        return new HttpRequestMessage(HttpMethod.Post, realm) { Content = new FormUrlEncodedContent(form) };
     }
 
     private (string Token, int ExpiresIn) ParseToken(byte[] body)

@@ -88,7 +88,7 @@ public sealed class AuthRegistryTests
                 Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(store.WriteFile));
                 using var client = new RegistryClient(server.Host, options with { Credentials = (r, repo, ct) => store.GetAsync(r, repo, ct) });
                 await client.PingAsync();
-                Assert.True(store.Logout(server.Host));
+                Assert.Equal([store.WriteFile], await store.LogoutAsync(server.Host));
                 Assert.Null(await store.GetAsync(server.Host));
             }
             finally
@@ -103,7 +103,7 @@ public sealed class AuthRegistryTests
     public async Task Pushes_and_pulls_with_bearer_tokens_scoped_per_repository()
     {
         string root = Directory.CreateTempSubdirectory("kiln-registry-").FullName;
-        await using var tokens = new TokenServer(root, "bob", "token-pass");
+        await using var tokens = new TokenServer(root, "bob", "token-pass", refreshToken: "refresh-7f3a9c");
         await using var server = await RegistryServer.StartAsync(new RegistryServer.Settings
         {
             Token = (tokens.Realm, TokenServer.Service, TokenServer.Issuer, tokens.RootBundle),
@@ -122,5 +122,24 @@ public sealed class AuthRegistryTests
         Assert.Equal(RegistryErrorKind.AuthenticationFailed, e.Kind);
         Assert.Contains("authentication failed", e.Message);
         Assert.DoesNotContain("bad-token-pass", e.ToString());
+
+        // A docker identity token is exchanged for access tokens by OAuth2's refresh_token grant, never sent as Basic.
+        RegistryCredential Identity(string token) => new("<token>", "") { IdentityToken = token };
+        using var identity = new RegistryClient(server.Host, Options(null, "x", "y") with
+        {
+            Insecure = true,
+            Credentials = (_, _, _) => Task.FromResult<RegistryCredential?>(Identity("refresh-7f3a9c")),
+        });
+        Assert.Equal(image.ManifestDigest, (await identity.ResolveManifestAsync("team/app", "v1"))!.Digest);
+        Assert.Equal(1, tokens.IssuedForRefreshToken);
+        using var stale = new RegistryClient(server.Host, Options(null, "x", "y") with
+        {
+            Insecure = true,
+            Credentials = (_, _, _) => Task.FromResult<RegistryCredential?>(Identity("refresh-revoked")),
+        });
+        var refused = await Assert.ThrowsAsync<RegistryException>(() => stale.ResolveManifestAsync("team/app", "v1"));
+        Assert.Equal(RegistryErrorKind.AuthenticationFailed, refused.Kind);
+        Assert.Contains("identity token", refused.Message);
+        Assert.DoesNotContain("refresh-revoked", refused.ToString());
     }
 }
