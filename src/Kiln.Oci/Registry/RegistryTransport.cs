@@ -33,6 +33,11 @@ internal sealed class RegistryTransport : IDisposable
             sockets.SslOptions.RemoteCertificateValidationCallback = options.Insecure
                 ? (_, _, _, _) => true
                 : CertsDirectory.Validator(roots);
+            var clientCertificates = CertsDirectory.LoadClientCertificates(options.CertsDirectory, registry);
+            if (clientCertificates.Count > 0)
+            {
+                sockets.SslOptions.ClientCertificates = clientCertificates;
+            }
             handler = sockets;
         }
         _http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };

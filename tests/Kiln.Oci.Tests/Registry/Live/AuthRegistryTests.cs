@@ -71,6 +71,48 @@ public sealed class AuthRegistryTests
     }
 
     [Fact]
+    public async Task Presents_the_client_certificate_of_certs_d_to_a_registry_that_requires_one()
+    {
+        string root = Directory.CreateTempSubdirectory("kiln-registry-").FullName;
+        var pki = TestPki.Create(Path.Combine(root, "pki"));
+        await using var server = await RegistryServer.StartAsync(new RegistryServer.Settings
+        {
+            Tls = (pki.ServerCertificate, pki.ServerKey),
+            ClientCas = pki.CaCertificate,
+        }, root);
+        string certs = Directory.CreateTempSubdirectory("kiln-certs-").FullName;
+        try
+        {
+            string dir = Path.Combine(certs, server.Host);
+            Directory.CreateDirectory(dir);
+            File.Copy(pki.CaCertificate, Path.Combine(dir, "ca.crt"));
+            var options = new RegistryClientOptions { CertsDirectory = certs, MaxAttempts = 1 };
+            using (var without = new RegistryClient(server.Host, options))
+            {
+                var refused = await Assert.ThrowsAsync<RegistryException>(() => without.PingAsync());
+                Assert.Contains(server.Host, refused.Message);
+            }
+
+            // A certificate without its key is named, not silently left out.
+            File.Copy(pki.ClientCertificate, Path.Combine(dir, "lonely.cert"));
+            var unpaired = Assert.Throws<RegistryException>(() => new RegistryClient(server.Host, options));
+            Assert.Contains("lonely.cert", unpaired.Message);
+            File.Delete(Path.Combine(dir, "lonely.cert"));
+
+            File.Copy(pki.ClientCertificate, Path.Combine(dir, "client.cert"));
+            File.Copy(pki.ClientKey, Path.Combine(dir, "client.key"));
+            using var with = new RegistryClient(server.Host, options);
+            var image = TestImage.Create(13, 2000, 40_000);
+            await PlainRegistryTests.PushAsync(with, "mtls/web", image, "v1");
+            await PlainRegistryTests.PullAndCompareAsync(with, "mtls/web", image, "v1");
+        }
+        finally
+        {
+            Directory.Delete(certs, true);
+        }
+    }
+
+    [Fact]
     public async Task Login_checks_the_credentials_then_writes_them_to_the_auth_file()
     {
         var (server, certs) = await StartTlsBasicAsync(Directory.CreateTempSubdirectory("kiln-registry-").FullName);
