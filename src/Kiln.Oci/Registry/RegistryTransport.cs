@@ -137,6 +137,11 @@ internal sealed class RegistryTransport : IDisposable
             catch (Exception e) when (e is not RegistryException && RetryPolicy.IsTransient(e, cancellationToken))
             {
                 response?.Dispose();
+                if (e is HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError } && !_options.Insecure
+                    && await AnswersPlainHttpAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    throw RegistryException.PlainHttp(Registry, spec.What, e);
+                }
                 lastError = e is OperationCanceledException ? new TimeoutException($"no progress for {_options.StallTimeout.TotalSeconds:0.#} s", e) : e;
                 if (++failures >= attempts)
                 {
@@ -144,6 +149,24 @@ internal sealed class RegistryTransport : IDisposable
                 }
                 await Task.Delay(RetryPolicy.Delay(failures, _options.RetryBaseDelay, _options.RetryMaxDelay, null, Random.Shared), cancellationToken).ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>Whether the registry answers plain HTTP where TLS failed: the usual cause of a handshake that fails
+    /// at once, worth saying in so many words instead of a TLS error.</summary>
+    private async Task<bool> AnswersPlainHttpAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            cts.CancelAfter(TimeSpan.FromSeconds(5));
+            using var probe = await _http.GetAsync(new Uri("http://" + Registry + "/v2/"), HttpCompletionOption.ResponseHeadersRead, cts.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException
+            || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            return false;
         }
     }
 
