@@ -53,7 +53,7 @@ public static class Cli
                 "push" => await RegistryCommands.PushAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "pull" => await RegistryCommands.PullAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "login" => await RegistryCommands.LoginAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
-                "logout" => RegistryCommands.Logout(rest, stdout),
+                "logout" => await RegistryCommands.LogoutAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 _ => throw new UsageException($"kiln: unknown command '{command}' (see 'kiln --help')"),
             };
         }

@@ -241,7 +241,9 @@ Exit codes: 0 stored, 1 authentication failed (nothing stored), 2 bad input.
     public const string Logout = """
 Usage: kiln logout HOST[:PORT]
 
-Removes the registry's entry from the auth file login writes to (other entries are kept).
+Removes the registry's entry from the auth file login writes to (other entries are kept), and
+erases it from the credential helper the auth files configure for the registry (credHelpers, else
+credsStore: docker-credential-NAME erase).
 
 Options:
   -h, --help           show this help

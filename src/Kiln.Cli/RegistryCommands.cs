@@ -47,7 +47,7 @@ internal static class RegistryCommands
         // A reference by digest alone pushes without a tag; one with neither gets latest, as every registry client does.
         string? tag = reference.Tag ?? (reference.Digest is null ? "latest" : null);
         bool json = a.Has("--json");
-        using var client = RegistryAccess.Open(reference.Registry, a.Has("--insecure"));
+        using var client = RegistryAccess.Open(reference.Registry, a.Has("--insecure"), reference.Registry + "/" + reference.Repository);
         var renderer = new TransferRenderer(json ? stderr : stdout, "pushed");
         var clock = Stopwatch.StartNew();
         var summary = await renderer.RunAsync(TransferRenderer.IsLive(json),
@@ -81,8 +81,11 @@ internal static class RegistryCommands
         bool json = a.Has("--json");
         using var store = KilnStore.Open(Cli.StoreRoot());
         using var storeLock = store.AcquireLock(exclusive: false, ct);
-        using var client = RegistryAccess.Open(reference.Registry, a.Has("--insecure"));
-        var source = new RegistryImageSource(client, reference.Repository);
+        // registries.conf may move a namespace elsewhere (prefix to location): the image is fetched from there and
+        // named as asked, as podman pull does; the entry's insecure flag applies to where it is fetched from.
+        var from = RegistryAccess.PullLocation(reference);
+        using var client = RegistryAccess.Open(from.Registry, a.Has("--insecure"), from.Registry + "/" + from.Repository);
+        var source = new RegistryImageSource(client, from.Repository);
         var renderer = new TransferRenderer(json ? stderr : stdout, "pulled");
         var clock = Stopwatch.StartNew();
         var (summary, _) = await renderer.RunAsync(TransferRenderer.IsLive(json), async () =>
@@ -130,7 +133,7 @@ internal static class RegistryCommands
         return ExitCodes.Ok;
     }
 
-    public static int Logout(string[] args, TextWriter stdout)
+    public static async Task<int> LogoutAsync(string[] args, TextWriter stdout, CancellationToken ct)
     {
         var a = Arguments.Parse(args, "logout", ["--help"], [], Aliases);
         if (a.Has("--help"))
@@ -140,8 +143,9 @@ internal static class RegistryCommands
         }
         var host = OneHost("logout", a);
         var credentials = RegistryAccess.Credentials();
-        stdout.WriteLine(credentials.Logout(host)
-            ? $"logged out of {host} (removed from {credentials.WriteFile})"
+        var removed = await credentials.LogoutAsync(host, ct).ConfigureAwait(false);
+        stdout.WriteLine(removed.Count > 0
+            ? $"logged out of {host} (removed from {string.Join(" and ", removed)})"
             : $"not logged in to {host} ({credentials.WriteFile} has no entry for it)");
         return ExitCodes.Ok;
     }
@@ -206,13 +210,35 @@ internal static class RegistryAccess
 {
     public static CredentialStore Credentials() => CredentialStore.FromEnvironment(CliEnvironment.Get);
 
-    public static RegistryClientOptions Options(string registry, bool insecure, CredentialStore? credentials) => new()
+    /// <param name="name">The repository's full name (<c>HOST/REPO</c>) when the client serves one, so that a
+    /// registries.conf entry for its namespace applies; else the registry's own entry.</param>
+    public static RegistryClientOptions Options(string registry, bool insecure, CredentialStore? credentials, string? name = null) => new()
     {
-        Insecure = insecure || RegistriesConf.Load().IsInsecure(registry),
+        Insecure = insecure || RegistriesConf.Load().IsInsecure(name ?? registry),
         Credentials = credentials is null ? null : (host, repository, ct) => credentials.GetAsync(host, repository, ct),
     };
 
-    public static RegistryClient Open(string registry, bool insecure)
+    /// <summary>The reference registries.conf's entry for it moves pulls to (its prefix replaced by its location).</summary>
+    public static ImageReference PullLocation(ImageReference reference)
+    {
+        string name = reference.Registry + "/" + reference.Repository;
+        string moved = RegistriesConf.Load().Rewrite(name);
+        if (moved == name)
+        {
+            return reference;
+        }
+        try
+        {
+            var parsed = ImageReference.Parse(moved);
+            return reference with { Registry = parsed.Registry, Repository = parsed.Repository };
+        }
+        catch (RegistryException e)
+        {
+            throw new UsageException($"kiln pull: registries.conf moves {name} to '{moved}', which is not a repository: {e.Message}");
+        }
+    }
+
+    public static RegistryClient Open(string registry, bool insecure, string? name = null)
     {
         CredentialStore? credentials;
         try
@@ -224,6 +250,6 @@ internal static class RegistryAccess
             // No HOME, no XDG_RUNTIME_DIR, no REGISTRY_AUTH_FILE: no auth file to read, so anonymous.
             credentials = null;
         }
-        return new RegistryClient(registry, Options(registry, insecure, credentials));
+        return new RegistryClient(registry, Options(registry, insecure, credentials, name));
     }
 }

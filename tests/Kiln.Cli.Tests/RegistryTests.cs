@@ -373,6 +373,28 @@ public sealed class RegistryTests : IAsyncLifetime
         var after = Kiln(_other.Path, "pull", reference, "--insecure");
         Assert.Equal(1, after.ExitCode);
         Assert.Contains("authentication failed", after.Stderr);
+
+        // A registry the auth file hands to a credential helper is logged out of by that helper's erase.
+        string bin = _work.Sub("bin");
+        Directory.CreateDirectory(bin);
+        string erased = _work.Sub("erased");
+        string helper = Path.Combine(bin, "docker-credential-kilntest");
+        await File.WriteAllTextAsync(helper, $$"""
+            #!/bin/sh
+            read host
+            [ "$1" = erase ] && echo "$host" >> {{erased}} && exit 0
+            echo 'credentials not found'; exit 1
+
+            """);
+        File.SetUnixFileMode(helper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        await File.WriteAllTextAsync(AuthFile, $"{{\"credHelpers\":{{\"{secured.Host}\":\"kilntest\"}}}}");
+        var psi = KilnProcess.StartInfo(_store.Path, ["logout", secured.Host]);
+        psi.Environment["REGISTRY_AUTH_FILE"] = AuthFile;
+        psi.Environment["PATH"] = bin + ":" + Environment.GetEnvironmentVariable("PATH");
+        var helped = KilnProcess.Run(psi, TimeSpan.FromMinutes(1));
+        Assert.True(helped.ExitCode == 0, helped.All);
+        Assert.Contains("credential helper kilntest", helped.Stdout);
+        Assert.Equal(secured.Host + "\n", await File.ReadAllTextAsync(erased));
     }
 
     /// <summary>A tiny image with one layer of <paramref name="bytes"/> random (incompressible) bytes; returns that

@@ -3,8 +3,9 @@ using System.Security.Cryptography.X509Certificates;
 
 namespace Kiln.Oci.Registry;
 
-/// <summary>The containers convention for per-registry CAs: every <c>*.crt</c> in <c>ROOT/HOST:PORT/</c> (or
-/// <c>ROOT/HOST/</c>) is trusted for that registry, besides the system store.</summary>
+/// <summary>The containers convention for per-registry TLS (containers-certs.d(5)): every <c>*.crt</c> in
+/// <c>ROOT/HOST:PORT/</c> is a CA trusted for that registry, besides the system store, and every <c>NAME.cert</c>
+/// with its <c>NAME.key</c> is a client certificate presented to it.</summary>
 public static class CertsDirectory
 {
     public static X509Certificate2Collection Load(string? root, string registry)
@@ -28,6 +29,43 @@ public static class CertsDirectory
             catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or IOException)
             {
                 throw RegistryException.BadFile(file, "not a PEM certificate file: " + e.Message, e);
+            }
+        }
+        return result;
+    }
+
+    /// <summary>The client certificates of <c>ROOT/REGISTRY/</c>: each <c>NAME.cert</c> (PEM, possibly with its chain)
+    /// with the private key of <c>NAME.key</c> beside it. A certificate without its key is an error: presenting
+    /// nothing would only show up later as the registry's refusal of the handshake.</summary>
+    public static X509Certificate2Collection LoadClientCertificates(string? root, string registry)
+    {
+        var result = new X509Certificate2Collection();
+        string? dir = root is null ? null : Path.Combine(root, registry);
+        if (dir is null || !Directory.Exists(dir))
+        {
+            return result;
+        }
+        foreach (var file in Directory.EnumerateFiles(dir, "*.cert").Order(StringComparer.Ordinal))
+        {
+            string key = Path.ChangeExtension(file, ".key");
+            if (!File.Exists(key))
+            {
+                throw RegistryException.BadFile(file, $"a client certificate without its key (expected {Path.GetFileName(key)} beside it)");
+            }
+            try
+            {
+                result.Add(X509Certificate2.CreateFromPemFile(file, key));
+            }
+            catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or IOException or ArgumentException)
+            {
+                throw RegistryException.BadFile(file, $"not a PEM certificate whose key is {Path.GetFileName(key)}: " + e.Message, e);
+            }
+        }
+        foreach (var key in Directory.EnumerateFiles(dir, "*.key").Order(StringComparer.Ordinal))
+        {
+            if (!File.Exists(Path.ChangeExtension(key, ".cert")))
+            {
+                throw RegistryException.BadFile(key, $"a client key without its certificate (expected {Path.GetFileName(Path.ChangeExtension(key, ".cert"))} beside it)");
             }
         }
         return result;

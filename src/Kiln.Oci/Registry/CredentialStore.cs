@@ -187,7 +187,9 @@ public sealed class CredentialStore
         return new RegistryCredential(decoded[..colon], decoded[(colon + 1)..]) { IdentityToken = identity };
     }
 
-    private async Task<RegistryCredential?> RunHelperAsync(string helper, string registry, CancellationToken cancellationToken)
+    /// <summary>Runs <c>docker-credential-HELPER ACTION</c> with the registry on standard input, as the helpers'
+    /// protocol asks; null when the helper says it has no credentials for it.</summary>
+    private async Task<string?> HelperAsync(string helper, string action, string registry, CancellationToken cancellationToken)
     {
         string program = _helperProgram(helper);
         var info = new ProcessStartInfo(program)
@@ -197,7 +199,7 @@ public sealed class CredentialStore
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        info.ArgumentList.Add("get");
+        info.ArgumentList.Add(action);
         Process process;
         try
         {
@@ -223,20 +225,30 @@ public sealed class CredentialStore
                 {
                     return null;
                 }
-                throw RegistryException.BadFile(program, $"the credential helper '{helper}' failed for {registry} (exit {process.ExitCode}): "
+                throw RegistryException.BadFile(program, $"the credential helper '{helper}' failed to {action} for {registry} (exit {process.ExitCode}): "
                     + RegistryException.Clip(error.Trim()));
             }
-            try
-            {
-                using var doc = JsonDocument.Parse(output);
-                string user = doc.RootElement.GetProperty("Username").GetString() ?? "";
-                string secret = doc.RootElement.GetProperty("Secret").GetString() ?? "";
-                return user == "<token>" ? new RegistryCredential(user, "") { IdentityToken = secret } : new RegistryCredential(user, secret);
-            }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-            {
-                throw RegistryException.BadFile(program, $"the credential helper '{helper}' answered for {registry} with no Username and Secret");
-            }
+            return output;
+        }
+    }
+
+    private async Task<RegistryCredential?> RunHelperAsync(string helper, string registry, CancellationToken cancellationToken)
+    {
+        string program = _helperProgram(helper);
+        if (await HelperAsync(helper, "get", registry, cancellationToken).ConfigureAwait(false) is not { } output)
+        {
+            return null;
+        }
+        try
+        {
+            using var doc = JsonDocument.Parse(output);
+            string user = doc.RootElement.GetProperty("Username").GetString() ?? "";
+            string secret = doc.RootElement.GetProperty("Secret").GetString() ?? "";
+            return user == "<token>" ? new RegistryCredential(user, "") { IdentityToken = secret } : new RegistryCredential(user, secret);
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw RegistryException.BadFile(program, $"the credential helper '{helper}' answered for {registry} with no Username and Secret");
         }
     }
 
@@ -250,8 +262,56 @@ public sealed class CredentialStore
         Store(registry, credential);
     }
 
-    /// <summary>Removes the registry's entry from <see cref="WriteFile"/>; false when there was none.</summary>
-    public bool Logout(string registry) => Remove(registry);
+    /// <summary>Forgets the registry's credentials: erased from the credential helper a file configures for it
+    /// (<c>credHelpers</c>, else <c>credsStore</c>), and its entry removed from <see cref="WriteFile"/>. Returns where
+    /// they were removed from (a file's path, <c>credential helper NAME</c>); empty when nothing knew the registry.</summary>
+    public async Task<IReadOnlyList<string>> LogoutAsync(string registry, CancellationToken cancellationToken = default)
+    {
+        var removed = new List<string>();
+        if (HelperFor(registry) is { } helper
+            && await HelperAsync(helper, "erase", registry, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            removed.Add($"credential helper {helper}");
+        }
+        if (Remove(registry))
+        {
+            removed.Add(WriteFile);
+        }
+        return removed;
+    }
+
+    /// <summary>The helper the files name for the registry: the first <c>credHelpers</c> entry for it, else the
+    /// first <c>credsStore</c>, the order <see cref="GetAsync"/> consults them in.</summary>
+    private string? HelperFor(string registry)
+    {
+        string? store = null;
+        foreach (var file in Files.Where(File.Exists))
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(File.ReadAllBytes(file));
+                var root = doc.RootElement;
+                if (root.ValueKind != JsonValueKind.Object)
+                {
+                    continue;
+                }
+                if (root.TryGetProperty("credHelpers", out var helpers) && helpers.ValueKind == JsonValueKind.Object
+                    && helpers.TryGetProperty(registry, out var helper) && helper.GetString() is { Length: > 0 } name)
+                {
+                    return name;
+                }
+                if (store is null && root.TryGetProperty("credsStore", out var s) && s.ValueKind == JsonValueKind.String && s.GetString() is { Length: > 0 } storeName)
+                {
+                    store = storeName;
+                }
+            }
+            catch (JsonException)
+            {
+                throw RegistryException.BadFile(file, "not JSON: the auth file cannot be read");
+            }
+        }
+        return store;
+    }
 
     /// <summary>Writes the registry's entry into <see cref="WriteFile"/> (mode 0600), keeping every other entry.</summary>
     public void Store(string registry, RegistryCredential credential)

@@ -1,13 +1,15 @@
 namespace Kiln.Oci.Registry;
 
-/// <summary>The part of containers-registries.conf(5) Kiln uses: which registries are insecure (plain HTTP or
-/// unverified TLS allowed). Read from <c>registries.conf</c> then every <c>registries.conf.d/*.conf</c> in name
-/// order, a later file's entry for a location replacing an earlier one. Both the v2 form
-/// (<c>[[registry]] location = "…" insecure = true</c>) and the v1 form (<c>[registries.insecure] registries = […]</c>)
-/// are read; other tables and keys are skipped.</summary>
+/// <summary>The part of containers-registries.conf(5) Kiln uses: the <c>[[registry]]</c> entries (<c>prefix</c>,
+/// <c>location</c>, <c>insecure</c>), each scoped to the names its prefix matches, the longest matching prefix
+/// winning. Read from <c>registries.conf</c> then every <c>registries.conf.d/*.conf</c> in name order, a later
+/// entry for a prefix replacing an earlier one. The v1 form (<c>[registries.insecure] registries = […]</c>) is read
+/// as host entries; other tables and keys are skipped.</summary>
 public sealed class RegistriesConf
 {
-    private readonly Dictionary<string, bool> _insecure = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, RegistryEntry> _entries = new(StringComparer.Ordinal);
+
+    public IReadOnlyCollection<RegistryEntry> Entries => _entries.Values;
 
     public static RegistriesConf Load(string path = "/etc/containers/registries.conf", string? dropInDirectory = null)
     {
@@ -34,47 +36,89 @@ public sealed class RegistriesConf
         return conf;
     }
 
-    /// <summary>Whether <paramref name="registry"/> (HOST[:PORT]) is marked insecure: by its own entry, or by a
-    /// wildcard (<c>*.example.org</c>) entry.</summary>
-    public bool IsInsecure(string registry)
+    /// <summary>The entry for <paramref name="name"/> (<c>HOST[:PORT]</c> or <c>HOST[:PORT]/REPO</c>, no tag or
+    /// digest): among the entries whose prefix is the name or a parent of it at a <c>/</c>, or whose <c>*.DOMAIN</c>
+    /// prefix matches the host, the one matching the most characters; null when none does.</summary>
+    public RegistryEntry? Find(string name)
     {
-        if (_insecure.TryGetValue(registry, out var exact))
+        int slash = name.IndexOf('/');
+        string host = slash < 0 ? name : name[..slash];
+        string bareHost = host;
+        int colon = bareHost.LastIndexOf(':');
+        if (colon > 0 && !bareHost.EndsWith(']'))
         {
-            return exact;
+            bareHost = bareHost[..colon];
         }
-        string host = registry;
-        int colon = host.LastIndexOf(':');
-        if (colon > 0 && !host.EndsWith(']'))
+        RegistryEntry? best = null;
+        int bestLength = -1;
+        bool bestWildcard = false;
+        foreach (var entry in _entries.Values)
         {
-            host = host[..colon];
-        }
-        foreach (var (location, insecure) in _insecure.OrderByDescending(e => e.Key.Length))
-        {
-            if (location.StartsWith("*.", StringComparison.Ordinal) && host.EndsWith(location[1..], StringComparison.Ordinal))
+            string prefix = entry.Prefix;
+            int length;
+            bool wildcard = prefix.StartsWith("*.", StringComparison.Ordinal);
+            if (wildcard)
             {
-                return insecure;
+                // A wildcard names hosts only; it matches as much of the name as the host is.
+                if (!bareHost.EndsWith(prefix[1..], StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                length = host.Length;
+            }
+            else if (name == prefix || name.StartsWith(prefix + "/", StringComparison.Ordinal))
+            {
+                length = prefix.Length;
+            }
+            else
+            {
+                continue;
+            }
+            if (length > bestLength || (length == bestLength && bestWildcard && !wildcard))
+            {
+                best = entry;
+                bestLength = length;
+                bestWildcard = wildcard;
             }
         }
-        return false;
+        return best;
+    }
+
+    /// <summary>Whether <paramref name="name"/> (a registry or a repository of one) may be reached over plain HTTP or
+    /// unverified TLS: the insecure flag of the entry <see cref="Find"/> gives for it.</summary>
+    public bool IsInsecure(string name) => Find(name)?.Insecure ?? false;
+
+    /// <summary>Where to pull <paramref name="name"/> from: the matched entry's prefix replaced by its location (a
+    /// wildcard entry's location is not used, as the manual says); the name itself when no entry moves it.</summary>
+    public string Rewrite(string name)
+    {
+        if (Find(name) is not { } entry || entry.Prefix.StartsWith("*.", StringComparison.Ordinal) || entry.Location == entry.Prefix)
+        {
+            return name;
+        }
+        return entry.Location + name[entry.Prefix.Length..];
     }
 
     private void Read(string file, string text)
     {
         string table = "";
         string? location = null;
+        string? prefix = null;
         bool? insecure = null;
+        int entryLine = 0;
         void Flush()
         {
-            if (table == "registry" && location is not null && insecure is { } value)
+            if (table == "registry" && (location is not null || prefix is not null))
             {
-                // A location with a path (host/namespace) marks only that namespace; the host part is what a
-                // client for the whole registry can use only when the entry names the host alone.
-                if (!location.Contains('/'))
+                string effective = prefix ?? location!;
+                if (effective.StartsWith("*.", StringComparison.Ordinal) && effective.Contains('/'))
                 {
-                    _insecure[location] = value;
+                    throw RegistryException.BadFile($"{file}:{entryLine}", $"the wildcard prefix '{effective}' may name hosts only, no path");
                 }
+                _entries[effective] = new RegistryEntry(effective, location ?? effective, insecure ?? false);
             }
             location = null;
+            prefix = null;
             insecure = null;
         }
         var lines = text.Split('\n');
@@ -89,6 +133,7 @@ public sealed class RegistriesConf
             {
                 Flush();
                 table = line.Trim('[', ']', ' ');
+                entryLine = i + 1;
                 continue;
             }
             int eq = line.IndexOf('=');
@@ -108,6 +153,10 @@ public sealed class RegistriesConf
             {
                 location = ReadString(where, value);
             }
+            else if (table == "registry" && key == "prefix")
+            {
+                prefix = ReadString(where, value);
+            }
             else if (table == "registry" && key == "insecure")
             {
                 insecure = ReadBool(where, value);
@@ -116,7 +165,7 @@ public sealed class RegistriesConf
             {
                 foreach (var r in ReadStrings(where, value))
                 {
-                    _insecure[r] = true;
+                    _entries[r] = new RegistryEntry(r, r, true);
                 }
             }
         }
@@ -175,3 +224,7 @@ public sealed class RegistriesConf
         return value[1..^1].Split(',').Select(v => v.Trim()).Where(v => v.Length > 0).Select(v => ReadString(where, v));
     }
 }
+
+/// <summary>One <c>[[registry]]</c> entry: the names it applies to (<see cref="Prefix"/>, defaulting to the location),
+/// where they are pulled from, and whether plain HTTP and unverified TLS are allowed there.</summary>
+public sealed record RegistryEntry(string Prefix, string Location, bool Insecure);

@@ -8,7 +8,8 @@ public sealed record RegistryClientOptions
     /// <c>--insecure</c>. HTTPS is tried first.</summary>
     public bool Insecure { get; init; }
 
-    /// <summary>The root of the per-registry CA directories (<c>ROOT/HOST:PORT/*.crt</c>); null: none.</summary>
+    /// <summary>The root of the per-registry TLS directories (<c>ROOT/HOST:PORT/*.crt</c> CAs, <c>*.cert</c> + <c>*.key</c>
+    /// client certificates); null: none.</summary>
     public string? CertsDirectory { get; init; } = "/etc/containers/certs.d";
 
     /// <summary>Looks up the credential for a registry and repository; null: anonymous.</summary>

@@ -89,6 +89,10 @@ public sealed class RegistryException : Exception
     public static RegistryException Unreachable(string where, string what, Exception inner) =>
         new(RegistryErrorKind.Protocol, $"{where}: {what}: {inner.Message}", transient: true, inner: inner);
 
+    public static RegistryException PlainHttp(string where, string what, Exception inner) =>
+        new(RegistryErrorKind.Protocol, $"{where}: {what}: the registry answers plain HTTP, not HTTPS; to allow plain HTTP for it, "
+            + "give --insecure or mark it insecure = true in registries.conf ([[registry]] location = \"" + where + "\")", inner: inner);
+
     public static RegistryException Protocol(string where, string problem) =>
         new(RegistryErrorKind.Protocol, $"{where}: {problem}");
 

@@ -33,6 +33,11 @@ internal sealed class RegistryTransport : IDisposable
             sockets.SslOptions.RemoteCertificateValidationCallback = options.Insecure
                 ? (_, _, _, _) => true
                 : CertsDirectory.Validator(roots);
+            var clientCertificates = CertsDirectory.LoadClientCertificates(options.CertsDirectory, registry);
+            if (clientCertificates.Count > 0)
+            {
+                sockets.SslOptions.ClientCertificates = clientCertificates;
+            }
             handler = sockets;
         }
         _http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
@@ -132,6 +137,11 @@ internal sealed class RegistryTransport : IDisposable
             catch (Exception e) when (e is not RegistryException && RetryPolicy.IsTransient(e, cancellationToken))
             {
                 response?.Dispose();
+                if (e is HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError } && !_options.Insecure
+                    && await AnswersPlainHttpAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    throw RegistryException.PlainHttp(Registry, spec.What, e);
+                }
                 lastError = e is OperationCanceledException ? new TimeoutException($"no progress for {_options.StallTimeout.TotalSeconds:0.#} s", e) : e;
                 if (++failures >= attempts)
                 {
@@ -139,6 +149,24 @@ internal sealed class RegistryTransport : IDisposable
                 }
                 await Task.Delay(RetryPolicy.Delay(failures, _options.RetryBaseDelay, _options.RetryMaxDelay, null, Random.Shared), cancellationToken).ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>Whether the registry answers plain HTTP where TLS failed: the usual cause of a handshake that fails
+    /// at once, worth saying in so many words instead of a TLS error.</summary>
+    private async Task<bool> AnswersPlainHttpAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            cts.CancelAfter(TimeSpan.FromSeconds(5));
+            using var probe = await _http.GetAsync(new Uri("http://" + Registry + "/v2/"), HttpCompletionOption.ResponseHeadersRead, cts.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException
+            || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            return false;
         }
     }
 
@@ -248,8 +276,10 @@ internal sealed class RegistryTransport : IDisposable
             int attempts = Math.Max(1, _options.MaxAttempts);
             for (int failures = 0; ;)
             {
-                using var request = new HttpRequestMessage(HttpMethod.Get, tokenUri);
-                if (credential is not null)
+                using var request = credential?.IdentityToken is { Length: > 0 } refresh
+                    ? RefreshTokenRequest(realmUri, challenge["service"], spec.Scopes, refresh)
+                    : new HttpRequestMessage(HttpMethod.Get, tokenUri);
+                if (credential is not null && request.Method == HttpMethod.Get)
                 {
                     request.Headers.Authorization = new AuthenticationHeaderValue("Basic",
                         Convert.ToBase64String(Encoding.UTF8.GetBytes(credential.Username + ":" + credential.Secret)));
@@ -272,11 +302,15 @@ internal sealed class RegistryTransport : IDisposable
                 }
                 using (response)
                 {
-                    if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+                    if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden
+                        || (request.Method == HttpMethod.Post && response.StatusCode == HttpStatusCode.BadRequest))
                     {
+                        // OAuth2 answers a refresh token it does not accept with 400 invalid_grant, not 401.
                         throw RegistryException.AuthenticationFailed(Registry, credential is null
                             ? $"the token server refused an anonymous token for {key} (kiln login {Registry})"
-                            : $"the token server refused the credentials of user '{credential.Username}'");
+                            : request.Method == HttpMethod.Post
+                                ? "the token server refused the identity token (kiln login again to get a new one)"
+                                : $"the token server refused the credentials of user '{credential.Username}'");
                     }
                     bool transient = (int)response.StatusCode >= 500 || response.StatusCode == HttpStatusCode.TooManyRequests;
                     if (transient && ++failures < attempts)
@@ -299,6 +333,27 @@ internal sealed class RegistryTransport : IDisposable
         {
             _authLock.Release();
         }
+    }
+
+    /// <summary>Distribution's OAuth2 token request for an identity token: a form POST to the realm exchanging the
+    /// refresh token for an access token of the scopes asked, as docker does for an <c>identitytoken</c>.</summary>
+    private static HttpRequestMessage RefreshTokenRequest(Uri realm, string? service, IReadOnlyList<string> scopes, string refreshToken)
+    {
+        var form = new List<KeyValuePair<string, string>>
+        {
+            new("grant_type", "refresh_token"),
+            new("refresh_token", refreshToken),
+            new("client_id", "kiln"),
+        };
+        if (service is not null)
+        {
+            form.Add(new("service", service));
+        }
+        if (scopes.Count > 0)
+        {
+            form.Add(new("scope", string.Join(' ', scopes)));
+        }
+        return new HttpRequestMessage(HttpMethod.Post, realm) { Content = new FormUrlEncodedContent(form) };
     }
 
     private (string Token, int ExpiresIn) ParseToken(byte[] body)

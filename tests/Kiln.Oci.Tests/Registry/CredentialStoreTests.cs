@@ -50,6 +50,47 @@ public sealed class CredentialStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Logout_erases_from_the_credential_helper_configured_for_the_registry()
+    {
+        // A helper that keeps one file per registry, as docker-credential-pass keeps one entry per server.
+        string kept = Path.Combine(_dir, "kept");
+        Directory.CreateDirectory(kept);
+        File.WriteAllText(Path.Combine(kept, "reg.example"), """{"Username":"helped","Secret":"from-helper"}""");
+        string helper = Write("docker-credential-files", $$"""
+            #!/bin/sh
+            read host
+            f={{kept}}/$host
+            case "$1" in
+              get) [ -f "$f" ] && cat "$f" && exit 0 ;;
+              erase) [ -f "$f" ] && rm "$f" && exit 0 ;;
+              *) exit 3 ;;
+            esac
+            echo 'credentials not found in native keychain'; exit 1
+
+            """);
+        File.SetUnixFileMode(helper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var auth = Write("auth.json", Auths(("plain.example", Auth("p", "pp"))));
+        var docker = Write("config.json", """{"credHelpers":{"reg.example":"files"}}""");
+        var store = new CredentialStore([auth, docker], auth, name => Path.Combine(_dir, "docker-credential-" + name));
+        Assert.Equal("helped", (await store.GetAsync("reg.example"))!.Username);
+
+        Assert.Equal(["credential helper files"], await store.LogoutAsync("reg.example"));
+        Assert.False(File.Exists(Path.Combine(kept, "reg.example")));
+        Assert.Null(await store.GetAsync("reg.example"));
+        Assert.Empty(await store.LogoutAsync("reg.example"));
+        Assert.Equal([auth], await store.LogoutAsync("plain.example"));
+    }
+
+    [Fact]
+    public async Task An_identitytoken_is_read_as_a_refresh_token_not_a_password()
+    {
+        var auth = Write("auth.json", """{"auths":{"reg.example":{"auth":"","identitytoken":"refresh-abc"}}}""");
+        var c = (await new CredentialStore([auth], auth).GetAsync("reg.example"))!;
+        Assert.Equal("refresh-abc", c.IdentityToken);
+        Assert.Equal("", c.Secret);
+    }
+
+    [Fact]
     public async Task Store_and_remove_keep_other_entries_and_write_mode_0600()
     {
         var path = Write("containers/auth.json", Auths(("keep.example", Auth("k", "kp")))[..^1] + ",\"credHelpers\":{\"x.example\":\"y\"}}");

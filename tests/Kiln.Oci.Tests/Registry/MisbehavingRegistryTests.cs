@@ -10,6 +10,25 @@ public sealed class MisbehavingRegistryTests
     private static RegistryClient Client(FakeHttpServer server) =>
         new($"127.0.0.1:{server.Port}", new RegistryClientOptions { Insecure = true, CertsDirectory = null, MaxAttempts = 1 });
 
+    [Fact]
+    public async Task A_registry_that_answers_plain_http_to_tls_is_named_as_such_with_the_way_to_allow_it()
+    {
+        using var server = new FakeHttpServer(c => c.Response.StatusCode = 200);
+        string host = $"127.0.0.1:{server.Port}";
+        using var client = new RegistryClient(host, new RegistryClientOptions { CertsDirectory = null, MaxAttempts = 2 });
+        var e = await Assert.ThrowsAsync<RegistryException>(() => client.PingAsync());
+        Assert.Contains(host, e.Message);
+        Assert.Contains("answers plain HTTP", e.Message);
+        Assert.Contains("--insecure", e.Message);
+        Assert.Contains("insecure = true", e.Message);
+
+        // A port where nothing listens is not mistaken for plain HTTP.
+        using var closed = new RegistryClient($"127.0.0.1:{Live.RegistryServer.FreePort()}",
+            new RegistryClientOptions { CertsDirectory = null, MaxAttempts = 1 });
+        var unreachable = await Assert.ThrowsAsync<RegistryException>(() => closed.PingAsync());
+        Assert.DoesNotContain("plain HTTP", unreachable.Message);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

@@ -42,6 +42,66 @@ public sealed class RegistriesConfTests
     }
 
     [Fact]
+    public void The_longest_matching_prefix_wins_for_namespaces()
+    {
+        var conf = RegistriesConf.Parse("registries.conf", """
+            [[registry]]
+            location = "reg.example:5000"
+            insecure = false
+
+            [[registry]]
+            prefix = "reg.example:5000/lab"
+            location = "reg.example:5000/lab"
+            insecure = true
+
+            [[registry]]
+            prefix = "reg.example:5000/lab/secure"
+            location = "reg.example:5000/lab/secure"
+
+            [[registry]]
+            prefix = "reg.example:5000/moved"
+            location = "mirror.example/elsewhere"
+            insecure = true
+
+            [[registry]]
+            prefix = "*.corp.example"
+            location = "ignored.example"
+            insecure = true
+
+            [[registry]]
+            prefix = "build.corp.example/team"
+            location = "build.corp.example/team"
+            insecure = false
+            """);
+        Assert.False(conf.IsInsecure("reg.example:5000"));
+        Assert.False(conf.IsInsecure("reg.example:5000/web"));
+        Assert.True(conf.IsInsecure("reg.example:5000/lab"));
+        Assert.True(conf.IsInsecure("reg.example:5000/lab/web"));
+        Assert.False(conf.IsInsecure("reg.example:5000/lab/secure/web"));
+        // A prefix matches at a path boundary only: "lab" is not a parent of "laboratory".
+        Assert.False(conf.IsInsecure("reg.example:5000/laboratory/web"));
+        Assert.Equal("reg.example:5000/lab", conf.Find("reg.example:5000/lab/web")!.Prefix);
+
+        Assert.Equal("mirror.example/elsewhere/app", conf.Rewrite("reg.example:5000/moved/app"));
+        Assert.Equal("reg.example:5000/lab/web", conf.Rewrite("reg.example:5000/lab/web"));
+        Assert.Equal("x.corp.example/app", conf.Rewrite("x.corp.example/app"));
+
+        Assert.True(conf.IsInsecure("build.corp.example/app"));
+        Assert.False(conf.IsInsecure("build.corp.example/team/app"));
+        Assert.True(conf.IsInsecure("a.b.corp.example:8443/app"));
+        Assert.False(conf.IsInsecure("corp.example/app"));
+        Assert.Null(conf.Find("other.example/app"));
+    }
+
+    [Fact]
+    public void A_wildcard_prefix_with_a_path_is_refused_with_file_and_line()
+    {
+        var e = Assert.Throws<RegistryException>(() => RegistriesConf.Parse("r.conf", "\n[[registry]]\nprefix = \"*.x.example/ns\"\ninsecure = true\n"));
+        Assert.Contains("r.conf:2", e.Message);
+        Assert.Contains("*.x.example/ns", e.Message);
+    }
+
+    [Fact]
     public void A_drop_in_overrides_the_main_file()
     {
         string dir = Directory.CreateTempSubdirectory("kiln-regconf-").FullName;

@@ -71,6 +71,48 @@ public sealed class AuthRegistryTests
     }
 
     [Fact]
+    public async Task Presents_the_client_certificate_of_certs_d_to_a_registry_that_requires_one()
+    {
+        string root = Directory.CreateTempSubdirectory("kiln-registry-").FullName;
+        var pki = TestPki.Create(Path.Combine(root, "pki"));
+        await using var server = await RegistryServer.StartAsync(new RegistryServer.Settings
+        {
+            Tls = (pki.ServerCertificate, pki.ServerKey),
+            ClientCas = pki.CaCertificate,
+        }, root);
+        string certs = Directory.CreateTempSubdirectory("kiln-certs-").FullName;
+        try
+        {
+            string dir = Path.Combine(certs, server.Host);
+            Directory.CreateDirectory(dir);
+            File.Copy(pki.CaCertificate, Path.Combine(dir, "ca.crt"));
+            var options = new RegistryClientOptions { CertsDirectory = certs, MaxAttempts = 1 };
+            using (var without = new RegistryClient(server.Host, options))
+            {
+                var refused = await Assert.ThrowsAsync<RegistryException>(() => without.PingAsync());
+                Assert.Contains(server.Host, refused.Message);
+            }
+
+            // A certificate without its key is named, not silently left out.
+            File.Copy(pki.ClientCertificate, Path.Combine(dir, "lonely.cert"));
+            var unpaired = Assert.Throws<RegistryException>(() => new RegistryClient(server.Host, options));
+            Assert.Contains("lonely.cert", unpaired.Message);
+            File.Delete(Path.Combine(dir, "lonely.cert"));
+
+            File.Copy(pki.ClientCertificate, Path.Combine(dir, "client.cert"));
+            File.Copy(pki.ClientKey, Path.Combine(dir, "client.key"));
+            using var with = new RegistryClient(server.Host, options);
+            var image = TestImage.Create(13, 2000, 40_000);
+            await PlainRegistryTests.PushAsync(with, "mtls/web", image, "v1");
+            await PlainRegistryTests.PullAndCompareAsync(with, "mtls/web", image, "v1");
+        }
+        finally
+        {
+            Directory.Delete(certs, true);
+        }
+    }
+
+    [Fact]
     public async Task Login_checks_the_credentials_then_writes_them_to_the_auth_file()
     {
         var (server, certs) = await StartTlsBasicAsync(Directory.CreateTempSubdirectory("kiln-registry-").FullName);
@@ -88,7 +130,7 @@ public sealed class AuthRegistryTests
                 Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(store.WriteFile));
                 using var client = new RegistryClient(server.Host, options with { Credentials = (r, repo, ct) => store.GetAsync(r, repo, ct) });
                 await client.PingAsync();
-                Assert.True(store.Logout(server.Host));
+                Assert.Equal([store.WriteFile], await store.LogoutAsync(server.Host));
                 Assert.Null(await store.GetAsync(server.Host));
             }
             finally
@@ -103,7 +145,7 @@ public sealed class AuthRegistryTests
     public async Task Pushes_and_pulls_with_bearer_tokens_scoped_per_repository()
     {
         string root = Directory.CreateTempSubdirectory("kiln-registry-").FullName;
-        await using var tokens = new TokenServer(root, "bob", "token-pass");
+        await using var tokens = new TokenServer(root, "bob", "token-pass", refreshToken: "refresh-7f3a9c");
         await using var server = await RegistryServer.StartAsync(new RegistryServer.Settings
         {
             Token = (tokens.Realm, TokenServer.Service, TokenServer.Issuer, tokens.RootBundle),
@@ -122,5 +164,24 @@ public sealed class AuthRegistryTests
         Assert.Equal(RegistryErrorKind.AuthenticationFailed, e.Kind);
         Assert.Contains("authentication failed", e.Message);
         Assert.DoesNotContain("bad-token-pass", e.ToString());
+
+        // A docker identity token is exchanged for access tokens by OAuth2's refresh_token grant, never sent as Basic.
+        RegistryCredential Identity(string token) => new("<token>", "") { IdentityToken = token };
+        using var identity = new RegistryClient(server.Host, Options(null, "x", "y") with
+        {
+            Insecure = true,
+            Credentials = (_, _, _) => Task.FromResult<RegistryCredential?>(Identity("refresh-7f3a9c")),
+        });
+        Assert.Equal(image.ManifestDigest, (await identity.ResolveManifestAsync("team/app", "v1"))!.Digest);
+        Assert.Equal(1, tokens.IssuedForRefreshToken);
+        using var stale = new RegistryClient(server.Host, Options(null, "x", "y") with
+        {
+            Insecure = true,
+            Credentials = (_, _, _) => Task.FromResult<RegistryCredential?>(Identity("refresh-revoked")),
+        });
+        var refused = await Assert.ThrowsAsync<RegistryException>(() => stale.ResolveManifestAsync("team/app", "v1"));
+        Assert.Equal(RegistryErrorKind.AuthenticationFailed, refused.Kind);
+        Assert.Contains("identity token", refused.Message);
+        Assert.DoesNotContain("refresh-revoked", refused.ToString());
     }
 }

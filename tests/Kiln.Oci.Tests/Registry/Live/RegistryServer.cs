@@ -46,6 +46,9 @@ public sealed class RegistryServer : IAsyncDisposable
         /// <summary>PEM certificate chain and key: serve TLS.</summary>
         public (string Certificate, string Key)? Tls { get; init; }
 
+        /// <summary>With <see cref="Tls"/>: a CA bundle; the server then requires a client certificate it signed.</summary>
+        public string? ClientCas { get; init; }
+
         /// <summary>An htpasswd file (bcrypt): Basic auth.</summary>
         public string? Htpasswd { get; init; }
 
@@ -76,6 +79,10 @@ public sealed class RegistryServer : IAsyncDisposable
         if (settings.Tls is { } tls)
         {
             config.AppendLine($"  tls:\n    certificate: {tls.Certificate}\n    key: {tls.Key}");
+            if (settings.ClientCas is { } clientCas)
+            {
+                config.AppendLine($"    clientcas:\n      - {clientCas}");
+            }
         }
         if (settings.Htpasswd is { } htpasswd)
         {

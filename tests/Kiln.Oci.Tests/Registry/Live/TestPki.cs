@@ -5,12 +5,15 @@ using System.Text;
 
 namespace Kiln.Oci.Tests.Registry.Live;
 
-/// <summary>A test CA and a server certificate it signs for 127.0.0.1, written as PEM files.</summary>
+/// <summary>A test CA, a server certificate it signs for 127.0.0.1 and a client certificate, written as PEM files.</summary>
 public sealed class TestPki
 {
     public required string CaCertificate { get; init; }
     public required string ServerCertificate { get; init; }
     public required string ServerKey { get; init; }
+    /// <summary>A client certificate the CA signs (client authentication), for registries that ask for one.</summary>
+    public required string ClientCertificate { get; init; }
+    public required string ClientKey { get; init; }
 
     public static TestPki Create(string dir)
     {
@@ -34,13 +37,25 @@ public sealed class TestPki
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false));
         using var server = request.Create(ca, now.AddDays(-1), now.AddDays(30), RandomNumberGenerator.GetBytes(8));
 
+        using var clientKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var clientRequest = new CertificateRequest("CN=kiln test client", clientKey, HashAlgorithmName.SHA256);
+        clientRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        clientRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
+        clientRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
+        clientRequest.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false));
+        using var client = clientRequest.Create(ca, now.AddDays(-1), now.AddDays(30), RandomNumberGenerator.GetBytes(8));
+
         Directory.CreateDirectory(dir);
         var pki = new TestPki
         {
             CaCertificate = Path.Combine(dir, "ca.crt"),
             ServerCertificate = Path.Combine(dir, "server.crt"),
             ServerKey = Path.Combine(dir, "server.key"),
+            ClientCertificate = Path.Combine(dir, "client.cert"),
+            ClientKey = Path.Combine(dir, "client.key"),
         };
+        File.WriteAllText(pki.ClientCertificate, client.ExportCertificatePem() + "\n");
+        File.WriteAllText(pki.ClientKey, clientKey.ExportPkcs8PrivateKeyPem() + "\n");
         File.WriteAllText(pki.CaCertificate, ca.ExportCertificatePem() + "\n");
         File.WriteAllText(pki.ServerCertificate, server.ExportCertificatePem() + "\n");
         File.WriteAllText(pki.ServerKey, serverKey.ExportPkcs8PrivateKeyPem() + "\n");

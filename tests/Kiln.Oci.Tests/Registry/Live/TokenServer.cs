@@ -8,7 +8,8 @@ namespace Kiln.Oci.Tests.Registry.Live;
 
 /// <summary>A registry auth server as Distribution's token auth expects one: checks Basic credentials and issues
 /// ES256 JWTs granting the asked repository actions, signed by a key whose self-signed certificate is in the
-/// registry's root bundle (sent in the token's <c>x5c</c>).</summary>
+/// registry's root bundle (sent in the token's <c>x5c</c>). With a refresh token it also answers OAuth2's
+/// <c>grant_type=refresh_token</c> form POST, as a registry's auth server does for a docker identity token.</summary>
 public sealed class TokenServer : IAsyncDisposable
 {
     public const string Service = "kiln-test-registry";
@@ -20,12 +21,14 @@ public sealed class TokenServer : IAsyncDisposable
     private readonly Task _loop;
     private readonly string _user;
     private readonly string _password;
+    private readonly string? _refreshToken;
     private int _issued;
 
-    public TokenServer(string dir, string user, string password)
+    public TokenServer(string dir, string user, string password, string? refreshToken = null)
     {
         _user = user;
         _password = password;
+        _refreshToken = refreshToken;
         var request = new CertificateRequest("CN=Kiln test token signer", _key, HashAlgorithmName.SHA256);
         var now = DateTimeOffset.UtcNow;
         _certificate = request.CreateSelfSigned(now.AddDays(-1), now.AddDays(30));
@@ -47,6 +50,9 @@ public sealed class TokenServer : IAsyncDisposable
     public List<string> Requests { get; } = [];
 
     public int Issued => _issued;
+
+    /// <summary>Tokens issued for a refresh token (form POST) rather than for Basic credentials (GET).</summary>
+    public int IssuedForRefreshToken;
 
     private async Task LoopAsync()
     {
@@ -74,17 +80,38 @@ public sealed class TokenServer : IAsyncDisposable
 
     private void Handle(HttpListenerContext context)
     {
-        var scopes = context.Request.QueryString.GetValues("scope") ?? [];
-        lock (Requests)
+        string[] scopes;
+        if (context.Request.HttpMethod == "POST")
         {
-            Requests.Add(string.Join(" ", scopes));
+            using var reader = new StreamReader(context.Request.InputStream, Encoding.UTF8);
+            var form = System.Web.HttpUtility.ParseQueryString(reader.ReadToEnd());
+            scopes = form["scope"] is { } scope ? [scope] : [];
+            lock (Requests)
+            {
+                Requests.Add(string.Join(" ", scopes));
+            }
+            if (_refreshToken is null || form["grant_type"] != "refresh_token" || form["refresh_token"] != _refreshToken
+                || form["service"] != Service || string.IsNullOrEmpty(form["client_id"]))
+            {
+                context.Response.StatusCode = 400;
+                return;
+            }
+            Interlocked.Increment(ref IssuedForRefreshToken);
         }
-        string? header = context.Request.Headers["Authorization"];
-        string expected = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes(_user + ":" + _password));
-        if (header != expected)
+        else
         {
-            context.Response.StatusCode = 401;
-            return;
+            scopes = context.Request.QueryString.GetValues("scope") ?? [];
+            lock (Requests)
+            {
+                Requests.Add(string.Join(" ", scopes));
+            }
+            string? header = context.Request.Headers["Authorization"];
+            string expected = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes(_user + ":" + _password));
+            if (header != expected)
+            {
+                context.Response.StatusCode = 401;
+                return;
+            }
         }
         var access = new List<object>();
         foreach (var scope in scopes.SelectMany(s => s.Split(' ')))
@@ -116,7 +143,12 @@ public sealed class TokenServer : IAsyncDisposable
         string signingInput = TestPki.Base64Url(jwtHeader) + "." + TestPki.Base64Url(claims);
         string token = signingInput + "." + TestPki.Base64Url(_key.SignData(Encoding.ASCII.GetBytes(signingInput), HashAlgorithmName.SHA256));
         Interlocked.Increment(ref _issued);
-        var body = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new Dictionary<string, object> { ["token"] = token, ["expires_in"] = 300 }));
+        // The OAuth2 answer names the token access_token; the GET answer token (Distribution's two forms).
+        var body = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            [context.Request.HttpMethod == "POST" ? "access_token" : "token"] = token,
+            ["expires_in"] = 300,
+        }));
         context.Response.ContentType = "application/json";
         context.Response.OutputStream.Write(body);
     }
