@@ -90,7 +90,7 @@ public static class ServicePackages
             HostCommand.StartInfo(HostPrograms.DpkgDeb.Name, ["--root-owner-group", "-Zgzip", "-z9", "--build", copy, output], environment: env), ct).ConfigureAwait(false);
         if (status != 0)
         {
-            throw ServiceException.Failed($"dpkg-deb --build failed (exit {status}): {text.Trim()}");
+            throw ServiceException.Failed($"{HostPrograms.DpkgDeb.Name} could not build the package (exit {status}): {text.Trim()}");
         }
         return await File.ReadAllBytesAsync(output, ct).ConfigureAwait(false);
     }
