@@ -147,10 +147,11 @@ public static class PairTester
             finished(new CheckReport { Section = "cloud-init", Subject = "status", Duration = clock.Elapsed });
             return true;
         }
+        // --wait prints a dot a second while it waits: the status follows them.
         var log = await instance.ExecAsync($"tail -n 40 {OutputLog}", TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
         var what = status.TimedOut ? $"no end within {options.CloudInitTimeout.TotalSeconds:0} s" : $"exit {status.ExitCode}";
         finished(Fail("cloud-init", "status", clock.Elapsed, "status", "done",
-            $"{what}: {(status.Stdout + status.Stderr).Trim()}\n{OutputLog} (last lines):\n{log.Stdout.TrimEnd()}"));
+            $"{what}: {(status.Stdout + status.Stderr).TrimStart('.', '\n').Trim()}\n{OutputLog} (last lines):\n{log.Stdout.TrimEnd()}"));
         return false;
     }
 
