@@ -87,9 +87,10 @@ internal static class BuildCommand
         {
             JUnitReport.WriteFile(junit, result.Images.SelectMany(i => i.Tests.Phases));
         }
+        var packages = await ServiceCommands.BuildPackagesAsync(result, options.Epoch, json ? null : stdout, ct).ConfigureAwait(false);
         if (json)
         {
-            stdout.WriteLine(JsonOutput.Build(result, outputs));
+            stdout.WriteLine(JsonOutput.Build(result, outputs, packages));
         }
         else
         {

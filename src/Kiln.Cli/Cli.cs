@@ -54,6 +54,8 @@ public static class Cli
                 "pull" => await RegistryCommands.PullAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "login" => await RegistryCommands.LoginAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "logout" => await RegistryCommands.LogoutAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
+                "seed" => await ServiceCommands.SeedAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
+                "pairs" => await ServiceCommands.PairsAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 _ => throw new UsageException($"kiln: unknown command '{command}' (see 'kiln --help')"),
             };
         }

@@ -20,6 +20,8 @@ Commands:
   pull REF            copy a registry's image into the store (named REF, or --as NAME)
   login HOST          check and store credentials for a registry
   logout HOST         remove the stored credentials of a registry
+  seed SERVICE        write a service's cloud-init NoCloud seed (ISO labelled cidata, or a folder)
+  pairs               list tested pairs of image and service package; --check SERVICE gates one
 
 Every command takes --help. The store is /var/lib/kiln unless KILN_STORE names another folder.
 Exit codes: 0 success, 1 failed build or check, 2 bad usage or bad input, 130 interrupted.
@@ -87,6 +89,13 @@ Usage: kiln test IMAGE [OPTIONS]
 Runs the test spec (`test:` in kiln.yaml) of IMAGE again, against the image the store names IMAGE,
 ignoring cached results. Without --phase: the bake and boot phases. Exit 1 if a check fails; every failed check is shown with its expected
 and actual values.
+
+kiln test SERVICE (a `services:` entry) tests a pair: SERVICE's image booted with systemd under
+systemd-nspawn, its cloud-init seed in the instance's throwaway overlay, its package served by kiln
+inside the instance's network namespace; cloud-init installs it at boot, `cloud-init schema`
+validates the user-data, then the image's and the service's command, service, port and http
+checks run in the instance. The result is recorded for `kiln pairs`. Failures show the end of
+/var/log/cloud-init-output.log.
 
 Options:
   -f, --file PATH      the kiln.yaml (or its folder) that defines IMAGE (default: .)
@@ -247,5 +256,47 @@ credsStore: docker-credential-NAME erase).
 
 Options:
   -h, --help           show this help
+""";
+
+    public const string Seed = """
+Usage: kiln seed SERVICE [-o seed.iso] [--dir DIR] [--url URL] [-f FILE] [--json]
+
+Writes the cloud-init NoCloud seed of SERVICE (a `services:` entry of kiln.yaml) for its current
+pair: its image as the store names it, its package as `kiln build` stored it, its `config:`.
+user-data is a #cloud-config that writes /etc/default/SERVICE from `config:`, then fetches the
+package from URL, checks its SHA-256 and installs it with dpkg -i; meta-data holds an instance-id
+derived from the pair's digest. The image needs cloud-init and curl (see examples/runner).
+
+Options:
+  -o, --output FILE  the seed as an ISO 9660 image labelled cidata (genisoimage), for a second
+                     drive of a VM; default seed.iso when --dir is not given
+  --dir DIR          the seed as a folder: user-data, meta-data and SERVICE.deb (serve DIR at URL)
+  --url URL          where the instance fetches the package (default
+                     http://127.0.0.1:47101/SERVICE.deb, where `kiln test SERVICE` serves it)
+  -f, --file FILE    the kiln.yaml (default: ./kiln.yaml)
+  --json             print the pair, the instance-id and what was written as JSON
+
+Exit codes: 0 written, 1 failed, 2 bad usage, an unknown service, or a pair not built yet.
+""";
+
+    public const string Pairs = """
+Usage: kiln pairs [--json]
+       kiln pairs --check SERVICE [--phase PHASE]... [-f FILE] [--json]
+
+Lists the pairs of image, service package and configuration that `kiln test SERVICE` tested,
+with when, in which phase and whether they passed (the latest run of each pair and phase).
+
+With --check SERVICE, the gate: the service's current pair (its image as the store names it,
+its package as `kiln build` stored it, its `config:`) must have a passing test in each PHASE
+(default boot); otherwise it exits 1 naming the pair. Promotion and release of a service run
+the same gate.
+
+Options:
+  --check SERVICE    gate the current pair of SERVICE
+  --phase PHASE      a phase the pair must have passed (repeatable; default boot)
+  -f, --file FILE    the kiln.yaml, for --check (default: ./kiln.yaml)
+  --json             the records (or the gate's answer) as JSON
+
+Exit codes: 0 listed or allowed, 1 refused, 2 bad usage or a pair not built yet.
 """;
 }

@@ -19,7 +19,8 @@ internal static class JsonOutput
         return Encoding.UTF8.GetString(ms.ToArray());
     }
 
-    public static string Build(BuildResult result, IReadOnlyList<OutputResult>? outputs = null) => Write(w =>
+    public static string Build(BuildResult result, IReadOnlyList<OutputResult>? outputs = null,
+        IReadOnlyList<Kiln.Build.Services.PackageResult>? packages = null) => Write(w =>
     {
         w.WriteStartObject();
         w.WriteStartArray("images");
@@ -76,6 +77,20 @@ internal static class JsonOutput
         if (result.RemoteCache is { } cache)
         {
             RemoteCache(w, cache);
+        }
+        if (packages is { Count: > 0 })
+        {
+            w.WriteStartArray("services");
+            foreach (var p in packages)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", p.Service);
+                w.WriteString("package", p.Digest.Value);
+                w.WriteNumber("size", p.Size);
+                w.WriteBoolean("changed", p.Changed);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
         }
         w.WriteBoolean("passed", result.Passed);
         w.WriteEndObject();

@@ -22,6 +22,10 @@ internal static class TestCommand
         {
             throw new UsageException("kiln test: takes one IMAGE (see 'kiln test --help')");
         }
+        if (ServiceCommands.IsService(a.Last("--file") ?? ".", a.Positionals[0]))
+        {
+            return await ServiceCommands.TestAsync(a, stdout, stderr, ct).ConfigureAwait(false);
+        }
         TestPhase? phase = a.Last("--phase") switch
         {
             null => null,

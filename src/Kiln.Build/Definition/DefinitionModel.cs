@@ -20,6 +20,31 @@ public sealed record KilnFile
 
     /// <summary>The remote cache (<c>cache:</c>), or null when the file names none.</summary>
     public CacheDefinition? Cache { get; init; }
+
+    /// <summary>Services by name, in file order (<c>services:</c>): packages installed at boot on an image of this file.</summary>
+    public IReadOnlyList<ServiceDefinition> Services { get; init; } = [];
+}
+
+/// <summary>One entry of <c>services:</c>: a Debian package (a folder built with dpkg-deb, or a .deb file), the image of
+/// this file it runs on, configuration values cloud-init writes before installing it, and its own spec.</summary>
+public sealed record ServiceDefinition
+{
+    public required string Name { get; init; }
+    public required SourceMark Mark { get; init; }
+
+    /// <summary>The name of the image (of this file) the service is installed on at boot.</summary>
+    public required string Image { get; init; }
+
+    /// <summary>Absolute path of the package: a folder (with <c>DEBIAN/control</c>) to build, or a .deb file.</summary>
+    public required string Package { get; init; }
+
+    public bool PackageIsFolder { get; init; }
+
+    /// <summary>Configuration values (<c>config:</c>), sorted by key; written to <c>/etc/default/NAME</c> at boot.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Config { get; init; } = [];
+
+    /// <summary>The service's spec (<c>test:</c>), or null.</summary>
+    public TestSource? Test { get; init; }
 }
 
 public sealed record ImageDefinition

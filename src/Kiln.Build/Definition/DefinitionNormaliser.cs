@@ -14,6 +14,9 @@ internal static partial class DefinitionNormaliser
             ContextDir = contextDir,
             Images = images.Entries.Select(e => Image(((YScalar)e.Key), (YMapping)e.Value, contextDir)).ToList(),
             Cache = ((YMapping)root).Get("cache") is YMapping cache ? Cache(cache) : null,
+            Services = ((YMapping)root).Get("services") is YMapping services
+                ? services.Entries.Select(e => Service((YScalar)e.Key, (YMapping)e.Value, contextDir)).ToList()
+                : [],
         };
     }
 
@@ -31,6 +34,21 @@ internal static partial class DefinitionNormaliser
             Test = image.Get("test") is { } test ? Test(test, contextDir) : null,
             Boot = image.Get("boot") is YScalar { Value: "systemd" } ? BootMode.Systemd : BootMode.Process,
             Outputs = image.Get("outputs") is YSequence outputs ? outputs.Items.Select(o => Output(o, contextDir)).ToList() : [],
+        };
+    }
+
+    private static ServiceDefinition Service(YScalar name, YMapping service, string contextDir)
+    {
+        var package = ContextPaths.Combine(contextDir, ContextPaths.Normalise(Text(service.Get("package")!), out _)!);
+        return new ServiceDefinition
+        {
+            Name = name.Value,
+            Mark = name.Mark,
+            Image = Text(service.Get("image")!),
+            Package = package,
+            PackageIsFolder = Directory.Exists(package),
+            Config = service.Get("config") is YMapping config ? Map(config) : [],
+            Test = service.Get("test") is { } test ? Test(test, contextDir) : null,
         };
     }
 

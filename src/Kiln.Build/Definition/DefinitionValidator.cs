@@ -82,6 +82,10 @@ internal sealed partial class DefinitionValidator
         }
 
         CheckCycles(images);
+        if (top.Get("services") is { } services)
+        {
+            CheckServices(services, names);
+        }
     }
 
     private void CheckImage(string name, YNode node, HashSet<string> names)

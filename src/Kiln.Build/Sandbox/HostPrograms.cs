@@ -55,12 +55,15 @@ public static class HostPrograms
     /// <summary>SYSLINUX's MBR boot code, a file rather than a program, written into every disk.</summary>
     public static readonly HostProgram SyslinuxMbr = new("/usr/lib/syslinux/mbr/mbr.bin", "syslinux-common");
 
+    /// <summary>Writes a service's cloud-init seed as an ISO labelled cidata (<c>kiln seed</c>, the VM pair test).</summary>
+    public static readonly HostProgram Genisoimage = new("genisoimage", "genisoimage");
+
     public static readonly HostProgram QemuSystem = new("qemu-system-x86_64", "qemu-system-x86", HostProgramUse.VmTest);
 
     public static IReadOnlyList<HostProgram> All { get; } =
     [
         Setpriv, Unshare, Nsenter, Mount, Chroot, Cp, Find, Sh, Mmdebstrap, DpkgDeb, SystemdNspawn,
-        Sfdisk, MkfsExt4, Debugfs, E2fsck, Dumpe2fs, MkfsVfat, Syslinux, Mcopy, QemuImg, SyslinuxMbr, QemuSystem,
+        Sfdisk, MkfsExt4, Debugfs, E2fsck, Dumpe2fs, MkfsVfat, Syslinux, Mcopy, QemuImg, SyslinuxMbr, Genisoimage, QemuSystem,
     ];
 
     /// <summary>The Debian package of the program looked up on PATH as <paramref name="file"/> (its name or a path to

@@ -50,6 +50,8 @@ public sealed partial class KilnStore
             },
             bestEffort: false, ct);
 
+        keepBlobs.UnionWith(Pins.All());
+
         int disksRemoved = CollectDisks(taggedNames, keepSnapshots);
 
         var (blobsRemoved, blobsKept, blobBytes) = Content.Sweep(keepBlobs, ct);
@@ -59,6 +61,7 @@ public sealed partial class KilnStore
 
         int resultsRemoved = ImageRecords(TestResultsFolder).Collect(Content);
         ImageRecords(OutputStampsFolder).Collect(Content);
+        ImageRecords(PairsFolder).Collect(Content);
         foreach (var stale in ContextHashCache.Stale(Root))
         {
             File.Delete(stale);

@@ -175,6 +175,12 @@ public sealed partial class KilnStore : IDisposable
     /// <summary>The records a stage keeps about images in <c>kiln/FOLDER/</c>; gc drops those of images that are gone.</summary>
     internal ImageRecords ImageRecords(string folder) => new(Path.Combine(_kilnDir, folder), NewIngestPath);
 
+    /// <summary>The folder of Services' tested-pair records (see <c>Services/PairStore</c>).</summary>
+    internal const string PairsFolder = "pairs";
+
+    /// <summary>Blobs kept by name (<c>kiln/pins/</c>): gc keeps them as it keeps what tags name.</summary>
+    public BlobPins Pins => new(Path.Combine(_kilnDir, "pins"), NewIngestPath);
+
     /// <summary>Takes the store lock: shared for builds and other writers, exclusive for garbage collection.
     /// Locks of separate calls conflict even inside one process.</summary>
     public IDisposable AcquireLock(bool exclusive, CancellationToken ct = default) =>

@@ -76,7 +76,8 @@ internal static class BootPhase
         return reports;
     }
 
-    private static async Task<CheckReport> RunAsync(Instance instance, Check check, CancellationToken ct)
+    /// <summary>Runs one port, http, service or command check against a running instance.</summary>
+    internal static async Task<CheckReport> RunAsync(Instance instance, Check check, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         var failures = new List<CheckFailure>();

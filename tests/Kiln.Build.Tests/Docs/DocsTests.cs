@@ -27,6 +27,7 @@ public sealed partial class DocsTests
             { "`config`", DefinitionSyntax.ConfigKeys },
             { "`outputs`", DefinitionSyntax.OutputKeys },
             { "`cache`", DefinitionSyntax.CacheKeys },
+            { "Service keys", DefinitionSyntax.ServiceKeys },
             { "Output formats", DefinitionSyntax.OutputFormats },
             { "Sections", SpecParser.Sections },
         };

@@ -83,6 +83,18 @@ public sealed class Instance : IAsyncDisposable
                 Hostname = "kiln-instance",
                 Launcher = options.Systemd ? SandboxLauncher.Nspawn : SandboxLauncher.Chroot,
             };
+            foreach (var (path, bytes) in options.Files)
+            {
+                if (!path.StartsWith('/') || path.Split('/').Contains(".."))
+                {
+                    throw new ArgumentException($"instance file '{path}' is not an absolute path inside the image", nameof(options));
+                }
+                // The upper dir is new and empty: nothing in it can redirect these writes.
+                var target = Path.Combine(spec.UpperDir, path.TrimStart('/'));
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                await File.WriteAllBytesAsync(target, bytes, ct).ConfigureAwait(false);
+                File.SetUnixFileMode(target, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
             try
             {
                 instance._run = await Sandbox.Sandbox.StartAsync(spec, instance.OnLine, instance._kill.Token).ConfigureAwait(false);

@@ -14,6 +14,10 @@ public sealed record InstanceOptions
 
     /// <summary>How long a systemd instance is given to power off before it is killed.</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Files (absolute paths inside the image, no <c>..</c>) put into the instance's throwaway overlay before
+    /// it starts, mode 0600, as a cloud-init seed folder is; the image itself is not changed.</summary>
+    public IReadOnlyList<KeyValuePair<string, byte[]>> Files { get; init; } = [];
 }
 
 public sealed record CommandResult(int ExitCode, string Stdout, string Stderr, bool TimedOut);
