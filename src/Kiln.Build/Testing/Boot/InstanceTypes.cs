@@ -14,6 +14,16 @@ public sealed record InstanceOptions
 
     /// <summary>How long a systemd instance is given to power off before it is killed.</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Replaces the image's cmd (its entrypoint stays); null: the image's. Not with <see cref="Systemd"/>.</summary>
+    public IReadOnlyList<string>? Cmd { get; init; }
+
+    /// <summary>Each line the instance writes (stdout and stderr), as it comes, on a thread that reads them.</summary>
+    public Action<string>? Output { get; init; }
+
+    /// <summary>Stopping sends SIGTERM first (when the first process handles it) and waits up to
+    /// <see cref="StopTimeout"/>; false: a throwaway test instance is killed at once.</summary>
+    public bool GracefulStop { get; init; }
 }
 
 public sealed record CommandResult(int ExitCode, string Stdout, string Stderr, bool TimedOut);
