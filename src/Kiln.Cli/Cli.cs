@@ -40,6 +40,8 @@ public static class Cli
                 "pull" => await RegistryCommands.PullAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "login" => await RegistryCommands.LoginAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "logout" => RegistryCommands.Logout(rest, stdout),
+                "run" => await RunCommand.RunAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "shell" => await ShellCommand.RunAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 _ => throw new UsageException($"kiln: unknown command '{command}' (see 'kiln --help')"),
             };
         }
@@ -72,6 +74,16 @@ public static class Cli
             // Bad references and unreadable auth files are bad input; the rest (authentication, transfer) failures.
             stderr.WriteLine("error: " + ex.Message);
             return ex.Kind == Kiln.Oci.Registry.RegistryErrorKind.BadInput ? ExitCodes.BadInput : ExitCodes.Failed;
+        }
+        catch (Kiln.Build.Local.LocalException ex)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            return ex.IsBadInput ? ExitCodes.BadInput : ExitCodes.Failed;
+        }
+        catch (Kiln.Build.Testing.Boot.InstanceException ex)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            return ExitCodes.Failed;
         }
         catch (Kiln.Oci.Image.ImageException ex)
         {

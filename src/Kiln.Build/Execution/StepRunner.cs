@@ -212,7 +212,7 @@ internal sealed class StepRunner
                     WorkingDirectory = workdir,
                     User = spec.User,
                     HostNetwork = hostNetwork,
-                    Binds = [.. binds.Select(b => b with { ReadOnly = true })],
+                    Binds = [.. binds.Where(b => !b.ImagePath.StartsWith(SandboxSpec.SecretsDir + "/", StringComparison.Ordinal)).Select(b => b with { ReadOnly = true })],
                 }, ct).ConfigureAwait(false);
             }
             throw BuildException.StepFailed(image, step.Index, step.Description, status, _tail.Lines);

@@ -25,6 +25,61 @@ public sealed record ShellTree
 /// shell changes goes to an upper dir that is deleted when it exits, so it never reaches a layer or the step cache.</summary>
 public static class InteractiveShell
 {
+    /// <summary><c>kiln shell</c>: a shell as root in the image the store names <paramref name="image"/>, with the
+    /// image's environment (and <paramref name="terminal"/>: TERM and the like) and working directory.</summary>
+    public static async Task<int> RunImageAsync(string storeRoot, string image, bool hostNetwork,
+        IReadOnlyList<KeyValuePair<string, string>> terminal, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(terminal);
+        RequireRoot();
+        using var store = KilnStore.Open(storeRoot);
+        using var storeLock = store.AcquireLock(exclusive: false, ct);
+        var manifest = store.Names.TryGetTag(image) ?? throw LocalException.BadInput($"the store has no image named '{image}' (build it first)");
+        var state = await store.Content.ReadImageStateAsync(manifest.Digest, ct).ConfigureAwait(false);
+        var config = state.Config.Config;
+        return await RunAsync(store, new ShellTree
+        {
+            LowerDirsTopFirst = Execution.LayerCommit.LowerDirs(store, state),
+            Environment = Execution.ConfigMerge.ImageEnvironment(config, [], terminal),
+            WorkingDirectory = config.WorkingDir is { Length: > 0 } wd ? wd : "/",
+            HostNetwork = hostNetwork,
+        }, ct).ConfigureAwait(false);
+    }
+
+    /// <summary><c>kiln build --debug</c>: a shell in a failed step's tree as the step left it (its files over the
+    /// image's layers, read-only beneath the shell's own throwaway layer), with the step's environment, working
+    /// directory, user, network and cache binds (read-only); no secret is mounted.</summary>
+    public static async Task<int> RunOnFailedStepAsync(string storeRoot, Execution.FailedStep step,
+        IReadOnlyList<KeyValuePair<string, string>> terminal, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(step);
+        ArgumentNullException.ThrowIfNull(terminal);
+        using var store = KilnStore.Open(storeRoot);
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (k, v) in step.Environment.Concat(terminal))
+        {
+            environment[k] = v;
+        }
+        return await RunAsync(store, new ShellTree
+        {
+            // The step's upper dir (its whiteouts and opaque dirs are read as such) over the layers it ran on.
+            LowerDirsTopFirst = [step.UpperDir, .. step.LowerDirsTopFirst],
+            Environment = [.. environment.OrderBy(e => e.Key, StringComparer.Ordinal)],
+            WorkingDirectory = step.WorkingDirectory,
+            User = step.User,
+            HostNetwork = step.HostNetwork,
+            Binds = step.Binds,
+        }, ct).ConfigureAwait(false);
+    }
+
+    private static void RequireRoot()
+    {
+        if (!Environment.IsPrivilegedProcess)
+        {
+            throw new SandboxException("kiln shell mounts overlayfs and creates namespaces: run it as root");
+        }
+    }
+
     /// <summary>Runs bash when the tree has <c>/bin/bash</c>, else <c>/bin/sh</c>, and returns its exit status.</summary>
     public static async Task<int> RunAsync(KilnStore store, ShellTree tree, CancellationToken ct = default)
     {
