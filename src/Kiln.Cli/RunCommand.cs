@@ -52,7 +52,10 @@ internal static class RunCommand
             throw new UsageException("kiln run: --no-outputs goes with --watch");
         }
         await using var run = await LocalRun.StartAsync(Cli.StoreRoot(), image, options, ct).ConfigureAwait(false);
-        stderr.WriteLine($"kiln run: {image} {WatchLoop.Short(run.Digest)} is running{Published(run)} (Ctrl-C stops it)");
+        if (!run.Exited.IsCompleted)
+        {
+            stderr.WriteLine($"kiln run: {image} {WatchLoop.Short(run.Digest)} is running{Published(run)} (Ctrl-C stops it)");
+        }
         try
         {
             return await run.Exited.WaitAsync(ct).ConfigureAwait(false);

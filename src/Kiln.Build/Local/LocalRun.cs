@@ -115,9 +115,10 @@ public sealed class LocalRun : IAsyncDisposable
         {
             await instance.WaitForPortsAsync([.. Ports.Select(p => ("tcp", p.Port)).Distinct()], _options.ReadyTimeout, ct).ConfigureAwait(false);
         }
-        catch (InstanceException) when (!instance.Exited.IsCompleted)
+        catch (InstanceException)
         {
-            // Slow to listen, but running: it serves once it listens.
+            // Slow to listen, but running: it serves once it listens. Or it has exited (a command that ends at once):
+            // its exit status is the answer.
         }
         catch
         {
