@@ -96,7 +96,7 @@ KILN_SCRATCH_SIZE (the most a step's tmpfs holds: 8g, 512m, 25% of RAM; default 
 Usage: kiln run IMAGE [-p [HOST_ADDR:]HOST_PORT:PORT]... [--systemd] [-f PATH] [--watch] [-- CMD...]
 
 Starts the image the store names IMAGE as the boot phase does: its entrypoint and cmd (or, with
---systemd or `boot: systemd` in the kiln.yaml, its init under systemd-nspawn) as the first process
+--systemd or `boot: systemd` in the kiln.yaml, its init in an nspawn container) as the first process
 of new pid, mount, uts, ipc and network namespaces (loopback only), on a throwaway overlay of its
 layers. Its output goes to stdout. Each published port is a socket on the host whose connections
 kiln relays to the port on the instance's loopback. Ctrl-C or SIGTERM stops the instance (SIGTERM
@@ -108,7 +108,7 @@ Options:
                        publish PORT of the instance on HOST_PORT of the host (HOST_ADDR default
                        127.0.0.1; an IPv6 address in brackets); repeatable; without -p, every
                        TCP port the image exposes is published on the same port of 127.0.0.1
-  --systemd            boot the image's init under systemd-nspawn
+  --systemd            boot the image's init (systemd) in an nspawn container
   -f, --file PATH      the kiln.yaml (or its folder) that defines IMAGE: read for `boot:`, and
                        built with --watch (default: ./kiln.yaml when there is one)
   --watch              build IMAGE (and what it needs) from the kiln.yaml, start it, then build
