@@ -37,7 +37,7 @@ man_text() { # escape for roff: backslashes, and lines that would start with a r
   printf '.SH SYNOPSIS\n.B kiln\n.I COMMAND\n[\\fIOPTIONS\\fR]\n.SH DESCRIPTION\n.nf\n'
   out/kiln --help | man_text
   printf '.fi\n'
-  for c in build test export images inspect history verify gc push pull login logout; do
+  for c in build test export images inspect history verify gc push pull login logout run shell; do
     printf '.SH KILN %s\n.nf\n' "$(tr '[:lower:]' '[:upper:]' <<<"$c")"
     out/kiln "$c" --help | man_text
     printf '.fi\n'

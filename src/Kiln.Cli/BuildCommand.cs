@@ -10,7 +10,7 @@ internal static class BuildCommand
 {
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--insecure", "--json", "--verbose", "--help", "--zstd", "--no-outputs", "--scratch-on-disk", "--full-package-lists"], ["--target", "--trace", "--junit", "--cache-from", "--cache-to"],
+        var a = Arguments.Parse(args, "build", ["--no-cache", "--refresh", "--insecure", "--json", "--verbose", "--help", "--zstd", "--no-outputs", "--scratch-on-disk", "--full-package-lists", "--debug", "--watch"], ["--target", "--trace", "--junit", "--cache-from", "--cache-to"],
             new Dictionary<string, string> { ["-t"] = "--target", ["-v"] = "--verbose", ["-h"] = "--help" });
         if (a.Has("--help"))
         {
@@ -25,24 +25,30 @@ internal static class BuildCommand
         PathArguments.Definition("build", path);
         PathArguments.Output("build", "--trace", a.Last("--trace"));
         PathArguments.Output("build", "--junit", a.Last("--junit"));
-        using var remoteCache = new CacheArguments(a.All("--cache-from"), a.Last("--cache-to"), a.Has("--insecure"));
-        var options = new BuildOptions
+        if (a.Has("--watch") && (a.Has("--json") || a.Has("--debug") || a.Last("--trace") is not null || a.Last("--junit") is not null))
         {
-            Targets = a.All("--target"),
-            NoCache = a.Has("--no-cache"),
-            Refresh = a.Has("--refresh"),
-            Compression = a.Has("--zstd") ? Compression.Zstd : Compression.Gzip,
-            ScratchOnDisk = a.Has("--scratch-on-disk"),
-            FullPackageLists = a.Has("--full-package-lists"),
-            MemoryScratchSize = Cli.ScratchSize(),
-            Epoch = Cli.Epoch(),
-            SecretEnvironment = CliEnvironment.Get,
-            RemoteCache = remoteCache.For,
-            OpenRegistry = registry => RegistryAccess.Open(registry, a.Has("--insecure")),
-            TestFault = Unexpected.TestFault(CliEnvironment.Get("KILN_TEST_FAULT")),
-        };
+            throw new UsageException("kiln build: --watch prints a line per build; it does not go with --json, --junit, --trace or --debug");
+        }
+        using var remoteCache = new CacheArguments(a.All("--cache-from"), a.Last("--cache-to"), a.Has("--insecure"));
+        var options = Options(a, remoteCache);
+        if (a.Has("--watch"))
+        {
+            return await WatchLoop.RunAsync(path, options, !a.Has("--no-outputs"), null, stdout, stderr, ct).ConfigureAwait(false);
+        }
+        bool debug = a.Has("--debug");
+        if (debug && (Console.IsInputRedirected || Console.IsOutputRedirected))
+        {
+            stderr.WriteLine("kiln build --debug: no terminal, so a failing step opens no shell");
+            debug = false;
+        }
+        using var oneShell = new SemaphoreSlim(1);
+        if (debug)
+        {
+            options = options with { OnStepFailed = (step, token) => ShellCommand.DebugAsync(step, stderr, oneShell, token) };
+        }
         bool json = a.Has("--json");
-        bool live = !json && !Console.IsOutputRedirected && CliEnvironment.Get("TERM") is { } term && term != "dumb";
+        // Under --debug the terminal is the shell's when a step fails: plain lines, no status line drawn over it.
+        bool live = !json && !debug && !Console.IsOutputRedirected && CliEnvironment.Get("TERM") is { } term && term != "dumb";
         var renderer = new BuildRenderer(json ? stderr : stdout, a.Has("--verbose"));
         var tracePath = a.Last("--trace");
         var trace = tracePath is null ? null : new TraceRecorder(renderer);
@@ -104,4 +110,21 @@ internal static class BuildCommand
         }
         return ExitCodes.Ok;
     }
+
+    /// <summary>The build options the command line gives (for one build, or each build of a watch loop).</summary>
+    internal static BuildOptions Options(Arguments a, CacheArguments remoteCache) => new()
+    {
+        Targets = a.All("--target"),
+        NoCache = a.Has("--no-cache"),
+        Refresh = a.Has("--refresh"),
+        Compression = a.Has("--zstd") ? Compression.Zstd : Compression.Gzip,
+        ScratchOnDisk = a.Has("--scratch-on-disk"),
+        FullPackageLists = a.Has("--full-package-lists"),
+        MemoryScratchSize = Cli.ScratchSize(),
+        Epoch = Cli.Epoch(),
+        SecretEnvironment = CliEnvironment.Get,
+        RemoteCache = remoteCache.For,
+        OpenRegistry = registry => RegistryAccess.Open(registry, a.Has("--insecure")),
+        TestFault = Unexpected.TestFault(CliEnvironment.Get("KILN_TEST_FAULT")),
+    };
 }

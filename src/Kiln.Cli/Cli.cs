@@ -56,6 +56,8 @@ public static class Cli
                 "logout" => await RegistryCommands.LogoutAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 "seed" => await ServiceCommands.SeedAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 "pairs" => await ServiceCommands.PairsAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "run" => await RunCommand.RunAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "shell" => await ShellCommand.RunAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 _ => throw new UsageException($"kiln: unknown command '{command}' (see 'kiln --help')"),
             };
         }
@@ -88,6 +90,16 @@ public static class Cli
             // Bad references and unreadable auth files are bad input; the rest (authentication, transfer) failures.
             stderr.WriteLine("error: " + ex.Message);
             return ex.Kind == Kiln.Oci.Registry.RegistryErrorKind.BadInput ? ExitCodes.BadInput : ExitCodes.Failed;
+        }
+        catch (Kiln.Build.Local.LocalException ex)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            return ex.IsBadInput ? ExitCodes.BadInput : ExitCodes.Failed;
+        }
+        catch (Kiln.Build.Testing.Boot.InstanceException ex)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            return ExitCodes.Failed;
         }
         catch (Kiln.Oci.Image.ImageException ex)
         {

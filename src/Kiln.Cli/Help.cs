@@ -22,6 +22,9 @@ Commands:
   logout HOST         remove the stored credentials of a registry
   seed SERVICE        write a service's cloud-init NoCloud seed (ISO labelled cidata, or a folder)
   pairs               list tested pairs of image and service package; --check SERVICE gates one
+  run IMAGE           start IMAGE as an instance with its ports published on the host (--watch:
+                      rebuild and restart it on each change of its build context)
+  shell IMAGE         an interactive shell in a throwaway copy of IMAGE
 
 Every command takes --help. The store is /var/lib/kiln unless KILN_STORE names another folder.
 Exit codes: 0 success, 1 failed build or check, 2 bad usage or bad input, 130 interrupted.
@@ -76,11 +79,66 @@ Options:
                        lookup, package view, sandbox, copy, pack, hash, store blob, copy or sync
                        snapshot, commit snapshot, cache store, package twins), each test phase and
                        check that ran, and each output written
+  --debug              when a `run` or `packages` step fails, open a shell on the terminal in the
+                       step's tree as the step left it (its partial files), with its environment,
+                       working directory, user and network; nothing changed there is kept; the
+                       build fails once the shell exits (without a terminal: no shell)
+  --watch              build, then build again after each burst of changes to the build context
+                       (kiln.yaml's folder, spec files included; out/ is not watched), one build at
+                       a time; prints one line per build: what changed, steps run, checks passed
+                       and failed, time; stops on Ctrl-C (exit 130)
   -v, --verbose        show every step's output (always shown live on a terminal, and on failure)
   -h, --help           show this help
 
 Environment: KILN_STORE (store folder), SOURCE_DATE_EPOCH (clamp for file times; default 0),
 KILN_SCRATCH_SIZE (the most a step's tmpfs holds: 8g, 512m, 25% of RAM; default 50%).
+""";
+
+    public const string Run = """
+Usage: kiln run IMAGE [-p [HOST_ADDR:]HOST_PORT:PORT]... [--systemd] [-f PATH] [--watch] [-- CMD...]
+
+Starts the image the store names IMAGE as the boot phase does: its entrypoint and cmd (or, with
+--systemd or `boot: systemd` in the kiln.yaml, its init in an nspawn container) as the first process
+of new pid, mount, uts, ipc and network namespaces (loopback only), on a throwaway overlay of its
+layers. Its output goes to stdout. Each published port is a socket on the host whose connections
+kiln relays to the port on the instance's loopback. Ctrl-C or SIGTERM stops the instance (SIGTERM
+first when it handles it, then SIGKILL) and leaves no process, namespace, mount or listening
+socket. Nothing the instance writes reaches the image.
+
+Options:
+  -p, --publish [HOST_ADDR:]HOST_PORT:PORT
+                       publish PORT of the instance on HOST_PORT of the host (HOST_ADDR default
+                       127.0.0.1; an IPv6 address in brackets); repeatable; without -p, every
+                       TCP port the image exposes is published on the same port of 127.0.0.1
+  --systemd            boot the image's init (systemd) in an nspawn container
+  -f, --file PATH      the kiln.yaml (or its folder) that defines IMAGE: read for `boot:`, and
+                       built with --watch (default: ./kiln.yaml when there is one)
+  --watch              build IMAGE (and what it needs) from the kiln.yaml, start it, then build
+                       and test again after each burst of changes to its build context; when a
+                       build gives IMAGE a new digest, a new instance starts behind the same
+                       published ports and the old one stops; when the build or its checks fail,
+                       the old instance keeps serving; one line per build, as kiln build --watch
+  --no-outputs         with --watch: do not write the images' `outputs:`
+  -- CMD...            run CMD in place of the image's cmd (its entrypoint stays)
+  -h, --help           show this help
+
+Exit status: the instance's (its first process's), 130 when interrupted, 1 when it could not be
+started, 2 for bad usage, an unknown IMAGE or a host port that is not a number.
+""";
+
+    public const string Shell = """
+Usage: kiln shell IMAGE [--network none|host]
+
+Opens an interactive shell (bash when the image has /bin/bash, else /bin/sh) as root in a
+throwaway overlay of the image the store names IMAGE, with the image's environment and working
+directory, in new pid, mount, uts, ipc and network namespaces. Nothing the shell changes reaches
+a layer: its files are removed when it exits. Ctrl-C belongs to the shell.
+
+Options:
+  --network none|host  none (default): loopback only; host: the host's network and resolv.conf
+  -h, --help           show this help
+
+Exit status: the shell's, 2 for bad usage or an unknown IMAGE.
 """;
 
     public const string Test = """

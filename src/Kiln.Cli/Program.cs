@@ -10,6 +10,11 @@ public static class Program
         int interrupts = 0;
         Console.CancelKeyPress += (_, e) =>
         {
+            if (ShellCommand.IsOpen)
+            {
+                e.Cancel = true; // the shell's Ctrl-C (see ShellCommand.IsOpen)
+                return;
+            }
             // The first Ctrl-C cancels cleanly (the store stays consistent); a second one gives up waiting.
             if (Interlocked.Increment(ref interrupts) == 1)
             {

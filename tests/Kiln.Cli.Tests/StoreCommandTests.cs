@@ -117,7 +117,7 @@ public sealed class StoreCommandTests : IDisposable
     [Fact]
     public void Every_command_has_help_and_exits_0_with_it()
     {
-        foreach (var command in new[] { "build", "images", "inspect", "history", "verify", "gc", "push", "pull", "login", "logout" })
+        foreach (var command in new[] { "build", "images", "inspect", "history", "verify", "gc", "push", "pull", "login", "logout", "run", "shell" })
         {
             var r = KilnProcess.Run(_store.Path, command, "--help");
             Assert.True(r.ExitCode == 0, command + ": " + r.All);

@@ -66,5 +66,32 @@ public sealed record BuildOptions
     /// Null in normal use; the CLI sets it only from its test-only KILN_TEST_FAULT variable.</summary>
     public Action<string, int>? TestFault { get; init; }
 
+    /// <summary>Called when a run or packages step fails, before its tree is thrown away (<c>kiln build --debug</c>
+    /// opens a shell on it); the build goes on failing once it returns. Null: nothing.</summary>
+    public Func<FailedStep, CancellationToken, Task>? OnStepFailed { get; init; }
+
     public string Timestamp => Epoch.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+}
+
+/// <summary>A run or packages step that failed, with its tree as it left it: the files it wrote
+/// (<see cref="UpperDir"/>) over the image's layers. Valid only during <see cref="BuildOptions.OnStepFailed"/>; nothing
+/// may be written to either.</summary>
+public sealed record FailedStep
+{
+    public required string Image { get; init; }
+
+    /// <summary>The step's number, from 1.</summary>
+    public required int Number { get; init; }
+
+    public required string Description { get; init; }
+    public required int ExitStatus { get; init; }
+    public required string UpperDir { get; init; }
+    public required IReadOnlyList<string> LowerDirsTopFirst { get; init; }
+    public required IReadOnlyList<KeyValuePair<string, string>> Environment { get; init; }
+    public required string WorkingDirectory { get; init; }
+    public string? User { get; init; }
+    public bool HostNetwork { get; init; }
+
+    /// <summary>The step's cache and package binds, read-only.</summary>
+    public IReadOnlyList<Sandbox.BindMount> Binds { get; init; } = [];
 }

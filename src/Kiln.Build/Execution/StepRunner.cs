@@ -199,6 +199,24 @@ internal sealed class StepRunner
         }
         if (status != 0)
         {
+            if (_options.OnStepFailed is { } debug)
+            {
+                // The tree as the step left it, while it still exists: the caller may open a shell on it (kiln build --debug).
+                await debug(new FailedStep
+                {
+                    Image = image,
+                    Number = step.Index + 1,
+                    Description = step.Description,
+                    ExitStatus = status,
+                    UpperDir = upper,
+                    LowerDirsTopFirst = lowers,
+                    Environment = spec.Environment,
+                    WorkingDirectory = workdir,
+                    User = spec.User,
+                    HostNetwork = hostNetwork,
+                    Binds = [.. binds.Where(b => !b.ImagePath.StartsWith(SandboxSpec.SecretsDir + "/", StringComparison.Ordinal)).Select(b => b with { ReadOnly = true })],
+                }, ct).ConfigureAwait(false);
+            }
             throw BuildException.StepFailed(image, step.Index, step.Description, status, _tail.Lines);
         }
     }

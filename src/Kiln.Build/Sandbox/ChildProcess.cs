@@ -142,8 +142,15 @@ public static class ChildProcess
             {
                 process.StandardInput.Close();
             }
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
+            // A child on kiln's own terminal (an interactive shell) writes there itself.
+            if (psi.RedirectStandardOutput)
+            {
+                process.BeginOutputReadLine();
+            }
+            if (psi.RedirectStandardError)
+            {
+                process.BeginErrorReadLine();
+            }
             var child = new RunningChild(process, done.Task);
             lines.Child = child; // before the first line can come
             _ = WaitAsync(process, child, lines, done, cancellationToken);

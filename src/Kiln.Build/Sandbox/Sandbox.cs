@@ -78,9 +78,9 @@ public static class Sandbox
         // Host programs by absolute path: the environment below is the image's, PATH included.
         var psi = new ProcessStartInfo(s_sandboxExec.Value)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
+            RedirectStandardOutput = !spec.Terminal,
+            RedirectStandardError = !spec.Terminal,
+            RedirectStandardInput = !spec.Terminal,
             UseShellExecute = false,
         };
         psi.Environment.Clear();

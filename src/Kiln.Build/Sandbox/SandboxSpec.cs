@@ -67,6 +67,10 @@ public sealed record SandboxSpec
     /// root), or by systemd-nspawn booting the image's init (which mounts /proc, /sys and /dev itself and gets its own
     /// loopback-only network).</summary>
     public SandboxLauncher Launcher { get; init; } = SandboxLauncher.Chroot;
+
+    /// <summary>The command's stdin, stdout and stderr are kiln's own (an interactive shell on the terminal), so no
+    /// output lines are reported; false: stdin is empty and the output comes as lines.</summary>
+    public bool Terminal { get; init; }
 }
 
 public enum SandboxLauncher { Chroot, Nspawn }

@@ -58,7 +58,7 @@ public sealed class Instance : IAsyncDisposable
         var config = image.Config.Config;
         List<string> argv = options.Systemd
             ? ["/sbin/init"]
-            : [.. config.Entrypoint ?? [], .. config.Cmd ?? []];
+            : [.. config.Entrypoint ?? [], .. options.Cmd ?? config.Cmd ?? []];
         if (argv.Count == 0)
         {
             throw new InstanceException("the image has no entrypoint or cmd to start (set config.cmd, or boot: systemd)");
@@ -124,7 +124,15 @@ public sealed class Instance : IAsyncDisposable
         }
     }
 
-    private void OnLine(string line) => _output.Add(line);
+    private void OnLine(string line)
+    {
+        _output.Add(line);
+        _options.Output?.Invoke(line);
+    }
+
+    /// <summary>Completes with the instance's exit status once its first process has exited (or is cancelled when the
+    /// instance was stopped).</summary>
+    public Task<int> Exited => _run!.Child.Exited;
 
     private async Task WaitForInitAsync(CancellationToken ct)
     {
@@ -415,10 +423,19 @@ public sealed class Instance : IAsyncDisposable
             }
             else if (_netPid > 0 && !_run.Child.Exited.IsCompleted)
             {
+                if (_options.GracefulStop && Handles(_netPid, 15))
+                {
+                    // A server someone used by hand may have state to finish; PID 1 ignores a SIGTERM it does not handle.
+                    _ = Kill(_netPid, 15);
+                    await Task.WhenAny(_run.Child.Exited, Task.Delay(_options.StopTimeout)).ConfigureAwait(false);
+                }
                 // SIGKILL to the namespace's PID 1 (or, under systemd-nspawn, its container's init) ends every process
                 // in it: quicker than looking for the process tree to kill (below, the fallback).
-                _ = Kill(_netPid, 9);
-                await Task.WhenAny(_run.Child.Exited, Task.Delay(_options.StopTimeout)).ConfigureAwait(false);
+                if (!_run.Child.Exited.IsCompleted)
+                {
+                    _ = Kill(_netPid, 9);
+                    await Task.WhenAny(_run.Child.Exited, Task.Delay(_options.StopTimeout)).ConfigureAwait(false);
+                }
             }
             await _kill.CancelAsync().ConfigureAwait(false);
             try

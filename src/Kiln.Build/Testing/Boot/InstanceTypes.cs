@@ -18,6 +18,15 @@ public sealed record InstanceOptions
     /// <summary>Files (absolute paths inside the image, no <c>..</c>) put into the instance's throwaway overlay before
     /// it starts, mode 0600, as a cloud-init seed folder is; the image itself is not changed.</summary>
     public IReadOnlyList<KeyValuePair<string, byte[]>> Files { get; init; } = [];
+    /// <summary>Replaces the image's cmd (its entrypoint stays); null: the image's. Not with <see cref="Systemd"/>.</summary>
+    public IReadOnlyList<string>? Cmd { get; init; }
+
+    /// <summary>Each line the instance writes (stdout and stderr), as it comes, on a thread that reads them.</summary>
+    public Action<string>? Output { get; init; }
+
+    /// <summary>Stopping sends SIGTERM first (when the first process handles it) and waits up to
+    /// <see cref="StopTimeout"/>; false: a throwaway test instance is killed at once.</summary>
+    public bool GracefulStop { get; init; }
 }
 
 public sealed record CommandResult(int ExitCode, string Stdout, string Stderr, bool TimedOut);
