@@ -27,6 +27,8 @@ public sealed partial class DocsTests
             { "`config`", DefinitionSyntax.ConfigKeys },
             { "`outputs`", DefinitionSyntax.OutputKeys },
             { "`cache`", DefinitionSyntax.CacheKeys },
+            { "`minimize`", DefinitionSyntax.MinimizeKeys },
+            { "Profiles", DefinitionSyntax.MinimizeProfiles },
             { "Output formats", DefinitionSyntax.OutputFormats },
             { "Sections", SpecParser.Sections },
         };
