@@ -67,6 +67,9 @@ public sealed record SandboxSpec
     /// root), or by systemd-nspawn booting the image's init (which mounts /proc, /sys and /dev itself and gets its own
     /// loopback-only network).</summary>
     public SandboxLauncher Launcher { get; init; } = SandboxLauncher.Chroot;
+
+    /// <summary>Records what the sandbox's processes open and execute (see <see cref="AccessRecorder"/>), or null.</summary>
+    public AccessRecorder? Recorder { get; init; }
 }
 
 public enum SandboxLauncher { Chroot, Nspawn }

@@ -14,6 +14,9 @@ public sealed record InstanceOptions
 
     /// <summary>How long a systemd instance is given to power off before it is killed.</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Records what the instance opens and executes (minimize: from-tests), or null.</summary>
+    public Sandbox.AccessRecorder? Recorder { get; init; }
 }
 
 public sealed record CommandResult(int ExitCode, string Stdout, string Stderr, bool TimedOut);

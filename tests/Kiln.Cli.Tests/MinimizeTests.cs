@@ -1,0 +1,101 @@
+using System.Text.Json;
+
+namespace Kiln.Cli.Tests;
+
+/// <summary><c>minimize: from-tests</c> on a tiny busybox web server: what its spec touches stays, the rest goes, the
+/// minimized image passes the spec and takes the name; a rebuild records nothing; a check the recording cannot see
+/// (a bare existence test) fails the retest, and the report names the dropped file.</summary>
+public sealed class MinimizeTests : IDisposable
+{
+    private readonly TempDir _store = new("kiln-store");
+
+    public void Dispose() => _store.Dispose();
+
+    private static string Yaml(string extraCheck) =>
+        "images:\n  srv:\n    from: scratch\n    steps:\n" + TinyContext.RootStep +
+        "      - copy: files/\n        to: /\n" +
+        "    config:\n      cmd: [/bin/busybox, httpd, -f, -p, \"8080\", -h, /www]\n      expose: [8080]\n" +
+        "    minimize: {from-tests: true, keep: [/etc/keepme]}\n" +
+        "    test:\n" +
+        "      http: {\"http://127.0.0.1:8080/index.html\": {body: [served]}}\n" +
+        "      command:\n" +
+        "        \"cat /srv/data/used.txt\": {stdout: [used]}\n" + extraCheck;
+
+    [Fact]
+    [Trait("Tier", "Slow")]
+    public void From_tests_keeps_what_the_spec_touches_and_a_check_it_cannot_see_fails_the_retest()
+    {
+        using var ctx = new TinyContext(Yaml(""));
+        ctx.Write("files/www/index.html", "served by busybox\n");
+        ctx.Write("files/www/other.html", "never asked for\n");
+        ctx.Write("files/srv/data/used.txt", "used\n");
+        ctx.Write("files/srv/data/unused.txt", "unused\n");
+        ctx.Write("files/srv/feature/mod.so", "a module only a later check needs\n");
+        ctx.Write("files/etc/keepme", "kept by keep:\n");
+
+        var first = KilnProcess.Run(_store.Path, "build", "--json", ctx.Path);
+        Assert.True(first.ExitCode == 0, first.All);
+        var minimized = Image(first).GetProperty("minimized");
+        Assert.False(minimized.GetProperty("cached").GetBoolean());
+        Assert.True(minimized.GetProperty("filesAfter").GetInt32() < minimized.GetProperty("filesBefore").GetInt32());
+        Assert.Contains(Image(first).GetProperty("tests").EnumerateArray(), p => p.GetProperty("phase").GetString() == "minimized boot");
+
+        var report = Report(_store.Path, "srv");
+        var kept = Files(report, "kept");
+        var dropped = Files(report, "dropped");
+        Assert.Contains("/bin/busybox", kept);
+        Assert.Contains("/www/index.html", kept);
+        Assert.Contains("/srv/data/used.txt", kept);
+        Assert.Contains("/etc/keepme", kept);
+        Assert.Contains("/bin/sh", kept); // the shell of the command checks
+        Assert.Contains("/www/other.html", dropped);
+        Assert.Contains("/srv/data/unused.txt", dropped);
+        Assert.Contains("/srv/feature/mod.so", dropped);
+        Assert.True(report.GetProperty("passed").GetBoolean());
+
+        // The name is the minimized image, of one layer; the full one stays as srv.full.
+        Assert.Single(StoreReader.LayerDigests(_store.Path, "srv"));
+        Assert.Equal(2, StoreReader.LayerDigests(_store.Path, "srv.full").Count);
+        var inspect = KilnProcess.Run(_store.Path, "inspect", "srv");
+        Assert.True(inspect.ExitCode == 0, inspect.All);
+        Assert.Contains("Minimized:", inspect.Stdout);
+
+        // A rebuild changes nothing: neither a recording nor a new minimized image.
+        var again = KilnProcess.Run(_store.Path, "build", "--json", ctx.Path);
+        Assert.True(again.ExitCode == 0, again.All);
+        Assert.True(Image(again).GetProperty("minimized").GetProperty("cached").GetBoolean());
+        Assert.Equal(Image(first).GetProperty("digest").GetString(), Image(again).GetProperty("digest").GetString());
+
+        // `test -e` only stats: the recording does not see it, the retest does.
+        ctx.Write("kiln.yaml", Yaml("        \"test -e /srv/feature/mod.so\": {exit-status: 0}\n"));
+        var later = KilnProcess.Run(_store.Path, "build", "--json", ctx.Path);
+        Assert.True(later.ExitCode == 1, later.All);
+        Assert.True(Image(later).GetProperty("rejected").GetBoolean());
+        var failed = Report(_store.Path, "srv.rejected");
+        Assert.False(failed.GetProperty("passed").GetBoolean());
+        var failure = Assert.Single(failed.GetProperty("failures").EnumerateArray());
+        Assert.Equal("command test -e /srv/feature/mod.so", failure.GetProperty("check").GetString());
+        Assert.Equal("/srv/feature/mod.so", failure.GetProperty("droppedNear")[0].GetString());
+        var text = KilnProcess.Run(_store.Path, "minimize-report", "srv.rejected");
+        Assert.True(text.ExitCode == 0, text.All);
+        Assert.Contains("dropped near it: /srv/feature/mod.so", text.Stdout);
+        Leftovers.AssertNone(_store.Path);
+    }
+
+    private static JsonElement Image(KilnProcess.Result r)
+    {
+        using var doc = JsonDocument.Parse(r.Stdout);
+        return doc.RootElement.GetProperty("images")[0].Clone();
+    }
+
+    private static JsonElement Report(string store, string image)
+    {
+        var r = KilnProcess.Run(store, "minimize-report", "--json", image);
+        Assert.True(r.ExitCode == 0, r.All);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        return doc.RootElement.Clone();
+    }
+
+    private static HashSet<string> Files(JsonElement report, string which) =>
+        report.GetProperty(which).EnumerateArray().SelectMany(p => p.GetProperty("files").EnumerateArray()).Select(f => f.GetString()!).ToHashSet();
+}
