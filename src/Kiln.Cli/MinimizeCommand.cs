@@ -8,7 +8,7 @@ internal static class MinimizeCommand
 {
     public static int Report(string[] args, TextWriter stdout)
     {
-        var a = Arguments.Parse(args, "minimize-report", ["--json", "--help"], [], new() { ["-h"] = "--help" });
+        var a = Arguments.Parse(args, "minimize-report", ["--json", "--help"], [], new Dictionary<string, string> { ["-h"] = "--help" });
         if (a.Has("--help"))
         {
             stdout.WriteLine(Help.MinimizeReport);

@@ -99,3 +99,64 @@ public sealed class MinimizeTests : IDisposable
     private static HashSet<string> Files(JsonElement report, string which) =>
         report.GetProperty(which).EnumerateArray().SelectMany(p => p.GetProperty("files").EnumerateArray()).Select(f => f.GetString()!).ToHashSet();
 }
+
+/// <summary>examples/web's web minimized from its tests, and by the profiles alone: both keep serving the site and pass
+/// the full spec (their "minimized" phases), each smaller than web.</summary>
+[Collection(ExampleWebCollection.Name)]
+[Trait("Tier", "Slow")] // builds on examples/web: a Debian bootstrap and packages from the mirror
+public sealed class MinimizeWebTests
+{
+    private readonly ExampleWebFixture _web;
+    private readonly Xunit.Abstractions.ITestOutputHelper _output;
+
+    public MinimizeWebTests(ExampleWebFixture web, Xunit.Abstractions.ITestOutputHelper output)
+    {
+        _web = web;
+        _output = output;
+        Assert.True(web.Cold.ExitCode == 0, "cold build of examples/web failed:\n" + web.Cold.All);
+    }
+
+    [Fact]
+    public void Web_minimized_from_its_tests_and_by_profiles_keeps_serving_and_passes_its_spec()
+    {
+        using var ctx = new TempDir("kiln-web-ctx");
+        ExampleWebFixture.CopyTree(ExampleWebFixture.ExamplePath, ctx.Path);
+        File.AppendAllText(Path.Combine(ctx.Path, "kiln.yaml"), """
+
+              web-min:
+                from: web
+                test: tests/web.yaml
+                minimize: {from-tests: true}
+
+              web-slim:
+                from: web
+                test: tests/web.yaml
+                minimize: {profiles: [docs, man, locales, apt-lists, caches, logs]}
+
+            """);
+        var r = KilnProcess.Run(_web.Store.Path, "build", "--json", "--no-outputs", "-t", "web-min", "-t", "web-slim", ctx.Path);
+        Assert.True(r.ExitCode == 0, r.All);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var images = doc.RootElement.GetProperty("images").EnumerateArray().ToDictionary(i => i.GetProperty("name").GetString()!, i => i.Clone());
+        foreach (var name in new[] { "web-min", "web-slim" })
+        {
+            var image = images[name];
+            var phases = image.GetProperty("tests").EnumerateArray().Select(p => p.GetProperty("phase").GetString()).ToList();
+            Assert.Contains("minimized boot", phases); // the http check of the site, against the minimized image
+            var m = image.GetProperty("minimized");
+            long before = m.GetProperty("bytesBefore").GetInt64(), after = m.GetProperty("bytesAfter").GetInt64();
+            Assert.True(after < before, $"{name}: {after} bytes after, {before} before");
+            var inspect = KilnProcess.Run(_web.Store.Path, "inspect", "--json", name);
+            Assert.True(inspect.ExitCode == 0, inspect.All);
+            using var i = JsonDocument.Parse(inspect.Stdout);
+            var layers = i.RootElement.GetProperty("layers").EnumerateArray().ToList();
+            Assert.Single(layers);
+            var sizes = i.RootElement.GetProperty("minimized");
+            _output.WriteLine($"{name}: files {m.GetProperty("filesBefore")} -> {m.GetProperty("filesAfter")}, bytes {before} -> {after}, " +
+                $"layers {sizes.GetProperty("layerBytesBefore")} -> {sizes.GetProperty("layerBytesAfter")} (compressed)");
+        }
+        // From the tests keeps less than the profiles do: nginx's own files, not every package's.
+        Assert.True(images["web-min"].GetProperty("minimized").GetProperty("bytesAfter").GetInt64()
+            < images["web-slim"].GetProperty("minimized").GetProperty("bytesAfter").GetInt64());
+    }
+}

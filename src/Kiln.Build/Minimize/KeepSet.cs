@@ -57,6 +57,22 @@ public sealed class KeepSet
         }
     }
 
+    /// <summary>Where <paramref name="path"/> leads in the image (all links followed), or null when nowhere; keeps nothing.</summary>
+    public string? Target(string path)
+    {
+        _dryRun = true;
+        try
+        {
+            return Resolve(path);
+        }
+        finally
+        {
+            _dryRun = false;
+        }
+    }
+
+    private bool _dryRun;
+
     /// <summary>Follows <paramref name="path"/> through the image as the kernel would (each symlink kept on the way),
     /// keeping what it passes; returns the real path it ends at, or null when it does not exist.</summary>
     private string? Resolve(string path, int depth = 0)
@@ -76,7 +92,10 @@ public sealed class KeepSet
             }
             if (entry.Status.IsSymlink)
             {
-                _kept.Add(next);
+                if (!_dryRun)
+                {
+                    _kept.Add(next);
+                }
                 if (new FileInfo(entry.HostPath).LinkTarget is not { } target)
                 {
                     return null;
@@ -89,7 +108,7 @@ public sealed class KeepSet
             {
                 return null;
             }
-            if (_kept.Add(next) && entry.Status.IsRegularFile)
+            if (!_dryRun && _kept.Add(next) && entry.Status.IsRegularFile)
             {
                 _files.Enqueue(next);
             }

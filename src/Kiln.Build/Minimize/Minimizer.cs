@@ -61,6 +61,7 @@ public sealed class Minimizer
             var keepGlobs = definition.Keep.Select(k => new PathGlob(k)).ToList();
             var profiles = definition.Profiles.Select(Profiles.Get).ToList();
             IReadOnlySet<string>? touched = null;
+            KeepSet? links = null;
             if (definition.FromTests)
             {
                 var keep = new KeepSet(tree);
@@ -73,11 +74,16 @@ public sealed class Minimizer
                     keep.Add("/etc/ld.so.conf.d/" + name);
                 }
                 touched = keep.Paths;
+                links = keep;
             }
-            bool Keep(string path) =>
+            bool Keep(string path, Native.FileStatus status) =>
                 PathGlob.Any(keepGlobs, path)
                 || path.StartsWith("/var/lib/dpkg/", StringComparison.Ordinal) // dpkg's database: what is installed
-                || (touched is not null ? touched.Contains(path) : !Profiles.Removes(profiles, path));
+                || (touched is null ? !Profiles.Removes(profiles, path)
+                    : touched.Contains(path)
+                    // A link costs nothing, and the recording sees the file it leads to, not the name it was opened by
+                    // (/bin/sh for busybox): a link to a kept file or to a directory stays.
+                    || (status.IsSymlink && links!.Target(path) is { } target && (touched.Contains(target) || tree.Lookup(target) is { Status.IsDirectory: true })));
             var root = Path.Combine(work, "root");
             Directory.CreateDirectory(root);
             var (kept, dropped) = TreeFilter.Write(merged, root, Keep, dir => Profiles.Prunes(profiles, dir), ct);

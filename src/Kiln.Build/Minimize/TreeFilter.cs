@@ -10,7 +10,7 @@ internal static class TreeFilter
 {
     internal sealed record Entry(string Path, long Bytes);
 
-    public static (List<Entry> Kept, List<Entry> Dropped) Write(MergedTree tree, string destination, Func<string, bool> keep,
+    public static (List<Entry> Kept, List<Entry> Dropped) Write(MergedTree tree, string destination, Func<string, FileStatus, bool> keep,
         Func<string, bool> pruneWhenEmpty, CancellationToken ct)
     {
         var kept = new List<Entry>();
@@ -30,7 +30,7 @@ internal static class TreeFilter
                 continue;
             }
             var entry = new Entry(node.ImagePath, node.Status.IsRegularFile ? node.Status.Size : 0);
-            if (!keep(node.ImagePath))
+            if (!keep(node.ImagePath, node.Status))
             {
                 dropped.Add(entry);
                 continue;
