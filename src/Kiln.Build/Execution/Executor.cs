@@ -333,8 +333,14 @@ public sealed class Executor
         }
         return new ImageResult
         {
-            Name = image.Name, Manifest = manifest, Steps = steps, Duration = clock.Elapsed, Tests = tests, BaseDigest = baseDigest,
-            Minimized = minimized, FullManifest = fullManifest,
+            Name = image.Name,
+            Manifest = manifest,
+            Steps = steps,
+            Duration = clock.Elapsed,
+            Tests = tests,
+            BaseDigest = baseDigest,
+            Minimized = minimized,
+            FullManifest = fullManifest,
         };
     }
 

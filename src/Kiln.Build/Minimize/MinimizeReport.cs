@@ -52,16 +52,14 @@ internal sealed partial class MinimizeJsonContext : JsonSerializerContext;
 /// <summary>The minimize records of a store: reports by minimized manifest, recordings by image and spec digest.</summary>
 public sealed class MinimizeRecords
 {
-    internal const string ReportsFolder = "minimize";
-    internal const string RecordingsFolder = "recordings";
     private readonly ImageRecords _reports;
     private readonly ImageRecords _recordings;
 
     public MinimizeRecords(KilnStore store)
     {
         ArgumentNullException.ThrowIfNull(store);
-        _reports = store.ImageRecords(ReportsFolder);
-        _recordings = store.ImageRecords(RecordingsFolder);
+        _reports = store.ImageRecords(KilnStore.MinimizeReportsFolder);
+        _recordings = store.ImageRecords(KilnStore.MinimizeRecordingsFolder);
     }
 
     public MinimizeReport? TryReadReport(Oci.Digest manifest) =>
