@@ -191,8 +191,11 @@ public sealed class Minimizer
     }
 
     /// <summary>The paths of the spec's file checks: the bake phase reads them from the layers, which nothing records.</summary>
+    /// <summary>Also the shell, for specs with command checks: the tester reads it from the layers to decide whether a
+    /// command of plain words may run without it, so a recording of such a command never opens it, yet the retest needs it.</summary>
     private static IEnumerable<string> SpecPaths(TestSpec? spec) =>
-        spec?.Checks.OfType<FileCheck>().Where(c => c.Exists).Select(c => c.Subject) ?? [];
+        (spec?.Checks.OfType<FileCheck>().Where(c => c.Exists).Select(c => c.Subject) ?? [])
+            .Concat(spec?.Checks.OfType<CommandCheck>().Any() == true ? ["/bin/sh"] : []);
 
     private static IEnumerable<string> EntryPoint(ImageState state)
     {
