@@ -208,9 +208,10 @@ public sealed class Minimizer
             .Select(g => new PackageFiles(g.Key, g.Sum(e => e.Bytes), [.. g.Select(e => e.Path).Order(StringComparer.Ordinal)]))
             .OrderBy(p => p.Package, StringComparer.Ordinal)];
 
-    /// <summary>The key of a minimized image: the full image, the spec and what <c>minimize:</c> asks.</summary>
+    /// <summary>The key of a minimized image: the full image, the spec and what <c>minimize:</c> asks. The version
+    /// changes with what Kiln keeps, so that a kept set of an older rule is not reused.</summary>
     public static string Key(Digest manifest, Digest? spec, MinimizeDefinition definition) =>
-        Hash($"minimize v1\n{manifest.Value}\n{spec?.Value}\nprofiles={string.Join(',', definition.Profiles)}\nfrom-tests={definition.FromTests}\n"
+        Hash($"minimize v2\n{manifest.Value}\n{spec?.Value}\nprofiles={string.Join(',', definition.Profiles)}\nfrom-tests={definition.FromTests}\n"
             + $"keep={string.Join('\n', definition.Keep)}\n");
 
     private static string Hash(string text) => Convert.ToHexStringLower(Sha256Hasher.HashData(Encoding.UTF8.GetBytes(text)));
