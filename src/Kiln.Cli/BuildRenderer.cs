@@ -90,6 +90,11 @@ internal sealed class BuildRenderer : IProgress<BuildEvent>
                         ? $"{r.Image}: REJECTED, kept as {r.Tag} ({r.Manifest.Digest.Short}); {r.Image} named this very image, which fails the current spec, so the name was removed"
                         : $"{r.Image}: REJECTED, kept as {r.Tag} ({r.Manifest.Digest.Short}); {r.Image} keeps its previous image");
                     break;
+                case ImageMinimized m:
+                    _out.WriteLine($"{m.Image} minimize: {m.Outcome.FilesBefore} -> {m.Outcome.FilesAfter} files, "
+                        + $"{Size(m.Outcome.BytesBefore)} -> {Size(m.Outcome.BytesAfter)} ({m.Manifest.Digest.Short}{(m.Outcome.Cached ? ", cached" : "")}); "
+                        + $"full image kept as {m.Image}.full; testing the minimized image");
+                    break;
                 case ImageSkipped s:
                     _out.WriteLine($"{s.Image}: not built: {s.Because}");
                     break;

@@ -47,6 +47,7 @@ public static class Cli
                 "images" => await StoreCommands.ImagesAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 "inspect" => await StoreCommands.InspectAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 "history" => await StoreCommands.HistoryAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
+                "minimize-report" => MinimizeCommand.Report(rest, stdout),
                 "verify" => await StoreCommands.VerifyAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 "export" => await ExportCommand.RunAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "gc" => await StoreCommands.GcAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
@@ -115,6 +116,11 @@ public static class Cli
         {
             stderr.WriteLine("interrupted");
             return ExitCodes.Interrupted;
+        }
+        catch (Kiln.Build.Minimize.MinimizeException ex)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            return ExitCodes.Failed;
         }
         catch (BuildException ex)
         {

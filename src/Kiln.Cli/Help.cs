@@ -13,6 +13,7 @@ Commands:
   images              list the images in the store
   inspect IMAGE       an image's config and its layers, with sizes and the step that made each
   history IMAGE       the steps that made an image
+  minimize-report IMAGE  what minimizing IMAGE kept and dropped, by package
   export IMAGE        write IMAGE as oci-archive, docker-archive, rootfs, raw, qcow2 or vagrant
   verify              check every blob against its digest and every image's layers and snapshots
   gc                  remove blobs and snapshots that nothing references
@@ -214,6 +215,17 @@ Usage: kiln inspect IMAGE [--json]
 
 Shows IMAGE's digest, its config (entrypoint, cmd, env, workdir, user, ports, labels) and its
 layers with their sizes and the step that made each.
+""";
+
+    public const string MinimizeReport = """
+Usage: kiln minimize-report IMAGE [--json]
+
+Shows what `minimize:` kept and dropped of IMAGE (a minimized image: NAME, or NAME.rejected
+when its retest failed), by package as /var/lib/dpkg/info/*.list names them: files and bytes
+before and after, the layers' sizes, and for a failed retest each failing check with the
+dropped files near it (named by it, in its directories, or named like its words).
+  --json   the whole report: every kept and dropped file, by package
+Exit 2 when IMAGE is not in the store or was not minimized.
 """;
 
     public const string History = """

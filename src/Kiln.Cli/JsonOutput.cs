@@ -55,6 +55,17 @@ internal static class JsonOutput
             }
             w.WriteEndArray();
             w.WriteBoolean("rejected", image.Rejected);
+            if (image.Minimized is { } m)
+            {
+                w.WriteStartObject("minimized");
+                w.WriteString("fullDigest", image.FullManifest?.Digest.Value);
+                w.WriteBoolean("cached", m.Cached);
+                w.WriteNumber("filesBefore", m.FilesBefore);
+                w.WriteNumber("filesAfter", m.FilesAfter);
+                w.WriteNumber("bytesBefore", m.BytesBefore);
+                w.WriteNumber("bytesAfter", m.BytesAfter);
+                w.WriteEndObject();
+            }
             Tests(w, image.Tests.Phases);
             w.WriteEndObject();
         }

@@ -60,6 +60,7 @@ internal static class StoreCommands
         }
         var (name, desc, manifest, config) = await LoadImageAsync(a, "inspect", ct).ConfigureAwait(false);
         var layers = LayersWithSteps(manifest, config);
+        var minimized = OpenExisting() is { } reports ? new Kiln.Build.Minimize.MinimizeRecords(reports).TryReadReport(desc.Digest) : null;
         if (a.Has("--json"))
         {
             stdout.WriteLine(JsonOutput.Write(w =>
@@ -83,6 +84,18 @@ internal static class StoreCommands
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();
+                if (minimized is not null)
+                {
+                    w.WriteStartObject("minimized");
+                    w.WriteString("from", minimized.FullManifest);
+                    w.WriteNumber("bytesBefore", minimized.BytesBefore);
+                    w.WriteNumber("bytesAfter", minimized.BytesAfter);
+                    w.WriteNumber("filesBefore", minimized.FilesBefore);
+                    w.WriteNumber("filesAfter", minimized.FilesAfter);
+                    w.WriteNumber("layerBytesBefore", minimized.LayerBytesBefore);
+                    w.WriteNumber("layerBytesAfter", minimized.LayerBytesAfter);
+                    w.WriteEndObject();
+                }
                 w.WriteEndObject();
             }));
             return ExitCodes.Ok;
@@ -111,6 +124,13 @@ internal static class StoreCommands
         foreach (var l in layers)
         {
             stdout.WriteLine($"  {l.Layer.Digest.Short}  {BuildRenderer.Size(l.Layer.Size),10}  {l.CreatedBy}");
+        }
+        if (minimized is not null)
+        {
+            stdout.WriteLine($"Minimized:   from {minimized.FullManifest} ({MinimizeCommand.Describe(minimized)})");
+            stdout.WriteLine($"  files      {minimized.FilesBefore} -> {minimized.FilesAfter}");
+            stdout.WriteLine($"  size       {BuildRenderer.Size(minimized.BytesBefore)} -> {BuildRenderer.Size(minimized.BytesAfter)}");
+            stdout.WriteLine($"  layers     {BuildRenderer.Size(minimized.LayerBytesBefore)} -> {BuildRenderer.Size(minimized.LayerBytesAfter)} (compressed)");
         }
         return ExitCodes.Ok;
     }

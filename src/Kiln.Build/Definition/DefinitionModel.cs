@@ -61,6 +61,24 @@ public sealed record ImageDefinition
 
     /// <summary>What to write after the image passed its tests (<c>outputs:</c>), in the order written.</summary>
     public IReadOnlyList<OutputDefinition> Outputs { get; init; } = [];
+
+    /// <summary>How the image is minimized once it passed its tests (<c>minimize:</c>), or null to keep it whole.</summary>
+    public MinimizeDefinition? Minimize { get; init; }
+}
+
+/// <summary><c>minimize:</c>: path profiles to remove, whether to keep only what the image's tests touched, and paths
+/// (globs) always kept. The minimized image is checked against the full spec before it takes the name.</summary>
+public sealed record MinimizeDefinition
+{
+    public required SourceMark Mark { get; init; }
+
+    /// <summary>Profile names (docs, man, locales...), sorted, each once.</summary>
+    public IReadOnlyList<string> Profiles { get; init; } = [];
+
+    public bool FromTests { get; init; }
+
+    /// <summary>Absolute image paths or globs (<c>*</c> within a name, <c>**</c> across names), normalised, in file order.</summary>
+    public IReadOnlyList<string> Keep { get; init; } = [];
 }
 
 public enum BootMode { Process, Systemd }

@@ -34,6 +34,7 @@ internal static partial class DefinitionNormaliser
             Test = image.Get("test") is { } test ? Test(test, contextDir) : null,
             Boot = image.Get("boot") is YScalar { Value: "systemd" } ? BootMode.Systemd : BootMode.Process,
             Outputs = image.Get("outputs") is YSequence outputs ? outputs.Items.Select(o => Output(o, contextDir)).ToList() : [],
+            Minimize = image.Get("minimize") is YMapping minimize ? Minimize(minimize) : null,
         };
     }
 
@@ -51,6 +52,13 @@ internal static partial class DefinitionNormaliser
             Test = service.Get("test") is { } test ? Test(test, contextDir) : null,
         };
     }
+    private static MinimizeDefinition Minimize(YMapping map) => new()
+    {
+        Mark = map.Mark,
+        Profiles = map.Get("profiles") is { } profiles ? Strings(profiles).Distinct().Order(StringComparer.Ordinal).ToList() : [],
+        FromTests = map.Get("from-tests") is YScalar { Value: "true" },
+        Keep = map.Get("keep") is { } keep ? Strings(keep).Select(DefinitionSyntax.NormaliseImagePath).Select(p => p.Length > 1 ? p.TrimEnd('/') : p).ToList() : [],
+    };
 
     private static OutputDefinition Output(YNode node, string contextDir)
     {

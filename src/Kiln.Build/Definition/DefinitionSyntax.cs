@@ -9,7 +9,14 @@ internal static partial class DefinitionSyntax
     public static readonly string[] TopLevelKeys = ["images", "cache", "services"];
     public static readonly string[] ServiceKeys = ["image", "package", "config", "test"];
     public static readonly string[] CacheKeys = ["from", "to"];
-    public static readonly string[] ImageKeys = ["bootstrap", "from", "steps", "config", "test", "boot", "outputs"];
+    public static readonly string[] ImageKeys = ["bootstrap", "from", "steps", "config", "test", "boot", "outputs", "minimize"];
+    public static readonly string[] MinimizeKeys = ["profiles", "from-tests", "keep"];
+
+    /// <summary>The suffix under which a minimized image's full (unminimized) build is kept.</summary>
+    public const string FullSuffix = ".full";
+
+    /// <summary>The names of <c>minimize: profiles</c>; their path sets are Kiln.Build.Minimize.Profiles.</summary>
+    public static readonly string[] MinimizeProfiles = ["docs", "man", "locales", "apt-lists", "caches", "logs"];
     /// <summary>Output formats and the extension of their default file, <c>out/NAME.EXT</c> beside kiln.yaml.</summary>
     public static readonly (string Format, string Extension)[] Outputs =
     [

@@ -77,6 +77,10 @@ internal sealed partial class DefinitionValidator
             {
                 Problem(entry.Key, $"image name `{name}` ends in `.rejected`, which names the rejected build of image `{name[..^".rejected".Length]}`; choose another name");
             }
+            else if (name.EndsWith(DefinitionSyntax.FullSuffix, StringComparison.Ordinal))
+            {
+                Problem(entry.Key, $"image name `{name}` ends in `{DefinitionSyntax.FullSuffix}`, which names the unminimized build of image `{name[..^DefinitionSyntax.FullSuffix.Length]}`; choose another name");
+            }
 
             CheckImage(name, entry.Value, names);
         }
@@ -136,6 +140,11 @@ internal sealed partial class DefinitionValidator
         if (image.Get("outputs") is { } outputs)
         {
             CheckOutputs(outputs, name);
+        }
+
+        if (image.Get("minimize") is { } minimize)
+        {
+            CheckMinimize(minimize, name, hasTest: image.Get("test") is not null);
         }
 
         if (image.Get("boot") is { } boot && ExpectString(boot, "boot", "process or systemd") is { } mode

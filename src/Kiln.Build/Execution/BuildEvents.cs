@@ -17,6 +17,9 @@ public sealed record StepFinished(string Image, int Index, string Description, b
 /// <summary>Something the user should know that does not stop the build (e.g. a secret-looking env value).</summary>
 public sealed record BuildWarning(string Image, string Message) : BuildEvent(Image);
 
+/// <summary>An image was minimized (or its minimized form found in the store) and is about to be tested again.</summary>
+public sealed record ImageMinimized(string Image, Descriptor Manifest, MinimizeOutcome Outcome) : BuildEvent(Image);
+
 public sealed record ImageFinished(string Image, ImageResult Result) : BuildEvent(Image);
 
 public sealed record StepResult(int Index, string Description, bool Cached, TimeSpan Duration, Descriptor? Layer)
@@ -35,6 +38,10 @@ public sealed record ImageResult
     public GateResult Tests { get; init; } = GateResult.Untested;
     /// <summary>The manifest digest of the registry image the image starts from (<c>from: HOST/REPO</c>), else null.</summary>
     public Digest? BaseDigest { get; init; }
+    /// <summary>The minimized form's outcome when the image has <c>minimize:</c> (then <see cref="Manifest"/> is the
+    /// minimized image and <see cref="FullManifest"/> the full one, tagged <c>NAME.full</c>), else null.</summary>
+    public MinimizeOutcome? Minimized { get; init; }
+    public Descriptor? FullManifest { get; init; }
     /// <summary>Failed its tests: tagged <c>NAME.rejected</c>, not NAME.</summary>
     public bool Rejected => !Tests.Passed;
     public int StepsRun => Steps.Count(s => !s.Cached);

@@ -304,6 +304,15 @@ public sealed class Executor
             await Task.WhenAll(pending).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
             throw;
         }
+        MinimizeOutcome? minimized = null;
+        Descriptor? fullManifest = null;
+        if (tests.Passed && image.Definition.Minimize is not null && _gate?.Minimizer is { } minimizer)
+        {
+            (fullManifest, manifest, minimized, tests) = await MinimizeAsync(image, minimizer, manifest, state, tests, ct).ConfigureAwait(false);
+            state = minimized.State;
+            // A new minimized form is a new base for the images built from this one (its keys do not cover the spec).
+            finals[image.Name] = (state, dirty || !minimized.Cached);
+        }
         if (tests.Passed)
         {
             await _store.Names.TagAsync(image.Name, manifest, ct).ConfigureAwait(false);
@@ -322,7 +331,43 @@ public sealed class Executor
                 && await _store.Names.UntagAsync(image.Name, ct).ConfigureAwait(false);
             _progress?.Report(new ImageRejected(image.Name, manifest, RejectedTag(image.Name)) { NameRemoved = nameRemoved });
         }
-        return new ImageResult { Name = image.Name, Manifest = manifest, Steps = steps, Duration = clock.Elapsed, Tests = tests, BaseDigest = baseDigest };
+        return new ImageResult
+        {
+            Name = image.Name,
+            Manifest = manifest,
+            Steps = steps,
+            Duration = clock.Elapsed,
+            Tests = tests,
+            BaseDigest = baseDigest,
+            Minimized = minimized,
+            FullManifest = fullManifest,
+        };
+    }
+
+    /// <summary>The tag the full form of a minimized image is kept under.</summary>
+    public static string FullTag(string image) => image + Definition.DefinitionSyntax.FullSuffix;
+
+    /// <summary>Keeps the full image as <c>NAME.full</c>, makes its minimized form and tests that with the full spec.
+    /// Returns the minimized image's manifest and the tests of both (the retest's phases named "minimized ...").</summary>
+    private async Task<(Descriptor Full, Descriptor Manifest, MinimizeOutcome Outcome, GateResult Tests)> MinimizeAsync(ImagePlan image,
+        IImageMinimizer minimizer, Descriptor full, ImageState state, GateResult tests, CancellationToken ct)
+    {
+        await _store.Names.TagAsync(FullTag(image.Name), full, ct).ConfigureAwait(false);
+        MinimizeOutcome outcome;
+        Descriptor manifest;
+        using (new PhaseClock(_progress, image.Name, null).Measure("minimize"))
+        {
+            outcome = await minimizer.MinimizeAsync(image, full, state, ct).ConfigureAwait(false);
+            manifest = await _store.Content.WriteImageAsync(outcome.State, ct).ConfigureAwait(false);
+        }
+        _progress?.Report(new ImageMinimized(image.Name, manifest, outcome));
+        GateResult retest;
+        using (new PhaseClock(_progress, image.Name, null).Measure("retest"))
+        {
+            retest = await _gate!.CheckAsync(image, manifest, outcome.State, ct).ConfigureAwait(false);
+        }
+        await minimizer.RetestedAsync(outcome, retest, ct).ConfigureAwait(false);
+        return (full, manifest, outcome, new GateResult([.. tests.Phases, .. retest.Phases.Select(p => p with { Phase = "minimized " + p.Phase })]));
     }
 
     private async Task<(ImageState State, bool Dirty, StepResult Result)> BaseStepAsync(

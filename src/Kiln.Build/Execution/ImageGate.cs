@@ -20,6 +20,9 @@ public interface IImageGate
     /// <summary>Waits for what the gate left running after its answers (removing test instances, writing results);
     /// the executor calls it before it gives up the store lock. Throws the first error of that work.</summary>
     Task WhenIdleAsync() => Task.CompletedTask;
+
+    /// <summary>Makes the minimized form of images with <c>minimize:</c>; null: this gate does not minimize.</summary>
+    IImageMinimizer? Minimizer => null;
 }
 
 /// <summary>The outcome of an image's tests, phase by phase. An image without tests passes with no phases.</summary>

@@ -38,7 +38,7 @@ public static class ExportingBuilder
         BuildOptions options, bool writeOutputs, IProgress<BuildEvent>? progress = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var build = await TestedBuilder.BuildAsync(definitionPath, storeRoot, options, progress, ct).ConfigureAwait(false);
+        var build = await Minimize.MinimizingBuilder.BuildAsync(definitionPath, storeRoot, options, progress, ct).ConfigureAwait(false);
         if (!writeOutputs)
         {
             return (build, []);

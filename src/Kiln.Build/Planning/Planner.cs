@@ -111,7 +111,9 @@ public static class Planner
         {
             Definition = image,
             BaseKey = baseKey,
-            ImageKey = Sha256(ImageKeyPrefix + (steps.Count == 0 ? baseKey : steps[^1].CacheKey) + "\n" + CanonicalForm.Config(image.Config)),
+            ImageKey = Sha256(ImageKeyPrefix + (steps.Count == 0 ? baseKey : steps[^1].CacheKey) + "\n" + CanonicalForm.Config(image.Config)
+                // A child of a minimized image builds on the minimized one: a change of minimize: is a change of base.
+                + (image.Minimize is { } m ? $"\nminimize {string.Join(',', m.Profiles)} {m.FromTests} {string.Join(',', m.Keep)}" : "")),
             ParentImage = (image.Source as FromImageSource)?.ImageName,
             Steps = steps,
         };

@@ -73,7 +73,7 @@ public static class Sandbox
         var lowerdir = OverlayLowerLinks.Create(links, lowers);
         bool nspawn = spec.Launcher == SandboxLauncher.Nspawn;
         var plan = new SandboxSetup.Plan(merged, links, lowerdir, spec.UpperDir, work, spec.Hostname, NewNetwork: !spec.HostNetwork,
-            SystemMounts: !nspawn, binds, spec.SecretFiles);
+            SystemMounts: !nspawn, binds, spec.SecretFiles, spec.Recorder);
 
         // Host programs by absolute path: the environment below is the image's, PATH included.
         var psi = new ProcessStartInfo(s_sandboxExec.Value)

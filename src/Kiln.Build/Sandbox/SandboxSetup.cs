@@ -31,7 +31,8 @@ internal static unsafe partial class SandboxSetup
     /// <summary>The root to build: <paramref name="Lower"/> is the overlay's lowerdir option, relative to
     /// <paramref name="LowerLinks"/> (<see cref="OverlayLowerLinks"/>).</summary>
     internal sealed record Plan(string Merged, string LowerLinks, string Lower, string Upper, string Work, string Hostname,
-        bool NewNetwork, bool SystemMounts, IReadOnlyList<BindMount> Binds, IReadOnlyList<KeyValuePair<string, string>> Secrets);
+        bool NewNetwork, bool SystemMounts, IReadOnlyList<BindMount> Binds, IReadOnlyList<KeyValuePair<string, string>> Secrets,
+        AccessRecorder? Recorder = null);
 
     /// <summary>Moves the calling thread into new namespaces and builds the root there; disposing the result brings the
     /// thread back to where it was (its namespaces and working directory). Start the child in between and nothing
@@ -54,6 +55,8 @@ internal static unsafe partial class SandboxSetup
             // the image and never open a host device; /dev is a tmpfs of its own, with the host's harmless devices bound in.
             Mount("kiln-root", plan.Merged, "overlay", MS_NODEV, $"lowerdir={plan.Lower},upperdir={plan.Upper},workdir={plan.Work},{OverlayLowerLinks.FixedFeatures}",
                 "overlay mount failed");
+            // Before anything runs in the root (the mounts below are other filesystems, and stay unrecorded).
+            plan.Recorder?.Mark(plan.Merged);
             if (plan.SystemMounts)
             {
                 SystemMounts(plan.Merged);

@@ -71,6 +71,8 @@ public sealed record SandboxSpec
     /// <summary>The command's stdin, stdout and stderr are kiln's own (an interactive shell on the terminal), so no
     /// output lines are reported; false: stdin is empty and the output comes as lines.</summary>
     public bool Terminal { get; init; }
+    /// <summary>Records what the sandbox's processes open and execute (see <see cref="AccessRecorder"/>), or null.</summary>
+    public AccessRecorder? Recorder { get; init; }
 }
 
 public enum SandboxLauncher { Chroot, Nspawn }

@@ -62,6 +62,8 @@ public sealed partial class KilnStore
         int resultsRemoved = ImageRecords(TestResultsFolder).Collect(Content);
         ImageRecords(OutputStampsFolder).Collect(Content);
         ImageRecords(PairsFolder).Collect(Content);
+        ImageRecords(MinimizeReportsFolder).Collect(Content);
+        ImageRecords(MinimizeRecordingsFolder).Collect(Content);
         foreach (var stale in ContextHashCache.Stale(Root))
         {
             File.Delete(stale);

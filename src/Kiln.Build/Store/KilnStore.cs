@@ -172,6 +172,9 @@ public sealed partial class KilnStore : IDisposable
     /// <summary>The folder of Exporters' output stamps (see <c>Exporters/OutputStamps</c>).</summary>
     internal const string OutputStampsFolder = "outputs";
 
+    /// <summary>The folders of Minimize's reports and access recordings (see <c>Minimize/MinimizeReport</c>).</summary>
+    internal const string MinimizeReportsFolder = "minimize", MinimizeRecordingsFolder = "recordings";
+
     /// <summary>The records a stage keeps about images in <c>kiln/FOLDER/</c>; gc drops those of images that are gone.</summary>
     internal ImageRecords ImageRecords(string folder) => new(Path.Combine(_kilnDir, folder), NewIngestPath);
 

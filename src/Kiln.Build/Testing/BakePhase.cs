@@ -27,11 +27,15 @@ internal sealed class BakePhase
     private readonly ImageFiles _files;
     private Dictionary<string, (string Status, string Version)>? _packages;
     private readonly Teardown? _teardown;
+    private readonly AccessRecorder? _recorder;
 
     /// <param name="teardown">Where a command's scratch space is removed once its output is read; null: before its
     /// check returns.</param>
-    internal BakePhase(KilnStore store, ImageState state, DateTimeOffset epoch, string? memoryScratchSize = null, Teardown? teardown = null)
+    /// <param name="recorder">Records what the command checks open and execute (minimize: from-tests), or null.</param>
+    internal BakePhase(KilnStore store, ImageState state, DateTimeOffset epoch, string? memoryScratchSize = null, Teardown? teardown = null,
+        AccessRecorder? recorder = null)
     {
+        _recorder = recorder;
         _teardown = teardown;
         _memoryScratchSize = memoryScratchSize;
         _store = store;
@@ -397,6 +401,7 @@ internal sealed class BakePhase
                 User = config.User is { Length: > 0 } user ? user : null,
                 HostNetwork = false,
                 Binds = [new BindMount(io, IoDir)],
+                Recorder = _recorder,
             };
             using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
             limit.CancelAfter(timeout);

@@ -18,11 +18,11 @@ internal static class BootPhase
     /// <param name="teardown">Where the instance is stopped and removed once the checks are done; null: before this
     /// returns.</param>
     public static async Task<IReadOnlyList<CheckReport>> RunAsync(KilnStore store, ImageState state, BootMode boot, string? memoryScratchSize, List<Check> checks,
-        Action<CheckReport> finished, Teardown? teardown, CancellationToken ct)
+        Action<CheckReport> finished, Teardown? teardown, CancellationToken ct, Sandbox.AccessRecorder? recorder = null)
     {
         var reports = new List<CheckReport>();
         var clock = Stopwatch.StartNew();
-        var options = new InstanceOptions { Systemd = boot == BootMode.Systemd, MemoryScratchSize = memoryScratchSize };
+        var options = new InstanceOptions { Systemd = boot == BootMode.Systemd, MemoryScratchSize = memoryScratchSize, Recorder = recorder };
         Instance? instance = null;
         try
         {

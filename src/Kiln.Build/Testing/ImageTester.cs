@@ -25,6 +25,9 @@ public sealed record TestOptions
 
     /// <summary>Where results missing from the store are looked up, and passing results are sent; null: none.</summary>
     public IRemoteCache? RemoteCache { get; init; }
+
+    /// <summary>Records what the bake commands and the boot instance open and execute (minimize: from-tests), or null.</summary>
+    public Sandbox.AccessRecorder? Recorder { get; init; }
 }
 
 /// <summary>Runs an image's spec phase by phase (bake, then boot), reading and writing the result cache, and
@@ -182,7 +185,7 @@ public sealed class ImageTester
         var reports = new List<CheckReport>();
         if (phase == TestPhase.Bake)
         {
-            var bake = new BakePhase(_store, state, _options.Epoch, _options.MemoryScratchSize, _teardown);
+            var bake = new BakePhase(_store, state, _options.Epoch, _options.MemoryScratchSize, _teardown, _options.Recorder);
             // A command check takes a sandbox (milliseconds); the others read the image's files. The commands start
             // first, one after another, while the others run here; the reports still come in the spec's order.
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -219,7 +222,7 @@ public sealed class ImageTester
         }
 
         var booted = await BootPhase.RunAsync(_store, state, boot, _options.MemoryScratchSize, checks, r => _progress?.Report(new CheckFinished(image, name, r)),
-            _teardown, ct).ConfigureAwait(false);
+            _teardown, ct, _options.Recorder).ConfigureAwait(false);
         return new TestPhaseReport { Image = image, Phase = name, Checks = booted, Duration = clock.Elapsed };
     }
 

@@ -28,6 +28,8 @@ public sealed partial class DocsTests
             { "`outputs`", DefinitionSyntax.OutputKeys },
             { "`cache`", DefinitionSyntax.CacheKeys },
             { "Service keys", DefinitionSyntax.ServiceKeys },
+            { "`minimize`", DefinitionSyntax.MinimizeKeys },
+            { "Profiles", DefinitionSyntax.MinimizeProfiles },
             { "Output formats", DefinitionSyntax.OutputFormats },
             { "Sections", SpecParser.Sections },
         };

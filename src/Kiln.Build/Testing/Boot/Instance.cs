@@ -82,6 +82,7 @@ public sealed class Instance : IAsyncDisposable
                 PolicyRcD = false,
                 Hostname = "kiln-instance",
                 Launcher = options.Systemd ? SandboxLauncher.Nspawn : SandboxLauncher.Chroot,
+                Recorder = options.Recorder,
             };
             foreach (var (path, bytes) in options.Files)
             {

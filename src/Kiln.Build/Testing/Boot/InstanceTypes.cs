@@ -27,6 +27,8 @@ public sealed record InstanceOptions
     /// <summary>Stopping sends SIGTERM first (when the first process handles it) and waits up to
     /// <see cref="StopTimeout"/>; false: a throwaway test instance is killed at once.</summary>
     public bool GracefulStop { get; init; }
+    /// <summary>Records what the instance opens and executes (minimize: from-tests), or null.</summary>
+    public Sandbox.AccessRecorder? Recorder { get; init; }
 }
 
 public sealed record CommandResult(int ExitCode, string Stdout, string Stderr, bool TimedOut);
