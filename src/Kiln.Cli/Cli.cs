@@ -40,6 +40,8 @@ public static class Cli
                 "pull" => await RegistryCommands.PullAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "login" => await RegistryCommands.LoginAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "logout" => RegistryCommands.Logout(rest, stdout),
+                "promote" => await PromotionCommands.PromoteAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "promotions" => PromotionCommands.Promotions(rest, stdout),
                 _ => throw new UsageException($"kiln: unknown command '{command}' (see 'kiln --help')"),
             };
         }

@@ -20,6 +20,9 @@ public sealed record KilnFile
 
     /// <summary>The remote cache (<c>cache:</c>), or null when the file names none.</summary>
     public CacheDefinition? Cache { get; init; }
+
+    /// <summary>The promotion channels (<c>channels:</c>), in file order.</summary>
+    public IReadOnlyList<ChannelDefinition> Channels { get; init; } = [];
 }
 
 public sealed record ImageDefinition

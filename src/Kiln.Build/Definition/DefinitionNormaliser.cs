@@ -14,6 +14,7 @@ internal static partial class DefinitionNormaliser
             ContextDir = contextDir,
             Images = images.Entries.Select(e => Image(((YScalar)e.Key), (YMapping)e.Value, contextDir)).ToList(),
             Cache = ((YMapping)root).Get("cache") is YMapping cache ? Cache(cache) : null,
+            Channels = ((YMapping)root).Get("channels") is YMapping channels ? Channels(channels) : [],
         };
     }
 

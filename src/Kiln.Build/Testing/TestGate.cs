@@ -110,7 +110,14 @@ public static class StoredImageTests
         {
             var disk = Path.Combine(work, image + ".raw");
             await exportRawDisk(store, image, manifest, disk, cancellationToken).ConfigureAwait(false);
-            return await tester.TestVmAsync(image, spec, disk, vm, cancellationToken).ConfigureAwait(false);
+            var result = await tester.TestVmAsync(image, spec, disk, vm, cancellationToken).ConfigureAwait(false);
+            // Kept as the record of what passed (kiln promote reads it), though never reused as a cached result.
+            foreach (var report in result.Phases.Where(p => p.SkippedBecause is null))
+            {
+                await new TestResultStore(store).WriteAsync(ImageTester.CacheKey(manifest.Digest, spec.Digest, TestPhase.Vm),
+                    TestResultJson.Write(report, manifest.Digest, spec.Digest), cancellationToken).ConfigureAwait(false);
+            }
+            return result;
         }
         finally
         {

@@ -27,6 +27,7 @@ public sealed partial class DocsTests
             { "`config`", DefinitionSyntax.ConfigKeys },
             { "`outputs`", DefinitionSyntax.OutputKeys },
             { "`cache`", DefinitionSyntax.CacheKeys },
+            { "`channels`", DefinitionSyntax.ChannelKeys },
             { "Output formats", DefinitionSyntax.OutputFormats },
             { "Sections", SpecParser.Sections },
         };
