@@ -42,6 +42,7 @@ public static class Cli
                 "logout" => RegistryCommands.Logout(rest, stdout),
                 "promote" => await PromotionCommands.PromoteAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "promotions" => PromotionCommands.Promotions(rest, stdout),
+                "sbom" => await StoreCommands.SbomAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 _ => throw new UsageException($"kiln: unknown command '{command}' (see 'kiln --help')"),
             };
         }

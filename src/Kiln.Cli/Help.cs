@@ -20,6 +20,7 @@ Commands:
   pull REF            copy a registry's image into the store (named REF, or --as NAME)
   login HOST          check and store credentials for a registry
   logout HOST         remove the stored credentials of a registry
+  sbom IMAGE          print IMAGE's SBOM (SPDX 2.3 JSON of its Debian packages)
   promote IMAGE CHANNEL  record IMAGE's digest as promoted to CHANNEL (only if it passed the channel's phases)
   promotions [IMAGE]  the promotion log
 
@@ -197,6 +198,22 @@ On a terminal each blob gets a progress bar (bytes, rate); elsewhere a line when
 last line sums up: blobs and bytes pushed, blobs skipped as present, blobs mounted.
 Exit codes: 0 pushed, 1 the registry refused or failed (authentication, a blob that never
 uploads: named), 2 bad input (no such IMAGE, a REF without a host).
+""";
+
+    public const string Sbom = """
+Usage: kiln sbom IMAGE [OPTIONS]
+
+Prints the SBOM that `kiln build` attached to IMAGE's digest: an SPDX 2.3 JSON document made from
+the image's dpkg database (each installed package with its version, source package, maintainer as
+supplier, the license its machine-readable /usr/share/doc/PKG/copyright declares or NOASSERTION,
+a purl, and the regular files dpkg lists for it with SHA-1, SHA-256 and dpkg's MD5). The same
+image gives the same bytes. `kiln inspect IMAGE` lists it among the image's referrers.
+
+Options:
+  -o, --output FILE    write the SBOM to FILE instead of stdout
+  -h, --help           show this help
+
+Exit codes: 0 printed, 1 a store error, 2 no such IMAGE, or IMAGE has no SBOM (no dpkg database).
 """;
 
     public const string Promote = """
