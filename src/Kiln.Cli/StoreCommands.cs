@@ -285,6 +285,7 @@ internal static class StoreCommands
                 w.WriteNumber("snapshotBytesFreed", r.SnapshotBytesFreed);
                 w.WriteNumber("stepEntriesRemoved", r.StepEntriesRemoved);
                 w.WriteNumber("testResultsRemoved", r.TestResultsRemoved);
+                w.WriteNumber("referrersRemoved", r.ReferrersRemoved);
                 w.WriteNumber("disksRemoved", r.DisksRemoved);
                 w.WriteNumber("blobsKept", r.BlobsKept);
                 w.WriteNumber("snapshotsKept", r.SnapshotsKept);

@@ -87,8 +87,9 @@ public static class StoredReferrers
             var annotations = root.TryGetProperty("annotations", out var ann)
                 ? ann.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString() ?? "")
                 : new Dictionary<string, string>();
-            return new StoredReferrer(descriptor with { ArtifactType = type.GetString() }, type.GetString()!,
-                Digest.Parse(subject.GetProperty("digest").GetString()!), layers) { Annotations = annotations };
+            var referrer = new StoredReferrer(descriptor with { ArtifactType = type.GetString() }, type.GetString()!,
+                Digest.Parse(subject.GetProperty("digest").GetString()!), layers);
+            return referrer with { Annotations = annotations };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {
