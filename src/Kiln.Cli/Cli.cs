@@ -59,6 +59,9 @@ public static class Cli
                 "pairs" => await ServiceCommands.PairsAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "run" => await RunCommand.RunAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "shell" => await ShellCommand.RunAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "promote" => await PromotionCommands.PromoteAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "promotions" => PromotionCommands.Promotions(rest, stdout),
+                "sbom" => await StoreCommands.SbomAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
                 _ => throw new UsageException($"kiln: unknown command '{command}' (see 'kiln --help')"),
             };
         }

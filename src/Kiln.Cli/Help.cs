@@ -26,6 +26,9 @@ Commands:
   run IMAGE           start IMAGE as an instance with its ports published on the host (--watch:
                       rebuild and restart it on each change of its build context)
   shell IMAGE         an interactive shell in a throwaway copy of IMAGE
+  sbom IMAGE          print IMAGE's SBOM (SPDX 2.3 JSON of its Debian packages)
+  promote IMAGE CHANNEL  record IMAGE's digest as promoted to CHANNEL (only if it passed the channel's phases)
+  promotions [IMAGE]  the promotion log
 
 Every command takes --help. The store is /var/lib/kiln unless KILN_STORE names another folder.
 Exit codes: 0 success, 1 failed build or check, 2 bad usage or bad input, 130 interrupted.
@@ -274,6 +277,61 @@ On a terminal each blob gets a progress bar (bytes, rate); elsewhere a line when
 last line sums up: blobs and bytes pushed, blobs skipped as present, blobs mounted.
 Exit codes: 0 pushed, 1 the registry refused or failed (authentication, a blob that never
 uploads: named), 2 bad input (no such IMAGE, a REF without a host).
+""";
+
+    public const string Sbom = """
+Usage: kiln sbom IMAGE [OPTIONS]
+
+Prints the SBOM that `kiln build` attached to IMAGE's digest: an SPDX 2.3 JSON document made from
+the image's dpkg database (each installed package with its version, source package, maintainer as
+supplier, the license its machine-readable /usr/share/doc/PKG/copyright declares or NOASSERTION,
+a purl, and the regular files dpkg lists for it with SHA-1, SHA-256 and dpkg's MD5). The same
+image gives the same bytes. `kiln inspect IMAGE` lists it among the image's referrers.
+
+Options:
+  -o, --output FILE    write the SBOM to FILE instead of stdout
+  -h, --help           show this help
+
+Exit codes: 0 printed, 1 a store error, 2 no such IMAGE, or IMAGE has no SBOM (no dpkg database).
+""";
+
+    public const string Promote = """
+Usage: kiln promote IMAGE CHANNEL [OPTIONS]
+
+Promotes the store's image IMAGE to CHANNEL, a channel of the kiln.yaml's `channels:`. Refused
+(exit 1, naming every missing item) unless IMAGE's digest has a passing result for each phase the
+channel requires, against the image's current test spec (the results `kiln build` and `kiln test`
+store; the vm phase: `kiln test IMAGE --phase vm`), and, where the channel says `approve: true`,
+--approve is given. A promotion is appended to the store's promotion log (digest, image, channel,
+time, who: $SUDO_USER or $USER, and the results by digest); see 'kiln promotions'.
+
+With --to HOST[:PORT]/REPO, the tag REPO:CHANNEL is moved to the digest: the manifest the registry
+holds by digest is put again under the tag (the same bytes: nothing is rebuilt). The image must
+have been pushed there first (kiln push IMAGE HOST/REPO).
+
+Options:
+  -f, --file PATH      the kiln.yaml (or its folder; default .)
+  --approve            approve the promotion (required by channels with `approve: true`)
+  --to REPO            also move the registry tag REPO:CHANNEL to the image's digest
+  --insecure           allow plain HTTP and unverified TLS for --to
+  --json               print the promotion recorded as JSON
+  -h, --help           show this help
+
+Exit codes: 0 promoted, 1 refused (what is missing is named) or the registry failed, 2 bad input
+(no such image or channel, a bad kiln.yaml, a bad --to).
+""";
+
+    public const string Promotions = """
+Usage: kiln promotions [IMAGE] [OPTIONS]
+
+Lists the store's promotion log, oldest first (only IMAGE's promotions when IMAGE is given): time,
+image, digest, channel, who, the phases whose results it rested on, and the tag moved.
+
+Options:
+  --json               print the log as a JSON array
+  -h, --help           show this help
+
+Exit codes: 0 listed, 1 the log is unreadable, 2 bad usage.
 """;
 
     public const string Pull = """

@@ -52,6 +52,11 @@ internal static class RegistryCommands
         var clock = Stopwatch.StartNew();
         var summary = await renderer.RunAsync(TransferRenderer.IsLive(json),
             () => RegistryTransfer.PushAsync(store, manifest, client, reference.Repository, tag, renderer, ct)).ConfigureAwait(false);
+        int referrers = await RegistryTransfer.PushReferrersAsync(store, manifest, client, reference.Repository, ct).ConfigureAwait(false);
+        if (referrers > 0)
+        {
+            (json ? stderr : stdout).WriteLine($"pushed {referrers} referrer{(referrers == 1 ? "" : "s")} of {manifest.Digest.Short} (test results, SBOM, build record)");
+        }
         Summary(json ? stderr : stdout, json ? stdout : null, "pushed", image, reference, summary, clock.Elapsed);
         return ExitCodes.Ok;
     }

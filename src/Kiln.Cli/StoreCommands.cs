@@ -60,7 +60,16 @@ internal static class StoreCommands
         }
         var (name, desc, manifest, config) = await LoadImageAsync(a, "inspect", ct).ConfigureAwait(false);
         var layers = LayersWithSteps(manifest, config);
-        var minimized = OpenExisting() is { } reports ? new Kiln.Build.Minimize.MinimizeRecords(reports).TryReadReport(desc.Digest) : null;
+        Kiln.Build.Minimize.MinimizeReport? minimized = null;
+        IReadOnlyList<Kiln.Build.Provenance.StoredReferrer> referrers = [];
+        using (var store = OpenExisting())
+        {
+            if (store is not null)
+            {
+                minimized = new Kiln.Build.Minimize.MinimizeRecords(store).TryReadReport(desc.Digest);
+                referrers = await Kiln.Build.Provenance.StoredReferrers.ListAsync(store, desc.Digest, ct).ConfigureAwait(false);
+            }
+        }
         if (a.Has("--json"))
         {
             stdout.WriteLine(JsonOutput.Write(w =>
@@ -96,6 +105,16 @@ internal static class StoreCommands
                     w.WriteNumber("layerBytesAfter", minimized.LayerBytesAfter);
                     w.WriteEndObject();
                 }
+                w.WriteStartArray("referrers");
+                foreach (var r in referrers)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("artifactType", r.ArtifactType);
+                    w.WriteString("digest", r.Manifest.Digest.Value);
+                    w.WriteNumber("size", r.Manifest.Size + r.Layers.Sum(l => l.Size));
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
                 w.WriteEndObject();
             }));
             return ExitCodes.Ok;
@@ -131,6 +150,11 @@ internal static class StoreCommands
             stdout.WriteLine($"  files      {minimized.FilesBefore} -> {minimized.FilesAfter}");
             stdout.WriteLine($"  size       {BuildRenderer.Size(minimized.BytesBefore)} -> {BuildRenderer.Size(minimized.BytesAfter)}");
             stdout.WriteLine($"  layers     {BuildRenderer.Size(minimized.LayerBytesBefore)} -> {BuildRenderer.Size(minimized.LayerBytesAfter)} (compressed)");
+        }
+        stdout.WriteLine($"Referrers ({referrers.Count}):");
+        foreach (var r in referrers)
+        {
+            stdout.WriteLine($"  {r.Manifest.Digest.Short}  {BuildRenderer.Size(r.Manifest.Size + r.Layers.Sum(l => l.Size)),10}  {r.ArtifactType}");
         }
         return ExitCodes.Ok;
     }
@@ -285,6 +309,7 @@ internal static class StoreCommands
                 w.WriteNumber("snapshotBytesFreed", r.SnapshotBytesFreed);
                 w.WriteNumber("stepEntriesRemoved", r.StepEntriesRemoved);
                 w.WriteNumber("testResultsRemoved", r.TestResultsRemoved);
+                w.WriteNumber("referrersRemoved", r.ReferrersRemoved);
                 w.WriteNumber("disksRemoved", r.DisksRemoved);
                 w.WriteNumber("blobsKept", r.BlobsKept);
                 w.WriteNumber("snapshotsKept", r.SnapshotsKept);
@@ -303,6 +328,35 @@ internal static class StoreCommands
 
         static string Count(int n, string one, string? many = null) =>
             n.ToString(System.Globalization.CultureInfo.InvariantCulture) + " " + (n == 1 ? one : many ?? one + "s");
+    }
+
+    public static async Task<int> SbomAsync(string[] args, TextWriter stdout, CancellationToken ct)
+    {
+        var a = Arguments.Parse(args, "sbom", ["--help"], ["--output"], new Dictionary<string, string> { ["-h"] = "--help", ["-o"] = "--output" });
+        if (a.Has("--help"))
+        {
+            stdout.WriteLine(Help.Sbom);
+            return ExitCodes.Ok;
+        }
+        var output = a.Last("--output");
+        PathArguments.Output("sbom", "--output", output);
+        var (name, desc, _, _) = await LoadImageAsync(a, "sbom", ct).ConfigureAwait(false);
+        using var store = OpenExisting()!;
+        var sbom = (await Kiln.Build.Provenance.StoredReferrers.ListAsync(store, desc.Digest, ct).ConfigureAwait(false))
+            .FirstOrDefault(r => r.ArtifactType == Kiln.Build.Provenance.StoredReferrers.SbomType)
+            ?? throw new UsageException($"kiln sbom: {name} ({desc.Digest}) has no SBOM: it has no dpkg database, or was built by a kiln without SBOMs (build it again)");
+        var bytes = await store.Content.ReadBlobAsync(sbom.Layers[0].Digest, ct).ConfigureAwait(false);
+        if (output is null)
+        {
+            await stdout.WriteAsync(System.Text.Encoding.UTF8.GetString(bytes).AsMemory(), ct).ConfigureAwait(false);
+        }
+        else
+        {
+            var partial = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(output))!, "." + Path.GetFileName(output) + ".partial");
+            await File.WriteAllBytesAsync(partial, bytes, ct).ConfigureAwait(false);
+            File.Move(partial, output, overwrite: true);
+        }
+        return ExitCodes.Ok;
     }
 
     private static async Task<(string Name, Descriptor Desc, Manifest Manifest, ImageConfig Config)> LoadImageAsync(Arguments a, string command, CancellationToken ct)

@@ -14,6 +14,11 @@ public sealed record Descriptor
     [JsonPropertyName("size")]
     public required long Size { get; init; }
 
+    /// <summary>An artifact manifest's type, as an index entry (or a referrers list) names it; null for images.</summary>
+    [JsonPropertyName("artifactType")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? ArtifactType { get; init; }
+
     [JsonPropertyName("annotations")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyDictionary<string, string>? Annotations { get; init; }

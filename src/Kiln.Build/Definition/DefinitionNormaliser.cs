@@ -17,6 +17,7 @@ internal static partial class DefinitionNormaliser
             Services = ((YMapping)root).Get("services") is YMapping services
                 ? services.Entries.Select(e => Service((YScalar)e.Key, (YMapping)e.Value, contextDir)).ToList()
                 : [],
+            Channels = ((YMapping)root).Get("channels") is YMapping channels ? Channels(channels) : [],
         };
     }
 

@@ -6,8 +6,9 @@ namespace Kiln.Build.Definition;
 internal static partial class DefinitionSyntax
 {
     /// <summary>The keys kiln.yaml accepts at each place; docs/kiln-yaml.md lists each of them (a test checks it).</summary>
-    public static readonly string[] TopLevelKeys = ["images", "cache", "services"];
+    public static readonly string[] TopLevelKeys = ["images", "cache", "services", "channels"];
     public static readonly string[] ServiceKeys = ["image", "package", "config", "test"];
+    public static readonly string[] ChannelKeys = ["require", "approve"];
     public static readonly string[] CacheKeys = ["from", "to"];
     public static readonly string[] ImageKeys = ["bootstrap", "from", "steps", "config", "test", "boot", "outputs", "minimize"];
     public static readonly string[] MinimizeKeys = ["profiles", "from-tests", "keep"];
@@ -80,6 +81,10 @@ internal static partial class DefinitionSyntax
 
     [GeneratedRegex("^[a-z0-9][a-z0-9._-]*$")]
     public static partial Regex ImageName();
+
+    /// <summary>A channel name is also a registry tag (<c>REPO:CHANNEL</c>): the distribution spec's tag grammar.</summary>
+    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")]
+    public static partial Regex ChannelName();
 
     [GeneratedRegex("^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:_-]+)?$")]
     public static partial Regex PackageName();

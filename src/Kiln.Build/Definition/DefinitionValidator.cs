@@ -42,6 +42,10 @@ internal sealed partial class DefinitionValidator
         {
             CheckCache(cache);
         }
+        if (top.Get("channels") is { } channels)
+        {
+            CheckChannels(channels);
+        }
         var imagesEntry = top.Find("images");
         if (imagesEntry is null)
         {

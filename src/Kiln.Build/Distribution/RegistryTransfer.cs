@@ -20,4 +20,39 @@ public static class RegistryTransfer
         var sink = new RegistryImageSink(client, repository, source.OpenBlobAsync);
         return ImageCopier.CopyAsync(source, manifest, sink, new ImageCopyOptions { Name = tag }, progress, cancellationToken);
     }
+
+    /// <summary>Pushes the store's referrers of <paramref name="manifest"/> (test results, SBOM, build record) to the
+    /// repository: their blobs, each manifest by digest, and each an entry of the <c>sha256-HEX</c> fallback tag index,
+    /// so registries without the referrers API list them too (one with it lists them from their subject).
+    /// Returns how many were pushed.</summary>
+    public static async Task<int> PushReferrersAsync(KilnStore store, Descriptor manifest, RegistryClient client, string repository,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(manifest);
+        ArgumentNullException.ThrowIfNull(client);
+        var referrers = await Provenance.StoredReferrers.ListAsync(store, manifest.Digest, cancellationToken).ConfigureAwait(false);
+        foreach (var referrer in referrers)
+        {
+            var bytes = await store.Content.ReadBlobAsync(referrer.Manifest.Digest, cancellationToken).ConfigureAwait(false);
+            using (var doc = System.Text.Json.JsonDocument.Parse(bytes))
+            {
+                var config = doc.RootElement.GetProperty("config");
+                var blobs = new List<Descriptor>(referrer.Layers)
+                {
+                    new() { MediaType = config.GetProperty("mediaType").GetString()!, Digest = Digest.Parse(config.GetProperty("digest").GetString()!), Size = config.GetProperty("size").GetInt64() },
+                };
+                foreach (var blob in blobs)
+                {
+                    await client.PushBlobAsync(repository, blob, _ => Task.FromResult(store.Content.OpenBlob(blob.Digest)),
+                        cancellationToken: cancellationToken).ConfigureAwait(false);
+                }
+            }
+            await client.PutManifestAsync(repository, referrer.Manifest.Digest.Value, MediaTypes.ImageManifest, bytes, cancellationToken).ConfigureAwait(false);
+            await client.AddReferrerToFallbackAsync(repository, manifest.Digest,
+                new Referrer(new Descriptor { MediaType = MediaTypes.ImageManifest, Digest = referrer.Manifest.Digest, Size = bytes.Length }, referrer.ArtifactType),
+                cancellationToken).ConfigureAwait(false);
+        }
+        return referrers.Count;
+    }
 }

@@ -38,7 +38,8 @@ public static class ExportingBuilder
         BuildOptions options, bool writeOutputs, IProgress<BuildEvent>? progress = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var build = await Minimize.MinimizingBuilder.BuildAsync(definitionPath, storeRoot, options, progress, ct).ConfigureAwait(false);
+        var build = await Minimize.MinimizingBuilder.BuildAsync(definitionPath, storeRoot, options, progress, ct,
+            (file, specs, store, gate) => new Provenance.ProvenanceGate(store, gate, file, specs, Provenance.ProvenanceGate.Tool)).ConfigureAwait(false);
         if (!writeOutputs)
         {
             return (build, []);

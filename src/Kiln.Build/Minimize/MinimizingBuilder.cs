@@ -1,3 +1,4 @@
+using Kiln.Build.Definition;
 using Kiln.Build.Execution;
 using Kiln.Build.Planning;
 using Kiln.Build.Store;
@@ -50,16 +51,23 @@ public sealed class MinimizingGate : IImageGate, IImageMinimizer
 /// <summary><c>kiln build</c> with its tests and minimization (see <see cref="TestedBuilder"/>).</summary>
 public static class MinimizingBuilder
 {
+    /// <param name="wrap">Wraps the gate (a later stage's, e.g. what records provenance once tests answered); the
+    /// wrapper must pass <see cref="IImageGate.Minimizer"/> on.</param>
     public static Task<BuildResult> BuildAsync(string definitionPath, string storeRoot, BuildOptions options,
-        IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default) =>
+        IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default,
+        Func<KilnFile, IReadOnlyDictionary<string, TestSpec>, KilnStore, IImageGate, IImageGate>? wrap = null) =>
         Builder.BuildAsync(definitionPath, storeRoot, options, progress, cancellationToken, file =>
         {
             var specs = TestSpecLoader.LoadAll(file);
-            return store => new MinimizingGate(store, specs, new TestOptions
+            return store =>
             {
-                Epoch = options.Epoch,
-                MemoryScratchSize = options.ScratchOnDisk ? null : options.MemoryScratchSize,
-                RemoteCache = options.RemoteCache?.Invoke(file),
-            }, options, progress);
+                IImageGate gate = new MinimizingGate(store, specs, new TestOptions
+                {
+                    Epoch = options.Epoch,
+                    MemoryScratchSize = options.ScratchOnDisk ? null : options.MemoryScratchSize,
+                    RemoteCache = options.RemoteCache?.Invoke(file),
+                }, options, progress);
+                return wrap is null ? gate : wrap(file, specs, store, gate);
+            };
         });
 }

@@ -41,6 +41,23 @@ public sealed partial class KilnStore
             taggedLayers.Add(manifest.Layers);
         }
 
+        // Artifacts that refer to an image (index entries without a name) live as long as their subject is tagged.
+        var taggedManifests = Names.ListTags().Select(t => t.Manifest.Digest).ToHashSet();
+        var orphans = new HashSet<Digest>();
+        foreach (var referrer in Names.ListUntagged())
+        {
+            var kept = await ReferrerBlobsAsync(referrer.Digest, taggedManifests, ct).ConfigureAwait(false);
+            if (kept is null)
+            {
+                orphans.Add(referrer.Digest);
+            }
+            else
+            {
+                keepBlobs.UnionWith(kept);
+            }
+        }
+        int referrersRemoved = orphans.Count == 0 ? 0 : await Names.RemoveUntaggedAsync(d => orphans.Contains(d.Digest), ct).ConfigureAwait(false);
+
         int stepsRemoved = StepCache.RemoveWhere(
             state => state is null || (pruneCache && !taggedLayers.Any(t => IsPrefix(state.Layers, t))),
             state =>
@@ -72,6 +89,7 @@ public sealed partial class KilnStore
         return new GcReport
         {
             TestResultsRemoved = resultsRemoved,
+            ReferrersRemoved = referrersRemoved,
             BlobsRemoved = blobsRemoved,
             BlobBytesFreed = blobBytes,
             BlobsKept = blobsKept,
@@ -81,6 +99,30 @@ public sealed partial class KilnStore
             StepEntriesRemoved = stepsRemoved,
             DisksRemoved = disksRemoved,
         };
+    }
+
+    /// <summary>The blobs of the artifact manifest <paramref name="digest"/> when its subject is among
+    /// <paramref name="subjects"/>; null when it is not, or the manifest cannot be read (nothing can find it again).</summary>
+    private async Task<IReadOnlyList<Digest>?> ReferrerBlobsAsync(Digest digest, HashSet<Digest> subjects, CancellationToken ct)
+    {
+        try
+        {
+            var bytes = await Content.ReadBlobAsync(digest, ct).ConfigureAwait(false);
+            using var doc = System.Text.Json.JsonDocument.Parse(bytes);
+            var root = doc.RootElement;
+            if (!root.TryGetProperty("subject", out var subject) || !Digest.TryParse(subject.GetProperty("digest").GetString(), out var s)
+                || !subjects.Contains(s))
+            {
+                return null;
+            }
+            var blobs = new List<Digest> { digest, Digest.Parse(root.GetProperty("config").GetProperty("digest").GetString()!) };
+            blobs.AddRange(root.GetProperty("layers").EnumerateArray().Select(l => Digest.Parse(l.GetProperty("digest").GetString()!)));
+            return blobs;
+        }
+        catch (Exception e) when (e is StoreException or System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            return null;
+        }
     }
 
     private static bool IsPrefix(IReadOnlyList<Descriptor> prefix, IReadOnlyList<Descriptor> of) =>

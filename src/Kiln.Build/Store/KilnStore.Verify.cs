@@ -117,6 +117,33 @@ public sealed partial class KilnStore
             }
         }
 
+        // Artifacts referring to images (test results, SBOMs, build records): their manifests and documents must be whole.
+        IReadOnlyList<Descriptor> referrers;
+        try
+        {
+            referrers = Names.ListUntagged();
+        }
+        catch (StoreException)
+        {
+            referrers = []; // reported above with the tags
+        }
+        foreach (var desc in referrers)
+        {
+            ct.ThrowIfCancellationRequested();
+            var what = "referrer " + desc.Digest.Short;
+            CheckBlob(desc, what, "manifest");
+            var manifest = await TryParseBlobAsync(desc.Digest, corrupt, b => OciJson.DeserializeManifest(b), what, "manifest", found, ct).ConfigureAwait(false);
+            if (manifest is null)
+            {
+                continue;
+            }
+            CheckBlob(manifest.Config, what, "config");
+            foreach (var layer in manifest.Layers)
+            {
+                CheckBlob(layer, what, "document");
+            }
+        }
+
         foreach (var (digest, detail) in corrupt.OrderBy(p => p.Key.Value, StringComparer.Ordinal))
         {
             found.Add((StoreProblemKind.CorruptBlob, digest, Content.BlobPath(digest), $"blob {digest}: {detail}"));

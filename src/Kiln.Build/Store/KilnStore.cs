@@ -174,6 +174,11 @@ public sealed partial class KilnStore : IDisposable
 
     /// <summary>The folders of Minimize's reports and access recordings (see <c>Minimize/MinimizeReport</c>).</summary>
     internal const string MinimizeReportsFolder = "minimize", MinimizeRecordingsFolder = "recordings";
+    /// <summary>Promotion's append-only log (see <c>Promotion/PromotionLog</c>); history, so gc keeps it whole.</summary>
+    internal const string PromotionLogFile = "promotions.jsonl";
+
+    /// <summary>A file of a stage's own directly under <c>kiln/</c>.</summary>
+    internal string KilnFile(string name) => Path.Combine(_kilnDir, name);
 
     /// <summary>The records a stage keeps about images in <c>kiln/FOLDER/</c>; gc drops those of images that are gone.</summary>
     internal ImageRecords ImageRecords(string folder) => new(Path.Combine(_kilnDir, folder), NewIngestPath);

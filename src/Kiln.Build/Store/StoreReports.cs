@@ -54,6 +54,9 @@ public sealed record GcReport
 
     /// <summary>Cached test results of images whose manifest is gone.</summary>
     public int TestResultsRemoved { get; init; }
+
+    /// <summary>Artifacts (index entries without a name) whose subject image is no longer named.</summary>
+    public int ReferrersRemoved { get; init; }
     public int BlobsKept { get; init; }
     public int SnapshotsKept { get; init; }
     public long BytesFreed => BlobBytesFreed + SnapshotBytesFreed;

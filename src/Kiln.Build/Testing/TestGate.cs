@@ -1,3 +1,4 @@
+using Kiln.Build.Definition;
 using Kiln.Build.Execution;
 using Kiln.Build.Planning;
 using Kiln.Build.Store;
@@ -53,12 +54,18 @@ public sealed class TestGate : IImageGate
 /// open the store and run the plan with the test gate.</summary>
 public static class TestedBuilder
 {
+    /// <param name="wrap">Wraps the test gate (a later stage's, e.g. what records provenance once tests answered).</param>
     public static Task<BuildResult> BuildAsync(string definitionPath, string storeRoot, BuildOptions options,
-        IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default) =>
+        IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default,
+        Func<KilnFile, IReadOnlyDictionary<string, TestSpec>, KilnStore, IImageGate, IImageGate>? wrap = null) =>
         Builder.BuildAsync(definitionPath, storeRoot, options, progress, cancellationToken, file =>
         {
             var specs = TestSpecLoader.LoadAll(file);
-            return store => new TestGate(store, specs, new TestOptions { Epoch = options.Epoch, MemoryScratchSize = options.ScratchOnDisk ? null : options.MemoryScratchSize, RemoteCache = options.RemoteCache?.Invoke(file) }, progress);
+            return store =>
+            {
+                IImageGate gate = new TestGate(store, specs, new TestOptions { Epoch = options.Epoch, MemoryScratchSize = options.ScratchOnDisk ? null : options.MemoryScratchSize, RemoteCache = options.RemoteCache?.Invoke(file) }, progress);
+                return wrap is null ? gate : wrap(file, specs, store, gate);
+            };
         });
 }
 
@@ -110,7 +117,14 @@ public static class StoredImageTests
         {
             var disk = Path.Combine(work, image + ".raw");
             await exportRawDisk(store, image, manifest, disk, cancellationToken).ConfigureAwait(false);
-            return await tester.TestVmAsync(image, spec, disk, vm, cancellationToken).ConfigureAwait(false);
+            var result = await tester.TestVmAsync(image, spec, disk, vm, cancellationToken).ConfigureAwait(false);
+            // Kept as the record of what passed (kiln promote reads it), though never reused as a cached result.
+            foreach (var report in result.Phases.Where(p => p.SkippedBecause is null))
+            {
+                await new TestResultStore(store).WriteAsync(ImageTester.CacheKey(manifest.Digest, spec.Digest, TestPhase.Vm),
+                    TestResultJson.Write(report, manifest.Digest, spec.Digest), cancellationToken).ConfigureAwait(false);
+            }
+            return result;
         }
         finally
         {

@@ -30,6 +30,7 @@ public sealed partial class DocsTests
             { "Service keys", DefinitionSyntax.ServiceKeys },
             { "`minimize`", DefinitionSyntax.MinimizeKeys },
             { "Profiles", DefinitionSyntax.MinimizeProfiles },
+            { "`channels`", DefinitionSyntax.ChannelKeys },
             { "Output formats", DefinitionSyntax.OutputFormats },
             { "Sections", SpecParser.Sections },
         };

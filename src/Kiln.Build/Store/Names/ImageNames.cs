@@ -71,6 +71,33 @@ public sealed class ImageNames
         return removed;
     }
 
+    /// <summary>Adds a manifest to <c>index.json</c> without a name (an artifact that refers to an image, kept while
+    /// its subject is: see gc); an entry of the same digest is replaced.</summary>
+    public async Task AddUntaggedAsync(Descriptor manifest, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        if (!_content.HasBlob(manifest.Digest))
+        {
+            throw StoreException.BlobNotFound(manifest.Digest);
+        }
+        await UpdateIndexAsync(list =>
+        {
+            list.RemoveAll(d => RefName(d) is null && d.Digest == manifest.Digest);
+            list.Add(manifest);
+        }, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The entries of <c>index.json</c> without a name.</summary>
+    public IReadOnlyList<Descriptor> ListUntagged() => [.. ReadIndex().Manifests.Where(d => RefName(d) is null)];
+
+    /// <summary>Removes the unnamed entries <paramref name="drop"/> says to; returns how many went.</summary>
+    internal async Task<int> RemoveUntaggedAsync(Func<Descriptor, bool> drop, CancellationToken ct = default)
+    {
+        int removed = 0;
+        await UpdateIndexAsync(list => removed = list.RemoveAll(d => RefName(d) is null && drop(d)), ct).ConfigureAwait(false);
+        return removed;
+    }
+
     public IReadOnlyList<(string Name, Descriptor Manifest)> ListTags() =>
         ReadIndex().Manifests
             .Where(d => RefName(d) is not null)
