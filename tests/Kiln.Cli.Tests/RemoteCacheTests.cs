@@ -118,6 +118,32 @@ public sealed class RemoteCacheTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void A_cache_that_cannot_be_reached_costs_a_cold_build_and_a_failed_export_exits_1_with_the_images_named()
+    {
+        // A port where nothing listens: every request is refused at once (and retried, as for any registry).
+        string down = $"127.0.0.1:{RegistryServer.FreePort()}";
+        string from = $"{down}/kiln/from", to = $"{down}/kiln/to";
+        var store = NewStore();
+        using var ctx = Context(Yaml());
+        var r = KilnProcess.Run(store, ["build", "--json", "--insecure", "--cache-from", from, "--cache-to", to, ctx.Path]);
+        Assert.True(r.ExitCode == 1, r.All);
+        // One warning for the source, naming it and why, then a normal build: every step ran, the tests passed.
+        var warnings = r.Stderr.Split('\n').Where(l => l.StartsWith("warning: ", StringComparison.Ordinal)).ToList();
+        Assert.Single(warnings);
+        Assert.Contains(from, warnings[0]);
+        Assert.Contains("building without it", warnings[0]);
+        using var json = JsonDocument.Parse(r.Stdout);
+        Assert.All(json.RootElement.GetProperty("images").EnumerateArray(), i => Assert.True(i.GetProperty("stepsRun").GetInt32() > 0));
+        Assert.True(json.RootElement.GetProperty("passed").GetBoolean());
+        var cache = json.RootElement.GetProperty("remoteCache");
+        Assert.Single(cache.GetProperty("unavailable").EnumerateArray());
+        Assert.Contains(to, cache.GetProperty("exportError").GetString());
+        // The images are named, and the failure of the export is the command's last word.
+        Assert.NotNull(StoreReader.ManifestDigest(store, "app"));
+        Assert.Contains($"remote cache export to {to} failed", r.Stderr);
+    }
+
+    [Fact]
     public async Task A_changed_step_runs_on_fetched_layers_and_the_old_result_is_not_fetched()
     {
         await using var registry = await RegistryServer.StartAsync();

@@ -24,15 +24,21 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
     private readonly ConcurrentDictionary<string, ImageState> _steps = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte[]> _tests = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _materializing = new(1, 1);
-    private int _stepsFound, _testsFound, _blobsFetched, _entriesPushed, _entriesPresent, _blobsPushed, _blobsSkipped;
+    private readonly ConcurrentDictionary<string, string> _unavailable = new(StringComparer.Ordinal);
+    private readonly Action<string>? _warn;
+    private string? _exportError;
+    private int _stepsFound, _testsFound, _blobsFetched, _entriesPushed, _entriesPresent, _blobsPushed, _blobsSkipped, _blobsMounted;
     private long _bytesFetched, _bytesPushed;
 
     /// <param name="from">Source repositories, HOST[:PORT]/REPO each, in the order they are asked.</param>
     /// <param name="to">The target repository, or null.</param>
     /// <param name="open">Opens a client for a registry host (credentials, certificates and plain HTTP are the caller's).</param>
+    /// <param name="warn">Told, once per source, that a source failed and the build goes on without it.</param>
     /// <exception cref="ArgumentException">A reference is not a repository of a registry.</exception>
-    public RegistryCache(IReadOnlyList<string> from, string? to, Func<string, RegistryClient> open, ExtractionOptions? extraction = null)
+    public RegistryCache(IReadOnlyList<string> from, string? to, Func<string, RegistryClient> open, ExtractionOptions? extraction = null,
+        Action<string>? warn = null)
     {
+        _warn = warn;
         ArgumentNullException.ThrowIfNull(from);
         ArgumentNullException.ThrowIfNull(open);
         _extraction = extraction ?? ExtractionOptions.Default;
@@ -55,11 +61,11 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
     /// <summary>A remote cache for a build: the command line's sources first, then the definition's
     /// (<c>cache: {from, to}</c>); the command line's target, else the definition's. Null when there is neither.</summary>
     public static RegistryCache? For(IReadOnlyList<string> from, string? to, Definition.CacheDefinition? file, Func<string, RegistryClient> open,
-        ExtractionOptions? extraction = null)
+        ExtractionOptions? extraction = null, Action<string>? warn = null)
     {
         var sources = from.Concat(file?.From ?? []).ToList();
         var target = to ?? file?.To;
-        return sources.Count == 0 && target is null ? null : new RegistryCache(sources, target, open, extraction);
+        return sources.Count == 0 && target is null ? null : new RegistryCache(sources, target, open, extraction, warn);
     }
 
     /// <summary>Parses a cache reference: HOST[:PORT]/REPO, with no tag or digest.</summary>
@@ -86,13 +92,16 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
         BlobsPushed = _blobsPushed,
         BytesPushed = Interlocked.Read(ref _bytesPushed),
         BlobsSkipped = _blobsSkipped,
+        BlobsMounted = _blobsMounted,
+        Unavailable = [.. _unavailable.OrderBy(u => u.Key, StringComparer.Ordinal).Select(u => $"{u.Key}: {u.Value}")],
+        ExportError = _exportError,
     };
 
     public async Task<ImageState?> TryGetStepAsync(string cacheKey, CancellationToken cancellationToken = default)
     {
-        foreach (var repo in _from)
+        foreach (var repo in _from.Where(r => !_unavailable.ContainsKey(r.Name)))
         {
-            var state = await Remote(repo, "looking up step " + cacheKey[..12], () => LookUpAsync(repo, cacheKey, cancellationToken)).ConfigureAwait(false);
+            var state = await Lookup(repo, () => LookUpAsync(repo, cacheKey, cancellationToken)).ConfigureAwait(false);
             if (state is not null)
             {
                 foreach (var layer in state.Layers)
@@ -127,9 +136,9 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
 
     public async Task<byte[]?> TryGetTestResultAsync(string key, CancellationToken cancellationToken = default)
     {
-        foreach (var repo in _from)
+        foreach (var repo in _from.Where(r => !_unavailable.ContainsKey(r.Name)))
         {
-            var json = await Remote(repo, "looking up test result " + key[..12], async () =>
+            var json = await Lookup(repo, async () =>
             {
                 var manifest = await GetManifestOrNullAsync(repo, CacheArtifacts.TestResultTag(key), cancellationToken).ConfigureAwait(false);
                 return manifest is not null && CacheArtifacts.ReadTestResultManifest(key, manifest.Content) is { } result
@@ -236,12 +245,27 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
         }
     }
 
+    /// <summary>Sends what was recorded to the target. A failure does not throw: the images are built and named by
+    /// then, so it is kept as <see cref="RemoteCacheSummary.ExportError"/> for the caller to report and fail on.</summary>
     public async Task FlushAsync(KilnStore store, CancellationToken cancellationToken = default)
     {
         if (_to is not { } to)
         {
             return;
         }
+        try
+        {
+            await PushRecordedAsync(store, to, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is BuildException or RegistryException or IOException
+            || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            _exportError = e.Message;
+        }
+    }
+
+    private async Task PushRecordedAsync(KilnStore store, Repo to, CancellationToken cancellationToken)
+    {
         var pushes = new ConcurrentDictionary<Digest, Lazy<Task>>();
         Task PushBlob(Descriptor blob, Func<CancellationToken, Task<Stream>> open, Repo? origin) =>
             pushes.GetOrAdd(blob.Digest, _ => new Lazy<Task>(() => Task.Run(async () =>
@@ -257,6 +281,10 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
                 else
                 {
                     Interlocked.Increment(ref _blobsSkipped);
+                    if (result == BlobPushResult.Mounted)
+                    {
+                        Interlocked.Increment(ref _blobsMounted);
+                    }
                 }
             }, cancellationToken))).Value;
 
@@ -333,6 +361,24 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
         using var buffer = new MemoryStream((int)blob.Size);
         await input.CopyToAsync(buffer, ct).ConfigureAwait(false);
         return buffer.ToArray();
+    }
+
+    /// <summary>Asks a source; a source that fails (unreachable, refusing, erring) is left out for the rest of the build
+    /// with one warning, so that a cache that is down costs a cold build, not a failed one.</summary>
+    private async Task<T?> Lookup<T>(Repo repo, Func<Task<T?>> call) where T : class
+    {
+        try
+        {
+            return await call().ConfigureAwait(false);
+        }
+        catch (RegistryException e)
+        {
+            if (_unavailable.TryAdd(repo.Name, e.Message))
+            {
+                _warn?.Invoke($"remote cache {repo.Name} is unavailable, building without it: {e.Message}");
+            }
+            return null;
+        }
     }
 
     /// <summary>Runs a registry call, making its failure a build failure that names the cache.</summary>
