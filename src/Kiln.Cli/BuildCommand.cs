@@ -48,6 +48,8 @@ internal static class BuildCommand
         var trace = tracePath is null ? null : new TraceRecorder(renderer);
         IProgress<BuildEvent> progress = new Unexpected.Tracker(trace is null ? renderer : trace);
         remoteCache.Warn = message => progress.Report(new BuildWarning("", message));
+        remoteCache.Fetches = new CacheTransferDisplay(renderer, json ? stderr : stdout, "fetched", live);
+        remoteCache.Pushes = new CacheTransferDisplay(renderer, json ? stderr : stdout, "pushed", live);
         if (trace is not null)
         {
             Unexpected.OnLastResort = ex =>

@@ -3,6 +3,7 @@ using Kiln.Build.Execution;
 using Kiln.Build.Layers;
 using Kiln.Build.Store;
 using Kiln.Oci;
+using Kiln.Oci.Image;
 using Kiln.Oci.Registry;
 
 namespace Kiln.Build.Distribution;
@@ -26,6 +27,11 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
     private readonly SemaphoreSlim _materializing = new(1, 1);
     private readonly ConcurrentDictionary<string, string> _unavailable = new(StringComparer.Ordinal);
     private readonly Action<string>? _warn;
+
+    /// <summary>Where layer fetches and pushes report their bytes, as a push or pull does; null: nowhere.</summary>
+    public IProgress<ImageCopyEvent>? Fetches { get; set; }
+
+    public IProgress<ImageCopyEvent>? Pushes { get; set; }
     private string? _exportError;
     private int _stepsFound, _testsFound, _blobsFetched, _entriesPushed, _entriesPresent, _blobsPushed, _blobsSkipped, _blobsMounted;
     private long _bytesFetched, _bytesPushed;
@@ -175,10 +181,12 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
             }
             var repo = _origins.TryGetValue(blob.Digest, out var origin) ? origin
                 : _from.Count > 0 ? _from[0] : throw new BuildException($"remote cache: layer {blob.Digest} is in no cache source");
+            Fetches?.Report(new ImageCopyEvent(ImageCopyEventKind.Started, blob, 0));
             await Remote(repo, $"fetching layer {blob.Digest}", async () =>
             {
                 using var writer = store.Content.CreateBlobWriter();
-                await using (var input = await repo.Client.OpenBlobAsync(repo.Repository, blob, cancellationToken: ct).ConfigureAwait(false))
+                var bytes = Fetches is { } fetches ? new Bytes(n => fetches.Report(new ImageCopyEvent(ImageCopyEventKind.Progress, blob, n))) : null;
+                await using (var input = await repo.Client.OpenBlobAsync(repo.Repository, blob, bytes, ct).ConfigureAwait(false))
                 {
                     await input.CopyToAsync(writer, ct).ConfigureAwait(false);
                 }
@@ -187,6 +195,7 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
             }).ConfigureAwait(false);
             Interlocked.Increment(ref _blobsFetched);
             Interlocked.Add(ref _bytesFetched, blob.Size);
+            Fetches?.Report(new ImageCopyEvent(ImageCopyEventKind.Copied, blob, blob.Size));
         }, ct)));
         return fetch.Value;
     }
@@ -271,8 +280,16 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
             pushes.GetOrAdd(blob.Digest, _ => new Lazy<Task>(() => Task.Run(async () =>
             {
                 var mountFrom = origin is not null && origin.Client.Registry == to.Client.Registry ? origin.Repository : null;
+                var bytes = Pushes is { } pushes ? new Bytes(n => pushes.Report(new ImageCopyEvent(ImageCopyEventKind.Progress, blob, n))) : null;
+                Pushes?.Report(new ImageCopyEvent(ImageCopyEventKind.Started, blob, 0));
                 var result = await Remote(to, $"pushing blob {blob.Digest}", () =>
-                    to.Client.PushBlobAsync(to.Repository, blob, open, mountFrom, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                    to.Client.PushBlobAsync(to.Repository, blob, open, mountFrom, bytes, cancellationToken)).ConfigureAwait(false);
+                Pushes?.Report(new ImageCopyEvent(result switch
+                {
+                    BlobPushResult.Uploaded => ImageCopyEventKind.Copied,
+                    BlobPushResult.Mounted => ImageCopyEventKind.Mounted,
+                    _ => ImageCopyEventKind.Skipped,
+                }, blob, blob.Size));
                 if (result == BlobPushResult.Uploaded)
                 {
                     Interlocked.Increment(ref _blobsPushed);
@@ -392,6 +409,13 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
         {
             throw new BuildException($"remote cache {repo.Name}: {what}: {e.Message}", e);
         }
+    }
+
+    /// <summary>Reports at once, on the transferring thread: <see cref="Progress{T}"/> would post to the thread pool and
+    /// could deliver a count after the blob's end.</summary>
+    private sealed class Bytes(Action<long> report) : IProgress<long>
+    {
+        public void Report(long value) => report(value);
     }
 
     public void Dispose()
