@@ -53,6 +53,9 @@ internal static class BuildCommand
         var tracePath = a.Last("--trace");
         var trace = tracePath is null ? null : new TraceRecorder(renderer);
         IProgress<BuildEvent> progress = new Unexpected.Tracker(trace is null ? renderer : trace);
+        remoteCache.Warn = message => progress.Report(new BuildWarning("", message));
+        remoteCache.Fetches = new CacheTransferDisplay(renderer, json ? stderr : stdout, "fetched", live);
+        remoteCache.Pushes = new CacheTransferDisplay(renderer, json ? stderr : stdout, "pushed", live);
         if (trace is not null)
         {
             Unexpected.OnLastResort = ex =>
@@ -106,6 +109,12 @@ internal static class BuildCommand
         if (!result.Passed)
         {
             BuildRenderer.Failures(stderr, result);
+            return ExitCodes.Failed;
+        }
+        if (result.RemoteCache?.ExportError is { } exportError)
+        {
+            // The images are named and tested; a CI that asked for --cache-to still has to hear that the cache is not there.
+            stderr.WriteLine($"kiln build: the images are built, but the remote cache export to {result.RemoteCache.To} failed: {exportError}");
             return ExitCodes.Failed;
         }
         return ExitCodes.Ok;

@@ -136,7 +136,12 @@ internal sealed class BuildRenderer : IProgress<BuildEvent>
         if (c.To is not null)
         {
             line += $"; to {c.To}: {c.EntriesPushed} entries pushed ({c.EntriesPresent} there already), "
-                + $"{c.BlobsPushed} blobs pushed ({Size(c.BytesPushed)}), {c.BlobsSkipped} skipped";
+                + $"{c.BlobsPushed} blobs pushed ({Size(c.BytesPushed)}), {c.BlobsSkipped - c.BlobsMounted} skipped as present, {c.BlobsMounted} mounted"
+                + (c.ExportError is null ? "" : " (export FAILED)");
+        }
+        if (c.Unavailable.Count > 0)
+        {
+            line += $"; {c.Unavailable.Count} source{(c.Unavailable.Count == 1 ? "" : "s")} unavailable";
         }
         return line;
     }

@@ -30,6 +30,14 @@ internal sealed class CacheArguments : IDisposable
         _insecure = insecure;
     }
 
+    /// <summary>Where the cache's warnings go (a source left out after it failed).</summary>
+    public Action<string>? Warn { get; set; }
+
+    /// <summary>Where the cache's layer fetches and pushes show their progress.</summary>
+    public IProgress<Kiln.Oci.Image.ImageCopyEvent>? Fetches { get; set; }
+
+    public IProgress<Kiln.Oci.Image.ImageCopyEvent>? Pushes { get; set; }
+
     /// <summary>The build's remote cache (the same one each time it is asked), or null without references.</summary>
     public IRemoteCache? For(KilnFile file)
     {
@@ -37,7 +45,12 @@ internal sealed class CacheArguments : IDisposable
         {
             if (!_made)
             {
-                _cache = RegistryCache.For(_from, _to, file.Cache, Open);
+                _cache = RegistryCache.For(_from, _to, file.Cache, Open, warn: Warn);
+                if (_cache is not null)
+                {
+                    _cache.Fetches = Fetches;
+                    _cache.Pushes = Pushes;
+                }
                 _made = true;
             }
             return _cache;

@@ -70,10 +70,12 @@ Options:
   --cache-from REF     read cached steps and test results from the registry repository REF
                        (HOST[:PORT]/REPO; repeatable, the first that has a step wins): a step
                        found there does not run, and its layers are fetched only when an image
-                       needs them; also `cache: {from: [...]}` in kiln.yaml, read after these
+                       needs them; also `cache: {from: [...]}` in kiln.yaml, read after these.
+                       A source that cannot be reached is left out with one warning
   --cache-to REF       push every step's result (run or reused) and passing test results to
                        the registry repository REF, tagged kiln-step-KEY and kiln-test-KEY;
-                       replaces `cache: {to: ...}` in kiln.yaml
+                       replaces `cache: {to: ...}` in kiln.yaml. If the push fails, the images
+                       stay built and named and the command exits 1 saying so
   --insecure           allow plain HTTP (and unverified TLS) for the registries `from:` names and
                        the cache registries (registries.conf's insecure registries need no flag)
   --junit FILE         write the test results as JUnit XML to FILE

@@ -129,6 +129,17 @@ internal static class JsonOutput
         w.WriteNumber("blobsPushed", c.BlobsPushed);
         w.WriteNumber("bytesPushed", c.BytesPushed);
         w.WriteNumber("blobsSkipped", c.BlobsSkipped);
+        w.WriteNumber("blobsMounted", c.BlobsMounted);
+        w.WriteStartArray("unavailable");
+        foreach (var u in c.Unavailable)
+        {
+            w.WriteStringValue(u);
+        }
+        w.WriteEndArray();
+        if (c.ExportError is { } exportError)
+        {
+            w.WriteString("exportError", exportError);
+        }
         w.WriteEndObject();
     }
 

@@ -84,8 +84,10 @@ public sealed class RemoteCacheTests(ITestOutputHelper output) : IDisposable
 
         var a = NewStore();
         var cold = Stopwatch.StartNew();
-        var (_, built) = Build(a, ctx, "--cache-to", first);
+        var (pushed, built) = Build(a, ctx, "--cache-to", first);
         cold.Stop();
+        // Off a terminal, each blob the cache sends is one plain line, as kiln push prints them.
+        Assert.Matches(@"remote cache: pushed sha256:[0-9a-f]{12} .* in [0-9.]+ s \(", pushed.Stderr);
         var digests = Digests(built);
         Assert.Equal(1, Image(built, "app").GetProperty("tests").GetArrayLength()); // the bake phase
         Assert.True(built.RootElement.GetProperty("remoteCache").GetProperty("entriesPushed").GetInt32() >= 5, built.RootElement.ToString());
@@ -93,8 +95,11 @@ public sealed class RemoteCacheTests(ITestOutputHelper output) : IDisposable
         // B: an empty store, reading the first repository and writing the second.
         var b = NewStore();
         var warm = Stopwatch.StartNew();
-        var (_, fromCache) = Build(b, ctx, "--cache-from", first, "--cache-to", second);
+        var (fetched, fromCache) = Build(b, ctx, "--cache-from", first, "--cache-to", second);
         warm.Stop();
+        Assert.Matches(@"remote cache: fetched sha256:[0-9a-f]{12} .* in [0-9.]+ s \(", fetched.Stderr);
+        // The second repository is on the same registry: its layers are mounted from the first, and counted so.
+        Assert.True(fromCache.RootElement.GetProperty("remoteCache").GetProperty("blobsMounted").GetInt32() > 0, fromCache.RootElement.ToString());
         output.WriteLine($"cold build with --cache-to: {cold.Elapsed.TotalSeconds:0.00}s; empty store with --cache-from: {warm.Elapsed.TotalSeconds:0.00}s");
         AssertAllRemote(fromCache);
         Assert.Equal(digests, Digests(fromCache));
@@ -115,6 +120,32 @@ public sealed class RemoteCacheTests(ITestOutputHelper output) : IDisposable
         var (_, hop) = Build(c, ctx, "--cache-from", second);
         AssertAllRemote(hop);
         Assert.Equal(digests, Digests(hop));
+    }
+
+    [Fact]
+    public void A_cache_that_cannot_be_reached_costs_a_cold_build_and_a_failed_export_exits_1_with_the_images_named()
+    {
+        // A port where nothing listens: every request is refused at once (and retried, as for any registry).
+        string down = $"127.0.0.1:{RegistryServer.FreePort()}";
+        string from = $"{down}/kiln/from", to = $"{down}/kiln/to";
+        var store = NewStore();
+        using var ctx = Context(Yaml());
+        var r = KilnProcess.Run(store, ["build", "--json", "--insecure", "--cache-from", from, "--cache-to", to, ctx.Path]);
+        Assert.True(r.ExitCode == 1, r.All);
+        // One warning for the source, naming it and why, then a normal build: every step ran, the tests passed.
+        var warnings = r.Stderr.Split('\n').Where(l => l.StartsWith("warning: ", StringComparison.Ordinal)).ToList();
+        Assert.Single(warnings);
+        Assert.Contains(from, warnings[0]);
+        Assert.Contains("building without it", warnings[0]);
+        using var json = JsonDocument.Parse(r.Stdout);
+        Assert.All(json.RootElement.GetProperty("images").EnumerateArray(), i => Assert.True(i.GetProperty("stepsRun").GetInt32() > 0));
+        Assert.True(json.RootElement.GetProperty("passed").GetBoolean());
+        var cache = json.RootElement.GetProperty("remoteCache");
+        Assert.Single(cache.GetProperty("unavailable").EnumerateArray());
+        Assert.Contains(to, cache.GetProperty("exportError").GetString());
+        // The images are named, and the failure of the export is the command's last word.
+        Assert.NotNull(StoreReader.ManifestDigest(store, "app"));
+        Assert.Contains($"remote cache export to {to} failed", r.Stderr);
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using Kiln.Build.Execution;
 using Kiln.Build.Layers;
 using Kiln.Build.Store;
 using Kiln.Oci;
+using Kiln.Oci.Image;
 using Kiln.Oci.Registry;
 
 namespace Kiln.Build.Distribution;
@@ -23,15 +24,26 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
     private readonly ConcurrentDictionary<Digest, Lazy<Task>> _fetches = new();
     private readonly ConcurrentDictionary<string, ImageState> _steps = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte[]> _tests = new(StringComparer.Ordinal);
-    private int _stepsFound, _testsFound, _blobsFetched, _entriesPushed, _entriesPresent, _blobsPushed, _blobsSkipped;
+    private readonly ConcurrentDictionary<string, string> _unavailable = new(StringComparer.Ordinal);
+    private readonly Action<string>? _warn;
+
+    /// <summary>Where layer fetches and pushes report their bytes, as a push or pull does; null: nowhere.</summary>
+    public IProgress<ImageCopyEvent>? Fetches { get; set; }
+
+    public IProgress<ImageCopyEvent>? Pushes { get; set; }
+    private string? _exportError;
+    private int _stepsFound, _testsFound, _blobsFetched, _entriesPushed, _entriesPresent, _blobsPushed, _blobsSkipped, _blobsMounted;
     private long _bytesFetched, _bytesPushed;
 
     /// <param name="from">Source repositories, HOST[:PORT]/REPO each, in the order they are asked.</param>
     /// <param name="to">The target repository, or null.</param>
     /// <param name="open">Opens a client for a registry host (credentials, certificates and plain HTTP are the caller's).</param>
+    /// <param name="warn">Told, once per source, that a source failed and the build goes on without it.</param>
     /// <exception cref="ArgumentException">A reference is not a repository of a registry.</exception>
-    public RegistryCache(IReadOnlyList<string> from, string? to, Func<string, RegistryClient> open, ExtractionOptions? extraction = null)
+    public RegistryCache(IReadOnlyList<string> from, string? to, Func<string, RegistryClient> open, ExtractionOptions? extraction = null,
+        Action<string>? warn = null)
     {
+        _warn = warn;
         ArgumentNullException.ThrowIfNull(from);
         ArgumentNullException.ThrowIfNull(open);
         _extraction = extraction ?? ExtractionOptions.Default;
@@ -54,11 +66,11 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
     /// <summary>A remote cache for a build: the command line's sources first, then the definition's
     /// (<c>cache: {from, to}</c>); the command line's target, else the definition's. Null when there is neither.</summary>
     public static RegistryCache? For(IReadOnlyList<string> from, string? to, Definition.CacheDefinition? file, Func<string, RegistryClient> open,
-        ExtractionOptions? extraction = null)
+        ExtractionOptions? extraction = null, Action<string>? warn = null)
     {
         var sources = from.Concat(file?.From ?? []).ToList();
         var target = to ?? file?.To;
-        return sources.Count == 0 && target is null ? null : new RegistryCache(sources, target, open, extraction);
+        return sources.Count == 0 && target is null ? null : new RegistryCache(sources, target, open, extraction, warn);
     }
 
     /// <summary>Parses a cache reference: HOST[:PORT]/REPO, with no tag or digest.</summary>
@@ -85,13 +97,16 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
         BlobsPushed = _blobsPushed,
         BytesPushed = Interlocked.Read(ref _bytesPushed),
         BlobsSkipped = _blobsSkipped,
+        BlobsMounted = _blobsMounted,
+        Unavailable = [.. _unavailable.OrderBy(u => u.Key, StringComparer.Ordinal).Select(u => $"{u.Key}: {u.Value}")],
+        ExportError = _exportError,
     };
 
     public async Task<ImageState?> TryGetStepAsync(string cacheKey, CancellationToken cancellationToken = default)
     {
-        foreach (var repo in _from)
+        foreach (var repo in _from.Where(r => !_unavailable.ContainsKey(r.Name)))
         {
-            var state = await Remote(repo, "looking up step " + cacheKey[..12], () => LookUpAsync(repo, cacheKey, cancellationToken)).ConfigureAwait(false);
+            var state = await Lookup(repo, () => LookUpAsync(repo, cacheKey, cancellationToken)).ConfigureAwait(false);
             if (state is not null)
             {
                 foreach (var layer in state.Layers)
@@ -126,9 +141,9 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
 
     public async Task<byte[]?> TryGetTestResultAsync(string key, CancellationToken cancellationToken = default)
     {
-        foreach (var repo in _from)
+        foreach (var repo in _from.Where(r => !_unavailable.ContainsKey(r.Name)))
         {
-            var json = await Remote(repo, "looking up test result " + key[..12], async () =>
+            var json = await Lookup(repo, async () =>
             {
                 var manifest = await GetManifestOrNullAsync(repo, CacheArtifacts.TestResultTag(key), cancellationToken).ConfigureAwait(false);
                 return manifest is not null && CacheArtifacts.ReadTestResultManifest(key, manifest.Content) is { } result
@@ -165,10 +180,12 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
             }
             var repo = _origins.TryGetValue(blob.Digest, out var origin) ? origin
                 : _from.Count > 0 ? _from[0] : throw new BuildException($"remote cache: layer {blob.Digest} is in no cache source");
+            Fetches?.Report(new ImageCopyEvent(ImageCopyEventKind.Started, blob, 0));
             await Remote(repo, $"fetching layer {blob.Digest}", async () =>
             {
+                var bytes = Fetches is { } fetches ? new Bytes(n => fetches.Report(new ImageCopyEvent(ImageCopyEventKind.Progress, blob, n))) : null;
                 // The download checks its bytes as they are read: the writer does not hash them again.
-                await using var input = await repo.Client.OpenBlobAsync(repo.Repository, blob, cancellationToken: ct).ConfigureAwait(false);
+                await using var input = await repo.Client.OpenBlobAsync(repo.Repository, blob, bytes, ct).ConfigureAwait(false);
                 using var writer = store.Content.CreateBlobWriter(input);
                 await input.CopyToAsync(writer, ct).ConfigureAwait(false);
                 await writer.CommitAsync(blob.MediaType, blob.Digest, ct).ConfigureAwait(false);
@@ -176,6 +193,7 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
             }).ConfigureAwait(false);
             Interlocked.Increment(ref _blobsFetched);
             Interlocked.Add(ref _bytesFetched, blob.Size);
+            Fetches?.Report(new ImageCopyEvent(ImageCopyEventKind.Copied, blob, blob.Size));
         }, ct)));
         return fetch.Value;
     }
@@ -191,19 +209,42 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
         await store.Snapshots.EnsureAsync(state, _extraction, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Sends what was recorded to the target. A failure does not throw: the images are built and named by
+    /// then, so it is kept as <see cref="RemoteCacheSummary.ExportError"/> for the caller to report and fail on.</summary>
     public async Task FlushAsync(KilnStore store, CancellationToken cancellationToken = default)
     {
         if (_to is not { } to)
         {
             return;
         }
+        try
+        {
+            await PushRecordedAsync(store, to, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is BuildException or RegistryException or IOException
+            || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            _exportError = e.Message;
+        }
+    }
+
+    private async Task PushRecordedAsync(KilnStore store, Repo to, CancellationToken cancellationToken)
+    {
         var pushes = new ConcurrentDictionary<Digest, Lazy<Task>>();
         Task PushBlob(Descriptor blob, Func<CancellationToken, Task<Stream>> open, Repo? origin) =>
             pushes.GetOrAdd(blob.Digest, _ => new Lazy<Task>(() => Task.Run(async () =>
             {
                 var mountFrom = origin is not null && origin.Client.Registry == to.Client.Registry ? origin.Repository : null;
+                var bytes = Pushes is { } pushes ? new Bytes(n => pushes.Report(new ImageCopyEvent(ImageCopyEventKind.Progress, blob, n))) : null;
+                Pushes?.Report(new ImageCopyEvent(ImageCopyEventKind.Started, blob, 0));
                 var result = await Remote(to, $"pushing blob {blob.Digest}", () =>
-                    to.Client.PushBlobAsync(to.Repository, blob, open, mountFrom, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                    to.Client.PushBlobAsync(to.Repository, blob, open, mountFrom, bytes, cancellationToken)).ConfigureAwait(false);
+                Pushes?.Report(new ImageCopyEvent(result switch
+                {
+                    BlobPushResult.Uploaded => ImageCopyEventKind.Copied,
+                    BlobPushResult.Mounted => ImageCopyEventKind.Mounted,
+                    _ => ImageCopyEventKind.Skipped,
+                }, blob, blob.Size));
                 if (result == BlobPushResult.Uploaded)
                 {
                     Interlocked.Increment(ref _blobsPushed);
@@ -212,6 +253,10 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
                 else
                 {
                     Interlocked.Increment(ref _blobsSkipped);
+                    if (result == BlobPushResult.Mounted)
+                    {
+                        Interlocked.Increment(ref _blobsMounted);
+                    }
                 }
             }, cancellationToken))).Value;
 
@@ -290,6 +335,24 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
         return buffer.ToArray();
     }
 
+    /// <summary>Asks a source; a source that fails (unreachable, refusing, erring) is left out for the rest of the build
+    /// with one warning, so that a cache that is down costs a cold build, not a failed one.</summary>
+    private async Task<T?> Lookup<T>(Repo repo, Func<Task<T?>> call) where T : class
+    {
+        try
+        {
+            return await call().ConfigureAwait(false);
+        }
+        catch (RegistryException e)
+        {
+            if (_unavailable.TryAdd(repo.Name, e.Message))
+            {
+                _warn?.Invoke($"remote cache {repo.Name} is unavailable, building without it: {e.Message}");
+            }
+            return null;
+        }
+    }
+
     /// <summary>Runs a registry call, making its failure a build failure that names the cache.</summary>
     private static async Task<T> Remote<T>(Repo repo, string what, Func<Task<T>> call)
     {
@@ -301,6 +364,13 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
         {
             throw new BuildException($"remote cache {repo.Name}: {what}: {e.Message}", e);
         }
+    }
+
+    /// <summary>Reports at once, on the transferring thread: <see cref="Progress{T}"/> would post to the thread pool and
+    /// could deliver a count after the blob's end.</summary>
+    private sealed class Bytes(Action<long> report) : IProgress<long>
+    {
+        public void Report(long value) => report(value);
     }
 
     public void Dispose()

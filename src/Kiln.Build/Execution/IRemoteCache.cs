@@ -28,7 +28,8 @@ public interface IRemoteCache
     /// <summary>Notes a passing test result (run or reused) to send to the cache target by <see cref="FlushAsync"/>.</summary>
     void RecordTestResult(string key, byte[] json);
 
-    /// <summary>Sends what was recorded to the cache target (nothing without one).</summary>
+    /// <summary>Sends what was recorded to the cache target (nothing without one). A failure is not thrown but kept
+    /// in <see cref="RemoteCacheSummary.ExportError"/>: the images are built and named by then.</summary>
     Task FlushAsync(KilnStore store, CancellationToken cancellationToken = default);
 
     /// <summary>What the cache has done so far.</summary>
@@ -53,4 +54,13 @@ public sealed record RemoteCacheSummary
     public long BytesPushed { get; init; }
     /// <summary>Blobs the target had (HEAD) or linked from another repository (mount).</summary>
     public int BlobsSkipped { get; init; }
+
+    /// <summary>Of <see cref="BlobsSkipped"/>, those linked from another repository (mount).</summary>
+    public int BlobsMounted { get; init; }
+
+    /// <summary>Sources left out after they failed (<c>REF: reason</c>): the build went on without them.</summary>
+    public IReadOnlyList<string> Unavailable { get; init; } = [];
+
+    /// <summary>Why sending to the target failed, or null; the build's images are named all the same.</summary>
+    public string? ExportError { get; init; }
 }
