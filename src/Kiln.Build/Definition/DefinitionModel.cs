@@ -20,6 +20,9 @@ public sealed record KilnFile
 
     /// <summary>The remote cache (<c>cache:</c>), or null when the file names none.</summary>
     public CacheDefinition? Cache { get; init; }
+
+    /// <summary>Release targets (<c>release:</c>), in file order.</summary>
+    public IReadOnlyList<ReleaseTarget> Release { get; init; } = [];
 }
 
 public sealed record ImageDefinition

@@ -14,6 +14,7 @@ internal static partial class DefinitionNormaliser
             ContextDir = contextDir,
             Images = images.Entries.Select(e => Image(((YScalar)e.Key), (YMapping)e.Value, contextDir)).ToList(),
             Cache = ((YMapping)root).Get("cache") is YMapping cache ? Cache(cache) : null,
+            Release = ((YMapping)root).Get("release") is YMapping release ? Release(release) : [],
         };
     }
 

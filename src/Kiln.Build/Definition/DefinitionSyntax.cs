@@ -6,7 +6,7 @@ namespace Kiln.Build.Definition;
 internal static partial class DefinitionSyntax
 {
     /// <summary>The keys kiln.yaml accepts at each place; docs/kiln-yaml.md lists each of them (a test checks it).</summary>
-    public static readonly string[] TopLevelKeys = ["images", "cache"];
+    public static readonly string[] TopLevelKeys = ["images", "cache", "release"];
     public static readonly string[] CacheKeys = ["from", "to"];
     public static readonly string[] ImageKeys = ["bootstrap", "from", "steps", "config", "test", "boot", "outputs"];
     /// <summary>Output formats and the extension of their default file, <c>out/NAME.EXT</c> beside kiln.yaml.</summary>

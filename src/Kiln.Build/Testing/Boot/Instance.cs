@@ -53,6 +53,9 @@ public sealed class Instance : IAsyncDisposable
     /// init).</summary>
     public int Pid => _netPid;
 
+    /// <summary>Completes when the instance's first process has exited.</summary>
+    public Task Exited => _run?.Child.Exited ?? Task.CompletedTask;
+
     public static async Task<Instance> StartAsync(KilnStore store, ImageState image, InstanceOptions options, CancellationToken ct = default)
     {
         var config = image.Config.Config;
