@@ -172,6 +172,12 @@ public sealed partial class KilnStore : IDisposable
     /// <summary>The folder of Exporters' output stamps (see <c>Exporters/OutputStamps</c>).</summary>
     internal const string OutputStampsFolder = "outputs";
 
+    /// <summary>Promotion's append-only log (see <c>Promotion/PromotionLog</c>); history, so gc keeps it whole.</summary>
+    internal const string PromotionLogFile = "promotions.jsonl";
+
+    /// <summary>A file of a stage's own directly under <c>kiln/</c>.</summary>
+    internal string KilnFile(string name) => Path.Combine(_kilnDir, name);
+
     /// <summary>The records a stage keeps about images in <c>kiln/FOLDER/</c>; gc drops those of images that are gone.</summary>
     internal ImageRecords ImageRecords(string folder) => new(Path.Combine(_kilnDir, folder), NewIngestPath);
 
