@@ -40,6 +40,9 @@ public static class Cli
                 "pull" => await RegistryCommands.PullAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "login" => await RegistryCommands.LoginAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "logout" => RegistryCommands.Logout(rest, stdout),
+                "release" => await ReleaseCommands.ReleaseAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "rollback" => await ReleaseCommands.RollbackAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "release-instance" => await ReleaseCommands.InstanceAsync(rest, cancellationToken).ConfigureAwait(false),
                 _ => throw new UsageException($"kiln: unknown command '{command}' (see 'kiln --help')"),
             };
         }
@@ -56,6 +59,11 @@ public static class Cli
                 stderr.WriteLine($"  {p}");
             }
             return ExitCodes.BadInput;
+        }
+        catch (Kiln.Build.Release.ReleaseException ex)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            return ex.IsBadInput ? ExitCodes.BadInput : ExitCodes.Failed;
         }
         catch (Kiln.Build.Testing.Vm.VmException ex)
         {
