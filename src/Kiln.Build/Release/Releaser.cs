@@ -46,7 +46,9 @@ public sealed class Releaser
         _network = new BridgeNetwork(TargetFolder.ReleaseRoot(store));
     }
 
-    private void Say(string message) => _progress?.Report(message);
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    private void Say(string message) => _progress?.Report($"[{_clock.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture),5}s] {message}");
 
     private IDisposable Lock(TargetState? state) => _folder.TryLock()
         ?? throw ReleaseException.Busy(_target.Name, state is { ChangedBy: > 0 } s ? $"pid {s.ChangedBy}" : "its lock is held");
@@ -443,6 +445,7 @@ public sealed class Releaser
             {
                 await Task.Delay(50, ct).ConfigureAwait(false);
             }
+            Say($"{_target.Name}: old set drained");
             foreach (var b in state.Retiring)
             {
                 await _balancer.SetStateAsync(b.Id, "maint", ct).ConfigureAwait(false);
@@ -452,6 +455,7 @@ public sealed class Releaser
                 await StopServerAsync(b, ct).ConfigureAwait(false);
             }
         }
+        Say($"{_target.Name}: old set stopped");
         var (pid, start) = await _balancer.ApplyAsync(Config(state.Servers, []), state.BalancerPid, state.BalancerStart, ct).ConfigureAwait(false);
         return await _folder.WriteAsync(state with { Retiring = [], BalancerPid = pid, BalancerStart = start, ChangedBy = 0 }).ConfigureAwait(false);
     }
