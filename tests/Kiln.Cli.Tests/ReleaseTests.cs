@@ -204,8 +204,9 @@ public sealed class ReleaseTests : IDisposable
         Assert.Equal(2, recovered.GetProperty("servers").GetArrayLength());
         // The kernel reuses a namespace's number once it is gone: one the new set holds now is not a leftover.
         var serving = recovered.GetProperty("servers").EnumerateArray().Select(s => s.GetProperty("netns").GetString()).ToHashSet();
-        Assert.Empty(Remains(pending.Where(s => s.TryGetProperty("veth", out var v) && v.ValueKind == JsonValueKind.String))
-            .Where(r => !serving.Any(n => r == "namespace " + n)));
+        var left = Remains(pending.Where(s => s.TryGetProperty("veth", out var v) && v.ValueKind == JsonValueKind.String))
+            .Where(r => !serving.Any(n => r == "namespace " + n)).ToList();
+        Assert.Empty(left);
 
         var stop = KilnProcess.Run(_store.Path, "release", "stop", "-f", _ctx.Path, "web");
         Assert.True(stop.ExitCode == 0, stop.All);

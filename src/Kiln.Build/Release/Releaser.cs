@@ -70,8 +70,10 @@ public sealed class Releaser
         {
             throw ReleaseException.NotPromoted(_target.Name, wanted.ToString(), _target.Channel, _target.Image);
         }
-        if (state.Serving == wanted.ToString() && state.Servers.All(Alive) && state.Servers.Count > 0
-            && ProcessIdentity.Alive(state.BalancerPid, state.BalancerStart))
+        bool sameServers = _target.IsFleet
+            ? state.Servers.Select(s => s.Address).Order().SequenceEqual(_target.Servers.Select(e => e.ToString()).Order())
+            : state.Servers.Count == _target.Instances && state.Servers.All(Alive);
+        if (state.Serving == wanted.ToString() && sameServers && ProcessIdentity.Alive(state.BalancerPid, state.BalancerStart))
         {
             Say($"{_target.Name} already serves {Short(wanted.ToString())}");
             return new ReleaseResult(_target.Name, wanted.ToString(), state.Previous, strategy ?? _target.Strategy, TimeSpan.Zero, 0, AlreadyServing: true);

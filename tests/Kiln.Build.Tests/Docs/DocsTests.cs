@@ -27,6 +27,8 @@ public sealed partial class DocsTests
             { "`config`", DefinitionSyntax.ConfigKeys },
             { "`outputs`", DefinitionSyntax.OutputKeys },
             { "`cache`", DefinitionSyntax.CacheKeys },
+            { "`release`", ReleaseSyntax.TargetKeys },
+            { "`canary`", ReleaseSyntax.CanaryKeys },
             { "Output formats", DefinitionSyntax.OutputFormats },
             { "Sections", SpecParser.Sections },
         };
