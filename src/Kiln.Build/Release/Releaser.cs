@@ -334,7 +334,7 @@ public sealed class Releaser
         }
         state = await _folder.WriteAsync(state with
         {
-            Previous = state.Serving ?? state.Previous,
+            Previous = state.Serving is { } serving && serving != state.Pending ? serving : state.Previous,
             Serving = state.Pending,
             Servers = green,
             Retiring = blue,
