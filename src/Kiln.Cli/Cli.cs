@@ -62,6 +62,9 @@ public static class Cli
                 "promote" => await PromotionCommands.PromoteAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
                 "promotions" => PromotionCommands.Promotions(rest, stdout),
                 "sbom" => await StoreCommands.SbomAsync(rest, stdout, cancellationToken).ConfigureAwait(false),
+                "release" => await ReleaseCommands.ReleaseAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "rollback" => await ReleaseCommands.RollbackAsync(rest, stdout, stderr, cancellationToken).ConfigureAwait(false),
+                "release-instance" => await ReleaseCommands.InstanceAsync(rest, cancellationToken).ConfigureAwait(false),
                 _ => throw new UsageException($"kiln: unknown command '{command}' (see 'kiln --help')"),
             };
         }
@@ -78,6 +81,11 @@ public static class Cli
                 stderr.WriteLine($"  {p}");
             }
             return ExitCodes.BadInput;
+        }
+        catch (Kiln.Build.Release.ReleaseException ex)
+        {
+            stderr.WriteLine("error: " + ex.Message);
+            return ex.IsBadInput ? ExitCodes.BadInput : ExitCodes.Failed;
         }
         catch (Kiln.Build.Testing.Vm.VmException ex)
         {

@@ -29,6 +29,9 @@ Commands:
   sbom IMAGE          print IMAGE's SBOM (SPDX 2.3 JSON of its Debian packages)
   promote IMAGE CHANNEL  record IMAGE's digest as promoted to CHANNEL (only if it passed the channel's phases)
   promotions [IMAGE]  the promotion log
+  release TARGET      serve a promoted digest on a `release:` target (blue-green or canary);
+                      release status|stop TARGET: what it serves / stop all of it
+  rollback TARGET     serve the target's previous digest again
 
 Every command takes --help. The store is /var/lib/kiln unless KILN_STORE names another folder.
 Exit codes: 0 success, 1 failed build or check, 2 bad usage or bad input, 130 interrupted.
@@ -145,6 +148,48 @@ Options:
   -h, --help           show this help
 
 Exit status: the shell's, 2 for bad usage or an unknown IMAGE.
+""";
+
+    public const string Release = """
+Usage: kiln release TARGET [--digest DIGEST] [OPTIONS]
+       kiln release status TARGET [--json]
+       kiln release stop TARGET
+
+Serves DIGEST (default: the digest the store names the target's image) on TARGET, a target of the
+kiln.yaml's `release:` section, behind the target's HAProxy. Only a digest promoted to the
+target's channel is released (else exit 1, naming the missing promotion). A new set of instances
+is booted from the store (each in its own network namespace on a host bridge) and checked with the
+image's boot-phase checks; then traffic moves to it: at once (strategy blue-green) or in the
+target's canary steps, watching the new set's error rate (HAProxy's stats) and rolling back when it
+passes max-error-rate (exit 1, with the failed requests counted). The old set is drained and
+stopped. The instances and the balancer outlive the command. A release interrupted at any point is
+rolled back by the next one; `release status` tells what serves meanwhile.
+
+Options:
+  -f, --file PATH      the kiln.yaml (or its folder) that defines TARGET (default: .)
+  --digest DIGEST      release this image digest (sha256:...) instead of the image's current one
+  --json               print the result as JSON on stdout (status: the state, each server's
+                       pid, address, namespace, veth, health and counts)
+  -h, --help           show this help
+""";
+
+    public const string ReleaseStatus = """
+Usage: kiln release status TARGET [-f PATH] [--json]
+
+What TARGET serves: its digest, the previous one, a pending (interrupted) release, the balancer's
+pid, and each server with its address, whether its process is alive and what HAProxy says of it.
+""";
+
+    public const string ReleaseStop = """
+Usage: kiln release stop TARGET [-f PATH]
+
+Stops TARGET's instances and its balancer and removes their namespaces, addresses and state.
+""";
+
+    public const string Rollback = """
+Usage: kiln rollback TARGET [-f PATH] [--json]
+
+Serves TARGET's previous digest again (blue-green: booted, checked, then switched at once).
 """;
 
     public const string Test = """

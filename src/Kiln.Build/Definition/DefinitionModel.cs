@@ -21,6 +21,8 @@ public sealed record KilnFile
     /// <summary>The remote cache (<c>cache:</c>), or null when the file names none.</summary>
     public CacheDefinition? Cache { get; init; }
 
+    /// <summary>Release targets (<c>release:</c>), in file order.</summary>
+    public IReadOnlyList<ReleaseTarget> Release { get; init; } = [];
     /// <summary>The promotion channels (<c>channels:</c>), in file order.</summary>
     public IReadOnlyList<ChannelDefinition> Channels { get; init; } = [];
     /// <summary>Services by name, in file order (<c>services:</c>): packages installed at boot on an image of this file.</summary>

@@ -18,6 +18,7 @@ internal static partial class DefinitionNormaliser
                 ? services.Entries.Select(e => Service((YScalar)e.Key, (YMapping)e.Value, contextDir)).ToList()
                 : [],
             Channels = ((YMapping)root).Get("channels") is YMapping channels ? Channels(channels) : [],
+            Release = ((YMapping)root).Get("release") is YMapping release ? Release(release) : [],
         };
     }
 

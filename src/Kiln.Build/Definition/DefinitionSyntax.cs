@@ -6,7 +6,7 @@ namespace Kiln.Build.Definition;
 internal static partial class DefinitionSyntax
 {
     /// <summary>The keys kiln.yaml accepts at each place; docs/kiln-yaml.md lists each of them (a test checks it).</summary>
-    public static readonly string[] TopLevelKeys = ["images", "cache", "services", "channels"];
+    public static readonly string[] TopLevelKeys = ["images", "cache", "services", "channels", "release"];
     public static readonly string[] ServiceKeys = ["image", "package", "config", "test"];
     public static readonly string[] ChannelKeys = ["require", "approve"];
     public static readonly string[] CacheKeys = ["from", "to"];

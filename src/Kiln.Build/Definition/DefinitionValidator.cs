@@ -65,6 +65,10 @@ internal sealed partial class DefinitionValidator
         }
 
         var names = images.Entries.Select(e => e.Name).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        if (top.Get("release") is { } release)
+        {
+            CheckRelease(release, names);
+        }
         foreach (var entry in images.Entries)
         {
             if (!CheckKey(entry, images, "in `images`", null))

@@ -8,6 +8,9 @@ public enum HostProgramUse
 
     /// <summary>Only <c>kiln test --phase vm</c> (<c>Recommends</c>).</summary>
     VmTest,
+
+    /// <summary>Only <c>kiln release</c>: the balancer and the instances' network (<c>Recommends</c>).</summary>
+    Release,
 }
 
 /// <summary>A program of the host that kiln starts (or, for the MBR code, a file of the host that it reads), and the
@@ -60,10 +63,24 @@ public static class HostPrograms
 
     public static readonly HostProgram QemuSystem = new("qemu-system-x86_64", "qemu-system-x86", HostProgramUse.VmTest);
 
+    /// <summary>Detaches the instances of a release target from kiln's session: they outlive the command.</summary>
+    public static readonly HostProgram Setsid = new("setsid", "util-linux");
+
+    /// <summary>A release target's balancer.</summary>
+    public static readonly HostProgram Haproxy = new("haproxy", "haproxy", HostProgramUse.Release);
+
+    /// <summary>The CNI plugin that joins a release instance's network namespace to the host bridge (it runs the
+    /// host-local IPAM plugin beside it).</summary>
+    public static readonly HostProgram CniBridge = new("/usr/lib/cni/bridge", "containernetworking-plugins", HostProgramUse.Release);
+
+    /// <summary>Removes a release bridge no target uses any more.</summary>
+    public static readonly HostProgram Ip = new("ip", "iproute2", HostProgramUse.Release);
+
     public static IReadOnlyList<HostProgram> All { get; } =
     [
         Setpriv, Unshare, Nsenter, Mount, Chroot, Cp, Find, Sh, Mmdebstrap, DpkgDeb, SystemdNspawn,
         Sfdisk, MkfsExt4, Debugfs, E2fsck, Dumpe2fs, MkfsVfat, Syslinux, Mcopy, QemuImg, SyslinuxMbr, Genisoimage, QemuSystem,
+        Setsid, Haproxy, CniBridge, Ip,
     ];
 
     /// <summary>The Debian package of the program looked up on PATH as <paramref name="file"/> (its name or a path to

@@ -76,6 +76,17 @@ internal static class BootPhase
         return reports;
     }
 
+    /// <summary>Runs boot-phase checks against an instance that is up (a release's serving instance).</summary>
+    internal static async Task<IReadOnlyList<CheckReport>> CheckAsync(Instance instance, IEnumerable<Check> checks, CancellationToken ct)
+    {
+        var reports = new List<CheckReport>();
+        foreach (var check in checks)
+        {
+            reports.Add(await RunAsync(instance, check, ct).ConfigureAwait(false));
+        }
+        return reports;
+    }
+
     /// <summary>Runs one port, http, service or command check against a running instance.</summary>
     internal static async Task<CheckReport> RunAsync(Instance instance, Check check, CancellationToken ct)
     {

@@ -31,6 +31,8 @@ public sealed partial class DocsTests
             { "`minimize`", DefinitionSyntax.MinimizeKeys },
             { "Profiles", DefinitionSyntax.MinimizeProfiles },
             { "`channels`", DefinitionSyntax.ChannelKeys },
+            { "`release`", ReleaseSyntax.TargetKeys },
+            { "`canary`", ReleaseSyntax.CanaryKeys },
             { "Output formats", DefinitionSyntax.OutputFormats },
             { "Sections", SpecParser.Sections },
         };

@@ -132,8 +132,8 @@ public sealed class Instance : IAsyncDisposable
     }
 
     /// <summary>Completes with the instance's exit status once its first process has exited (or is cancelled when the
-    /// instance was stopped).</summary>
-    public Task<int> Exited => _run!.Child.Exited;
+    /// instance was stopped); an instance that never started counts as exited.</summary>
+    public Task<int> Exited => _run?.Child.Exited ?? Task.FromResult(-1);
 
     private async Task WaitForInitAsync(CancellationToken ct)
     {
