@@ -90,7 +90,8 @@ public sealed class OciArchiveReader : IDisposable
     /// <exception cref="ArchiveException">No such tag, or several entries and no tag.</exception>
     public Descriptor FindTagged(string? refName)
     {
-        var manifests = Index.Manifests;
+        // Artifacts attached to an image (referrers: an SBOM, test results) are entries too, but not images to take.
+        var manifests = Index.Manifests.Where(m => m.ArtifactType is null).ToList();
         if (refName is null)
         {
             if (manifests.Count != 1)

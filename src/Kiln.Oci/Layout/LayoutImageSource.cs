@@ -44,7 +44,8 @@ public sealed class LayoutImageSource(string path) : IImageSource
     /// layout's only entry.</summary>
     public Task<Descriptor> ResolveAsync(string? reference, CancellationToken cancellationToken = default)
     {
-        var manifests = ReadIndex().Manifests;
+        // Artifacts attached to an image (referrers: an SBOM, test results) are entries too, but not images to take.
+        var manifests = ReadIndex().Manifests.Where(m => m.ArtifactType is null).ToList();
         var tags = manifests.Select(m => m.Annotations?.GetValueOrDefault(Annotations.RefName)).OfType<string>();
         if (reference is null)
         {

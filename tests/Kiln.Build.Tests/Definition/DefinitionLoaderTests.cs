@@ -247,7 +247,7 @@ public sealed class DefinitionLoaderTests : IDisposable
                   - pakages: [curl]
             """);
 
-        AssertProblem(problems, 1, 1, "unknown key `imagez` at the top level (expected images, cache, services); did you mean `images`?");
+        AssertProblem(problems, 1, 1, "unknown key `imagez` at the top level (expected images, cache, services, channels, release); did you mean `images`?");
         var typo = """
             images:
               base:
