@@ -28,6 +28,22 @@ public sealed class PromotionTests : IDisposable
     private KilnProcess.Result Kiln(params string[] args) => KilnProcess.Run(_store.Path, args);
 
     [Fact]
+    public void A_rebuild_answered_from_the_result_cache_leaves_one_test_results_referrer()
+    {
+        using var ctx = new TinyContext(Yaml("{/etc/greeting: {contains: hello}}"));
+        for (int i = 0; i < 3; i++)
+        {
+            var build = Kiln("build", ctx.Path);
+            Assert.True(build.ExitCode == 0, build.All);
+        }
+        var inspect = Kiln("inspect", "tiny", "--json");
+        Assert.True(inspect.ExitCode == 0, inspect.All);
+        using var doc = JsonDocument.Parse(inspect.Stdout);
+        var types = doc.RootElement.GetProperty("referrers").EnumerateArray().Select(r => r.GetProperty("artifactType").GetString()).ToList();
+        Assert.Single(types, t => t == "application/vnd.kiln.test-results.v1+json");
+    }
+
+    [Fact]
     [Trait("Tier", "Slow")]
     public void Promotion_needs_passing_results_for_the_channels_phases_and_approval_and_is_logged()
     {

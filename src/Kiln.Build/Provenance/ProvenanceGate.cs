@@ -65,8 +65,25 @@ public sealed class ProvenanceGate : IImageGate
     public IImageMinimizer? Minimizer => _inner.Minimizer;
 
     /// <summary>The test results of <paramref name="phases"/> as one referrer: per phase, the result JSON (the very bytes
-    /// of the result cache, which <c>kiln promote</c> records by digest) and JUnit XML.</summary>
-    public static Task<Descriptor> WriteTestResultsAsync(KilnStore store, string image, Descriptor manifest, Digest spec,
+    /// of the result cache, which <c>kiln promote</c> records by digest) and JUnit XML.
+    /// The latest results replace earlier ones of the same image and spec: a rebuild that answers from the result
+    /// cache (its JUnit times differ) must not leave a second referrer.</summary>
+    public static async Task<Descriptor> WriteTestResultsAsync(KilnStore store, string image, Descriptor manifest, Digest spec,
+        IReadOnlyList<TestPhaseReport> phases, CancellationToken ct)
+    {
+        var written = await WriteTestResultsOnlyAsync(store, image, manifest, spec, phases, ct).ConfigureAwait(false);
+        var stale = (await StoredReferrers.ListAsync(store, manifest.Digest, ct).ConfigureAwait(false))
+            .Where(r => r.ArtifactType == StoredReferrers.TestResultsType && r.Manifest.Digest != written.Digest
+                && r.Annotations.GetValueOrDefault("io.kiln.spec") == spec.Value)
+            .Select(r => r.Manifest.Digest).ToHashSet();
+        if (stale.Count > 0)
+        {
+            await store.Names.RemoveUntaggedAsync(d => stale.Contains(d.Digest), ct).ConfigureAwait(false);
+        }
+        return written;
+    }
+
+    private static Task<Descriptor> WriteTestResultsOnlyAsync(KilnStore store, string image, Descriptor manifest, Digest spec,
         IReadOnlyList<TestPhaseReport> phases, CancellationToken ct)
     {
         var documents = new List<(string, byte[], string?)>();
