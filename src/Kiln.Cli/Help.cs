@@ -329,7 +329,8 @@ uploads: named), 2 bad input (no such IMAGE, a REF without a host).
     public const string Sbom = """
 Usage: kiln sbom IMAGE [OPTIONS]
 
-Prints the SBOM that `kiln build` attached to IMAGE's digest: an SPDX 2.3 JSON document made from
+Prints the SBOM attached to IMAGE's digest, made and attached on the first call (it hashes every
+file dpkg lists): an SPDX 2.3 JSON document made from
 the image's dpkg database (each installed package with its version, source package, maintainer as
 supplier, the license its machine-readable /usr/share/doc/PKG/copyright declares or NOASSERTION,
 a purl, and the regular files dpkg lists for it with SHA-1, SHA-256 and dpkg's MD5). The same

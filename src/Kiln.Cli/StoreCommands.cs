@@ -342,9 +342,9 @@ internal static class StoreCommands
         PathArguments.Output("sbom", "--output", output);
         var (name, desc, _, _) = await LoadImageAsync(a, "sbom", ct).ConfigureAwait(false);
         using var store = OpenExisting()!;
-        var sbom = (await Kiln.Build.Provenance.StoredReferrers.ListAsync(store, desc.Digest, ct).ConfigureAwait(false))
-            .FirstOrDefault(r => r.ArtifactType == Kiln.Build.Provenance.StoredReferrers.SbomType)
-            ?? throw new UsageException($"kiln sbom: {name} ({desc.Digest}) has no SBOM: it has no dpkg database, or was built by a kiln without SBOMs (build it again)");
+        using var storeLock = store.AcquireLock(exclusive: false, ct);
+        var sbom = await Kiln.Build.Provenance.ProvenanceGate.EnsureSbomAsync(store, name, desc, ct).ConfigureAwait(false)
+            ?? throw new UsageException($"kiln sbom: {name} ({desc.Digest}) has no SBOM: it has no dpkg database (/var/lib/dpkg/status)");
         var bytes = await store.Content.ReadBlobAsync(sbom.Layers[0].Digest, ct).ConfigureAwait(false);
         if (output is null)
         {

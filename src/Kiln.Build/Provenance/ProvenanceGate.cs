@@ -40,21 +40,42 @@ public sealed class ProvenanceGate : IImageGate
         var existing = await StoredReferrers.ListAsync(_store, manifest.Digest, ct).ConfigureAwait(false);
         if (spec is not null && result.Phases.Count > 0)
         {
-            await WriteTestResultsAsync(_store, image.Name, manifest, spec.Digest, result.Phases, ct).ConfigureAwait(false);
+            await WriteTestResultsAsync(_store, image.Name, manifest, spec.Digest, result.Phases, ct, existing).ConfigureAwait(false);
         }
-        await StoredReferrers.WriteAsync(_store, manifest, StoredReferrers.BuildRecordType,
-            [(StoredReferrers.BuildRecordType, BuildRecord(image, manifest), "build-record.json")], null, ct).ConfigureAwait(false);
-        // The SBOM reads every file dpkg lists: made once per image digest.
-        if (!existing.Any(r => r.ArtifactType == StoredReferrers.SbomType))
+        // A no-op rebuild writes nothing: the same record is already there.
+        var record = BuildRecord(image, manifest);
+        var recordDigest = Digest.Compute(record);
+        if (!existing.Any(r => r.ArtifactType == StoredReferrers.BuildRecordType && r.Layers.Count == 1 && r.Layers[0].Digest == recordDigest))
         {
-            var created = DateTimeOffset.TryParse(state.Config.Created, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var c) ? c : DateTimeOffset.UnixEpoch;
-            var sbom = await Task.Run(() => SpdxWriter.Write(LayerCommit.LowerDirs(_store, state), image.Name, manifest.Digest, created, _tool), ct).ConfigureAwait(false);
-            if (sbom is not null)
-            {
-                await StoredReferrers.WriteAsync(_store, manifest, StoredReferrers.SbomType, [(StoredReferrers.SbomType, sbom, "sbom.spdx.json")], null, ct).ConfigureAwait(false);
-            }
+            await StoredReferrers.WriteAsync(_store, manifest, StoredReferrers.BuildRecordType,
+                [(StoredReferrers.BuildRecordType, record, "build-record.json")], null, ct).ConfigureAwait(false);
         }
+        // The SBOM is not made here: it hashes every file dpkg lists, seconds for a Debian image, which an app change
+        // must not wait for. EnsureSbomAsync makes it on first request (kiln sbom, kiln push).
         return result;
+    }
+
+    /// <summary>The SBOM referrer of the image <paramref name="manifest"/>, made and stored now when it has none (its
+    /// layers are extracted if they are not yet); null when the image has no dpkg database.</summary>
+    public static async Task<StoredReferrer?> EnsureSbomAsync(KilnStore store, string image, Descriptor manifest, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(manifest);
+        static StoredReferrer? Sbom(IReadOnlyList<StoredReferrer> all) => all.FirstOrDefault(r => r.ArtifactType == StoredReferrers.SbomType);
+        if (Sbom(await StoredReferrers.ListAsync(store, manifest.Digest, ct).ConfigureAwait(false)) is { } found)
+        {
+            return found;
+        }
+        var state = await store.Content.ReadImageStateAsync(manifest.Digest, ct).ConfigureAwait(false);
+        await store.Snapshots.EnsureAsync(state, null, ct).ConfigureAwait(false);
+        var created = DateTimeOffset.TryParse(state.Config.Created, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var c) ? c : DateTimeOffset.UnixEpoch;
+        var sbom = await Task.Run(() => SpdxWriter.Write(LayerCommit.LowerDirs(store, state), image, manifest.Digest, created, Tool), ct).ConfigureAwait(false);
+        if (sbom is null)
+        {
+            return null;
+        }
+        await StoredReferrers.WriteAsync(store, manifest, StoredReferrers.SbomType, [(StoredReferrers.SbomType, sbom, "sbom.spdx.json")], null, ct).ConfigureAwait(false);
+        return Sbom(await StoredReferrers.ListAsync(store, manifest.Digest, ct).ConfigureAwait(false));
     }
 
     public void Prepare(ImagePlan image) => _inner.Prepare(image);
@@ -69,9 +90,20 @@ public sealed class ProvenanceGate : IImageGate
     /// The latest results replace earlier ones of the same image and spec: a rebuild that answers from the result
     /// cache (its JUnit times differ) must not leave a second referrer.</summary>
     public static async Task<Descriptor> WriteTestResultsAsync(KilnStore store, string image, Descriptor manifest, Digest spec,
-        IReadOnlyList<TestPhaseReport> phases, CancellationToken ct)
+        IReadOnlyList<TestPhaseReport> phases, CancellationToken ct, IReadOnlyList<StoredReferrer>? existing = null)
     {
-        var written = await WriteTestResultsOnlyAsync(store, image, manifest, spec, phases, ct).ConfigureAwait(false);
+        var documents = TestResultDocuments(store, image, manifest, spec, phases);
+        // Results answered from the result cache are the same JSON bytes: nothing new to record (only JUnit's times
+        // would differ).
+        var jsons = documents.Where(d => d.MediaType == StoredReferrers.TestResultMediaType).Select(d => Digest.Compute(d.Bytes)).ToHashSet();
+        existing ??= await StoredReferrers.ListAsync(store, manifest.Digest, ct).ConfigureAwait(false);
+        if (existing.FirstOrDefault(r => r.ArtifactType == StoredReferrers.TestResultsType && r.Annotations.GetValueOrDefault("io.kiln.spec") == spec.Value
+            && r.Layers.Where(l => l.MediaType == StoredReferrers.TestResultMediaType).Select(l => l.Digest).ToHashSet().SetEquals(jsons)) is { } same)
+        {
+            return same.Manifest;
+        }
+        var annotations = new Dictionary<string, string> { ["io.kiln.spec"] = spec.Value };
+        var written = await StoredReferrers.WriteAsync(store, manifest, StoredReferrers.TestResultsType, documents, annotations, ct).ConfigureAwait(false);
         var stale = (await StoredReferrers.ListAsync(store, manifest.Digest, ct).ConfigureAwait(false))
             .Where(r => r.ArtifactType == StoredReferrers.TestResultsType && r.Manifest.Digest != written.Digest
                 && r.Annotations.GetValueOrDefault("io.kiln.spec") == spec.Value)
@@ -83,8 +115,8 @@ public sealed class ProvenanceGate : IImageGate
         return written;
     }
 
-    private static Task<Descriptor> WriteTestResultsOnlyAsync(KilnStore store, string image, Descriptor manifest, Digest spec,
-        IReadOnlyList<TestPhaseReport> phases, CancellationToken ct)
+    private static List<(string MediaType, byte[] Bytes, string? Title)> TestResultDocuments(KilnStore store, string image, Descriptor manifest, Digest spec,
+        IReadOnlyList<TestPhaseReport> phases)
     {
         var documents = new List<(string, byte[], string?)>();
         var results = new TestResultStore(store);
@@ -99,8 +131,7 @@ public sealed class ProvenanceGate : IImageGate
             JUnitReport.Write(junit, [phase]);
             documents.Add((StoredReferrers.JUnitMediaType, junit.ToArray(), phase.Phase + ".junit.xml"));
         }
-        var annotations = new Dictionary<string, string> { ["io.kiln.spec"] = spec.Value };
-        return StoredReferrers.WriteAsync(store, manifest, StoredReferrers.TestResultsType, documents, annotations, ct);
+        return documents;
     }
 
     private byte[] BuildRecord(ImagePlan image, Descriptor manifest)
