@@ -122,22 +122,7 @@ internal static class PromotionCommands
     private static void Write(System.Text.Json.Utf8JsonWriter w, PromotionRecord r)
     {
         w.WriteStartObject();
-        w.WriteString("digest", r.Digest.Value);
-        w.WriteString("image", r.Image);
-        w.WriteString("channel", r.Channel);
-        w.WriteString("time", r.Time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
-        w.WriteString("who", r.Who);
-        w.WriteBoolean("approved", r.Approved);
-        w.WriteStartArray("results");
-        foreach (var x in r.Results)
-        {
-            w.WriteStartObject();
-            w.WriteString("phase", x.Phase);
-            w.WriteString("result", x.Result.Value);
-            w.WriteString("spec", x.Spec.Value);
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
+        Kiln.Build.Promotion.PromotionLog.WriteFields(w, r);
         if (r.Tag is null)
         {
             w.WriteNull("tag");

@@ -130,28 +130,36 @@ public sealed class PromotionLog
         return 0;
     }
 
+    /// <summary>A record's fields but its tag, as the log and <c>kiln promotions --json</c> both write them.</summary>
+    public static void WriteFields(Utf8JsonWriter w, PromotionRecord r)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(r);
+        w.WriteString("digest", r.Digest.Value);
+        w.WriteString("image", r.Image);
+        w.WriteString("channel", r.Channel);
+        w.WriteString("time", r.Time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+        w.WriteString("who", r.Who);
+        w.WriteBoolean("approved", r.Approved);
+        w.WriteStartArray("results");
+        foreach (var result in r.Results)
+        {
+            w.WriteStartObject();
+            w.WriteString("phase", result.Phase);
+            w.WriteString("result", result.Result.Value);
+            w.WriteString("spec", result.Spec.Value);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
+
     internal static byte[] Serialize(PromotionRecord r)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms))
         {
             w.WriteStartObject();
-            w.WriteString("digest", r.Digest.Value);
-            w.WriteString("image", r.Image);
-            w.WriteString("channel", r.Channel);
-            w.WriteString("time", r.Time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
-            w.WriteString("who", r.Who);
-            w.WriteBoolean("approved", r.Approved);
-            w.WriteStartArray("results");
-            foreach (var result in r.Results)
-            {
-                w.WriteStartObject();
-                w.WriteString("phase", result.Phase);
-                w.WriteString("result", result.Result.Value);
-                w.WriteString("spec", result.Spec.Value);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
+            WriteFields(w, r);
             if (r.Tag is not null)
             {
                 w.WriteString("tag", r.Tag);
