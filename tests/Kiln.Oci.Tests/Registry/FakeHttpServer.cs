@@ -7,14 +7,27 @@ namespace Kiln.Oci.Tests.Registry;
 /// path and Authorization header: a stand-in for a registry that misbehaves in ways a real one will not.</summary>
 internal sealed class FakeHttpServer : IDisposable
 {
-    private readonly HttpListener _http = new();
+    private readonly HttpListener _http;
     private readonly Task _loop;
 
     public FakeHttpServer(Action<HttpListenerContext> handle)
     {
-        Port = RegistryServer.FreePort();
-        _http.Prefixes.Add($"http://127.0.0.1:{Port}/");
-        _http.Start();
+        // A port found free can be taken by a parallel test before Start binds it, so a few fresh ports are tried.
+        for (int attempt = 1; ; attempt++)
+        {
+            Port = RegistryServer.FreePort();
+            _http = new HttpListener();
+            _http.Prefixes.Add($"http://127.0.0.1:{Port}/");
+            try
+            {
+                _http.Start();
+                break;
+            }
+            catch (HttpListenerException) when (attempt < 5)
+            {
+                _http.Close();
+            }
+        }
         _loop = Task.Run(async () =>
         {
             while (_http.IsListening)
@@ -50,7 +63,8 @@ internal sealed class FakeHttpServer : IDisposable
 
     public void Dispose()
     {
-        _http.Stop();
+        // Close alone: Stop then Close removes the listener twice, and the second removal re-binds the port,
+        // which fails when a parallel test has taken it since.
         _http.Close();
         _loop.Wait(5000);
     }

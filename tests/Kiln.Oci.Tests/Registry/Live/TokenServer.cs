@@ -155,7 +155,7 @@ public sealed class TokenServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _listener.Stop();
+        // Close alone: Stop then Close removes the listener twice, and the second removal re-binds the port.
         _listener.Close();
         await _loop;
         _key.Dispose();
