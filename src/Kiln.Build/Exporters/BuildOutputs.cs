@@ -39,7 +39,7 @@ public static class ExportingBuilder
     {
         ArgumentNullException.ThrowIfNull(options);
         var build = await Minimize.MinimizingBuilder.BuildAsync(definitionPath, storeRoot, options, progress, ct,
-            (file, specs, store, gate) => new Provenance.ProvenanceGate(store, gate, file, specs, Provenance.ProvenanceGate.Tool)).ConfigureAwait(false);
+            (file, specs, store, gate) => new Provenance.ProvenanceGate(store, gate, file, specs, Provenance.ProvenanceGate.Tool, progress)).ConfigureAwait(false);
         if (!writeOutputs)
         {
             return (build, []);

@@ -20,12 +20,15 @@ public sealed class ProvenanceGate : IImageGate
     private readonly KilnFile _file;
     private readonly IReadOnlyDictionary<string, TestSpec> _specs;
     private readonly string _tool;
+    private readonly IProgress<BuildEvent>? _progress;
 
     /// <summary>Kiln as SBOMs and build records name it: <c>kiln-VERSION</c>.</summary>
     public static string Tool => "kiln-" + typeof(ProvenanceGate).Assembly.GetName().Version;
 
-    public ProvenanceGate(KilnStore store, IImageGate inner, KilnFile file, IReadOnlyDictionary<string, TestSpec> specs, string tool)
+    public ProvenanceGate(KilnStore store, IImageGate inner, KilnFile file, IReadOnlyDictionary<string, TestSpec> specs, string tool,
+        IProgress<BuildEvent>? progress = null)
     {
+        _progress = progress;
         _store = store;
         _inner = inner;
         _file = file;
@@ -35,13 +38,42 @@ public sealed class ProvenanceGate : IImageGate
 
     public async Task<GateResult> CheckAsync(ImagePlan image, Descriptor manifest, ImageState state, CancellationToken ct)
     {
-        var result = await _inner.CheckAsync(image, manifest, state, ct).ConfigureAwait(false);
-        var spec = _specs.GetValueOrDefault(image.Name);
-        var existing = await StoredReferrers.ListAsync(_store, manifest.Digest, ct).ConfigureAwait(false);
-        if (spec is not null && result.Phases.Count > 0)
+        var clock = new PhaseClock(_progress, image.Name, null);
+        // The build record does not depend on the tests' answer: it is written while they run.
+        var existing = StoredReferrers.ListAsync(_store, manifest.Digest, ct);
+        var record = Task.Run(async () =>
         {
-            await WriteTestResultsAsync(_store, image.Name, manifest, spec.Digest, result.Phases, ct, existing).ConfigureAwait(false);
+            using (clock.Measure("build record"))
+            {
+                await WriteBuildRecordAsync(image, manifest, await existing.ConfigureAwait(false), ct).ConfigureAwait(false);
+            }
+        }, ct);
+        GateResult result;
+        try
+        {
+            result = await _inner.CheckAsync(image, manifest, state, ct).ConfigureAwait(false);
+            var spec = _specs.GetValueOrDefault(image.Name);
+            if (spec is not null && result.Phases.Count > 0)
+            {
+                using (clock.Measure("test results"))
+                {
+                    await WriteTestResultsAsync(_store, image.Name, manifest, spec.Digest, result.Phases, ct, await existing.ConfigureAwait(false)).ConfigureAwait(false);
+                }
+            }
         }
+        finally
+        {
+            // Nothing of this gate may still write once it has answered (or failed).
+            await record.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
+        }
+        await record.ConfigureAwait(false);
+        // The SBOM is not made here: it hashes every file dpkg lists, seconds for a Debian image, which an app change
+        // must not wait for. EnsureSbomAsync makes it on first request (kiln sbom, kiln push).
+        return result;
+    }
+
+    private async Task WriteBuildRecordAsync(ImagePlan image, Descriptor manifest, IReadOnlyList<StoredReferrer> existing, CancellationToken ct)
+    {
         // A no-op rebuild writes nothing: the same record is already there.
         var record = BuildRecord(image, manifest);
         var recordDigest = Digest.Compute(record);
@@ -50,9 +82,6 @@ public sealed class ProvenanceGate : IImageGate
             await StoredReferrers.WriteAsync(_store, manifest, StoredReferrers.BuildRecordType,
                 [(StoredReferrers.BuildRecordType, record, "build-record.json")], null, ct).ConfigureAwait(false);
         }
-        // The SBOM is not made here: it hashes every file dpkg lists, seconds for a Debian image, which an app change
-        // must not wait for. EnsureSbomAsync makes it on first request (kiln sbom, kiln push).
-        return result;
     }
 
     /// <summary>The SBOM referrer of the image <paramref name="manifest"/>, made and stored now when it has none (its
@@ -103,16 +132,10 @@ public sealed class ProvenanceGate : IImageGate
             return same.Manifest;
         }
         var annotations = new Dictionary<string, string> { ["io.kiln.spec"] = spec.Value };
-        var written = await StoredReferrers.WriteAsync(store, manifest, StoredReferrers.TestResultsType, documents, annotations, ct).ConfigureAwait(false);
-        var stale = (await StoredReferrers.ListAsync(store, manifest.Digest, ct).ConfigureAwait(false))
-            .Where(r => r.ArtifactType == StoredReferrers.TestResultsType && r.Manifest.Digest != written.Digest
-                && r.Annotations.GetValueOrDefault("io.kiln.spec") == spec.Value)
+        var stale = existing
+            .Where(r => r.ArtifactType == StoredReferrers.TestResultsType && r.Annotations.GetValueOrDefault("io.kiln.spec") == spec.Value)
             .Select(r => r.Manifest.Digest).ToHashSet();
-        if (stale.Count > 0)
-        {
-            await store.Names.RemoveUntaggedAsync(d => stale.Contains(d.Digest), ct).ConfigureAwait(false);
-        }
-        return written;
+        return await StoredReferrers.WriteAsync(store, manifest, StoredReferrers.TestResultsType, documents, annotations, ct, stale).ConfigureAwait(false);
     }
 
     private static List<(string MediaType, byte[] Bytes, string? Title)> TestResultDocuments(KilnStore store, string image, Descriptor manifest, Digest spec,

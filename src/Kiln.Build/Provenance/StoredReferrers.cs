@@ -24,25 +24,34 @@ public static class StoredReferrers
     /// <summary>The OCI empty descriptor's content, the config of every artifact.</summary>
     private static readonly byte[] EmptyJson = "{}"u8.ToArray();
 
+    /// <summary>The annotation on a referrer's <c>index.json</c> entry naming its subject, so that listing an image's
+    /// referrers reads only theirs rather than every artifact manifest in the store.</summary>
+    public const string SubjectAnnotation = "io.kiln.subject";
+
     /// <summary>Writes the documents, the manifest naming <paramref name="subject"/>, and its index entry; returns the
-    /// manifest's descriptor. The same documents for the same subject give the same manifest.</summary>
+    /// manifest's descriptor. The same documents for the same subject give the same manifest. The index entries
+    /// <paramref name="replaces"/> names go in the same update of <c>index.json</c>.</summary>
     public static async Task<Descriptor> WriteAsync(KilnStore store, Descriptor subject, string artifactType,
         IReadOnlyList<(string MediaType, byte[] Bytes, string? Title)> documents, IReadOnlyDictionary<string, string>? annotations = null,
-        CancellationToken ct = default)
+        CancellationToken ct = default, IReadOnlySet<Digest>? replaces = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(subject);
-        var config = await store.Content.WriteBlobAsync(EmptyJson, "application/vnd.oci.empty.v1+json", ct).ConfigureAwait(false);
-        var layers = new List<Descriptor>();
-        foreach (var (mediaType, bytes, title) in documents)
-        {
-            var d = await store.Content.WriteBlobAsync(bytes, mediaType, ct).ConfigureAwait(false);
-            layers.Add(title is null ? d : d with { Annotations = new Dictionary<string, string> { ["org.opencontainers.image.title"] = title } });
-        }
-        var manifest = Manifest(subject, artifactType, config, layers, annotations);
+        // Written side by side: each blob is made durable on its own, and the file system commits concurrent syncs
+        // together, where one after the other each would wait for its own.
+        var config = store.Content.WriteBlobAsync(EmptyJson, "application/vnd.oci.empty.v1+json", ct);
+        var written = await Task.WhenAll(documents.Select(d => store.Content.WriteBlobAsync(d.Bytes, d.MediaType, ct))).ConfigureAwait(false);
+        var layers = documents.Select((d, i) => d.Title is null
+            ? written[i]
+            : written[i] with { Annotations = new Dictionary<string, string> { ["org.opencontainers.image.title"] = d.Title } }).ToList();
+        var manifest = Manifest(subject, artifactType, await config.ConfigureAwait(false), layers, annotations);
         var descriptor = await store.Content.WriteBlobAsync(manifest, MediaTypes.ImageManifest, ct).ConfigureAwait(false);
-        descriptor = descriptor with { ArtifactType = artifactType };
-        await store.Names.AddUntaggedAsync(descriptor, ct).ConfigureAwait(false);
+        descriptor = descriptor with
+        {
+            ArtifactType = artifactType,
+            Annotations = new Dictionary<string, string> { [SubjectAnnotation] = subject.Digest.Value },
+        };
+        await store.Names.AddUntaggedAsync(descriptor, ct, replaces).ConfigureAwait(false);
         return descriptor;
     }
 
@@ -53,6 +62,11 @@ public static class StoredReferrers
         var found = new List<StoredReferrer>();
         foreach (var entry in store.Names.ListUntagged())
         {
+            // Entries written before the subject was annotated are read to find theirs.
+            if (entry.Annotations?.GetValueOrDefault(SubjectAnnotation) is { } annotated && annotated != subject.Value)
+            {
+                continue;
+            }
             if (!store.Content.HasBlob(entry.Digest))
             {
                 continue;

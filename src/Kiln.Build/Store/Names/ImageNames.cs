@@ -72,8 +72,9 @@ public sealed class ImageNames
     }
 
     /// <summary>Adds a manifest to <c>index.json</c> without a name (an artifact that refers to an image, kept while
-    /// its subject is: see gc); an entry of the same digest is replaced.</summary>
-    public async Task AddUntaggedAsync(Descriptor manifest, CancellationToken ct = default)
+    /// its subject is: see gc); an entry of the same digest is replaced, and so are the unnamed entries
+    /// <paramref name="replaces"/> names (in the same update).</summary>
+    public async Task AddUntaggedAsync(Descriptor manifest, CancellationToken ct = default, IReadOnlySet<Digest>? replaces = null)
     {
         ArgumentNullException.ThrowIfNull(manifest);
         if (!_content.HasBlob(manifest.Digest))
@@ -82,7 +83,7 @@ public sealed class ImageNames
         }
         await UpdateIndexAsync(list =>
         {
-            list.RemoveAll(d => RefName(d) is null && d.Digest == manifest.Digest);
+            list.RemoveAll(d => RefName(d) is null && (d.Digest == manifest.Digest || replaces?.Contains(d.Digest) == true));
             list.Add(manifest);
         }, ct).ConfigureAwait(false);
     }
