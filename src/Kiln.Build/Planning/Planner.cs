@@ -1,6 +1,7 @@
 using Kiln.Oci;
 using System.Text;
 using Kiln.Build.Definition;
+using Kiln.Build.Testing.Spec;
 
 namespace Kiln.Build.Planning;
 
@@ -113,7 +114,9 @@ public static class Planner
             BaseKey = baseKey,
             ImageKey = Sha256(ImageKeyPrefix + (steps.Count == 0 ? baseKey : steps[^1].CacheKey) + "\n" + CanonicalForm.Config(image.Config)
                 // A child of a minimized image builds on the minimized one: a change of minimize: is a change of base.
-                + (image.Minimize is { } m ? $"\nminimize {string.Join(',', m.Profiles)} {m.FromTests} {string.Join(',', m.Keep)}" : "")),
+                + (image.Minimize is { } m ? $"\nminimize {string.Join(',', m.Profiles)} {m.FromTests} {string.Join(',', m.Keep)}" : "")
+                // With from-tests, what is kept follows what the tests touch: so does a change of the spec.
+                + (image.Minimize is { FromTests: true } && image.Test is { } test ? $"\nspec {TestSpecLoader.Load(test, image.Boot).Digest}" : "")),
             ParentImage = (image.Source as FromImageSource)?.ImageName,
             Steps = steps,
         };

@@ -135,6 +135,38 @@ public sealed class PlannerTests : IDisposable
     }
 
     [Fact]
+    public void A_change_to_the_spec_of_a_parent_minimized_from_its_tests_changes_its_childs_keys()
+    {
+        const string yaml = """
+            images:
+              app:
+                from: scratch
+                test: tests/app.yaml
+                minimize: {from-tests: true}
+              child:
+                from: app
+                steps:
+                  - run: "true"
+              plain:
+                from: scratch
+                test: tests/plain.yaml
+              plainchild:
+                from: plain
+                steps:
+                  - run: "true"
+            """;
+        _context.Yaml(yaml).File("tests/app.yaml", "file:\n  /bin/sh: {exists: true}\n").File("tests/plain.yaml", "file:\n  /bin/sh: {exists: true}\n");
+        var before = Plan(_context.Load(), [], Options);
+        _context.File("tests/app.yaml", "file:\n  /bin/ls: {exists: true}\n").File("tests/plain.yaml", "file:\n  /bin/ls: {exists: true}\n");
+        var after = Plan(_context.Load(), [], Options);
+
+        // The minimized app keeps what its tests touch: a new spec may keep other files, so child builds anew.
+        Assert.NotEqual(Image(before, "child").Steps[0].CacheKey, Image(after, "child").Steps[0].CacheKey);
+        // An image that is not minimized from its tests gives its child the same base whatever its spec.
+        Assert.Equal(Image(before, "plainchild").Steps[0].CacheKey, Image(after, "plainchild").Steps[0].CacheKey);
+    }
+
+    [Fact]
     public void A_change_to_a_parents_config_changes_every_key_of_its_child()
     {
         var before = PlanWeb();
