@@ -204,7 +204,9 @@ systemd-nspawn, its cloud-init seed in the instance's throwaway overlay, its pac
 inside the instance's network namespace; cloud-init installs it at boot, `cloud-init schema`
 validates the user-data, then the image's and the service's command, service, port and http
 checks run in the instance. The result is recorded for `kiln pairs`. Failures show the end of
-/var/log/cloud-init-output.log.
+/var/log/cloud-init-output.log. With --phase vm, the same under qemu: the image's raw disk (it needs
+a kernel) with the seed as an ISO labelled cidata on a second drive and the package served by kiln
+on the host (the guest reaches it at 10.0.2.2); recorded as phase vm.
 
 Options:
   -f, --file PATH      the kiln.yaml (or its folder) that defines IMAGE (default: .)

@@ -39,23 +39,31 @@ internal static class ServiceCommands
         return file.Services.Any(s => s.Name == name) && file.Images.All(i => i.Name != name);
     }
 
-    /// <summary><c>kiln test SERVICE</c>: the pair test under systemd-nspawn.</summary>
+    /// <summary><c>kiln test SERVICE</c>: the pair test under systemd-nspawn, or under qemu with <c>--phase vm</c>.</summary>
     public static async Task<int> TestAsync(Arguments a, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
         var service = a.Positionals[0];
-        if (a.Last("--phase") is { } phase && phase != "boot")
+        bool vm = a.Last("--phase") switch
         {
-            throw new UsageException($"kiln test: a service's pair test runs in phase boot (systemd-nspawn); --phase {phase} is not supported for services yet");
-        }
-        if ((a.Last("--disk") ?? a.Last("--accel") ?? a.Last("--vm-timeout")) is not null)
+            null or "boot" => false,
+            "vm" => true,
+            var other => throw new UsageException($"kiln test: a service's pair test runs in phase boot (systemd-nspawn) or vm (qemu), not '{other}'"),
+        };
+        if (!vm && (a.Last("--disk") ?? a.Last("--accel") ?? a.Last("--vm-timeout")) is not null)
         {
-            throw new UsageException("kiln test: --disk, --accel and --vm-timeout go with --phase vm, which services do not have yet");
+            throw new UsageException("kiln test: --disk, --accel and --vm-timeout go with --phase vm");
         }
         PathArguments.Output("test", "--junit", a.Last("--junit"));
         bool json = a.Has("--json");
         var renderer = new BuildRenderer(json ? stderr : stdout, a.Has("--verbose"));
         var options = new PairTestOptions { MemoryScratchSize = a.Has("--scratch-on-disk") ? null : Cli.ScratchSize() };
-        var result = await Guard(() => PairTester.TestAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), service, options, renderer, ct)).ConfigureAwait(false);
+        var result = vm
+            ? await Guard(() =>
+            {
+                var (vmOptions, export) = TestCommand.VmSetup(a);
+                return PairTester.TestVmAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), service, options, vmOptions, export, renderer, ct);
+            }).ConfigureAwait(false)
+            : await Guard(() => PairTester.TestAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), service, options, renderer, ct)).ConfigureAwait(false);
         if (a.Last("--junit") is { } junit)
         {
             Kiln.Build.Testing.JUnitReport.WriteFile(junit, [result.Report]);

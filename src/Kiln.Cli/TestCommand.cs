@@ -83,6 +83,14 @@ internal static class TestCommand
     /// raw or qcow2) booted under qemu with the spec's command, service, port and http checks.</summary>
     private static Task<GateResult> VmTestAsync(Arguments a, BuildRenderer renderer, CancellationToken ct)
     {
+        var (vm, export) = VmSetup(a);
+        return StoredImageTests.RunVmAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], vm, export, renderer, ct);
+    }
+
+    /// <summary>The VM options (--accel, --vm-timeout) and where the raw disk comes from (--disk, or an export of the
+    /// stored image), for an image's or a service's vm phase.</summary>
+    internal static (VmOptions Vm, RawDiskExport Export) VmSetup(Arguments a)
+    {
         var accel = a.Last("--accel") switch
         {
             null or "auto" => VmAccelerator.Auto,
@@ -112,6 +120,6 @@ internal static class TestCommand
             ? (store, image, manifest, path, token) => Exporter.ExportAsync(store,
                 new ExportRequest { ImageName = image, Manifest = manifest, Format = ExportFormat.Raw, OutputPath = path }, null, token)
             : (_, _, _, path, token) => Kiln.Build.Exporters.Disk.DiskFileCopy.ToRawAsync(disk, path, token);
-        return StoredImageTests.RunVmAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], vm, export, renderer, ct);
+        return (vm, export);
     }
 }

@@ -28,6 +28,27 @@ internal sealed class PackageServer : IAsyncDisposable
     /// <summary>How many times the file was sent whole.</summary>
     public int Served => Volatile.Read(ref _served);
 
+    /// <summary>The port it listens on.</summary>
+    public int Port => ((IPEndPoint)_listener.LocalEndPoint!).Port;
+
+    /// <summary>Listens on 127.0.0.1 on a port the kernel picks: for a VM, whose user network shows the host's
+    /// loopback to the guest (as 10.0.2.2).</summary>
+    public static PackageServer StartOnLoopback(string path, byte[] content)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            socket.Listen(16);
+            return new PackageServer(socket, path, content);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Listens on 0.0.0.0:<paramref name="port"/> inside the network namespace of <paramref name="pid"/>:
     /// any address, because the instance's loopback may not be up yet when this binds.</summary>
     public static PackageServer StartInNamespace(int pid, int port, string path, byte[] content)

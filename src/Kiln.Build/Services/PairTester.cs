@@ -7,6 +7,7 @@ using Kiln.Build.Store;
 using Kiln.Build.Testing;
 using Kiln.Build.Testing.Boot;
 using Kiln.Build.Testing.Spec;
+using Kiln.Build.Testing.Vm;
 
 namespace Kiln.Build.Services;
 
@@ -35,6 +36,7 @@ public sealed record PairTestResult(PairRecord Record, TestPhaseReport Report);
 public static class PairTester
 {
     public const string Phase = "boot";
+    public const string VmPhaseName = "vm";
     private const string OutputLog = "/var/log/cloud-init-output.log";
 
     public static async Task<PairTestResult> TestAsync(string definitionPath, string storeRoot, string serviceName, PairTestOptions options,
@@ -118,6 +120,92 @@ public static class PairTester
         return await RecordAsync(store, pair, imageSpec, serviceSpec, reports, clock.Elapsed, options, progress, ct).ConfigureAwait(false);
     }
 
+    /// <summary><c>kiln test SERVICE --phase vm</c>: the service's image as a raw disk booted under qemu with the pair's
+    /// seed as a second drive (an ISO labelled cidata, as NoCloud reads it), the package served by Kiln on the host's
+    /// loopback (which qemu's user network shows the guest as 10.0.2.2). The guest waits for cloud-init (its status,
+    /// with the end of its output log when it failed), validates the user-data with <c>cloud-init schema</c>, then runs
+    /// the image's and the service's checks; the pair is recorded with its results in phase vm.</summary>
+    public static async Task<PairTestResult> TestVmAsync(string definitionPath, string storeRoot, string serviceName, PairTestOptions options,
+        VmOptions vm, RawDiskExport exportRawDisk, IProgress<BuildEvent>? progress = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(vm);
+        ArgumentNullException.ThrowIfNull(exportRawDisk);
+        var file = DefinitionLoader.Load(definitionPath);
+        var service = PairGate.Service(file, serviceName);
+        var image = file.Images.First(i => i.Name == service.Image);
+        if (image.Boot != BootMode.Systemd)
+        {
+            throw ServiceException.BadInput($"service `{service.Name}` ({service.Mark}): image `{image.Name}` must have `boot: systemd` for cloud-init to run at boot");
+        }
+        var imageSpec = image.Test is { } it ? TestSpecLoader.Load(it, image.Boot) : null;
+        var serviceSpec = service.Test is { } st ? TestSpecLoader.Load(st, BootMode.Systemd) : null;
+        var checks = InstanceChecks(imageSpec, serviceSpec);
+        if (!Environment.IsPrivilegedProcess)
+        {
+            throw new Sandbox.SandboxException("kiln test --phase vm writes into a copy of the disk's filesystem: run it as root");
+        }
+        using var store = KilnStore.Open(storeRoot);
+        using var storeLock = store.AcquireLock(exclusive: false, ct);
+        var pair = PairGate.Current(store, service);
+        var manifest = store.Names.TryGetTag(service.Image)!;
+        var package = await store.Content.ReadBlobAsync(pair.Package, ct).ConfigureAwait(false);
+        var path = $"/{service.Name}.deb";
+        await using var server = PackageServer.StartOnLoopback(path, package);
+        var seed = CloudInitSeed.For(service, pair, new Uri($"http://10.0.2.2:{server.Port.ToString(CultureInfo.InvariantCulture)}{path}"));
+        // The guest's own waits come first: cloud-init's end (its log when it failed), then the schema of the user-data.
+        var mark = service.Mark;
+        Check[] guestFirst =
+        [
+            new CommandCheck
+            {
+                Mark = mark,
+                Subject = $"cloud-init status --wait --long || {{ echo; echo '{OutputLog} (last lines):'; tail -n 40 {OutputLog}; exit 1; }}",
+                RunPhase = TestPhase.Boot,
+                Stdout = ["status: done"],
+                Timeout = options.CloudInitTimeout,
+            },
+            new CommandCheck
+            {
+                Mark = mark,
+                // From a drive, the seed is not in the seed folder: cloud-init keeps the user-data it read here.
+                Subject = "cloud-init schema --config-file /var/lib/cloud/instance/user-data.txt",
+                RunPhase = TestPhase.Boot,
+                Timeout = TimeSpan.FromSeconds(120),
+            },
+        ];
+        string[] names = ["status", "schema user-data"];
+        CheckReport Named(CheckReport r, int i) => i < names.Length ? r with { Section = "cloud-init", Subject = names[i] } : r;
+
+        var clock = Stopwatch.StartNew();
+        var work = store.CreateTempDir("vm");
+        try
+        {
+            var disk = Path.Combine(work, image.Name + ".raw");
+            progress?.Report(new VmProgress(service.Name, new VmEvent(VmStage.Preparing, $"exporting {image.Name} as a raw disk", clock.Elapsed)));
+            await exportRawDisk(store, image.Name, manifest, disk, ct).ConfigureAwait(false);
+            var iso = Path.Combine(work, "seed.iso");
+            await seed.WriteIsoAsync(iso, work, ct).ConfigureAwait(false);
+            Check[] all = [.. guestFirst, .. checks];
+            progress?.Report(new TestPhaseStarted(service.Name, VmPhaseName, all.Length));
+            int finished = 0;
+            var forward = new Progress(e => progress?.Report(new VmProgress(service.Name, e)));
+            var reports = await VmPhase.RunAsync(disk, all, vm with { ExtraDrives = [.. vm.ExtraDrives, iso], Progress = forward, WorkDirectory = work },
+                r => progress?.Report(new CheckFinished(service.Name, VmPhaseName, Named(r, finished++))), ct).ConfigureAwait(false);
+            return await RecordAsync(store, pair, imageSpec, serviceSpec, [.. reports.Select(Named)], clock.Elapsed, options, progress, ct, VmPhaseName)
+                .ConfigureAwait(false);
+        }
+        finally
+        {
+            store.DeleteTempDir(work);
+        }
+    }
+
+    private sealed class Progress(Action<VmEvent> report) : IProgress<VmEvent>
+    {
+        public void Report(VmEvent value) => report(value);
+    }
+
     /// <summary>The checks a pair test runs in the booted instance: the image's command, service, port and http checks
     /// (its file, package, user and group checks passed when it was built), and all of the service's, which must be
     /// of those kinds: its package is not in the image's layers, where the others look.</summary>
@@ -169,13 +257,14 @@ public static class PairTester
         new() { Section = section, Subject = subject, Duration = duration, Failures = [new CheckFailure(matcher, expected, actual)] };
 
     private static async Task<PairTestResult> RecordAsync(KilnStore store, ServicePair pair, TestSpec? imageSpec, TestSpec? serviceSpec,
-        List<CheckReport> reports, TimeSpan duration, PairTestOptions options, IProgress<BuildEvent>? progress, CancellationToken ct)
+        List<CheckReport> reports, TimeSpan duration, PairTestOptions options, IProgress<BuildEvent>? progress, CancellationToken ct,
+        string phase = Phase)
     {
-        var report = new TestPhaseReport { Image = pair.Service, Phase = Phase, Checks = reports, Duration = duration };
+        var report = new TestPhaseReport { Image = pair.Service, Phase = phase, Checks = reports, Duration = duration };
         var record = new PairRecord
         {
             Pair = pair,
-            Phase = Phase,
+            Phase = phase,
             Passed = report.Passed,
             TestedAt = options.Now,
             Duration = duration,

@@ -21,6 +21,8 @@ internal sealed record QemuLaunch
     public int Cpus { get; init; } = 2;
     /// <summary>Host port on 127.0.0.1 → guest port (TCP).</summary>
     public IReadOnlyList<(int Host, int Guest)> Forwards { get; init; } = [];
+    /// <summary>Read-only raw drives after the disk (e.g. a cloud-init seed ISO).</summary>
+    public IReadOnlyList<string> ExtraDrives { get; init; } = [];
 }
 
 /// <summary>A qemu process running the guest: serial console to a file, the results port (ttyS1) on a socket we
@@ -52,6 +54,7 @@ internal sealed partial class QemuMachine : IAsyncDisposable
             "-m", l.MemoryMiB.ToString(CultureInfo.InvariantCulture),
             "-smp", l.Cpus.ToString(CultureInfo.InvariantCulture),
             "-drive", $"file={Escape(l.Disk)},format=raw,if=virtio,cache=unsafe",
+            .. l.ExtraDrives.SelectMany(d => (string[])["-drive", $"file={Escape(d)},format=raw,if=virtio,readonly=on"]),
             "-netdev", "user,id=net0" + hostfwd,
             "-device", "virtio-net-pci,netdev=net0",
             // Entropy from the host (qemu's built-in backend): under TCG a guest left to gather its own can block

@@ -33,6 +33,9 @@ public sealed record VmOptions
 
     public string QemuPath { get; init; } = HostPrograms.QemuSystem.Name;
 
+    /// <summary>Read-only raw drives attached after the disk, e.g. a cloud-init NoCloud seed ISO (label cidata).</summary>
+    public IReadOnlyList<string> ExtraDrives { get; init; } = [];
+
     public string DebugfsPath { get; init; } = HostPrograms.Debugfs.Name;
 
     /// <summary>Where the phase is (preparing the disk, booting, ready, checking, powering off), with times.</summary>

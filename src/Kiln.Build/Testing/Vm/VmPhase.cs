@@ -55,6 +55,7 @@ public static class VmPhase
                 MemoryMiB = options.MemoryMiB,
                 Cpus = options.Cpus,
                 Forwards = forwards,
+                ExtraDrives = options.ExtraDrives,
             };
             var bootTimeout = options.BootTimeoutFor(accelerator);
             machine = await QemuMachine.StartAsync(options.QemuPath, launch, work, ct).ConfigureAwait(false);
