@@ -51,7 +51,8 @@ internal static class TestCommand
         };
         var result = phase == TestPhase.Vm
             ? await VmTestAsync(a, renderer, ct).ConfigureAwait(false)
-            : await StoredImageTests.RunAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], options, renderer, ct).ConfigureAwait(false);
+            : await StoredImageTests.RunAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], options, renderer, ct,
+                Kiln.Build.Provenance.RetestProvenance.RecordAsync).ConfigureAwait(false);
         if (a.Last("--junit") is { } junit)
         {
             JUnitReport.WriteFile(junit, result.Phases);
@@ -112,6 +113,7 @@ internal static class TestCommand
             ? (store, image, manifest, path, token) => Exporter.ExportAsync(store,
                 new ExportRequest { ImageName = image, Manifest = manifest, Format = ExportFormat.Raw, OutputPath = path }, null, token)
             : (_, _, _, path, token) => Kiln.Build.Exporters.Disk.DiskFileCopy.ToRawAsync(disk, path, token);
-        return StoredImageTests.RunVmAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], vm, export, renderer, ct);
+        return StoredImageTests.RunVmAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], vm, export, renderer, ct,
+            Kiln.Build.Provenance.RetestProvenance.RecordAsync);
     }
 }
