@@ -28,6 +28,7 @@ Commands:
   shell IMAGE         an interactive shell in a throwaway copy of IMAGE
   sbom IMAGE          print IMAGE's SBOM (SPDX 2.3 JSON of its Debian packages)
   promote IMAGE CHANNEL  record IMAGE's digest as promoted to CHANNEL (only if it passed the channel's phases)
+                      (or SERVICE's image + package + config pair, only if that pair passed them)
   promotions [IMAGE]  the promotion log
   release TARGET      serve a promoted digest on a `release:` target (blue-green or canary);
                       release status|stop TARGET: what it serves / stop all of it
@@ -347,6 +348,7 @@ Exit codes: 0 printed, 1 a store error, 2 no such IMAGE, or IMAGE has no SBOM (n
 
     public const string Promote = """
 Usage: kiln promote IMAGE CHANNEL [OPTIONS]
+       kiln promote SERVICE CHANNEL [OPTIONS]
 
 Promotes the store's image IMAGE to CHANNEL, a channel of the kiln.yaml's `channels:`. Refused
 (exit 1, naming every missing item) unless IMAGE's digest has a passing result for each phase the
@@ -359,6 +361,13 @@ With --to HOST[:PORT]/REPO, the tag REPO:CHANNEL is moved to the digest: the man
 holds by digest is put again under the tag (the same bytes: nothing is rebuilt). The image must
 have been pushed there first (kiln push IMAGE HOST/REPO).
 
+SERVICE, a service of `services:` (a name no image has), promotes the service's current pair: its
+image's digest, its package's digest and its configuration's digest together. Refused (exit 1,
+naming the three digests and each missing phase) unless the pair has a passing pair test (`kiln
+test SERVICE`) against the current specs for each of the channel's boot and vm phases, and the
+image a passing bake result when the channel requires bake. The log records the pair (image digest,
+service, package, config); the image alone is not promoted by it. --to does not apply to a service.
+
 Options:
   -f, --file PATH      the kiln.yaml (or its folder; default .)
   --approve            approve the promotion (required by channels with `approve: true`)
@@ -368,14 +377,15 @@ Options:
   -h, --help           show this help
 
 Exit codes: 0 promoted, 1 refused (what is missing is named) or the registry failed, 2 bad input
-(no such image or channel, a bad kiln.yaml, a bad --to).
+(no such image, service or channel, a bad kiln.yaml, a bad --to).
 """;
 
     public const string Promotions = """
 Usage: kiln promotions [IMAGE] [OPTIONS]
 
-Lists the store's promotion log, oldest first (only IMAGE's promotions when IMAGE is given): time,
-image, digest, channel, who, the phases whose results it rested on, and the tag moved.
+Lists the store's promotion log, oldest first (only IMAGE's promotions when IMAGE is given, or a
+service's pairs when it names a service): time, image (for a pair: SERVICE+IMAGE), digest, channel,
+who, the phases whose results it rested on, and the tag moved.
 
 Options:
   --json               print the log as a JSON array

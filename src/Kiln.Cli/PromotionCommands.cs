@@ -20,7 +20,7 @@ internal static class PromotionCommands
         }
         if (a.Positionals.Count != 2)
         {
-            throw new UsageException("kiln promote: takes IMAGE and CHANNEL (see 'kiln promote --help')");
+            throw new UsageException("kiln promote: takes IMAGE (or SERVICE) and CHANNEL (see 'kiln promote --help')");
         }
         var definition = PathArguments.Definition("promote", a.Last("--file") ?? ".");
         ImageReference? to = null;
@@ -65,7 +65,9 @@ internal static class PromotionCommands
         }
         else
         {
-            stdout.WriteLine($"promoted {record.Image} ({record.Digest}) to {record.Channel}" + (record.Tag is null ? "" : $"; {record.Tag} moved to it"));
+            stdout.WriteLine(record.Pair is { } pair
+                ? $"promoted {pair.Service} (image {record.Image}@{record.Digest}, package {pair.Package}, config {pair.Config}) to {record.Channel}"
+                : $"promoted {record.Image} ({record.Digest}) to {record.Channel}" + (record.Tag is null ? "" : $"; {record.Tag} moved to it"));
         }
         return ExitCodes.Ok;
     }
@@ -90,7 +92,7 @@ internal static class PromotionCommands
             using var store = KilnStore.Open(root);
             try
             {
-                records = [.. new PromotionLog(store).Read().Where(r => image is null || r.Image == image)];
+                records = [.. new PromotionLog(store).Read().Where(r => image is null || (r.Pair is null ? r.Image : r.Pair.Service) == image)];
             }
             catch (PromotionException e)
             {
@@ -113,7 +115,8 @@ internal static class PromotionCommands
         stdout.WriteLine($"{"TIME",-20} {"IMAGE",-16} {"DIGEST",-19} {"CHANNEL",-12} {"WHO",-10} {"PHASES",-14} TAG");
         foreach (var r in records)
         {
-            stdout.WriteLine($"{r.Time.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),-20} {r.Image,-16} {r.Digest.Short,-19} "
+            var name = r.Pair is null ? r.Image : $"{r.Pair.Service}+{r.Image}";
+            stdout.WriteLine($"{r.Time.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),-20} {name,-16} {r.Digest.Short,-19} "
                 + $"{r.Channel,-12} {r.Who,-10} {string.Join(',', r.Results.Select(x => x.Phase)) + (r.Approved ? "+approved" : ""),-14} {r.Tag ?? "-"}");
         }
         return ExitCodes.Ok;

@@ -51,7 +51,8 @@ internal static class TestCommand
         };
         var result = phase == TestPhase.Vm
             ? await VmTestAsync(a, renderer, ct).ConfigureAwait(false)
-            : await StoredImageTests.RunAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], options, renderer, ct).ConfigureAwait(false);
+            : await StoredImageTests.RunAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], options, renderer, ct,
+                Kiln.Build.Provenance.RetestProvenance.RecordAsync).ConfigureAwait(false);
         if (a.Last("--junit") is { } junit)
         {
             JUnitReport.WriteFile(junit, result.Phases);
@@ -84,7 +85,8 @@ internal static class TestCommand
     private static Task<GateResult> VmTestAsync(Arguments a, BuildRenderer renderer, CancellationToken ct)
     {
         var (vm, export) = VmSetup(a);
-        return StoredImageTests.RunVmAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], vm, export, renderer, ct);
+        return StoredImageTests.RunVmAsync(a.Last("--file") ?? ".", Cli.StoreRoot(), a.Positionals[0], vm, export, renderer, ct,
+            Kiln.Build.Provenance.RetestProvenance.RecordAsync);
     }
 
     /// <summary>The VM options (--accel, --vm-timeout) and where the raw disk comes from (--disk, or an export of the

@@ -103,8 +103,31 @@ public sealed class PromotionTests : IDisposable
         }
         var retested = Kiln("test", "tiny", "-f", ctx.Path);
         Assert.True(retested.ExitCode == 0, retested.All);
-        var again = Kiln("promote", "tiny", "staging", "-f", ctx.Path);
+        var again = Kiln("promote", "tiny", "staging", "--json", "-f", ctx.Path);
         Assert.True(again.ExitCode == 0, again.All);
+
+        // kiln test refreshed the test-results referrer as a build does: the result the promotion rests on is in the
+        // referrer made for the new spec.
+        using (var doc = JsonDocument.Parse(again.Stdout))
+        {
+            var bake = doc.RootElement.GetProperty("results")[0];
+            Assert.Equal("bake", bake.GetProperty("phase").GetString());
+            var result = bake.GetProperty("result").GetString()!;
+            var spec = bake.GetProperty("spec").GetString()!;
+            var inspect = Kiln("inspect", "tiny", "--json");
+            using var referrers = JsonDocument.Parse(inspect.Stdout);
+            var forSpec = new List<List<string?>>();
+            foreach (var r in referrers.RootElement.GetProperty("referrers").EnumerateArray()
+                .Where(r => r.GetProperty("artifactType").GetString() == "application/vnd.kiln.test-results.v1+json"))
+            {
+                using var m = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(_store.Path, "blobs", "sha256", r.GetProperty("digest").GetString()!["sha256:".Length..])));
+                if (m.RootElement.GetProperty("annotations").GetProperty("io.kiln.spec").GetString() == spec)
+                {
+                    forSpec.Add([.. m.RootElement.GetProperty("layers").EnumerateArray().Select(l => l.GetProperty("digest").GetString())]);
+                }
+            }
+            Assert.Contains(result, Assert.Single(forSpec));
+        }
         var text = Kiln("promotions");
         Assert.True(text.ExitCode == 0, text.All);
         var lines = text.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);

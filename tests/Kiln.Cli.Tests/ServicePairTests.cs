@@ -35,7 +35,8 @@ public sealed class ServicePairTests
         File.WriteAllText(postinst, "#!/bin/sh\necho 'broken-postinst: refusing to configure' >&2\nexit 1\n");
         File.SetUnixFileMode(postinst, (UnixFileMode)0b111_101_101);
         File.AppendAllText(Path.Combine(ctx.Path, "kiln.yaml"),
-            "  broken:\n    image: runner\n    package: broken/\n    test: {port: {\"tcp:8082\": {listening: true}}}\n");
+            "  broken:\n    image: runner\n    package: broken/\n    test: {port: {\"tcp:8082\": {listening: true}}}\n"
+            + "channels:\n  staging: [boot]\n");
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var build = KilnProcess.Run(Store, "build", "--json", ctx.Path);
@@ -72,6 +73,9 @@ public sealed class ServicePairTests
         Leftovers.AssertNone(Store);
         var allowed = KilnProcess.Run(Store, "pairs", "--check", "hello", "-f", ctx.Path);
         Assert.True(allowed.ExitCode == 0, allowed.All);
+        var promoted = KilnProcess.Run(Store, "promote", "hello", "staging", "-f", ctx.Path);
+        Assert.True(promoted.ExitCode == 0, promoted.All);
+        Assert.Contains($"package {first}", promoted.Stdout);
 
         // A second version of the package: a new pair, refused until it too is tested.
         var control = Path.Combine(ctx.Path, "hello", "DEBIAN", "control");
@@ -83,9 +87,19 @@ public sealed class ServicePairTests
         var refusedV2 = KilnProcess.Run(Store, "pairs", "--check", "hello", "--json", "-f", ctx.Path);
         Assert.True(refusedV2.ExitCode == 1, refusedV2.All);
         Assert.Contains(second[7..19], refusedV2.Stderr);
+        var promoteV2 = KilnProcess.Run(Store, "promote", "hello", "staging", "-f", ctx.Path);
+        Assert.True(promoteV2.ExitCode == 1, promoteV2.All);
+        Assert.Contains($"package {second}", promoteV2.Stderr);
+        Assert.Contains("no passing boot pair test", promoteV2.Stderr);
         var testV2 = KilnProcess.Run(Store, "test", "hello", "-f", ctx.Path);
         Assert.True(testV2.ExitCode == 0, testV2.All);
         Assert.Equal(0, KilnProcess.Run(Store, "pairs", "--check", "hello", "-f", ctx.Path).ExitCode);
+        Assert.Equal(0, KilnProcess.Run(Store, "promote", "hello", "staging", "-f", ctx.Path).ExitCode);
+        var promotions = KilnProcess.Run(Store, "promotions", "hello", "--json");
+        using (var doc = JsonDocument.Parse(promotions.Stdout))
+        {
+            Assert.Equal([first, second], doc.RootElement.EnumerateArray().Select(p => p.GetProperty("package").GetString()));
+        }
         var pairs = KilnProcess.Run(Store, "pairs", "--json");
         using (var doc = JsonDocument.Parse(pairs.Stdout))
         {

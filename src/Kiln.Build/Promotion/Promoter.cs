@@ -7,8 +7,9 @@ using Kiln.Oci.Registry;
 
 namespace Kiln.Build.Promotion;
 
-/// <summary>What <c>kiln promote</c> asks: promote the stored image <see cref="Image"/> to <see cref="Channel"/> of
-/// the definition at <see cref="DefinitionPath"/>.</summary>
+/// <summary>What <c>kiln promote</c> asks: promote the stored image <see cref="Image"/> (or the current pair of the
+/// service of that name, when the definition names no image so) to <see cref="Channel"/> of the definition at
+/// <see cref="DefinitionPath"/>.</summary>
 public sealed record PromoteRequest
 {
     public required string DefinitionPath { get; init; }
@@ -32,7 +33,7 @@ public sealed record PromoteRequest
 /// phase the channel requires, against the image's current spec (the result cache's key: manifest digest, spec digest,
 /// phase), and the approval the channel asks for. Then the channel tag moves in the registry (the manifest's bytes
 /// already there, put again under the tag: never a rebuild) and the promotion is appended to the log.</summary>
-public static class Promoter
+public static partial class Promoter
 {
     public static async Task<PromotionRecord> PromoteAsync(PromoteRequest request, CancellationToken ct = default)
     {
@@ -40,6 +41,10 @@ public static class Promoter
         var file = DefinitionLoader.Load(request.DefinitionPath);
         var channel = file.Channels.FirstOrDefault(c => c.Name == request.Channel)
             ?? throw PromotionException.UnknownChannel(request.Channel, file.Channels.Select(c => c.Name), file.Path);
+        if (file.Images.All(i => i.Name != request.Image) && file.Services.FirstOrDefault(s => s.Name == request.Image) is { } service)
+        {
+            return await PromoteServiceAsync(request, file, channel, service, ct).ConfigureAwait(false);
+        }
         var definition = file.Images.FirstOrDefault(i => i.Name == request.Image)
             ?? throw new ArgumentException($"{file.Path} defines no image named '{request.Image}'");
         var spec = definition.Test is null ? null : TestSpecLoader.Load(definition.Test, definition.Boot);
@@ -53,28 +58,13 @@ public static class Promoter
         var results = new List<PromotedResult>();
         if (spec is null)
         {
-            missing.Add($"image '{request.Image}' has no `test:` in {file.Path}, so no phase can have passed");
+            missing.Add(NoSpec(request.Image, file.Path));
         }
         else
         {
-            var stored = new TestResultStore(store);
             foreach (var phase in channel.Require)
             {
-                var key = ImageTester.CacheKey(manifest.Digest, spec.Digest, PhaseOf(phase));
-                var json = stored.TryRead(key);
-                var report = TestResultJson.Read(json, request.Image);
-                if (report is null)
-                {
-                    missing.Add($"no {phase} result for {manifest.Digest} against the current spec ({spec.Digest}){How(phase, request.Image)}");
-                }
-                else if (!report.Passed)
-                {
-                    missing.Add($"the {phase} phase failed for {manifest.Digest} against the current spec");
-                }
-                else
-                {
-                    results.Add(new PromotedResult(phase, Digest.Compute(json), spec.Digest));
-                }
+                ImagePhase(store, request.Image, manifest.Digest, spec, phase, missing, results);
             }
         }
         if (channel.Approve && !request.Approve)
@@ -119,6 +109,30 @@ public static class Promoter
         await new PromotionLog(store).AppendAsync(record, ct).ConfigureAwait(false);
         return record;
     }
+
+    /// <summary>Whether the image <paramref name="manifest"/> passed <paramref name="phase"/> against <paramref name="spec"/>
+    /// (the current spec): adds the result to <paramref name="results"/>, or what is missing to <paramref name="missing"/>.</summary>
+    private static void ImagePhase(KilnStore store, string image, Digest manifest, TestSpec spec, string phase,
+        List<string> missing, List<PromotedResult> results)
+    {
+        var key = ImageTester.CacheKey(manifest, spec.Digest, PhaseOf(phase));
+        var json = new TestResultStore(store).TryRead(key);
+        var report = TestResultJson.Read(json, image);
+        if (report is null)
+        {
+            missing.Add($"no {phase} result for {manifest} against the current spec ({spec.Digest}){How(phase, image)}");
+        }
+        else if (!report.Passed)
+        {
+            missing.Add($"the {phase} phase failed for {manifest} against the current spec");
+        }
+        else
+        {
+            results.Add(new PromotedResult(phase, Digest.Compute(json), spec.Digest));
+        }
+    }
+
+    private static string NoSpec(string image, string file) => $"image '{image}' has no `test:` in {file}, so no phase can have passed";
 
     private static TestPhase PhaseOf(string phase) => phase switch
     {

@@ -14,6 +14,10 @@ public sealed class PromotionException : Exception
     public static PromotionException Refused(string image, string channel, IEnumerable<string> missing) =>
         new($"'{image}' cannot be promoted to '{channel}': {string.Join("; ", missing)}", PromotionFailure.Refused);
 
+    /// <summary>A service's pair refused: the pair named digest by digest, then what it lacks.</summary>
+    public static PromotionException PairRefused(string service, string channel, string pair, IEnumerable<string> missing) =>
+        new($"'{service}' cannot be promoted to '{channel}': pair {pair} lacks: {string.Join("; ", missing)}", PromotionFailure.Refused);
+
     public static PromotionException UnknownChannel(string channel, IEnumerable<string> known, string file)
     {
         var names = known.ToList();

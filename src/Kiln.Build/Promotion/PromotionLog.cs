@@ -65,14 +65,15 @@ public sealed class PromotionLog
         return records;
     }
 
-    /// <summary>The latest promotion to <paramref name="channel"/> (of the image named <paramref name="image"/>, when
-    /// given), or null.</summary>
+    /// <summary>The latest promotion of an image to <paramref name="channel"/> (of the image named <paramref name="image"/>,
+    /// when given), or null. Promotions of services' pairs are not promotions of their image.</summary>
     public PromotionRecord? Latest(string channel, string? image = null) =>
-        Read().LastOrDefault(r => r.Channel == channel && (image is null || r.Image == image));
+        Read().LastOrDefault(r => r.Pair is null && r.Channel == channel && (image is null || r.Image == image));
 
-    /// <summary>Whether <paramref name="digest"/> was ever promoted to <paramref name="channel"/>.</summary>
+    /// <summary>Whether the image <paramref name="digest"/> was ever promoted to <paramref name="channel"/> (by itself:
+    /// a pair promoted with it does not count, its package and configuration were tested with it, not the image alone).</summary>
     public bool IsPromoted(Digest digest, string channel) =>
-        Read().Any(r => r.Channel == channel && r.Digest == digest);
+        Read().Any(r => r.Pair is null && r.Channel == channel && r.Digest == digest);
 
     /// <inheritdoc cref="IsPromoted(Digest, string)"/>
     public bool IsPromoted(string digest, string channel) =>
@@ -151,6 +152,12 @@ public sealed class PromotionLog
             w.WriteEndObject();
         }
         w.WriteEndArray();
+        if (r.Pair is { } pair)
+        {
+            w.WriteString("service", pair.Service);
+            w.WriteString("package", pair.Package.Value);
+            w.WriteString("config", pair.Config.Value);
+        }
     }
 
     internal static byte[] Serialize(PromotionRecord r)
@@ -188,6 +195,9 @@ public sealed class PromotionLog
                 Results = [.. root.GetProperty("results").EnumerateArray().Select(x => new PromotedResult(
                     Text(x, "phase"), Digest.Parse(Text(x, "result")), Digest.Parse(Text(x, "spec"))))],
                 Tag = root.TryGetProperty("tag", out var t) ? t.GetString() : null,
+                Pair = root.TryGetProperty("service", out _)
+                    ? new PromotedPair(Text(root, "service"), Digest.Parse(Text(root, "package")), Digest.Parse(Text(root, "config")))
+                    : null,
             };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)

@@ -25,7 +25,15 @@ public sealed record PromotionRecord
 
     /// <summary>The registry tag moved to the digest (<c>HOST/REPO:CHANNEL</c>), when the promotion moved one.</summary>
     public string? Tag { get; init; }
+
+    /// <summary>Set when a service's pair was promoted (<c>kiln promote SERVICE CHANNEL</c>): <see cref="Digest"/> and
+    /// <see cref="Image"/> are then its image, and the record promotes that image only together with this package and
+    /// configuration, never the image alone.</summary>
+    public PromotedPair? Pair { get; init; }
 }
+
+/// <summary>The rest of a promoted pair: the service, its package's digest and its configuration's digest.</summary>
+public sealed record PromotedPair(string Service, Digest Package, Digest Config);
 
 /// <summary>A passing result of one phase: <paramref name="Result"/> is the digest of the result JSON (the bytes of
 /// <c>kiln/tests/KEY.json</c>, also a blob of the image's test-results referrer), <paramref name="Spec"/> the digest

@@ -132,7 +132,7 @@ public sealed class Releaser
         {
             Directory.Delete(Path.Combine(_folder.Dir, "instances"), recursive: true);
         }
-        File.Delete(_folder.StatePath);
+        await _folder.DeleteAsync().ConfigureAwait(false);
         if (!Directory.EnumerateFiles(TargetFolder.ReleaseRoot(_store), "state.json", SearchOption.AllDirectories).Any())
         {
             await _network.RemoveBridgeAsync(ct).ConfigureAwait(false);

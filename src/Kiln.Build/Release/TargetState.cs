@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Kiln.Build.Store;
+using Kiln.Oci;
 
 namespace Kiln.Build.Release;
 
@@ -109,15 +110,47 @@ public sealed class TargetFolder
         }
     }
 
+    /// <summary>The store's image root that keeps what the target serves, may serve again or is bringing up
+    /// (<c>kiln/roots/release-TARGET</c>): gc must not take an image from under a running instance, nor the previous
+    /// digest a rollback needs, when the image's name has moved on.</summary>
+    public string RootName => "release-" + Name;
+
     public async Task<TargetState> WriteAsync(TargetState state)
     {
+        ArgumentNullException.ThrowIfNull(state);
         state = state with { Updated = DateTimeOffset.UtcNow };
         Directory.CreateDirectory(Dir);
         var bytes = JsonSerializer.SerializeToUtf8Bytes(state, ReleaseJsonContext.Default.TargetState);
+        // The root keeps what the old and the new state name while the state changes, then what the new one names: a
+        // crash between the two writes leaves a digest kept too long, never one unkept.
+        TargetState? before;
+        try
+        {
+            before = Read();
+        }
+        catch (ReleaseException)
+        {
+            before = null; // an unreadable state is being replaced: it keeps nothing
+        }
+        await _store.Roots.SetAsync(RootName, Digests(state).Concat(before is null ? [] : Digests(before)), CancellationToken.None).ConfigureAwait(false);
         // Never cancelled: a state written half would be worse than a late one.
         await StoreFs.AtomicWriteAsync(_store.NewIngestPath(), StatePath, bytes, CancellationToken.None).ConfigureAwait(false);
+        await _store.Roots.SetAsync(RootName, Digests(state), CancellationToken.None).ConfigureAwait(false);
         return state;
     }
+
+    /// <summary>Removes the state and the root that kept its images.</summary>
+    public async Task DeleteAsync()
+    {
+        File.Delete(StatePath);
+        await _store.Roots.SetAsync(RootName, [], CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private static IEnumerable<Digest> Digests(TargetState state) =>
+        new[] { state.Serving, state.Previous, state.Pending }
+            .Concat(state.Servers.Concat(state.PendingServers).Concat(state.Retiring).Select(s => s.Digest))
+            .Select(d => Digest.TryParse(d, out var parsed) ? parsed : (Digest?)null)
+            .OfType<Digest>();
 
     /// <summary>The exclusive right to change the target, or null while another kiln holds it. Released by the
     /// kernel when its holder dies, also by kill -9.</summary>

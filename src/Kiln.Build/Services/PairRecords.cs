@@ -75,6 +75,22 @@ public sealed class PairStore
     public PairRecord? Passing(ServicePair pair, string? phase = null) =>
         All().LastOrDefault(r => r.Passed && r.Pair.Digest == pair.Digest && (phase is null || r.Phase == phase));
 
+    /// <summary>The digest of the stored record of <paramref name="pair"/> in <paramref name="phase"/> (the bytes of
+    /// <c>kiln/pairs/KEY.json</c>, which a promotion names), or null when there is none.</summary>
+    public Digest? RecordDigest(ServicePair pair, string phase)
+    {
+        ArgumentNullException.ThrowIfNull(pair);
+        var path = Path.Combine(_records.Dir, Key(pair.Digest, phase) + ".json");
+        try
+        {
+            return File.Exists(path) ? Digest.Compute(File.ReadAllBytes(path)) : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw StoreException.Io($"reading '{path}'", e);
+        }
+    }
+
     private static string Key(Digest pair, string phase) =>
         Digest.Compute(System.Text.Encoding.UTF8.GetBytes($"{pair.Value}\n{phase}\n")).Hex;
 

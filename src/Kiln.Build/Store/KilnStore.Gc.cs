@@ -6,8 +6,8 @@ public sealed partial class KilnStore
 {
     public Task<GcReport> CollectGarbageAsync(CancellationToken ct = default) => CollectGarbageAsync(pruneCache: false, ct);
 
-    /// <summary>Under the exclusive store lock, deletes blobs and snapshots that no tag and no step cache entry
-    /// references. With <paramref name="pruneCache"/>, first drops step cache entries whose layers are not a prefix
+    /// <summary>Under the exclusive store lock, deletes blobs and snapshots that no tag, no image root
+    /// (<see cref="Roots"/>), no pin and no step cache entry references. With <paramref name="pruneCache"/>, first drops step cache entries whose layers are not a prefix
     /// of some tagged image's layers. Also drops records nothing can look up any more: test results and output
     /// stamps of images that are gone, and context-hash caches of build contexts that are gone. The caller must not
     /// hold the store lock itself.</summary>
@@ -41,8 +41,36 @@ public sealed partial class KilnStore
             taggedLayers.Add(manifest.Layers);
         }
 
-        // Artifacts that refer to an image (index entries without a name) live as long as their subject is tagged.
+        // Rooted images (a release serving a digest whose name moved on) are kept as tagged ones are. One whose
+        // manifest is gone has nothing left to keep; one that cannot be read stops gc as a tag's does.
+        var rooted = new HashSet<Digest>();
+        foreach (var (name, digest) in Roots.All())
+        {
+            ct.ThrowIfCancellationRequested();
+            if (!Content.HasBlob(digest) || !rooted.Add(digest))
+            {
+                continue;
+            }
+            Manifest manifest;
+            ImageConfig config;
+            try
+            {
+                (manifest, config) = await Content.ReadImageAsync(digest, ct).ConfigureAwait(false);
+            }
+            catch (StoreException e)
+            {
+                throw new StoreException($"garbage collection stopped: image {digest} kept by '{name}' cannot be read ({e.Message})", e);
+            }
+            keepBlobs.Add(digest);
+            keepBlobs.Add(manifest.Config.Digest);
+            keepBlobs.UnionWith(manifest.Layers.Select(l => l.Digest));
+            keepSnapshots.UnionWith(config.RootFs.DiffIds);
+            taggedLayers.Add(manifest.Layers);
+        }
+
+        // Artifacts that refer to an image (index entries without a name) live as long as their subject is kept.
         var taggedManifests = Names.ListTags().Select(t => t.Manifest.Digest).ToHashSet();
+        taggedManifests.UnionWith(rooted);
         var orphans = new HashSet<Digest>();
         foreach (var referrer in Names.ListUntagged())
         {

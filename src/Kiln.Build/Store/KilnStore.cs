@@ -189,6 +189,9 @@ public sealed partial class KilnStore : IDisposable
     /// <summary>Blobs kept by name (<c>kiln/pins/</c>): gc keeps them as it keeps what tags name.</summary>
     public BlobPins Pins => new(Path.Combine(_kilnDir, "pins"), NewIngestPath);
 
+    /// <summary>Images kept by name without a tag (<c>kiln/roots/</c>): gc keeps them as it keeps tagged images.</summary>
+    public ImageRoots Roots => new(Path.Combine(_kilnDir, "roots"), NewIngestPath);
+
     /// <summary>Takes the store lock: shared for builds and other writers, exclusive for garbage collection.
     /// Locks of separate calls conflict even inside one process.</summary>
     public IDisposable AcquireLock(bool exclusive, CancellationToken ct = default) =>

@@ -72,8 +72,10 @@ public static class TestedBuilder
 /// <summary><c>kiln test IMAGE</c>: the spec from the definition, the image from the store (by name), run again.</summary>
 public static class StoredImageTests
 {
+    /// <param name="record">Called once the results are stored, under the same store lock (a later stage's, e.g. what
+    /// refreshes the image's test-results referrer as a build does).</param>
     public static async Task<GateResult> RunAsync(string definitionPath, string storeRoot, string image, TestOptions options,
-        IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default, TestedImageRecorder? record = null)
     {
         var (definition, spec) = LoadSpec(definitionPath, image);
         if (!Environment.IsPrivilegedProcess)
@@ -85,14 +87,20 @@ public static class StoredImageTests
         var manifest = store.Names.TryGetTag(image) ?? throw new ArgumentException($"the store has no image named '{image}' (build it first)");
         var state = await store.Content.ReadImageStateAsync(manifest.Digest, cancellationToken).ConfigureAwait(false);
         var tester = new ImageTester(store, options, progress);
+        GateResult result;
         try
         {
-            return await tester.TestAsync(image, spec, definition.Boot, manifest.Digest, state, cancellationToken).ConfigureAwait(false);
+            result = await tester.TestAsync(image, spec, definition.Boot, manifest.Digest, state, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             await tester.WhenIdleAsync().ConfigureAwait(false);
         }
+        if (record is not null && result.Phases.Count > 0)
+        {
+            await record(store, image, manifest, spec.Digest, result, cancellationToken).ConfigureAwait(false);
+        }
+        return result;
     }
 
     /// <summary><c>kiln test IMAGE --phase vm</c>: the image (by name) is exported as a raw disk into a store temp dir by
@@ -100,7 +108,7 @@ public static class StoredImageTests
     /// them), booted under qemu with the spec's command, service, port and http checks (<see cref="ImageTester.TestVmAsync"/>),
     /// and the disk is deleted afterwards. A shared store lock is held throughout, so the exporter may take one too.</summary>
     public static async Task<GateResult> RunVmAsync(string definitionPath, string storeRoot, string image, VmOptions vm,
-        RawDiskExport exportRawDisk, IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default)
+        RawDiskExport exportRawDisk, IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default, TestedImageRecorder? record = null)
     {
         ArgumentNullException.ThrowIfNull(exportRawDisk);
         var (_, spec) = LoadSpec(definitionPath, image);
@@ -123,6 +131,10 @@ public static class StoredImageTests
             {
                 await new TestResultStore(store).WriteAsync(ImageTester.CacheKey(manifest.Digest, spec.Digest, TestPhase.Vm),
                     TestResultJson.Write(report, manifest.Digest, spec.Digest), cancellationToken).ConfigureAwait(false);
+            }
+            if (record is not null && result.Phases.Count > 0)
+            {
+                await record(store, image, manifest, spec.Digest, result, cancellationToken).ConfigureAwait(false);
             }
             return result;
         }
@@ -148,3 +160,7 @@ public static class StoredImageTests
 /// <summary>Writes the stored image <paramref name="image"/> (<paramref name="manifest"/>) as a raw disk at
 /// <paramref name="outputPath"/>, e.g. with Exporters.Disk.DiskExporter and ExportFormat.Raw.</summary>
 public delegate Task RawDiskExport(KilnStore store, string image, Descriptor manifest, string outputPath, CancellationToken cancellationToken);
+
+/// <summary>What a later stage does with the results of <c>kiln test IMAGE</c> once they are stored: the image
+/// <paramref name="image"/> (<paramref name="manifest"/>) tested against the spec <paramref name="spec"/>.</summary>
+public delegate Task TestedImageRecorder(KilnStore store, string image, Descriptor manifest, Digest spec, GateResult result, CancellationToken cancellationToken);
