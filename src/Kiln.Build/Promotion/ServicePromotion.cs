@@ -60,13 +60,11 @@ public static partial class Promoter
             }
             else if (record is null)
             {
-                missing.Add($"no passing {phase} pair test" + (phase == PairTester.Phase
-                    ? $": run 'kiln test {service.Name}'"
-                    : $" (pair tests run in phase {PairTester.Phase} only so far)"));
+                missing.Add($"no passing {phase} pair test: run 'kiln test {service.Name}{(phase == PairTester.Phase ? "" : " --phase " + phase)}'");
             }
             else if (record.ServiceSpec != serviceSpec?.Digest || record.ImageSpec != imageSpec?.Digest)
             {
-                missing.Add($"its {phase} pair test ran against an older spec: run 'kiln test {service.Name}' again");
+                missing.Add($"its {phase} pair test ran against an older spec: run 'kiln test {service.Name}{(phase == PairTester.Phase ? "" : " --phase " + phase)}' again");
             }
             else if (records.RecordDigest(pair, phase) is not { } recorded)
             {

@@ -123,12 +123,12 @@ public sealed class ServicePromotionTests : IDisposable
         Assert.Equal(promoted.Results, log.Read().Single().Results);
         Assert.False(log.IsPromoted(pair.Image, "staging"));
 
-        // Approval and phases the pair test does not run yet are named too.
+        // Approval and phases the pair has no passing test in are named too.
         var gated = await Assert.ThrowsAsync<PromotionException>(() => Promote("gated"));
         Assert.Contains("needs approval", gated.Message, StringComparison.Ordinal);
         Assert.Equal("gated", (await Promote("gated", approve: true)).Channel);
         var lab = await Assert.ThrowsAsync<PromotionException>(() => Promote("lab"));
-        Assert.Contains("no passing vm pair test (pair tests run in phase boot only so far)", lab.Message, StringComparison.Ordinal);
+        Assert.Contains("no passing vm pair test: run 'kiln test hello --phase vm'", lab.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("no passing boot", lab.Message, StringComparison.Ordinal);
 
         // A second version of the package is a new pair: refused, by its own digests, until it too passes.
