@@ -131,7 +131,7 @@ public sealed class Executor
                 }
             case OciArchiveSource archive:
                 {
-                    var r = await BaseStepAsync(image, $"from oci-archive:{archive.ArchivePath}" + (archive.Tag is null ? "" : ":" + archive.Tag), fetches: false,
+                    var r = await BaseStepAsync(image, "from " + archive.Written, fetches: false,
                         () => OciImport.ImportAsync(_store, archive, _options, ct), ct).ConfigureAwait(false);
                     state = r.State;
                     dirty = r.Dirty;
