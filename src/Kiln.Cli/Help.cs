@@ -80,7 +80,8 @@ Options:
                        replaces `cache: {to: ...}` in kiln.yaml. If the push fails, the images
                        stay built and named and the command exits 1 saying so
   --insecure           allow plain HTTP (and unverified TLS) for the registries `from:` names and
-                       the cache registries (registries.conf's insecure registries need no flag)
+                       the cache registries (registries.conf's insecure registries need no flag;
+                       its location entries move `from:` and cache references as for kiln pull)
   --junit FILE         write the test results as JUnit XML to FILE
   --json               print the result as JSON on stdout (progress goes to stderr)
   --trace FILE         write where the time went as Chrome trace-event JSON (open it in Perfetto
@@ -310,8 +311,9 @@ Usage: kiln push IMAGE REF [OPTIONS]
 Copies the store's image IMAGE to a registry. REF is HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]: the
 host is required (a REF without one is refused, never sent to a default registry); without a tag
 the image is tagged latest; with a digest only, it must be IMAGE's digest and no tag is written.
-Blobs the registry has are skipped (HEAD first), the others uploaded four at a time (in chunks
-over 64 MiB, resumed after a dropped connection), the manifest after them and the tag last.
+Blobs the registry has are skipped (HEAD first); a blob the store pushed to or pulled from another
+repository of that registry is mounted from there; the others are uploaded four at a time (in
+chunks over 64 MiB, resumed after a dropped connection), the manifest after them and the tag last.
 Credentials come from the containers auth files (see 'kiln login --help').
 
 Options:
@@ -390,8 +392,9 @@ HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]; a REF without a registry host is refused. 
 multi-platform image) gives the image for this machine's platform. Every blob is checked against
 its digest and size as it arrives, and the image is named only once all are in, so a failed pull
 names nothing. The layers stay packed until something first reads the image's files (a build step,
-`kiln test`, a disk export), which unpacks each and checks it against the config's diff IDs. Run
-as root.
+`kiln test`, a disk export), which unpacks each and checks it against the config's diff IDs. A
+registries.conf entry (or one of the file CONTAINERS_REGISTRIES_CONF names) whose location moves
+REF's namespace is followed; the image is still named REF. Run as root.
 
 Options:
   --as NAME            the name the image gets in the store (default: REF)

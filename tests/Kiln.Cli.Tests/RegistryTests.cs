@@ -240,6 +240,29 @@ public sealed class RegistryTests : IAsyncLifetime
     }
 
     [Fact]
+    public void Registries_conf_moves_a_from_reference_and_the_cache_target_to_its_location()
+    {
+        BuildTiny(_store.Path, "base", "moved");
+        string local = StoreReader.ManifestDigest(_store.Path, "base");
+        Assert.Equal(0, Kiln(_store.Path, "push", "base", $"{_registry.Host}/team/base:v1", "--insecure").ExitCode);
+        // Nothing listens at the prefix's host: only the location entry makes the build reach the registry.
+        string nowhere = $"127.0.0.1:{RegistryServer.FreePort()}/moved";
+        var conf = _work.Sub("registries.conf");
+        File.WriteAllText(conf, $"[[registry]]\nprefix = \"{nowhere}\"\nlocation = \"{_registry.Host}/team\"\n");
+        using var app = new TinyContext($"images:\n  app:\n    from: {nowhere}/base:v1\n    steps:\n      - run: cat /etc/greeting > /seen\n");
+        var psi = KilnProcess.StartInfo(_other.Path, "build", app.Path, "--insecure", "--cache-to", $"{nowhere}/cache");
+        psi.Environment["REGISTRY_AUTH_FILE"] = AuthFile;
+        psi.Environment["CONTAINERS_REGISTRIES_CONF"] = conf;
+        var build = KilnProcess.Run(psi, TimeSpan.FromMinutes(5));
+        Assert.True(build.ExitCode == 0, build.All);
+        // Named as written, fetched from the location; the cache entries went there too.
+        Assert.Equal(local, StoreReader.ManifestDigest(_other.Path, $"{nowhere}/base:v1"));
+        var tags = KilnProcess.Tool("skopeo", "list-tags", "--tls-verify=false", $"docker://{_registry.Host}/team/cache");
+        Assert.True(tags.ExitCode == 0, tags.All);
+        Assert.Contains("kiln-step-", tags.Stdout);
+    }
+
+    [Fact]
     public void An_image_skopeo_pushed_pulls_with_its_manifest_config_and_layer_digests_kept()
     {
         var img = new ForeignImage();
