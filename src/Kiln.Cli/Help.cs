@@ -288,11 +288,22 @@ Lists the steps that made IMAGE, oldest first, with the size of the layer each a
     public const string Verify = """
 Usage: kiln verify [--repair] [--json]
 
-Re-hashes every blob in the store and checks that every image's config, layers and snapshots
-are present and match. Exit 1 if anything is wrong, naming the images it affects.
-  --repair   remove corrupt blobs and broken snapshots and drop the step-cache entries that
-             need them, so the next build runs those steps again (still exit 1 when problems
-             were found: build the named images again to restore them)
+Re-hashes every blob in the store (a file under blobs/ not named by its digest is reported too)
+and checks every named image: its manifest and config are present, whole JSON and of the size
+their descriptors say, every layer blob is there at its size, and the config has one diff ID per
+layer. Layers need not be extracted: a pulled image, or one built from remote cache hits, keeps
+its layers packed until something first reads its files, so a layer with no snapshot is a problem
+only when its blob is missing too, or when something other than a directory stands in the
+snapshot's place. The artifacts attached to images (test results, SBOM, build record) must have
+their manifest, config and documents whole. Step-cache entries are not checked (a build ignores
+an entry whose blobs or snapshots are gone). Exit 0 when all is well, 1 if anything is wrong,
+naming the images each problem affects, 2 for bad arguments.
+  --repair   with the store lock held exclusively, remove corrupt blobs and whatever stands in
+             place of a snapshot that is not a directory, and drop the step-cache entries that
+             are unreadable or need a blob or snapshot that is gone (an entry a remote cache
+             gave needs only its blobs), so the next build runs those steps again (still exit 1
+             when problems were found: build the named images again to restore them)
+  --json     print {ok, problems[, repaired]} as JSON on stdout
 """;
 
     public const string Gc = """
