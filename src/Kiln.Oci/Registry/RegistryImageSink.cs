@@ -51,7 +51,15 @@ public sealed class RegistryImageSink : IBlobMountSink
         ArgumentNullException.ThrowIfNull(blob);
         if (source is not RegistryImageSource && _knownIn?.Invoke(blob.Digest) is { } known && known != Repository)
         {
-            return await Client.TryMountBlobAsync(Repository, blob, known, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return await Client.TryMountBlobAsync(Repository, blob, known, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RegistryException e) when (e.Kind != RegistryErrorKind.AuthenticationFailed)
+            {
+                // Only a hint: a registry that refuses or fails the mount gets the upload, with its own retries.
+                return false;
+            }
         }
         if (source is not RegistryImageSource other
             || !string.Equals(other.Client.Registry, Client.Registry, StringComparison.OrdinalIgnoreCase)
