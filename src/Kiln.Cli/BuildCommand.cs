@@ -134,6 +134,7 @@ internal static class BuildCommand
         SecretEnvironment = CliEnvironment.Get,
         RemoteCache = remoteCache.For,
         OpenRegistry = registry => RegistryAccess.Open(registry, a.Has("--insecure")),
+        LocateRegistry = reference => RegistryAccess.Locate("build", reference),
         TestFault = Unexpected.TestFault(CliEnvironment.Get("KILN_TEST_FAULT")),
     };
 }

@@ -45,7 +45,7 @@ internal sealed class CacheArguments : IDisposable
         {
             if (!_made)
             {
-                _cache = RegistryCache.For(_from, _to, file.Cache, Open, warn: Warn);
+                _cache = RegistryCache.For(_from, _to, file.Cache, Open, warn: Warn, locate: r => RegistryAccess.Locate("build", r));
                 if (_cache is not null)
                 {
                     _cache.Fetches = Fetches;

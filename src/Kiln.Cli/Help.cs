@@ -81,7 +81,8 @@ Options:
                        replaces `cache: {to: ...}` in kiln.yaml. If the push fails, the images
                        stay built and named and the command exits 1 saying so
   --insecure           allow plain HTTP (and unverified TLS) for the registries `from:` names and
-                       the cache registries (registries.conf's insecure registries need no flag)
+                       the cache registries (registries.conf's insecure registries need no flag;
+                       its location entries move `from:` and cache references as for kiln pull)
   --junit FILE         write the test results as JUnit XML to FILE
   --json               print the result as JSON on stdout (progress goes to stderr)
   --trace FILE         write where the time went as Chrome trace-event JSON (open it in Perfetto
@@ -290,11 +291,22 @@ Lists the steps that made IMAGE, oldest first, with the size of the layer each a
     public const string Verify = """
 Usage: kiln verify [--repair] [--json]
 
-Re-hashes every blob in the store and checks that every image's config, layers and snapshots
-are present and match. Exit 1 if anything is wrong, naming the images it affects.
-  --repair   remove corrupt blobs and broken snapshots and drop the step-cache entries that
-             need them, so the next build runs those steps again (still exit 1 when problems
-             were found: build the named images again to restore them)
+Re-hashes every blob in the store (a file under blobs/ not named by its digest is reported too)
+and checks every named image: its manifest and config are present, whole JSON and of the size
+their descriptors say, every layer blob is there at its size, and the config has one diff ID per
+layer. Layers need not be extracted: a pulled image, or one built from remote cache hits, keeps
+its layers packed until something first reads its files, so a layer with no snapshot is a problem
+only when its blob is missing too, or when something other than a directory stands in the
+snapshot's place. The artifacts attached to images (test results, SBOM, build record) must have
+their manifest, config and documents whole. Step-cache entries are not checked (a build ignores
+an entry whose blobs or snapshots are gone). Exit 0 when all is well, 1 if anything is wrong,
+naming the images each problem affects, 2 for bad arguments.
+  --repair   with the store lock held exclusively, remove corrupt blobs and whatever stands in
+             place of a snapshot that is not a directory, and drop the step-cache entries that
+             are unreadable or need a blob or snapshot that is gone (an entry a remote cache
+             gave needs only its blobs), so the next build runs those steps again (still exit 1
+             when problems were found: build the named images again to restore them)
+  --json     print {ok, problems[, repaired]} as JSON on stdout
 """;
 
     public const string Gc = """
@@ -313,8 +325,9 @@ Usage: kiln push IMAGE REF [OPTIONS]
 Copies the store's image IMAGE to a registry. REF is HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]: the
 host is required (a REF without one is refused, never sent to a default registry); without a tag
 the image is tagged latest; with a digest only, it must be IMAGE's digest and no tag is written.
-Blobs the registry has are skipped (HEAD first), the others uploaded four at a time (in chunks
-over 64 MiB, resumed after a dropped connection), the manifest after them and the tag last.
+Blobs the registry has are skipped (HEAD first); a blob the store pushed to or pulled from another
+repository of that registry is mounted from there; the others are uploaded four at a time (in
+chunks over 64 MiB, resumed after a dropped connection), the manifest after them and the tag last.
 Credentials come from the containers auth files (see 'kiln login --help').
 
 Options:
@@ -402,8 +415,9 @@ HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]; a REF without a registry host is refused. 
 multi-platform image) gives the image for this machine's platform. Every blob is checked against
 its digest and size as it arrives, and the image is named only once all are in, so a failed pull
 names nothing. The layers stay packed until something first reads the image's files (a build step,
-`kiln test`, a disk export), which unpacks each and checks it against the config's diff IDs. Run
-as root.
+`kiln test`, a disk export), which unpacks each and checks it against the config's diff IDs. A
+registries.conf entry (or one of the file CONTAINERS_REGISTRIES_CONF names) whose location moves
+REF's namespace is followed; the image is still named REF. Run as root.
 
 Options:
   --as NAME            the name the image gets in the store (default: REF)

@@ -88,7 +88,7 @@ internal static class RegistryCommands
         using var storeLock = store.AcquireLock(exclusive: false, ct);
         // registries.conf may move a namespace elsewhere (prefix to location): the image is fetched from there and
         // named as asked, as podman pull does; the entry's insecure flag applies to where it is fetched from.
-        var from = RegistryAccess.PullLocation(reference);
+        var from = RegistryAccess.Locate("pull", reference);
         using var client = RegistryAccess.Open(from.Registry, a.Has("--insecure"), from.Registry + "/" + from.Repository);
         var source = new RegistryImageSource(client, from.Repository);
         var renderer = new TransferRenderer(json ? stderr : stdout, "pulled");
@@ -219,15 +219,21 @@ internal static class RegistryAccess
     /// registries.conf entry for its namespace applies; else the registry's own entry.</param>
     public static RegistryClientOptions Options(string registry, bool insecure, CredentialStore? credentials, string? name = null) => new()
     {
-        Insecure = insecure || RegistriesConf.Load().IsInsecure(name ?? registry),
+        Insecure = insecure || Conf().IsInsecure(name ?? registry),
         Credentials = credentials is null ? null : (host, repository, ct) => credentials.GetAsync(host, repository, ct),
     };
 
-    /// <summary>The reference registries.conf's entry for it moves pulls to (its prefix replaced by its location).</summary>
-    public static ImageReference PullLocation(ImageReference reference)
+    /// <summary>registries.conf, or the file <c>CONTAINERS_REGISTRIES_CONF</c> names instead (with its drop-ins in
+    /// FILE.d), as the containers tools read it.</summary>
+    public static RegistriesConf Conf() =>
+        RegistriesConf.Load(CliEnvironment.Get("CONTAINERS_REGISTRIES_CONF") is { Length: > 0 } file ? file : "/etc/containers/registries.conf");
+
+    /// <summary>The reference registries.conf's entry for it moves fetches to (its prefix replaced by its location): for
+    /// kiln pull, a build's <c>from: HOST/REPO</c>, and --cache-from/--cache-to.</summary>
+    public static ImageReference Locate(string command, ImageReference reference)
     {
         string name = reference.Registry + "/" + reference.Repository;
-        string moved = RegistriesConf.Load().Rewrite(name);
+        string moved = Conf().Rewrite(name);
         if (moved == name)
         {
             return reference;
@@ -239,7 +245,7 @@ internal static class RegistryAccess
         }
         catch (RegistryException e)
         {
-            throw new UsageException($"kiln pull: registries.conf moves {name} to '{moved}', which is not a repository: {e.Message}");
+            throw new UsageException($"kiln {command}: registries.conf moves {name} to '{moved}', which is not a repository: {e.Message}");
         }
     }
 

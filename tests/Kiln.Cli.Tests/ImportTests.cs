@@ -152,6 +152,36 @@ public sealed class ImportTests : IDisposable
     }
 
     [Fact]
+    [Trait("Tier", "Slow")] // a build that runs a step
+    public void A_docker_save_archive_without_an_oci_index_imports_by_repo_tag_and_several_images_need_one()
+    {
+        byte[] busybox = BusyboxLayer(), hello = FileLayer("hello", "hello from a docker save\n"), other = FileLayer("hello", "the other image\n");
+        var archive = _source.Sub("saved.tar");
+        Kiln.Oci.Tests.Archives.DockerSaveArchive.Write(archive,
+            new(["other:1"], Kiln.Oci.Tests.Archives.DockerSaveArchive.Config(busybox, other), [busybox, other]),
+            new(["localhost/tiny:latest", "tiny:v2"], Kiln.Oci.Tests.Archives.DockerSaveArchive.Config(busybox, hello), [busybox, Pack(hello, Packing.Gzip)]));
+
+        using (var ambiguous = new TinyContext($"images:\n  imported:\n    from: docker-archive:{archive}\n"))
+        {
+            var r = KilnProcess.Run(_store.Path, "build", ambiguous.Path);
+            AssertNoCrash(r);
+            Assert.True(r.ExitCode == 2, r.All);
+            Assert.Contains("holds 2 images", r.Stderr);
+            Assert.Contains("other:1, localhost/tiny:latest, tiny:v2", r.Stderr);
+            Assert.Contains("kiln.yaml:3", r.Stderr);
+        }
+
+        using var ctx = new TinyContext(
+            $"images:\n  imported:\n    from: docker-archive:{archive}:localhost/tiny\n    steps:\n      - run: cat /hello > /copied\n" +
+            "    test:\n      file:\n        /copied: {contains: [\"hello from a docker save\"]}\n");
+        var built = KilnProcess.Run(_store.Path, "build", ctx.Path);
+        AssertNoCrash(built);
+        Assert.True(built.ExitCode == 0, built.All);
+        Assert.Equal(0, KilnProcess.Run(_store.Path, "verify").ExitCode);
+        Leftovers.AssertNone(_store.Path);
+    }
+
+    [Fact]
     public void A_manifest_whose_config_is_not_an_image_config_is_refused_with_its_media_type()
     {
         var img = new ForeignImage();

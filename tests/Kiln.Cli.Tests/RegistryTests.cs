@@ -198,6 +198,68 @@ public sealed class RegistryTests : IAsyncLifetime
         {
             Assert.Equal(File.ReadAllBytes(StoreReader.BlobPath(_store.Path, digest)), File.ReadAllBytes(StoreReader.BlobPath(layout, digest)));
         }
+
+        // Pushed once, the blobs are known to be in out/tiny: a push to another repository mounts them (the registry
+        // answers 201 to each mount), uploading nothing, and the image pulls back from there byte for byte.
+        var mounted = Kiln(_store.Path, "push", "tiny", $"{_registry.Host}/mirror/tiny:v1", "--insecure", "--json");
+        Assert.True(mounted.ExitCode == 0, mounted.All);
+        using (var json = Json(mounted))
+        {
+            Assert.Equal(local, json.RootElement.GetProperty("digest").GetString());
+            Assert.Equal(3, json.RootElement.GetProperty("mounted").GetInt32());
+            Assert.Equal(0, json.RootElement.GetProperty("blobs").GetInt32());
+            Assert.Equal(0, json.RootElement.GetProperty("bytes").GetInt64());
+        }
+        var pull = Kiln(_other.Path, "pull", $"{_registry.Host}/mirror/tiny:v1", "--insecure", "--as", "mirrored");
+        Assert.True(pull.ExitCode == 0, pull.All);
+        Assert.Equal(local, StoreReader.ManifestDigest(_other.Path, "mirrored"));
+        var config = JsonNode.Parse(File.ReadAllText(StoreReader.BlobPath(_store.Path, local)))!["config"]!["digest"]!.GetValue<string>();
+        foreach (var digest in StoreReader.LayerDigests(_store.Path, "tiny").Append(config).Append(local))
+        {
+            Assert.Equal(File.ReadAllBytes(StoreReader.BlobPath(_store.Path, digest)), File.ReadAllBytes(StoreReader.BlobPath(_other.Path, digest)));
+        }
+
+        // A pull records where it found the blobs too: the other store's push to a third repository mounts them. A
+        // record that names a repository without the blob costs an upload, not a failure.
+        var fromPull = Kiln(_other.Path, "push", "mirrored", $"{_registry.Host}/third/tiny:v1", "--insecure", "--json");
+        Assert.True(fromPull.ExitCode == 0, fromPull.All);
+        using (var json = Json(fromPull))
+        {
+            Assert.Equal(3, json.RootElement.GetProperty("mounted").GetInt32());
+        }
+        var record = Path.Combine(_store.Path, "kiln", "registry-blobs", _registry.Host.Replace(':', '_') + ".json");
+        File.WriteAllText(record, File.ReadAllText(record).Replace("mirror/tiny", "no/such", StringComparison.Ordinal));
+        var stale = Kiln(_store.Path, "push", "tiny", $"{_registry.Host}/fourth/tiny:v1", "--insecure", "--json");
+        Assert.True(stale.ExitCode == 0, stale.All);
+        using (var json = Json(stale))
+        {
+            Assert.Equal(0, json.RootElement.GetProperty("mounted").GetInt32());
+            Assert.Equal(3, json.RootElement.GetProperty("blobs").GetInt32());
+        }
+        Assert.Equal(local, Digest(SkopeoInspect($"{_registry.Host}/fourth/tiny:v1")));
+    }
+
+    [Fact]
+    public void Registries_conf_moves_a_from_reference_and_the_cache_target_to_its_location()
+    {
+        BuildTiny(_store.Path, "base", "moved");
+        string local = StoreReader.ManifestDigest(_store.Path, "base");
+        Assert.Equal(0, Kiln(_store.Path, "push", "base", $"{_registry.Host}/team/base:v1", "--insecure").ExitCode);
+        // Nothing listens at the prefix's host: only the location entry makes the build reach the registry.
+        string nowhere = $"127.0.0.1:{RegistryServer.FreePort()}/moved";
+        var conf = _work.Sub("registries.conf");
+        File.WriteAllText(conf, $"[[registry]]\nprefix = \"{nowhere}\"\nlocation = \"{_registry.Host}/team\"\n");
+        using var app = new TinyContext($"images:\n  app:\n    from: {nowhere}/base:v1\n    steps:\n      - run: cat /etc/greeting > /seen\n");
+        var psi = KilnProcess.StartInfo(_other.Path, "build", app.Path, "--insecure", "--cache-to", $"{nowhere}/cache");
+        psi.Environment["REGISTRY_AUTH_FILE"] = AuthFile;
+        psi.Environment["CONTAINERS_REGISTRIES_CONF"] = conf;
+        var build = KilnProcess.Run(psi, TimeSpan.FromMinutes(5));
+        Assert.True(build.ExitCode == 0, build.All);
+        // Named as written, fetched from the location; the cache entries went there too.
+        Assert.Equal(local, StoreReader.ManifestDigest(_other.Path, $"{nowhere}/base:v1"));
+        var tags = KilnProcess.Tool("skopeo", "list-tags", "--tls-verify=false", $"docker://{_registry.Host}/team/cache");
+        Assert.True(tags.ExitCode == 0, tags.All);
+        Assert.Contains("kiln-step-", tags.Stdout);
     }
 
     [Fact]

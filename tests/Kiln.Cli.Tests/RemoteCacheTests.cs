@@ -57,6 +57,13 @@ public sealed class RemoteCacheTests(ITestOutputHelper output) : IDisposable
         return (r, JsonDocument.Parse(r.Stdout));
     }
 
+    /// <summary>The layers of <paramref name="store"/> that are extracted (a snapshot dir each, by diff ID hex).</summary>
+    private static string[] Snapshots(string store)
+    {
+        var dir = Path.Combine(store, "kiln", "snapshots");
+        return Directory.Exists(dir) ? [.. Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal)!] : [];
+    }
+
     private static JsonElement Image(JsonDocument json, string name) =>
         json.RootElement.GetProperty("images").EnumerateArray().First(i => i.GetProperty("name").GetString() == name);
 
@@ -97,6 +104,9 @@ public sealed class RemoteCacheTests(ITestOutputHelper output) : IDisposable
         var warm = Stopwatch.StartNew();
         var (fetched, fromCache) = Build(b, ctx, "--cache-from", first, "--cache-to", second);
         warm.Stop();
+        // Every step was a hit: the layers are fetched for the named images, but nothing reads their files (the test
+        // results came from the cache too), so none is extracted until something does.
+        Assert.Empty(Snapshots(b));
         Assert.Matches(@"remote cache: fetched sha256:[0-9a-f]{12} .* in [0-9.]+ s \(", fetched.Stderr);
         // The second repository is on the same registry: its layers are mounted from the first, and counted so.
         Assert.True(fromCache.RootElement.GetProperty("remoteCache").GetProperty("blobsMounted").GetInt32() > 0, fromCache.RootElement.ToString());
@@ -114,6 +124,16 @@ public sealed class RemoteCacheTests(ITestOutputHelper output) : IDisposable
         Assert.All(again.RootElement.GetProperty("images").EnumerateArray(), i => Assert.Equal(0, i.GetProperty("stepsRun").GetInt32()));
         Assert.All(again.RootElement.GetProperty("images").EnumerateArray().SelectMany(i => i.GetProperty("steps").EnumerateArray()),
             s => Assert.False(s.GetProperty("remote").GetBoolean()));
+        Assert.Empty(Snapshots(b));
+        // A step that runs reads the tree beneath it: those layers are extracted then, and the replaced one is not.
+        var appLayers = StoreReader.DiffIds(b, "app");
+        using (var changed = Context(Yaml("echo changed > /etc/two")))
+        {
+            var (_, rebuilt) = Build(b, changed);
+            Assert.Equal(1, Image(rebuilt, "app").GetProperty("stepsRun").GetInt32());
+        }
+        Assert.Subset(Snapshots(b).ToHashSet(), appLayers.SkipLast(1).ToHashSet());
+        Assert.DoesNotContain(appLayers[^1], Snapshots(b));
 
         // C: an empty store reading only what B wrote.
         var c = NewStore();

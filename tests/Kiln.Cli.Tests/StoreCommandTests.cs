@@ -124,5 +124,9 @@ public sealed class StoreCommandTests : IDisposable
             Assert.StartsWith("Usage: kiln " + command, r.Stdout);
         }
         Assert.Equal(0, KilnProcess.Run(_store.Path, "--help").ExitCode);
+        // verify accepts packed layers (pulled, or from remote cache hits): its help must not say snapshots are required.
+        var verify = KilnProcess.Run(_store.Path, "verify", "--help").Stdout;
+        Assert.Contains("Layers need not be extracted", verify);
+        Assert.DoesNotContain("layers and snapshots", verify);
     }
 }

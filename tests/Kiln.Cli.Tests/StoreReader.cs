@@ -20,6 +20,15 @@ public static class StoreReader
         throw new InvalidOperationException($"no image {name} in {store}");
     }
 
+    /// <summary>The diff IDs (hex, as snapshot dirs are named) of image <paramref name="name"/>'s layers, bottom first.</summary>
+    public static IReadOnlyList<string> DiffIds(string store, string name)
+    {
+        using var manifest = System.Text.Json.JsonDocument.Parse(File.ReadAllText(BlobPath(store, ManifestDigest(store, name))));
+        var config = manifest.RootElement.GetProperty("config").GetProperty("digest").GetString()!;
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(BlobPath(store, config)));
+        return [.. doc.RootElement.GetProperty("rootfs").GetProperty("diff_ids").EnumerateArray().Select(d => d.GetString()!["sha256:".Length..])];
+    }
+
     public static string BlobPath(string store, string digest) => Path.Combine(store, "blobs", "sha256", digest["sha256:".Length..]);
 
     public static IReadOnlyList<string> LayerDigests(string store, string name)

@@ -136,12 +136,20 @@ public sealed record RegistrySource : ImageSource
     public required string Reference { get; init; }
 }
 
-/// <summary><c>from: oci-archive:FILE[:TAG]</c>; the path is absolute (resolved against the context dir); no tag
-/// means the archive's only image.</summary>
+/// <summary><c>from: oci-archive:FILE[:TAG]</c> or <c>from: docker-archive:FILE[:REPO[:TAG]]</c>; the path is absolute
+/// (resolved against the context dir); no tag means the archive's only image.</summary>
 public sealed record OciArchiveSource : ImageSource
 {
     public required string ArchivePath { get; init; }
+
+    /// <summary>The oci-archive's tag, or the docker-archive's <c>REPO[:TAG]</c> among its images' RepoTags.</summary>
     public string? Tag { get; init; }
+
+    /// <summary>A docker-archive (<c>docker save</c>): read by its <c>manifest.json</c>.</summary>
+    public bool Docker { get; init; }
+
+    /// <summary>As kiln.yaml writes it.</summary>
+    public string Written => (Docker ? "docker-archive:" : "oci-archive:") + ArchivePath + (Tag is null ? "" : ":" + Tag);
 }
 
 public abstract record StepDefinition

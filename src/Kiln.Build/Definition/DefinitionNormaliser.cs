@@ -120,6 +120,13 @@ internal static partial class DefinitionNormaliser
                 ArchivePath = Path.GetFullPath(reference.LayoutPath!, contextDir),
                 Tag = reference.Tag.Length > 0 ? reference.Tag : null,
             },
+            FromKind.DockerArchive => new OciArchiveSource
+            {
+                Mark = node.Mark,
+                ArchivePath = Path.GetFullPath(reference.LayoutPath!, contextDir),
+                Tag = reference.Tag.Length > 0 ? reference.Tag : null,
+                Docker = true,
+            },
             FromKind.Registry => new RegistrySource { Mark = node.Mark, Reference = node.Value },
             FromKind.ImageName => new FromImageSource { Mark = node.Mark, ImageName = node.Value },
             _ => throw new InvalidOperationException($"validation let `from: {node.Value}` through"),

@@ -331,7 +331,7 @@ internal sealed partial class DefinitionValidator
 
     private void CheckFrom(YNode node, HashSet<string> names)
     {
-        if (ExpectString(node, "from", "an image name, scratch, oci:PATH[:TAG], oci-archive:FILE[:TAG] or HOST[:PORT]/REPO[:TAG|@DIGEST]") is not { } scalar)
+        if (ExpectString(node, "from", "an image name, scratch, oci:PATH[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REPO[:TAG]] or HOST[:PORT]/REPO[:TAG|@DIGEST]") is not { } scalar)
         {
             return;
         }
@@ -344,6 +344,9 @@ internal sealed partial class DefinitionValidator
                 break;
             case FromKind.OciArchive when reference.Tag.Length > 0 && !DefinitionSyntax.Tag().IsMatch(reference.Tag):
                 Problem(node, $"`from: {scalar.Value}`: `{reference.Tag}` is not a valid tag");
+                break;
+            case FromKind.DockerArchive when string.IsNullOrEmpty(reference.LayoutPath):
+                Problem(node, "`from: docker-archive:FILE[:REPO[:TAG]]` needs a FILE");
                 break;
             case FromKind.Registry:
                 try

@@ -1,6 +1,6 @@
 namespace Kiln.Build.Definition;
 
-internal enum FromKind { Scratch, OciLayout, OciArchive, Registry, ImageName }
+internal enum FromKind { Scratch, OciLayout, OciArchive, DockerArchive, Registry, ImageName }
 
 /// <summary>The classified value of <c>from:</c>.</summary>
 internal sealed record FromReference(FromKind Kind, string Value, string? LayoutPath = null, string Tag = "latest")
@@ -17,6 +17,15 @@ internal sealed record FromReference(FromKind Kind, string Value, string? Layout
             // oci-archive:FILE[:TAG]; no tag (an empty Tag) means the archive's only image.
             var (path, tag) = SplitTag(value["oci-archive:".Length..]);
             return new(FromKind.OciArchive, value, path, tag ?? "");
+        }
+
+        if (value.StartsWith("docker-archive:", StringComparison.Ordinal))
+        {
+            // docker-archive:FILE[:REPO[:TAG]], as skopeo writes it: the file ends at the first ':', since a
+            // RepoTags name may hold ':' and '/' itself (host:5000/web:1).
+            var rest = value["docker-archive:".Length..];
+            int colon = rest.IndexOf(':');
+            return colon < 0 ? new(FromKind.DockerArchive, value, rest, "") : new(FromKind.DockerArchive, value, rest[..colon], rest[(colon + 1)..]);
         }
 
         if (value.StartsWith("oci:", StringComparison.Ordinal))

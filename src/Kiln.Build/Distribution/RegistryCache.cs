@@ -39,9 +39,11 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
     /// <param name="to">The target repository, or null.</param>
     /// <param name="open">Opens a client for a registry host (credentials, certificates and plain HTTP are the caller's).</param>
     /// <param name="warn">Told, once per source, that a source failed and the build goes on without it.</param>
+    /// <param name="locate">Where a repository is reached (registries.conf moving its namespace elsewhere); null:
+    /// where it says. Messages name the repository as given.</param>
     /// <exception cref="ArgumentException">A reference is not a repository of a registry.</exception>
     public RegistryCache(IReadOnlyList<string> from, string? to, Func<string, RegistryClient> open, ExtractionOptions? extraction = null,
-        Action<string>? warn = null)
+        Action<string>? warn = null, Func<ImageReference, ImageReference>? locate = null)
     {
         _warn = warn;
         ArgumentNullException.ThrowIfNull(from);
@@ -51,6 +53,7 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
         Repo Open(string text)
         {
             var reference = ParseRepository(text);
+            reference = locate?.Invoke(reference) ?? reference;
             if (!clients.TryGetValue(reference.Registry, out var client))
             {
                 client = open(reference.Registry);
@@ -66,11 +69,11 @@ public sealed class RegistryCache : IRemoteCache, IDisposable
     /// <summary>A remote cache for a build: the command line's sources first, then the definition's
     /// (<c>cache: {from, to}</c>); the command line's target, else the definition's. Null when there is neither.</summary>
     public static RegistryCache? For(IReadOnlyList<string> from, string? to, Definition.CacheDefinition? file, Func<string, RegistryClient> open,
-        ExtractionOptions? extraction = null, Action<string>? warn = null)
+        ExtractionOptions? extraction = null, Action<string>? warn = null, Func<ImageReference, ImageReference>? locate = null)
     {
         var sources = from.Concat(file?.From ?? []).ToList();
         var target = to ?? file?.To;
-        return sources.Count == 0 && target is null ? null : new RegistryCache(sources, target, open, extraction, warn);
+        return sources.Count == 0 && target is null ? null : new RegistryCache(sources, target, open, extraction, warn, locate);
     }
 
     /// <summary>Parses a cache reference: HOST[:PORT]/REPO, with no tag or digest.</summary>

@@ -56,6 +56,10 @@ public sealed record BuildOptions
     /// certificates and whether plain HTTP is allowed. Null: a client with the default options.</summary>
     public Func<string, Kiln.Oci.Registry.RegistryClient>? OpenRegistry { get; init; }
 
+    /// <summary>Where a registry reference is fetched from (registries.conf moving a namespace elsewhere), for
+    /// <c>from: HOST/REPO</c>; the store still names the image by the reference as written. Null: where it says.</summary>
+    public Func<Kiln.Oci.Registry.ImageReference, Kiln.Oci.Registry.ImageReference>? LocateRegistry { get; init; }
+
     /// <summary>Reads the environment variables that <c>secrets: [{env: VAR}]</c> name (the library reads no
     /// environment itself); null for an unset variable.</summary>
     public Func<string, string?> SecretEnvironment { get; init; } = _ => null;

@@ -131,7 +131,7 @@ public sealed class Executor
                 }
             case OciArchiveSource archive:
                 {
-                    var r = await BaseStepAsync(image, $"from oci-archive:{archive.ArchivePath}" + (archive.Tag is null ? "" : ":" + archive.Tag), fetches: false,
+                    var r = await BaseStepAsync(image, "from " + archive.Written, fetches: false,
                         () => OciImport.ImportAsync(_store, archive, _options, ct), ct).ConfigureAwait(false);
                     state = r.State;
                     dirty = r.Dirty;
@@ -273,9 +273,13 @@ public sealed class Executor
                 }
                 if (_remote is not null)
                 {
-                    // A named image is ready to run (`kiln test`, a later build's `from:`, `kiln verify`): the layers a
-                    // remote cache gave it are fetched and extracted; those of steps it no longer has are not.
-                    await _remote.MaterializeAsync(_store, finalState, ct).ConfigureAwait(false);
+                    // A named image has its blobs (`kiln verify`, push, export): the layers a remote cache gave it are
+                    // fetched, those of steps it no longer has are not. Nothing reads its files here, so they are
+                    // extracted on first use (a step on it, its tests, run, a disk), as a pulled image's are.
+                    using (new PhaseClock(_progress, image.Name, null).Measure("fetch layers"))
+                    {
+                        await _remote.FetchBlobsAsync(_store, finalState.Layers, ct).ConfigureAwait(false);
+                    }
                 }
                 using (new PhaseClock(_progress, image.Name, null).Measure("write image"))
                 {
@@ -288,12 +292,13 @@ public sealed class Executor
             }
             early?.Release();
             await Task.WhenAll(pending).ConfigureAwait(false);
-            // Their layers are in the store now: the next build finds these steps without asking the remote cache.
+            // Their layers are in the store now: the next build finds these steps without asking the remote cache. Layers
+            // not extracted yet are extracted when something reads them.
             foreach (var (key, hit) in remoteHits)
             {
-                if (hit.Layers.All(l => _store.Content.HasBlob(l.Digest)) && hit.Config.RootFs.DiffIds.All(_store.Snapshots.HasSnapshot))
+                if (hit.Layers.All(l => _store.Content.HasBlob(l.Digest)))
                 {
-                    await _store.StepCache.PutAsync(key, hit, ct).ConfigureAwait(false);
+                    await _store.StepCache.PutAsync(key, hit, ct, unpackedOnUse: !hit.Config.RootFs.DiffIds.All(_store.Snapshots.HasSnapshot)).ConfigureAwait(false);
                 }
             }
         }

@@ -31,6 +31,13 @@ public static class ImagePull
         {
             await store.Names.TagAsync(name, summary.Root, cancellationToken).ConfigureAwait(false);
         }
+        if (source is Kiln.Oci.Registry.RegistryImageSource registry)
+        {
+            // A later push to another repository of that registry mounts these blobs from there.
+            var image = await ImageReader.ReadManifestAsync(new StoreImageSource(store), summary.Root, cancellationToken).ConfigureAwait(false);
+            await store.RegistryBlobs.RecordAsync(registry.Client.Registry, registry.Repository,
+                image.Layers.Select(l => l.Descriptor.Digest).Prepend(image.Manifest.Config.Digest), cancellationToken).ConfigureAwait(false);
+        }
         return (summary, state);
     }
 }

@@ -29,20 +29,23 @@ internal static class OciImport
     }
 
     /// <summary>The manifest digest of the archive's image, for the plan's base key. A missing file, a file that is
-    /// not an oci-archive, an archive of several images and no tag, or no image for the platform is a problem of
-    /// the definition.</summary>
+    /// not an archive of its kind, an archive of several images and no tag, or no image for the platform is a
+    /// problem of the definition.</summary>
     public static string Identity(OciArchiveSource source, Platform platform)
     {
         try
         {
-            using var archive = ArchiveImageSource.Open(source.ArchivePath);
+            using var archive = OpenArchive(source);
             return FindManifest(archive, source.Tag, platform, archive.Name).Digest.Value;
         }
         catch (Exception ex) when (ex is ArchiveException or ImageException)
         {
-            throw DefinitionException.At(source.Mark, $"from oci-archive: {ex.Message}");
+            throw DefinitionException.At(source.Mark, $"from {(source.Docker ? "docker-archive" : "oci-archive")}: {ex.Message}");
         }
     }
+
+    private static ArchiveImageSource OpenArchive(OciArchiveSource source) =>
+        source.Docker ? ArchiveImageSource.OpenDocker(source.ArchivePath) : ArchiveImageSource.Open(source.ArchivePath);
 
     public static async Task<ImageState> ImportAsync(KilnStore store, OciLayoutSource source, BuildOptions options, CancellationToken ct)
     {
@@ -54,8 +57,8 @@ internal static class OciImport
 
     public static async Task<ImageState> ImportAsync(KilnStore store, OciArchiveSource source, BuildOptions options, CancellationToken ct)
     {
-        string where = "oci-archive:" + source.ArchivePath + (source.Tag is null ? "" : ":" + source.Tag);
-        using var archive = Checked(() => ArchiveImageSource.Open(source.ArchivePath));
+        string where = source.Written;
+        using var archive = Checked(() => OpenArchive(source));
         var manifest = Checked(() => FindManifest(archive, source.Tag, options.Platform, archive.Name));
         return await ImportAsync(store, archive, where, manifest, options, ct).ConfigureAwait(false);
     }

@@ -72,7 +72,7 @@ public sealed class RegistryBases(string? storeRoot, BuildOptions options)
 
     private Descriptor ResolveRemote(RegistrySource source)
     {
-        var reference = ImageReference.Parse(source.Reference);
+        var reference = Locate(source);
         using var client = Open(reference.Registry);
         var registry = new RegistryImageSource(client, reference.Repository);
         try
@@ -95,6 +95,13 @@ public sealed class RegistryBases(string? storeRoot, BuildOptions options)
         }
     }
 
+    /// <summary>Where <paramref name="source"/> is fetched from: registries.conf may move its namespace.</summary>
+    private ImageReference Locate(RegistrySource source)
+    {
+        var reference = ImageReference.Parse(source.Reference);
+        return options.LocateRegistry?.Invoke(reference) ?? reference;
+    }
+
     private RegistryClient Open(string registry) => options.OpenRegistry?.Invoke(registry) ?? new RegistryClient(registry);
 
     /// <summary>The base's state: pulled into the store first unless pinned there (blobs checked; its layers are
@@ -111,7 +118,7 @@ public sealed class RegistryBases(string? storeRoot, BuildOptions options)
             {
                 return await OciImport.FromStoreAsync(store, source.Reference, resolved.Manifest, cancellationToken).ConfigureAwait(false);
             }
-            var reference = ImageReference.Parse(source.Reference);
+            var reference = Locate(source);
             using var client = Open(reference.Registry);
             try
             {

@@ -36,6 +36,8 @@ public static class InteractiveShell
         using var storeLock = store.AcquireLock(exclusive: false, ct);
         var manifest = store.Names.TryGetTag(image) ?? throw LocalException.BadInput($"the store has no image named '{image}' (build it first)");
         var state = await store.Content.ReadImageStateAsync(manifest.Digest, ct).ConfigureAwait(false);
+        // Layers of a pulled image, or of one built from remote cache hits, are extracted on first use.
+        await store.Snapshots.EnsureAsync(state, ct: ct).ConfigureAwait(false);
         var config = state.Config.Config;
         return await RunAsync(store, new ShellTree
         {

@@ -131,7 +131,7 @@ public static class Planner
             ?? throw new ArgumentException($"image {image.Name} starts from oci:{o.LayoutPath}:{o.Tag}, so PlanOptions.ImportIdentity is required", nameof(options)))(o)),
         // Keyed like oci: by manifest digest: the same image gives the same base, wherever it was read from.
         OciArchiveSource a => Sha256(OciKeyPrefix + (options.ArchiveIdentity
-            ?? throw new ArgumentException($"image {image.Name} starts from oci-archive:{a.ArchivePath}, so PlanOptions.ArchiveIdentity is required", nameof(options)))(a)),
+            ?? throw new ArgumentException($"image {image.Name} starts from {a.Written}, so PlanOptions.ArchiveIdentity is required", nameof(options)))(a)),
         // Keyed like oci: as well: an image pulled from a registry is the same base as that image read from a layout.
         RegistrySource r => Sha256(OciKeyPrefix + (options.RegistryIdentity
             ?? throw new ArgumentException($"image {image.Name} starts from {r.Reference}, so PlanOptions.RegistryIdentity is required", nameof(options)))(r)),

@@ -192,6 +192,10 @@ public sealed partial class KilnStore : IDisposable
     /// <summary>Images kept by name without a tag (<c>kiln/roots/</c>): gc keeps them as it keeps tagged images.</summary>
     public ImageRoots Roots => new(Path.Combine(_kilnDir, "roots"), NewIngestPath);
 
+    /// <summary>Which repository of a registry each blob was last pushed to or pulled from (<c>kiln/registry-blobs/</c>),
+    /// for cross-repository mounts.</summary>
+    public RegistryBlobs RegistryBlobs => new(Path.Combine(_kilnDir, "registry-blobs"), NewIngestPath);
+
     /// <summary>Takes the store lock: shared for builds and other writers, exclusive for garbage collection.
     /// Locks of separate calls conflict even inside one process.</summary>
     public IDisposable AcquireLock(bool exclusive, CancellationToken ct = default) =>

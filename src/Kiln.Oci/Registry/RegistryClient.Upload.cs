@@ -79,6 +79,40 @@ public sealed partial class RegistryClient
         throw RegistryException.PushFailed(where, descriptor.Digest, attempts, last!);
     }
 
+    /// <summary>Asks the registry to mount <paramref name="descriptor"/> into <paramref name="repository"/> from
+    /// <paramref name="mountFrom"/>, another repository of it: true when it did (201). When it answers with an upload
+    /// session instead (202: no such blob there, or no access), the session is cancelled and the caller uploads.</summary>
+    public async Task<bool> TryMountBlobAsync(string repository, Descriptor descriptor, string mountFrom, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(descriptor);
+        ArgumentException.ThrowIfNullOrEmpty(mountFrom);
+        if (mountFrom == repository)
+        {
+            return false;
+        }
+        var (location, mounted) = await StartUploadAsync(repository, descriptor, mountFrom, cancellationToken).ConfigureAwait(false);
+        if (mounted)
+        {
+            return true;
+        }
+        try
+        {
+            using var response = await _transport.SendAsync(new RegistryRequest
+            {
+                Method = HttpMethod.Delete,
+                Path = location.ToString(),
+                What = $"cancelling the upload of blob {descriptor.Digest}",
+                Repository = repository,
+                Scopes = [Push(repository)],
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is RegistryException or HttpRequestException or IOException)
+        {
+            // The session is left to expire, as registries expire abandoned uploads.
+        }
+        return false;
+    }
+
     private async Task<(Uri Location, bool Mounted)> StartUploadAsync(string repository, Descriptor descriptor, string? mountFrom, CancellationToken cancellationToken)
     {
         string path = $"v2/{repository}/blobs/uploads/"

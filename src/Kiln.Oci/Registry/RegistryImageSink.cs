@@ -10,13 +10,18 @@ public sealed class RegistryImageSink : IBlobMountSink
 {
     private readonly Func<Descriptor, CancellationToken, Task<Stream>>? _reopen;
     private readonly Dictionary<Digest, (string MediaType, ReadOnlyMemory<byte> Bytes)> _manifests = [];
+    private readonly Func<Digest, string?>? _knownIn;
 
     /// <param name="client">The registry's client; the caller keeps it and disposes it.</param>
     /// <param name="reopen">Opens a blob's content again from its start, for an upload that must be tried again after
     /// the stream the copy handed over was partly sent (the source's <see cref="IImageSource.OpenBlobAsync"/>).
     /// Without it a blob whose stream cannot seek gets one try.</param>
-    public RegistryImageSink(RegistryClient client, string repository, Func<Descriptor, CancellationToken, Task<Stream>>? reopen = null)
+    /// <param name="knownIn">Another repository of this registry a blob is known to be in (pushed there or pulled from
+    /// there before), or null: a blob the source cannot mount itself is mounted from there.</param>
+    public RegistryImageSink(RegistryClient client, string repository, Func<Descriptor, CancellationToken, Task<Stream>>? reopen = null,
+        Func<Digest, string?>? knownIn = null)
     {
+        _knownIn = knownIn;
         ArgumentNullException.ThrowIfNull(client);
         ArgumentException.ThrowIfNullOrEmpty(repository);
         Client = client;
@@ -38,11 +43,24 @@ public sealed class RegistryImageSink : IBlobMountSink
             && (size == blob.Size || size < 0);
     }
 
-    /// <summary>Mounts <paramref name="blob"/> when <paramref name="source"/> is another repository of this registry;
-    /// false otherwise, and when the registry declines (it then starts an upload, which gets the bytes).</summary>
+    /// <summary>Mounts <paramref name="blob"/> when <paramref name="source"/> is another repository of this registry, or
+    /// from the repository the sink was told it is known in; false otherwise, and when the registry declines (then it
+    /// is uploaded).</summary>
     public async Task<bool> TryMountAsync(Descriptor blob, IImageSource source, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(blob);
+        if (source is not RegistryImageSource && _knownIn?.Invoke(blob.Digest) is { } known && known != Repository)
+        {
+            try
+            {
+                return await Client.TryMountBlobAsync(Repository, blob, known, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RegistryException e) when (e.Kind != RegistryErrorKind.AuthenticationFailed)
+            {
+                // Only a hint: a registry that refuses or fails the mount gets the upload, with its own retries.
+                return false;
+            }
+        }
         if (source is not RegistryImageSource other
             || !string.Equals(other.Client.Registry, Client.Registry, StringComparison.OrdinalIgnoreCase)
             || other.Repository == Repository)

@@ -42,6 +42,20 @@ public sealed class KilnStoreCacheTests
     }
 
     [Fact]
+    public async Task A_step_put_to_be_unpacked_on_use_counts_without_its_snapshot_while_its_blob_is_there()
+    {
+        using var t = new TestStore();
+        var state = await t.AddLayerAsync(TestStore.Empty, "a", "a");
+        await t.Store.StepCache.PutAsync(Key, state, unpackedOnUse: true);
+        Directory.Delete(t.Store.Snapshots.SnapshotPath(state.Config.RootFs.DiffIds[0]), recursive: true);
+        Assert.NotNull(t.Store.StepCache.TryGet(Key));
+        Assert.Equal(0, (await t.Store.RepairAsync()).StepEntriesRemoved);
+        Assert.NotNull(t.Store.StepCache.TryGet(Key));
+        File.Delete(t.Store.Content.BlobPath(state.Layers[0].Digest));
+        Assert.Null(t.Store.StepCache.TryGet(Key));
+    }
+
+    [Fact]
     public async Task An_unreadable_cache_entry_is_a_miss()
     {
         using var t = new TestStore();

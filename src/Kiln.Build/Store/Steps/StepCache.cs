@@ -5,7 +5,9 @@ namespace Kiln.Build.Store.Steps;
 
 /// <summary>The step cache: <c>kiln/steps/KEY.json</c> maps a step's cache key to the image state after it (see
 /// <see cref="StepEntryJson"/>). An entry counts only while every layer blob and snapshot it names is in the store, so
-/// a step whose results were collected or repaired away simply runs again.</summary>
+/// a step whose results were collected or repaired away simply runs again. An entry put with <c>unpackedOnUse</c> (a
+/// step a remote cache gave, whose layers were fetched but nothing read yet) needs only the blobs: its layers are
+/// extracted when something first reads them (<see cref="SnapshotStore.EnsureAsync"/>), as a pulled image's are.</summary>
 public sealed class StepCache
 {
     internal string StepsDir { get; }
@@ -35,20 +37,21 @@ public sealed class StepCache
         {
             return null;
         }
-        var state = StepEntryJson.Read(bytes);
-        if (state is null || !IsComplete(state))
+        var state = StepEntryJson.Read(bytes, out bool unpackedOnUse);
+        if (state is null || !IsComplete(state, unpackedOnUse))
         {
             return null;
         }
         return state;
     }
 
-    public async Task PutAsync(string cacheKey, ImageState state, CancellationToken ct = default)
+    /// <param name="unpackedOnUse">The entry counts while its blobs are in the store, extracted or not.</param>
+    public async Task PutAsync(string cacheKey, ImageState state, CancellationToken ct = default, bool unpackedOnUse = false)
     {
         var path = StepPath(cacheKey);
         ArgumentNullException.ThrowIfNull(state);
         state.CheckLayersMatchDiffIds();
-        var bytes = StepEntryJson.Write(state);
+        var bytes = StepEntryJson.Write(state, unpackedOnUse);
         try
         {
             await StoreFs.AtomicWriteAsync(_newIngestPath(), path, bytes, ct).ConfigureAwait(false);
@@ -78,21 +81,24 @@ public sealed class StepCache
     private string StepPath(string cacheKey) =>
         IsValidCacheKey(cacheKey) ? Path.Combine(StepsDir, cacheKey + ".json") : throw StoreException.InvalidCacheKey(cacheKey ?? "");
 
-    private bool IsComplete(ImageState state) =>
-        state.Layers.All(l => _content.HasBlob(l.Digest)) && state.Config.RootFs.DiffIds.All(_snapshots.HasSnapshot);
+    private bool IsComplete(ImageState state, bool unpackedOnUse) =>
+        state.Layers.All(l => _content.HasBlob(l.Digest)) && (unpackedOnUse || state.Config.RootFs.DiffIds.All(_snapshots.HasSnapshot));
 
     // ---- store-wide operations (gc, repair) ----
 
     /// <summary>Deletes the entries for which <paramref name="drop"/> holds (its argument is null for an entry that does
     /// not parse) and hands every other entry's state to <paramref name="kept"/>; under the exclusive store lock.
     /// With <paramref name="bestEffort"/>, an entry that cannot be deleted is skipped rather than fatal.</summary>
-    internal int RemoveWhere(Func<ImageState?, bool> drop, Action<ImageState> kept, bool bestEffort, CancellationToken ct)
+    internal int RemoveWhere(Func<ImageState?, bool> drop, Action<ImageState> kept, bool bestEffort, CancellationToken ct) =>
+        RemoveWhere((state, _) => drop(state), kept, bestEffort, ct);
+
+    private int RemoveWhere(Func<ImageState?, bool, bool> drop, Action<ImageState> kept, bool bestEffort, CancellationToken ct)
     {
         int removed = 0;
-        foreach (var (_, path, state) in EnumerateSteps().ToList())
+        foreach (var (_, path, state, unpackedOnUse) in EnumerateSteps().ToList())
         {
             ct.ThrowIfCancellationRequested();
-            if (!drop(state))
+            if (!drop(state, unpackedOnUse))
             {
                 kept(state!);
                 continue;
@@ -116,10 +122,10 @@ public sealed class StepCache
 
     /// <summary>Drops every entry that does not parse or needs a blob or snapshot that is not in the store.</summary>
     internal int RemoveIncomplete(CancellationToken ct) =>
-        RemoveWhere(state => state is null || !IsComplete(state), _ => { }, bestEffort: true, ct);
+        RemoveWhere((state, unpackedOnUse) => state is null || !IsComplete(state, unpackedOnUse), _ => { }, bestEffort: true, ct);
 
     /// <summary>All step cache entries (key, parsed state or null if unreadable).</summary>
-    private IEnumerable<(string Key, string Path, ImageState? State)> EnumerateSteps()
+    private IEnumerable<(string Key, string Path, ImageState? State, bool UnpackedOnUse)> EnumerateSteps()
     {
         foreach (var file in Directory.EnumerateFiles(StepsDir, "*.json"))
         {
@@ -129,15 +135,16 @@ public sealed class StepCache
                 continue;
             }
             ImageState? state;
+            bool unpackedOnUse;
             try
             {
-                state = StepEntryJson.Read(File.ReadAllBytes(file));
+                state = StepEntryJson.Read(File.ReadAllBytes(file), out unpackedOnUse);
             }
             catch (FileNotFoundException)
             {
                 continue;
             }
-            yield return (key, file, state);
+            yield return (key, file, state, unpackedOnUse);
         }
     }
 }

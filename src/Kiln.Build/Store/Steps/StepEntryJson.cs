@@ -6,7 +6,8 @@ namespace Kiln.Build.Store.Steps;
 
 /// <summary>A step cache file, <c>kiln/steps/KEY.json</c>:
 /// <c>{"schemaVersion":1,"state":{"layers":[DESCRIPTOR, ...],"config":CONFIG}}</c>, the descriptors and the config in
-/// OCI's JSON (<see cref="OciJson"/>). Versioned so a later Kiln can recognise (and ignore) old entries.</summary>
+/// OCI's JSON (<see cref="OciJson"/>), and <c>"unpackedOnUse":true</c> for an entry whose layers need not be extracted
+/// (a remote cache's hit). Versioned so a later Kiln can recognise (and ignore) old entries.</summary>
 /// <remarks>Written and read by hand around <see cref="OciJson"/> rather than by a serializer context of its own: such a
 /// context built its own metadata for every OCI type again, which with the JSON serializer's first-use work took 1.5–3 ms
 /// of a build's first cache lookup (the image's documents need OciJson's anyway).</remarks>
@@ -17,7 +18,7 @@ internal static class StepEntryJson
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
-    public static byte[] Write(ImageState state)
+    public static byte[] Write(ImageState state, bool unpackedOnUse = false)
     {
         var buffer = new ArrayBufferWriter<byte>(2048);
         using (var w = new Utf8JsonWriter(buffer, WriterOptions))
@@ -34,6 +35,10 @@ internal static class StepEntryJson
             w.WritePropertyName("config");
             OciJson.Write(w, state.Config);
             w.WriteEndObject();
+            if (unpackedOnUse)
+            {
+                w.WriteBoolean("unpackedOnUse", true);
+            }
             w.WriteEndObject();
         }
         return buffer.WrittenSpan.ToArray();
@@ -42,8 +47,13 @@ internal static class StepEntryJson
     /// <summary>The entry's state, or null when it is not one this Kiln wrote: another schema version, members
     /// missing or null (JSON nulls bypass the records' non-nullable declarations), layers and diff_ids that do not
     /// pair up, or not JSON. Unknown members are skipped.</summary>
-    public static ImageState? Read(ReadOnlySpan<byte> json)
+    public static ImageState? Read(ReadOnlySpan<byte> json) => Read(json, out _);
+
+    /// <inheritdoc cref="Read(ReadOnlySpan{byte})"/>
+    /// <param name="unpackedOnUse">Whether the entry counts without its snapshots (see <see cref="StepCache"/>).</param>
+    public static ImageState? Read(ReadOnlySpan<byte> json, out bool unpackedOnUse)
     {
+        unpackedOnUse = false;
         try
         {
             var reader = new Utf8JsonReader(json);
@@ -64,6 +74,11 @@ internal static class StepEntryJson
                 {
                     reader.Read();
                     state = ReadState(ref reader);
+                }
+                else if (reader.ValueTextEquals("unpackedOnUse"u8))
+                {
+                    reader.Read();
+                    unpackedOnUse = reader.TokenType == JsonTokenType.True;
                 }
                 else
                 {

@@ -63,6 +63,8 @@ public sealed class Instance : IAsyncDisposable
         {
             throw new InstanceException("the image has no entrypoint or cmd to start (set config.cmd, or boot: systemd)");
         }
+        // An image pulled, or built from remote cache hits, has its layers extracted when first run.
+        await store.Snapshots.EnsureAsync(image, ct: ct).ConfigureAwait(false);
         var environment = ConfigMerge.ImageEnvironment(config, [], []);
         var (scratch, _) = ScratchSpace.CreateTempDir(store, "instance", options.MemoryScratchSize);
         var instance = new Instance(store, scratch, options, environment);
