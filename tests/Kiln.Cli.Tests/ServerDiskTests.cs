@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace Kiln.Cli.Tests;
 
-/// <summary>examples/web's `server`: the qcow2 and Vagrant box its `outputs:` write in the README's build, the VM
+/// <summary>examples/web's `server`: the qcow2 its `outputs:` write in the README's build, its Vagrant box, the VM
 /// boot check under qemu, and an incremental disk after an application change.</summary>
 [Collection(ExampleWebCollection.Name)]
 [Trait("Tier", "Slow")] // builds examples/web: a Debian bootstrap and packages from the mirror
@@ -34,7 +34,7 @@ public sealed class ServerDiskTests
         Assert.True(check.ExitCode == 0, check.All);
         using var doc = JsonDocument.Parse(_web.Cold.Stdout);
         var outputs = doc.RootElement.GetProperty("outputs").EnumerateArray().Select(o => (o.GetProperty("image").GetString(), o.GetProperty("format").GetString())).ToList();
-        Assert.Equal([("server", "qcow2"), ("server", "vagrant")], outputs);
+        Assert.Equal([("server", "qcow2")], outputs);
 
         using var tmp = new TempDir("kiln-disk");
         var raw = DiskFiles.ToRaw(qcow2, tmp, "server.raw");
@@ -44,9 +44,10 @@ public sealed class ServerDiskTests
     }
 
     [Fact]
-    public void The_readme_build_writes_a_vagrant_box_in_the_libvirt_layout()
+    public void Kiln_export_writes_a_vagrant_box_in_the_libvirt_layout()
     {
-        var box = Path.Combine(OutDir, "server.box");
+        Assert.True(_web.BoxExport.ExitCode == 0, _web.BoxExport.All);
+        var box = _web.ServerBox;
         var list = KilnProcess.Tool("tar", "-tf", box);
         Assert.True(list.ExitCode == 0, list.All);
         var names = list.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(n => n.TrimStart('.', '/')).ToHashSet();

@@ -37,6 +37,11 @@ public sealed record DiskCacheEntry
     /// <summary>True when the size was chosen automatically (used space plus headroom).</summary>
     public required bool AutoSized { get; init; }
 
+    /// <summary>Names the raw file's bytes: new whenever they change (a build or an update in place). An output written
+    /// from these bytes records it, so that a later update can patch that output with only the ranges it wrote. Null in
+    /// records written before it existed.</summary>
+    public string? ContentId { get; init; }
+
     /// <summary>The diff_ids as digests; null when any is malformed.</summary>
     public IReadOnlyList<Digest>? ParsedDiffIds()
     {
