@@ -42,6 +42,10 @@ public sealed record DiskCacheEntry
     /// records written before it existed.</summary>
     public string? ContentId { get; init; }
 
+    /// <summary>The snapshot files the kernel and initrd of <see cref="BootIdentity"/> were hashed from. Snapshots never
+    /// change, so a disk booting the same files has the same identity without hashing them again. Null in older records.</summary>
+    public string? BootSource { get; init; }
+
     /// <summary>The diff_ids as digests; null when any is malformed.</summary>
     public IReadOnlyList<Digest>? ParsedDiffIds()
     {

@@ -51,7 +51,11 @@ public static class DiskExporter
         long bootBytes = DiskLayout.BootBytesFor(boot);
         bool autoSized = request.DiskSizeBytes is null;
         var layout = request.DiskSizeBytes is { } size ? DiskLayout.Sized(size, bootBytes, used, name) : DiskLayout.Automatic(bootBytes, used);
-        var bootIdentity = await boot.IdentityAsync(ct).ConfigureAwait(false);
+        // Hashing kernel and initrd (tens of MiB) is a good part of an app change's disk update: a kept disk made from
+        // the very same snapshot files already holds their identity.
+        var bootSource = $"{boot.KernelHost}\n{boot.InitrdHost}";
+        var bootIdentity = store.ListDisks().FirstOrDefault(e => e.BootSource == bootSource)?.BootIdentity
+            ?? await boot.IdentityAsync(ct).ConfigureAwait(false);
 
         var work = store.CreateTempDir("disk");
         try
@@ -77,6 +81,7 @@ public static class DiskExporter
                             Manifest = diskManifest.Value,
                             DiffIds = diffIds.Select(d => d.Value).ToList(),
                             ContentId = NewContentId(),
+                            BootSource = bootSource,
                         };
                         (kept, written, declined) = await ApplyAsync(store, basis, next, plan, raw, work, ct).ConfigureAwait(false);
                     }
@@ -108,6 +113,7 @@ public static class DiskExporter
                     BootIdentity = bootIdentity,
                     AutoSized = autoSized,
                     ContentId = NewContentId(),
+                    BootSource = bootSource,
                 };
                 kept = await store.PutDiskAsync(entry, raw, ct).ConfigureAwait(false);
             }
