@@ -151,7 +151,9 @@ internal static class JsonOutput
         w.WriteString("path", o.Path);
         w.WriteBoolean("upToDate", o.UpToDate);
         w.WriteBoolean("incremental", o.Incremental);
+        w.WriteBoolean("patched", o.Patched);
         w.WriteNumber("bytes", o.Bytes);
+        w.WriteNumber("bytesWritten", o.BytesWritten);
         w.WriteNumber("seconds", Math.Round(o.Duration.TotalSeconds, 3));
         if (o.Detail is { } detail)
         {

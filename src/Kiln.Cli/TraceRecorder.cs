@@ -15,6 +15,7 @@ internal sealed class TraceRecorder : IProgress<BuildEvent>
     private readonly Dictionary<string, int> _lanes = new(StringComparer.Ordinal);
     private readonly Dictionary<(string, int), DateTimeOffset> _stepStarts = [];
     private readonly Dictionary<string, DateTimeOffset> _imageStarts = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Image, string Format), (string Phase, DateTimeOffset Start)> _exportPhases = [];
 
     private readonly object _writeGate = new();
     private (double Ts, string Message, string Stack)? _failure;
@@ -66,13 +67,23 @@ internal sealed class TraceRecorder : IProgress<BuildEvent>
                     }
                     Add(f.Description, "step", f.Image, start, f.Duration, args);
                     break;
+                case ExportStarted s:
+                    _exportPhases[(s.Image, s.Format)] = ("prepare the disk", now);
+                    break;
+                case ExportProgressed p:
+                    EndExportPhase(p.Image, p.Format, now);
+                    _exportPhases[(p.Image, p.Format)] = (p.Message, now);
+                    break;
                 case ExportFinished e:
+                    EndExportPhase(e.Image, e.Result.Format, now);
                     Add($"output {e.Result.Format}", "export", e.Image, now - e.Result.Duration, e.Result.Duration, new()
                     {
                         ["path"] = e.Result.Path,
                         ["up to date"] = e.Result.UpToDate ? "true" : "false",
                         ["incremental"] = e.Result.Incremental ? "true" : "false",
+                        ["patched"] = e.Result.Patched ? "true" : "false",
                         ["bytes"] = e.Result.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        ["bytes written"] = e.Result.BytesWritten.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     });
                     break;
                 case TestPhaseFinished t when !t.Report.Cached && t.Report.SkippedBecause is null:
@@ -100,6 +111,15 @@ internal sealed class TraceRecorder : IProgress<BuildEvent>
             }
         }
         Inner.Report(value);
+    }
+
+    /// <summary>An export's progress messages as spans: each lasts until the next message or the export's end.</summary>
+    private void EndExportPhase(string image, string format, DateTimeOffset now)
+    {
+        if (_exportPhases.Remove((image, format), out var phase))
+        {
+            Add(phase.Phase, "export phase", image, phase.Start, now - phase.Start, []);
+        }
     }
 
     private void Add(string name, string category, string image, DateTimeOffset start, TimeSpan duration, Dictionary<string, string> args)

@@ -30,6 +30,14 @@ public sealed class ExampleWebFixture : IDisposable
         Second = Cold.ExitCode == 0
             ? Task.Run(() => KilnProcess.Run(SecondStore.Path, "build", "--json", "--no-outputs", SecondContext.Path))
             : Task.FromResult(new KilnProcess.Result(-1, "", "not run: the first cold build failed"));
+        // server's Vagrant box, written while the second cold build runs and before any test can move the name server.
+        // The example's outputs are the qcow2 only: a box adds an apt step on top of each new server image, which
+        // the one-second edit loop (a site change, `kiln build -t server`) must not wait for.
+        Boxes = new TempDir("kiln-web-box");
+        ServerBox = Boxes.Sub("server.box");
+        BoxExport = Cold.ExitCode == 0
+            ? KilnProcess.Run(Store.Path, "export", "server", "--format", "vagrant", "-o", ServerBox, "--json")
+            : new KilnProcess.Result(-1, "", "not run: the first cold build failed");
     }
 
     public static string RepoRoot
@@ -58,6 +66,13 @@ public sealed class ExampleWebFixture : IDisposable
     public Task<KilnProcess.Result> Second { get; }
 
     public TempDir SecondStore { get; }
+
+    /// <summary>`kiln export server --format vagrant` of the cold build's server, and the box it wrote.</summary>
+    public KilnProcess.Result BoxExport { get; }
+
+    public string ServerBox { get; }
+
+    private TempDir Boxes { get; }
     private TempDir SecondContext { get; }
 
     public static void CopyTree(string from, string to)
@@ -81,6 +96,7 @@ public sealed class ExampleWebFixture : IDisposable
         }
         SecondStore.Dispose();
         SecondContext.Dispose();
+        Boxes.Dispose();
         Store.Dispose();
         Context.Dispose();
     }

@@ -26,7 +26,7 @@ public sealed class RemoteCacheWebTests(ExampleWebFixture fixture, ITestOutputHe
         var pushed = Build(fixture.Store.Path, ctx.Path, "--cache-to", repo);
         push.Stop();
         var digests = Digests(pushed);
-        Assert.Equal(new[] { "base", "server", "web", "web-systemd" }, digests.Keys.Order());
+        Assert.Equal(new[] { "base", "server", "server-os", "web", "web-os", "web-systemd", "web-systemd-os" }, digests.Keys.Order());
         foreach (var (name, (_, manifest)) in fixture.ColdImages)
         {
             Assert.Equal(manifest, digests[name]);

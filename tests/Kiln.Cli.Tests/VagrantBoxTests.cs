@@ -16,9 +16,10 @@ public sealed class VagrantBoxTests
     {
         _web = web;
         Assert.True(web.Cold.ExitCode == 0, "cold build of examples/web failed:\n" + web.Cold.All);
+        Assert.True(web.BoxExport.ExitCode == 0, "kiln export server --format vagrant failed:\n" + web.BoxExport.All);
     }
 
-    private static string Box => Path.Combine(ExampleWebFixture.ExamplePath, "out", "server.box");
+    private string Box => _web.ServerBox;
 
     private string ColdDigest(string image)
     {

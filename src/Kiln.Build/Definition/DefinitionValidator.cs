@@ -25,8 +25,9 @@ internal sealed partial class DefinitionValidator
             validator.CheckFile(root);
         }
 
-        // Stable sort: file order for the reader, traversal order within one position.
-        return validator._problems.OrderBy(p => p.Mark.Line).ThenBy(p => p.Mark.Column).ToList();
+        // Stable sort: file order for the reader, traversal order within one position. A step list or config shared
+        // through a YAML alias is checked once per image that uses it: its problems are reported once, where written.
+        return validator._problems.Distinct().OrderBy(p => p.Mark.Line).ThenBy(p => p.Mark.Column).ToList();
     }
 
     private void CheckFile(YNode root)

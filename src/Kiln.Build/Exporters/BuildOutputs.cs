@@ -23,6 +23,12 @@ public sealed record OutputResult
 
     /// <summary>Disks: how the disk was made, or why it was built in full.</summary>
     public string? Detail { get; init; }
+
+    /// <summary>qcow2: the file written before was updated in place with only what changed.</summary>
+    public bool Patched { get; init; }
+
+    /// <summary>The bytes of disk content written to the file (all of it, or the patched ranges); 0 when up to date.</summary>
+    public long BytesWritten { get; init; }
 }
 
 public sealed record ExportStarted(string Image, string Format, string Path) : BuildEvent(Image);
@@ -92,7 +98,8 @@ public static class ExportingBuilder
             what += " " + Disk.VagrantAccess.Version;
         }
         var manifest = image.Manifest.Digest.Value;
-        if (new OutputStamps(store).IsCurrent(path, manifest, what))
+        var previous = new OutputStamps(store).Unchanged(path, what);
+        if (previous?.Manifest == manifest)
         {
             var current = new OutputResult { Image = image.Name, Format = output.Format, Path = path, UpToDate = true, Bytes = new FileInfo(path).Length };
             progress?.Report(new ExportFinished(image.Name, current));
@@ -106,6 +113,7 @@ public static class ExportingBuilder
             Format = format,
             OutputPath = path,
             DiskSizeBytes = output.SizeBytes,
+            OutputHoldsDisk = previous?.Disk,
             Epoch = options.Epoch,
             StepOptions = options,
         };
@@ -119,7 +127,7 @@ public static class ExportingBuilder
         {
             throw new ExportException($"{image.Name}: output {output.Format} ({output.Mark}): {e.Message}", e.IsBadInput, e);
         }
-        await new OutputStamps(store).RecordAsync(path, manifest, what, ct).ConfigureAwait(false);
+        await new OutputStamps(store).RecordAsync(path, manifest, what, ct, exported.DiskContentId).ConfigureAwait(false);
         var result = new OutputResult
         {
             Image = image.Name,
@@ -129,6 +137,8 @@ public static class ExportingBuilder
             Bytes = exported.Bytes,
             Duration = exported.Elapsed,
             Detail = exported.Detail,
+            Patched = exported.Patched,
+            BytesWritten = exported.BytesWritten,
         };
         progress?.Report(new ExportFinished(image.Name, result));
         return result;

@@ -24,6 +24,11 @@ public sealed record ExportRequest
     /// <summary>Disk formats: build from the previous disk of an ancestor image when only top layers differ.</summary>
     public bool AllowIncremental { get; init; } = true;
 
+    /// <summary>qcow2: the <see cref="Store.DiskCacheEntry.ContentId"/> of the kept disk that the file at
+    /// <see cref="OutputPath"/> was written from, as the output's stamp says (the file unchanged since). When the new
+    /// disk is that disk with a few ranges rewritten, only those ranges are written into the file, in place.</summary>
+    public string? OutputHoldsDisk { get; init; }
+
     /// <summary>Timestamps written into archive headers (SOURCE_DATE_EPOCH).</summary>
     public DateTimeOffset Epoch { get; init; } = DateTimeOffset.UnixEpoch;
 
@@ -44,6 +49,15 @@ public sealed record ExportResult
 
     /// <summary>Disk formats: how the disk was made, e.g. why it was built in full rather than incrementally.</summary>
     public string? Detail { get; init; }
+
+    /// <summary>qcow2: the file written before was updated in place with only the ranges the disk update wrote.</summary>
+    public bool Patched { get; init; }
+
+    /// <summary>The bytes of disk content written to the output: the whole disk's data, or the patched ranges.</summary>
+    public long BytesWritten { get; init; }
+
+    /// <summary>Disk formats: the <see cref="Store.DiskCacheEntry.ContentId"/> of the kept disk the output now holds.</summary>
+    public string? DiskContentId { get; init; }
 
     public TimeSpan Elapsed { get; init; }
 }

@@ -26,6 +26,10 @@ public sealed record OutputStamp
 
     [JsonPropertyName("mtimeTicks")]
     public required long MtimeTicks { get; init; }
+
+    /// <summary>Disks: the content id of the kept disk the file was written from (null for other formats).</summary>
+    [JsonPropertyName("disk")]
+    public string? Disk { get; init; }
 }
 
 [JsonSourceGenerationOptions(WriteIndented = false, UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip)]
@@ -49,7 +53,12 @@ public sealed class OutputStamps
 
     /// <summary>True when <paramref name="outputPath"/> is still the file this store wrote for <paramref name="manifest"/>
     /// and <paramref name="what"/> (same length and modification time as recorded).</summary>
-    public bool IsCurrent(string outputPath, string manifest, string what)
+    public bool IsCurrent(string outputPath, string manifest, string what) =>
+        Unchanged(outputPath, what) is { } stamp && stamp.Manifest == manifest;
+
+    /// <summary>The stamp of <paramref name="outputPath"/> when the file is still as this store wrote it as
+    /// <paramref name="what"/> (same length and modification time as recorded), whatever image it holds; else null.</summary>
+    public OutputStamp? Unchanged(string outputPath, string what)
     {
         OutputStamp? stamp;
         try
@@ -58,15 +67,15 @@ public sealed class OutputStamps
         }
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
         {
-            return false;
+            return null;
         }
         var file = new FileInfo(outputPath);
-        return stamp is not null && file.Exists && stamp.Path == Path.GetFullPath(outputPath) && stamp.Manifest == manifest && stamp.What == what
-            && stamp.Length == file.Length && stamp.MtimeTicks == file.LastWriteTimeUtc.Ticks;
+        return stamp is not null && file.Exists && stamp.Path == Path.GetFullPath(outputPath) && stamp.What == what
+            && stamp.Length == file.Length && stamp.MtimeTicks == file.LastWriteTimeUtc.Ticks ? stamp : null;
     }
 
     /// <summary>Records that <paramref name="outputPath"/> now holds <paramref name="manifest"/> as <paramref name="what"/>.</summary>
-    public async Task RecordAsync(string outputPath, string manifest, string what, CancellationToken ct = default)
+    public async Task RecordAsync(string outputPath, string manifest, string what, CancellationToken ct = default, string? disk = null)
     {
         var file = new FileInfo(outputPath);
         var stamp = new OutputStamp
@@ -76,6 +85,7 @@ public sealed class OutputStamps
             What = what,
             Length = file.Length,
             MtimeTicks = file.LastWriteTimeUtc.Ticks,
+            Disk = disk,
         };
         var bytes = JsonSerializer.SerializeToUtf8Bytes(stamp, OutputStampJsonContext.Default.OutputStamp);
         await _records.WriteAsync(StampFileName(outputPath), bytes, ct).ConfigureAwait(false);

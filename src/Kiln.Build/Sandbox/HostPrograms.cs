@@ -55,6 +55,9 @@ public static class HostPrograms
     public static readonly HostProgram Mcopy = new("mcopy", "mtools");
     public static readonly HostProgram QemuImg = new("qemu-img", "qemu-utils");
 
+    /// <summary>Writes only the changed byte ranges of a disk into the qcow2 written before (an app change's output).</summary>
+    public static readonly HostProgram QemuIo = new("qemu-io", "qemu-utils");
+
     /// <summary>SYSLINUX's MBR boot code, a file rather than a program, written into every disk.</summary>
     public static readonly HostProgram SyslinuxMbr = new("/usr/lib/syslinux/mbr/mbr.bin", "syslinux-common");
 
@@ -79,7 +82,7 @@ public static class HostPrograms
     public static IReadOnlyList<HostProgram> All { get; } =
     [
         Setpriv, Unshare, Nsenter, Mount, Chroot, Cp, Find, Sh, Mmdebstrap, DpkgDeb, SystemdNspawn,
-        Sfdisk, MkfsExt4, Debugfs, E2fsck, Dumpe2fs, MkfsVfat, Syslinux, Mcopy, QemuImg, SyslinuxMbr, Genisoimage, QemuSystem,
+        Sfdisk, MkfsExt4, Debugfs, E2fsck, Dumpe2fs, MkfsVfat, Syslinux, Mcopy, QemuImg, QemuIo, SyslinuxMbr, Genisoimage, QemuSystem,
         Setsid, Haproxy, CniBridge, Ip,
     ];
 

@@ -37,6 +37,15 @@ public sealed record DiskCacheEntry
     /// <summary>True when the size was chosen automatically (used space plus headroom).</summary>
     public required bool AutoSized { get; init; }
 
+    /// <summary>Names the raw file's bytes: new whenever they change (a build or an update in place). An output written
+    /// from these bytes records it, so that a later update can patch that output with only the ranges it wrote. Null in
+    /// records written before it existed.</summary>
+    public string? ContentId { get; init; }
+
+    /// <summary>The snapshot files the kernel and initrd of <see cref="BootIdentity"/> were hashed from. Snapshots never
+    /// change, so a disk booting the same files has the same identity without hashing them again. Null in older records.</summary>
+    public string? BootSource { get; init; }
+
     /// <summary>The diff_ids as digests; null when any is malformed.</summary>
     public IReadOnlyList<Digest>? ParsedDiffIds()
     {

@@ -51,7 +51,11 @@ public static class DiskExporter
         long bootBytes = DiskLayout.BootBytesFor(boot);
         bool autoSized = request.DiskSizeBytes is null;
         var layout = request.DiskSizeBytes is { } size ? DiskLayout.Sized(size, bootBytes, used, name) : DiskLayout.Automatic(bootBytes, used);
-        var bootIdentity = await boot.IdentityAsync(ct).ConfigureAwait(false);
+        // Hashing kernel and initrd (tens of MiB) is a good part of an app change's disk update: a kept disk made from
+        // the very same snapshot files already holds their identity.
+        var bootSource = $"{boot.KernelHost}\n{boot.InitrdHost}";
+        var bootIdentity = store.ListDisks().FirstOrDefault(e => e.BootSource == bootSource)?.BootIdentity
+            ?? await boot.IdentityAsync(ct).ConfigureAwait(false);
 
         var work = store.CreateTempDir("disk");
         try
@@ -60,6 +64,7 @@ public static class DiskExporter
             string? declined = "incremental disks are off for this export";
             DiskCacheEntry? basis = null;
             DiskCacheEntry? kept = null;
+            IReadOnlyList<ByteRange>? written = null;
             if (request.AllowIncremental)
             {
                 (basis, int shared, declined) = IncrementalDisk.Choose(store, diffIds, bootIdentity, layout, autoSized, used);
@@ -70,8 +75,15 @@ public static class DiskExporter
                     (plan, declined) = IncrementalDisk.Prepare(store, basis, shared, diffIds, tree, work, ct);
                     if (plan is not null)
                     {
-                        var next = basis with { Image = diskName, Manifest = diskManifest.Value, DiffIds = diffIds.Select(d => d.Value).ToList() };
-                        (kept, declined) = await ApplyAsync(store, basis, next, plan, raw, work, ct).ConfigureAwait(false);
+                        var next = basis with
+                        {
+                            Image = diskName,
+                            Manifest = diskManifest.Value,
+                            DiffIds = diffIds.Select(d => d.Value).ToList(),
+                            ContentId = NewContentId(),
+                            BootSource = bootSource,
+                        };
+                        (kept, written, declined) = await ApplyAsync(store, basis, next, plan, raw, work, ct).ConfigureAwait(false);
                     }
                     if (declined is not null)
                     {
@@ -100,16 +112,41 @@ public static class DiskExporter
                     RootUuid = rootUuid,
                     BootIdentity = bootIdentity,
                     AutoSized = autoSized,
+                    ContentId = NewContentId(),
+                    BootSource = bootSource,
                 };
                 kept = await store.PutDiskAsync(entry, raw, ct).ConfigureAwait(false);
             }
 
-            Report($"writing {ExportFormats.Name(request.Format)}");
-            using (store.LockDisk(diskName, exclusive: false, ct))
+            // After an app change the qcow2 written before from the basis disk needs only the ranges the update wrote: a
+            // few hundred KiB in place rather than the whole disk into a new file (see docs/design.md, Incremental disks).
+            string? patchDeclined = null;
+            long bytesWritten = 0;
+            bool patched = false;
+            if (request.Format == ExportFormat.Qcow2 && written is not null && basis?.ContentId is { } was && request.OutputHoldsDisk == was
+                && File.Exists(output.Target))
             {
-                await DiskOutput.WriteAsync(request.Format, store.DiskRawPath(kept)!, kept.DiskBytes, output.PartialPath, work, request.Epoch, ct).ConfigureAwait(false);
+                Report($"updating {Path.GetFileName(output.Target)} in place: {written.Count} range(s), {DiskLayout.Mib(written.Sum(r => r.Length))}");
+                using (store.LockDisk(diskName, exclusive: false, ct))
+                {
+                    (bytesWritten, patchDeclined) = await DiskOutput.PatchQcow2Async(store.DiskRawPath(kept)!, written, output.Target, work, ct).ConfigureAwait(false);
+                }
+                patched = patchDeclined is null;
+                if (!patched)
+                {
+                    Report($"writing in full: {patchDeclined}");
+                }
             }
-            output.Commit();
+            if (!patched)
+            {
+                Report($"writing {ExportFormats.Name(request.Format)}");
+                using (store.LockDisk(diskName, exclusive: false, ct))
+                {
+                    await DiskOutput.WriteAsync(request.Format, store.DiskRawPath(kept)!, kept.DiskBytes, output.PartialPath, work, request.Epoch, ct).ConfigureAwait(false);
+                }
+                output.Commit();
+                bytesWritten = new FileInfo(output.Target).Length;
+            }
             bool incremental = basis is not null && declined is null;
             return new ExportResult
             {
@@ -117,10 +154,14 @@ public static class DiskExporter
                 Format = request.Format,
                 Bytes = new FileInfo(output.Target).Length,
                 Incremental = incremental,
-                Detail = incremental
+                Detail = (incremental
                     ? $"made from the kept disk of {basis!.Image} by applying the changed layers"
-                    : $"built in full: {declined}",
+                    : $"built in full: {declined}")
+                    + (patched ? $"; {Path.GetFileName(output.Target)} updated in place ({DiskLayout.Mib(bytesWritten)} written)" : ""),
                 Elapsed = clock.Elapsed,
+                Patched = patched,
+                BytesWritten = bytesWritten,
+                DiskContentId = kept.ContentId,
             };
         }
         finally
@@ -132,8 +173,8 @@ public static class DiskExporter
     /// <summary>Applies the plan and keeps the result as <paramref name="next"/>. The kept disk of the same image is
     /// changed in place (its record is dropped first, so a crash cannot leave a record naming a half-changed disk); a
     /// disk of another image is copied first. Returns the kept entry, or null with the reason it declined.</summary>
-    private static async Task<(DiskCacheEntry? Kept, string? Declined)> ApplyAsync(KilnStore store, DiskCacheEntry basis, DiskCacheEntry next,
-        DebugfsPlan plan, string raw, string work, CancellationToken ct)
+    private static async Task<(DiskCacheEntry? Kept, IReadOnlyList<ByteRange>? Written, string? Declined)> ApplyAsync(KilnStore store,
+        DiskCacheEntry basis, DiskCacheEntry next, DebugfsPlan plan, string raw, string work, CancellationToken ct)
     {
         if (basis.Image == next.Image)
         {
@@ -141,34 +182,36 @@ public static class DiskExporter
             {
                 if (store.TryGetDisk(basis.Image)?.RawFile != basis.RawFile)
                 {
-                    return (null, "the kept disk changed while planning (another export)");
+                    return (null, null, "the kept disk changed while planning (another export)");
                 }
                 store.ForgetDisk(basis.Image);
                 var inPlace = store.DiskRawPath(basis)!;
-                var declined = await IncrementalDisk.ApplyAsync(plan, inPlace, basis.RootOffset, work, ct).ConfigureAwait(false);
+                var (written, declined) = await IncrementalDisk.ApplyAsync(plan, inPlace, basis.RootOffset, work, ct).ConfigureAwait(false);
                 if (declined is not null)
                 {
-                    return (null, declined);
+                    return (null, null, declined);
                 }
                 await store.RecordDiskAsync(next, ct).ConfigureAwait(false);
-                return (next, null);
+                return (next, written, null);
             }
         }
         using (store.LockDisk(basis.Image, exclusive: false, ct))
         {
             if (store.DiskRawPath(basis) is not { } source || !File.Exists(source))
             {
-                return (null, "the kept disk is gone (another export replaced it)");
+                return (null, null, "the kept disk is gone (another export replaced it)");
             }
             var copy = await HostTool.RunAsync(HostPrograms.Cp.Name, ["--reflink=auto", "--sparse=always", source, raw], null, ct).ConfigureAwait(false);
             if (copy.ExitCode != 0)
             {
-                return (null, $"copying the kept disk failed: {HostTool.Tail(copy.Output, 3)}");
+                return (null, null, $"copying the kept disk failed: {HostTool.Tail(copy.Output, 3)}");
             }
         }
-        var failed = await IncrementalDisk.ApplyAsync(plan, raw, basis.RootOffset, work, ct).ConfigureAwait(false);
-        return failed is not null ? (null, failed) : (await store.PutDiskAsync(next, raw, ct).ConfigureAwait(false), null);
+        var (copyWritten, failed) = await IncrementalDisk.ApplyAsync(plan, raw, basis.RootOffset, work, ct).ConfigureAwait(false);
+        return failed is not null ? (null, null, failed) : (await store.PutDiskAsync(next, raw, ct).ConfigureAwait(false), copyWritten, null);
     }
+
+    private static string NewContentId() => Guid.NewGuid().ToString("N");
 
     private static async Task<ImageState> ReadStateAsync(KilnStore store, ExportRequest request, CancellationToken ct)
     {

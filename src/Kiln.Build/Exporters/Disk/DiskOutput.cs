@@ -30,6 +30,53 @@ internal static class DiskOutput
         }
     }
 
+    /// <summary>Most ranges one in-place update writes; more is not an app change, and a full write is as quick.</summary>
+    public const int MaxPatchRanges = 4096;
+
+    /// <summary>Brings the qcow2 <paramref name="target"/>, written from an earlier state of <paramref name="rawDisk"/>,
+    /// up to date by writing only <paramref name="ranges"/> of the raw disk into it, in place, with qemu-io, then
+    /// flushing it. qemu-io takes qemu's image lock, so a VM running from the file makes this fail rather than change
+    /// the disk under it. Returns null and the bytes written, or why it could not (the file may then be half
+    /// updated: the caller writes it in full).</summary>
+    public static async Task<(long Written, string? Failed)> PatchQcow2Async(string rawDisk, IReadOnlyList<ByteRange> ranges, string target,
+        string workDir, CancellationToken ct)
+    {
+        if (ranges.Count > MaxPatchRanges)
+        {
+            return (0, $"the update wrote {ranges.Count} ranges (more than {MaxPatchRanges})");
+        }
+        var chunks = Path.Combine(workDir, "qcow2-patch");
+        Directory.CreateDirectory(chunks);
+        var args = new List<string> { "-f", "qcow2" };
+        long written = 0;
+        using (var raw = new FileStream(rawDisk, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess))
+        {
+            for (int i = 0; i < ranges.Count; i++)
+            {
+                var (offset, length) = (ranges[i].Offset, ranges[i].Length);
+                if (offset < 0 || offset + length > raw.Length)
+                {
+                    return (0, $"a written range ({offset}+{length}) lies outside the disk");
+                }
+                // qemu-io's write -s fills the range from the start of a file: one file per range.
+                var chunk = Path.Combine(chunks, i.ToString(CultureInfo.InvariantCulture));
+                var bytes = new byte[length];
+                raw.Position = offset;
+                await raw.ReadExactlyAsync(bytes, ct).ConfigureAwait(false);
+                await File.WriteAllBytesAsync(chunk, bytes, ct).ConfigureAwait(false);
+                args.Add("-c");
+                args.Add(string.Create(CultureInfo.InvariantCulture, $"write -q -s {chunk} {offset} {length}"));
+                written += length;
+            }
+        }
+        args.AddRange(["-c", "flush", target]);
+        var r = await HostTool.RunAsync(HostPrograms.QemuIo.Name, args, null, ct).ConfigureAwait(false);
+        // qemu-io reports a failed command on stderr and may still exit 0: any output is a failure.
+        return r.ExitCode != 0 || r.Output.Trim().Length > 0
+            ? (0, $"{HostPrograms.QemuIo} could not update {target} in place (exit status {r.ExitCode}): {HostTool.Tail(r.Output, 3)}")
+            : (written, null);
+    }
+
     private static Task Qcow2Async(string raw, string target, CancellationToken ct) =>
         HostTool.CheckAsync("converting the disk to qcow2", HostPrograms.QemuImg.Name, ["convert", "-q", "-f", "raw", "-O", "qcow2", raw, target], ct);
 

@@ -105,20 +105,26 @@ internal static class IncrementalDisk
     }
 
     /// <summary>Applies the plan to the ext4 root at <paramref name="rootOffset"/> of <paramref name="diskPath"/> (a copy of
-    /// the kept disk, or the kept disk itself once its record is gone) and checks it with <c>e2fsck -fn</c>. Returns null
-    /// on success, or the reason it declined; on a decline or any failure (a cancel too) the disk file is deleted.</summary>
-    public static async Task<string?> ApplyAsync(DebugfsPlan plan, string diskPath, long rootOffset, string workDir, CancellationToken ct)
+    /// the kept disk, or the kept disk itself once its record is gone) and checks it with <c>e2fsck -fn</c>. Returns the
+    /// byte ranges of the disk it wrote (from debugfs's undo file: what an output written from the old disk needs to
+    /// become the new one), or the reason it declined; on a decline or any failure (a cancel too) the disk file is deleted.</summary>
+    public static async Task<(IReadOnlyList<ByteRange>? Written, string? Declined)> ApplyAsync(DebugfsPlan plan, string diskPath, long rootOffset,
+        string workDir, CancellationToken ct)
     {
         try
         {
             var fs = $"{diskPath}?offset={rootOffset.ToString(CultureInfo.InvariantCulture)}";
+            IReadOnlyList<ByteRange> written = [];
             if (plan.CommandCount > 0)
             {
                 await CheckSpaceAsync(fs, plan, ct).ConfigureAwait(false);
                 var script = Path.Combine(workDir, "debugfs.script");
                 await File.WriteAllLinesAsync(script, plan.Commands(), ct).ConfigureAwait(false);
                 var errors = Path.Combine(workDir, "debugfs.errors");
-                var r = await HostTool.RunAsync(HostPrograms.Sh.Name, ["-c", $"exec {HostPrograms.Debugfs} -w -f \"$1\" \"$2\" 2>\"$3\"", "sh", script, fs, errors], null, ct).ConfigureAwait(false);
+                // The undo file holds the old content of each block debugfs writes (small for an app change): its keys
+                // are the exact list of blocks written, so the qcow2 written before can be brought up to date in place.
+                var undo = Path.Combine(workDir, "debugfs.undo");
+                var r = await HostTool.RunAsync(HostPrograms.Sh.Name, ["-c", $"exec {HostPrograms.Debugfs} -w -z \"$4\" -f \"$1\" \"$2\" 2>\"$3\"", "sh", script, fs, errors, undo], null, ct).ConfigureAwait(false);
                 // debugfs exits 0 even when a command fails; its errors are the stderr lines after the version banner.
                 var problems = File.Exists(errors)
                     ? File.ReadAllLines(errors).Where(l => l.Length > 0 && !l.StartsWith("debugfs ", StringComparison.Ordinal)).ToList()
@@ -127,18 +133,19 @@ internal static class IncrementalDisk
                 {
                     throw new IncrementalDeclinedException($"debugfs could not apply the changes: {string.Join("; ", problems.Take(3))}{HostTool.Tail(r.Output, r.ExitCode != 0 ? 3 : 0)}");
                 }
+                written = DebugfsUndo.WrittenRanges(undo, rootOffset);
             }
             var fsck = await HostTool.RunAsync(HostPrograms.E2fsck.Name, ["-fn", fs], null, ct).ConfigureAwait(false);
             if (fsck.ExitCode != 0)
             {
                 throw new IncrementalDeclinedException($"{HostPrograms.E2fsck} -fn found problems after applying the changes: {HostTool.Tail(fsck.Output, 5)}");
             }
-            return null;
+            return (written, null);
         }
         catch (IncrementalDeclinedException d)
         {
             StoreFs.TryDeleteFile(diskPath);
-            return d.Message;
+            return (null, d.Message);
         }
         catch
         {
