@@ -38,6 +38,8 @@ public sealed class ExampleWebFixture : IDisposable
         BoxExport = Cold.ExitCode == 0
             ? KilnProcess.Run(Store.Path, "export", "server", "--format", "vagrant", "-o", ServerBox, "--json")
             : new KilnProcess.Result(-1, "", "not run: the first cold build failed");
+        // Read now: later tests rebuild server (a site change) and move its name.
+        ServerAfterBoxExport = Cold.ExitCode == 0 ? StoreReader.ManifestDigest(Store.Path, "server") : null;
     }
 
     public static string RepoRoot
@@ -69,6 +71,9 @@ public sealed class ExampleWebFixture : IDisposable
 
     /// <summary>`kiln export server --format vagrant` of the cold build's server, and the box it wrote.</summary>
     public KilnProcess.Result BoxExport { get; }
+
+    /// <summary>The digest the store's `server` named right after <see cref="BoxExport"/>.</summary>
+    public string? ServerAfterBoxExport { get; }
 
     public string ServerBox { get; }
 

@@ -54,7 +54,7 @@ public sealed class VagrantBoxTests
 
         // The image, and so its qcow2 (whose tree the image's is, see ServerDiskTests), has none of it, and writing the
         // box left the image's name where it was.
-        Assert.Equal(ColdDigest("server"), StoreReader.ManifestDigest(_web.Store.Path, "server"));
+        Assert.Equal(ColdDigest("server"), _web.ServerAfterBoxExport);
         var image = TreeListing.OfManifest(_web.Store.Path, ColdDigest("server"));
         Assert.DoesNotContain(image, l => l.StartsWith("usr/sbin/sshd\t", StringComparison.Ordinal)
             || l.StartsWith("usr/bin/sudo\t", StringComparison.Ordinal)
