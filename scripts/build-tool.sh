@@ -20,6 +20,14 @@ if tool_is_current "$root"; then
 fi
 
 mkdir -p out
+# One build at a time: ./test's first kiln call and the examples/web fixture's ./kiln start at once, and two
+# NativeAOT publishes into out/publish cost twice the CPU and race on its files. The second waits, then finds the
+# tool current.
+exec 9>out/.build-lock
+flock 9
+if tool_is_current "$root"; then
+  exit 0
+fi
 rm -f out/.sources out/.sources-time out/.sources-dirs
 touch out/.sources-time.new
 before=$(kiln_sources "$root")

@@ -168,7 +168,7 @@ public sealed class ExampleWebTests
     [Fact]
     public async Task Two_empty_stores_give_identical_digests_for_every_layer()
     {
-        // The fixture started the second cold build (into an empty store) once the first one ended.
+        // The fixture started the second cold build (into an empty store) beside the first one.
         var r = await _web.Second;
         Assert.True(r.ExitCode == 0, r.All);
         // server too: its kernel layer (initrd included) comes out the same.

@@ -8,6 +8,7 @@ namespace Kiln.Build.Tests.Exporters.Disk;
 
 /// <summary>Disk exports of tiny images: layout, fsck, the ext4 tree against the image's tree, formats, bad input,
 /// cancellation. Needs root (overlay and loop mounts), like the other store tests.</summary>
+[Trait("Tier", "Slow")] // mkfs.ext4, e2fsck, debugfs and qemu-img on real disk files: the costliest of ./test --fast
 public sealed class DiskExporterTests : IDisposable
 {
     private readonly DiskTestImage _image = new();

@@ -7,6 +7,7 @@ namespace Kiln.Build.Tests.Exporters.Disk;
 
 /// <summary>Disks made from a kept disk by applying only changed top layers: they must pass fsck and hold exactly the
 /// files a full export holds; whatever cannot be applied safely falls back to a full build.</summary>
+[Trait("Tier", "Slow")] // mkfs.ext4, e2fsck, debugfs and qemu-img on real disk files: the costliest of ./test --fast
 public sealed class IncrementalDiskTests : IDisposable
 {
     private readonly DiskTestImage _image = new();
