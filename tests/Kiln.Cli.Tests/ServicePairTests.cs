@@ -5,7 +5,7 @@ namespace Kiln.Cli.Tests;
 /// <summary>Services installed at boot by cloud-init on examples/runner: pair tests under systemd-nspawn, the gate, the
 /// seed. A store of its own rather than the examples/web fixture's: in that collection the test ran after the cold
 /// build and before every other test of it, the longest serial chain of the run; here it runs beside the chain.</summary>
-[Trait("Tier", "Slow")] // bootstraps examples/runner's Debian base and boots it with systemd three times
+[Trait("Tier", "Slow")] // bootstraps examples/runner's Debian base, boots it with systemd three times and once under qemu
 public sealed class ServicePairTests : IDisposable
 {
     private readonly TempDir _store = new("kiln-runner-store");
@@ -128,6 +128,30 @@ public sealed class ServicePairTests : IDisposable
         Assert.StartsWith("#cloud-config\n", File.ReadAllText(Path.Combine(ctx.Path, "seed", "user-data")), StringComparison.Ordinal);
         Assert.Equal(second, "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
             File.ReadAllBytes(Path.Combine(ctx.Path, "seed", "hello.deb")))));
+
+        // Once in the suite under qemu (TCG here): runner exported as a raw disk, the seed ISO on a second drive,
+        // cloud-init fetching the package from kiln on the host. Recorded as the pair's vm phase.
+        Assert.Equal(1, KilnProcess.Run(Store, "pairs", "--check", "hello", "--phase", "vm", "-f", ctx.Path).ExitCode);
+        clock.Restart();
+        var vm = KilnProcess.Run(Store, "test", "hello", "--phase", "vm", "--json", "-f", ctx.Path);
+        _output.WriteLine($"vm pair test of hello: {clock.Elapsed.TotalSeconds:0.0} s");
+        Assert.True(vm.ExitCode == 0, vm.All);
+        using (var doc = JsonDocument.Parse(vm.Stdout))
+        {
+            var record = doc.RootElement;
+            Assert.Equal("vm", record.GetProperty("phase").GetString());
+            Assert.Equal(second, record.GetProperty("package").GetString());
+            var checks = record.GetProperty("checks").EnumerateArray()
+                .Select(c => c.GetProperty("section").GetString() + " " + c.GetProperty("subject").GetString()).ToList();
+            // cloud-init ended and its user-data validated in the guest; the service's checks answered, http from the
+            // host through a forwarded port.
+            Assert.Contains("cloud-init status", checks);
+            Assert.Contains("cloud-init schema user-data", checks);
+            Assert.Contains("service hello", checks);
+            Assert.Contains("http http://127.0.0.1:8081/", checks);
+        }
+        var vmGate = KilnProcess.Run(Store, "pairs", "--check", "hello", "--phase", "vm", "-f", ctx.Path);
+        Assert.True(vmGate.ExitCode == 0, vmGate.All);
     }
 
     private static string Package(KilnProcess.Result build, string service)

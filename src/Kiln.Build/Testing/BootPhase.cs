@@ -193,6 +193,9 @@ internal static class BootPhase
         }
     }
 
+    /// <summary>How long a unit in a transitional state (activating, reloading, deactivating) is given to settle.</summary>
+    private static readonly TimeSpan ServiceGrace = TimeSpan.FromSeconds(30);
+
     private static async Task ServiceAsync(Instance instance, ServiceCheck check, List<CheckFailure> failures, CancellationToken ct)
     {
         // Unit names are validated by the spec parser (no shell metacharacters).
@@ -207,6 +210,14 @@ internal static class BootPhase
         if (check.Active is { } active)
         {
             var r = await instance.ExecAsync($"systemctl is-active {check.Subject}", TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+            // A unit still starting (or reloading) is on its way, not an answer: a forking server such as nginx listens
+            // before systemd has seen its PID file. Asked again until it settles, within the services' grace.
+            var settling = Stopwatch.StartNew();
+            while (!r.TimedOut && r.Stdout.Trim() is "activating" or "reloading" or "deactivating" && settling.Elapsed < ServiceGrace)
+            {
+                await Task.Delay(50, ct).ConfigureAwait(false);
+                r = await instance.ExecAsync($"systemctl is-active {check.Subject}", TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+            }
             if ((r.ExitCode == 0 && !r.TimedOut) != active)
             {
                 failures.Add(new CheckFailure("active", Bool(active), $"{Bool(!active)} (systemctl is-active: {BakePhase.Excerpt(r.Stdout + r.Stderr)})"));
