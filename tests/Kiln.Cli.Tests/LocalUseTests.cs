@@ -142,14 +142,14 @@ public sealed class LocalUseTests : IDisposable
         return (p.ExitCode, stdout.Result + stderr.Result);
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         return ((IPEndPoint)s.LocalEndPoint!).Port;
     }
 
-    private static bool Listening(int port)
+    internal static bool Listening(int port)
     {
         using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         try
@@ -163,14 +163,14 @@ public sealed class LocalUseTests : IDisposable
         }
     }
 
-    private static async Task<string> GetAsync(int port)
+    internal static async Task<string> GetAsync(int port)
     {
         using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
         return await client.GetStringAsync(new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}/"));
     }
 
     /// <summary>A kiln that runs until stopped: its output lines as they come.</summary>
-    private sealed class LiveKiln : IDisposable
+    internal sealed class LiveKiln : IDisposable
     {
         private readonly Process _process;
         private readonly List<string> _lines = [];

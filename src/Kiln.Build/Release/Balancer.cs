@@ -66,6 +66,10 @@ internal sealed class Balancer
                 retries 3
                 option redispatch 1
                 retry-on conn-failure empty-response
+                # A reload (each release reloads twice) closes the old worker's idle client connections, and a
+                # client that sends its next request at that moment gets no answer. With this, the old worker waits
+                # for that request and answers it with Connection: close instead.
+                option idle-close-on-response
                 default-server inter 300ms fall 2 rise 1
 
             frontend {_target}
