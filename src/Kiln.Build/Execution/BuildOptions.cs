@@ -28,6 +28,10 @@ public sealed record BuildOptions
     /// could need (<see cref="PackageView"/>): the same packages, found slower.</summary>
     public bool FullPackageLists { get; init; }
 
+    /// <summary>The digest of a test spec, for the keys of images built on one minimized from its tests (see
+    /// <see cref="Planning.PlanOptions.SpecIdentity"/>); set by the builders that test.</summary>
+    public Func<Definition.TestSource, Definition.BootMode, string>? SpecIdentity { get; init; }
+
     /// <summary>Where run and package steps write: on a tmpfs (the default; their layer is then copied to the
     /// store's disk while it is packed) or straight into the store's temp dir on disk.</summary>
     public bool ScratchOnDisk { get; init; }

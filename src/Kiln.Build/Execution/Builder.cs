@@ -23,6 +23,7 @@ public static class Builder
             ArchiveIdentity = source => OciImport.Identity(source, options.Platform),
             RegistryIdentity = registryBases.Identity,
             Hasher = hashes ?? (IContextHasher)new Sha256ContextHasher(),
+            SpecIdentity = options.SpecIdentity,
         });
         return (plan, hashes);
     }

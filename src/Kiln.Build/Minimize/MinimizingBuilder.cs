@@ -56,7 +56,7 @@ public static class MinimizingBuilder
     public static Task<BuildResult> BuildAsync(string definitionPath, string storeRoot, BuildOptions options,
         IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default,
         Func<KilnFile, IReadOnlyDictionary<string, TestSpec>, KilnStore, IImageGate, IImageGate>? wrap = null) =>
-        Builder.BuildAsync(definitionPath, storeRoot, options, progress, cancellationToken, file =>
+        Builder.BuildAsync(definitionPath, storeRoot, options with { SpecIdentity = TestedBuilder.SpecDigest }, progress, cancellationToken, file =>
         {
             var specs = TestSpecLoader.LoadAll(file);
             return store =>

@@ -22,4 +22,9 @@ public sealed record PlanOptions
     public Func<RegistrySource, string>? RegistryIdentity { get; init; }
 
     public IContextHasher Hasher { get; init; } = new Sha256ContextHasher();
+
+    /// <summary>The digest of an image's test spec; required when a selected image has <c>minimize: {from-tests:
+    /// true}</c>, whose minimized form (its children's base) follows what the spec touches. Given by the stage that
+    /// reads specs, so planning does not.</summary>
+    public Func<TestSource, BootMode, string>? SpecIdentity { get; init; }
 }

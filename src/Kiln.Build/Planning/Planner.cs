@@ -1,7 +1,6 @@
 using Kiln.Oci;
 using System.Text;
 using Kiln.Build.Definition;
-using Kiln.Build.Testing.Spec;
 
 namespace Kiln.Build.Planning;
 
@@ -116,11 +115,14 @@ public static class Planner
                 // A child of a minimized image builds on the minimized one: a change of minimize: is a change of base.
                 + (image.Minimize is { } m ? $"\nminimize {string.Join(',', m.Profiles)} {m.FromTests} {string.Join(',', m.Keep)}" : "")
                 // With from-tests, what is kept follows what the tests touch: so does a change of the spec.
-                + (image.Minimize is { FromTests: true } && image.Test is { } test ? $"\nspec {TestSpecLoader.Load(test, image.Boot).Digest}" : "")),
+                + (image.Minimize is { FromTests: true } && image.Test is { } test ? $"\nspec {SpecIdentity(image, test, options)}" : "")),
             ParentImage = (image.Source as FromImageSource)?.ImageName,
             Steps = steps,
         };
     }
+
+    private static string SpecIdentity(ImageDefinition image, TestSource test, PlanOptions options) =>
+        (options.SpecIdentity ?? throw new ArgumentException($"image {image.Name} is minimized from its tests, so PlanOptions.SpecIdentity is required", nameof(options)))(test, image.Boot);
 
     private static string BaseKey(ImageDefinition image, Dictionary<string, ImagePlan> planned, PlanOptions options) => image.Source switch
     {

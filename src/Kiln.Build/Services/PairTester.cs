@@ -43,20 +43,8 @@ public static class PairTester
         IProgress<BuildEvent>? progress = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var file = DefinitionLoader.Load(definitionPath);
-        var service = PairGate.Service(file, serviceName);
-        var image = file.Images.First(i => i.Name == service.Image);
-        if (image.Boot != BootMode.Systemd)
-        {
-            throw ServiceException.BadInput($"service `{service.Name}` ({service.Mark}): image `{image.Name}` must have `boot: systemd` for cloud-init to run at boot");
-        }
-        var imageSpec = image.Test is { } it ? TestSpecLoader.Load(it, image.Boot) : null;
-        var serviceSpec = service.Test is { } st ? TestSpecLoader.Load(st, BootMode.Systemd) : null;
-        var checks = InstanceChecks(imageSpec, serviceSpec);
-        if (!Environment.IsPrivilegedProcess)
-        {
-            throw new Sandbox.SandboxException("kiln test mounts overlayfs and creates namespaces: run it as root");
-        }
+        var (service, image, imageSpec, serviceSpec, checks) = Load(definitionPath, serviceName,
+            "kiln test mounts overlayfs and creates namespaces: run it as root");
         using var store = KilnStore.Open(storeRoot);
         using var storeLock = store.AcquireLock(exclusive: false, ct);
         var pair = PairGate.Current(store, service);
@@ -131,20 +119,8 @@ public static class PairTester
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(vm);
         ArgumentNullException.ThrowIfNull(exportRawDisk);
-        var file = DefinitionLoader.Load(definitionPath);
-        var service = PairGate.Service(file, serviceName);
-        var image = file.Images.First(i => i.Name == service.Image);
-        if (image.Boot != BootMode.Systemd)
-        {
-            throw ServiceException.BadInput($"service `{service.Name}` ({service.Mark}): image `{image.Name}` must have `boot: systemd` for cloud-init to run at boot");
-        }
-        var imageSpec = image.Test is { } it ? TestSpecLoader.Load(it, image.Boot) : null;
-        var serviceSpec = service.Test is { } st ? TestSpecLoader.Load(st, BootMode.Systemd) : null;
-        var checks = InstanceChecks(imageSpec, serviceSpec);
-        if (!Environment.IsPrivilegedProcess)
-        {
-            throw new Sandbox.SandboxException("kiln test --phase vm writes into a copy of the disk's filesystem: run it as root");
-        }
+        var (service, image, imageSpec, serviceSpec, checks) = Load(definitionPath, serviceName,
+            "kiln test --phase vm writes into a copy of the disk's filesystem: run it as root");
         using var store = KilnStore.Open(storeRoot);
         using var storeLock = store.AcquireLock(exclusive: false, ct);
         var pair = PairGate.Current(store, service);
@@ -204,6 +180,28 @@ public static class PairTester
     private sealed class Progress(Action<VmEvent> report) : IProgress<VmEvent>
     {
         public void Report(VmEvent value) => report(value);
+    }
+
+    /// <summary>The service, its image (which must boot systemd), both specs and the checks a pair test runs; refuses
+    /// a caller that is not root with <paramref name="needsRoot"/>.</summary>
+    private static (ServiceDefinition Service, ImageDefinition Image, TestSpec? ImageSpec, TestSpec? ServiceSpec, List<Check> Checks) Load(
+        string definitionPath, string serviceName, string needsRoot)
+    {
+        var file = DefinitionLoader.Load(definitionPath);
+        var service = PairGate.Service(file, serviceName);
+        var image = file.Images.First(i => i.Name == service.Image);
+        if (image.Boot != BootMode.Systemd)
+        {
+            throw ServiceException.BadInput($"service `{service.Name}` ({service.Mark}): image `{image.Name}` must have `boot: systemd` for cloud-init to run at boot");
+        }
+        var imageSpec = image.Test is { } it ? TestSpecLoader.Load(it, image.Boot) : null;
+        var serviceSpec = service.Test is { } st ? TestSpecLoader.Load(st, BootMode.Systemd) : null;
+        var checks = InstanceChecks(imageSpec, serviceSpec);
+        if (!Environment.IsPrivilegedProcess)
+        {
+            throw new Sandbox.SandboxException(needsRoot);
+        }
+        return (service, image, imageSpec, serviceSpec, checks);
     }
 
     /// <summary>The checks a pair test runs in the booted instance: the image's command, service, port and http checks

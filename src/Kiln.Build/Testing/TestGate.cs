@@ -54,11 +54,14 @@ public sealed class TestGate : IImageGate
 /// open the store and run the plan with the test gate.</summary>
 public static class TestedBuilder
 {
+    /// <summary>A spec's digest, as the plan's keys take it (<see cref="BuildOptions.SpecIdentity"/>).</summary>
+    public static string SpecDigest(Definition.TestSource test, Definition.BootMode boot) => TestSpecLoader.Load(test, boot).Digest.Value;
+
     /// <param name="wrap">Wraps the test gate (a later stage's, e.g. what records provenance once tests answered).</param>
     public static Task<BuildResult> BuildAsync(string definitionPath, string storeRoot, BuildOptions options,
         IProgress<BuildEvent>? progress = null, CancellationToken cancellationToken = default,
         Func<KilnFile, IReadOnlyDictionary<string, TestSpec>, KilnStore, IImageGate, IImageGate>? wrap = null) =>
-        Builder.BuildAsync(definitionPath, storeRoot, options, progress, cancellationToken, file =>
+        Builder.BuildAsync(definitionPath, storeRoot, options with { SpecIdentity = SpecDigest }, progress, cancellationToken, file =>
         {
             var specs = TestSpecLoader.LoadAll(file);
             return store =>
